@@ -1,0 +1,778 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace SpecLog.Storage;
+
+/// <summary>
+/// A durable append-only log of numbered entries stored in segment files, with group commit: appends are copied into
+/// an in-memory buffer and a dedicated writer thread writes and fdatasyncs everything pending in one go whenever a
+/// flush is requested. One instance owns its directory exclusively.
+/// </summary>
+public sealed class DurableLog : IAsyncDisposable, IDisposable
+{
+    private const int InitialBufferSize = 1 << 20;
+    private const int MaxRetainedBufferSize = 16 << 20;
+    private const int ReadChunk = 64 << 10;
+    private const string LockFileName = "LOCK";
+
+    private readonly DurableLogOptions _options;
+    private readonly string _directory;
+    private readonly object _lock = new();
+    private readonly Thread _writer;
+    private readonly TaskCompletionSource _writerExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SegmentPreallocator _preallocator;
+    private readonly SafeFileHandle _lockFile;
+    private readonly object _segmentsLock = new();
+    private readonly LinkedList<Segment> _sparseLru = new();
+
+    // Guarded by _lock.
+    private WriteBuffer _active;
+    private WriteBuffer? _inflight;
+    private WriteBuffer? _spareBuffer;
+    private long _nextIndex;
+    private long _writtenIndex;
+    private long _durableIndex;
+    private TaskCompletionSource<long>? _pendingFlush;
+    private TaskCompletionSource<long>? _inflightFlush;
+    private long _inflightEnd;
+    private bool _disposed;
+    private Exception? _failure;
+
+    // Owned by the writer thread (and by the constructor before it starts).
+    private Segment _current;
+    private long _currentOffset;
+    private long _syncedIndex;
+
+    private volatile Segment[] _segments;
+
+    private DurableLog(DurableLogOptions options, SafeFileHandle lockFile, LogRecovery.Result recovered)
+    {
+        _options = options;
+        _directory = options.Directory;
+        _lockFile = lockFile;
+        _preallocator = new SegmentPreallocator(_directory, options.SegmentSize, options.Preallocation, options.Fsync);
+
+        List<Segment> segments = recovered.Segments;
+        if (segments.Count == 0)
+        {
+            string path = LogRecovery.SegmentPath(_directory, recovered.NextIndex);
+            SafeFileHandle handle = SegmentPreallocator.CreateFile(path, options.SegmentSize, options.Preallocation, options.Fsync);
+            segments.Add(new Segment(recovered.NextIndex, path, handle, options.SegmentSize));
+            if (options.Fsync)
+            {
+                NativeMethods.FsyncDirectory(_directory);
+            }
+        }
+
+        _segments = [.. segments];
+        _current = segments[^1];
+        _currentOffset = _current.DataEnd;
+        if (options.Fsync)
+        {
+            // Recovered entries may still sit only in the page cache if the previous process died; make them durable
+            // before anything claims they are.
+            NativeMethods.Fdatasync(_current.Handle);
+        }
+
+        for (int i = 0; i < segments.Count - 1; i++)
+        {
+            TouchSparse(segments[i]);
+        }
+
+        _nextIndex = recovered.NextIndex;
+        _writtenIndex = recovered.NextIndex;
+        _durableIndex = recovered.NextIndex;
+        _syncedIndex = recovered.NextIndex;
+        _active = new WriteBuffer(InitialBufferSize);
+        _active.Reset(_nextIndex);
+        MaybeRequestSpare();
+
+        _writer = new Thread(WriterLoop) { IsBackground = true, Name = "SpecLog.Storage writer " + _directory };
+        _writer.Start();
+    }
+
+    /// <summary>Index that the next <see cref="Append"/> returns; entries are numbered contiguously from the first retained index.</summary>
+    public long NextIndex => Volatile.Read(ref _nextIndex);
+
+    /// <summary>Entries below this index have been written and fdatasync'd to disk (or logically flushed when <see cref="DurableLogOptions.Fsync"/> is off).</summary>
+    public long DurableIndex => Volatile.Read(ref _durableIndex);
+
+    /// <summary>Lowest index that can still be read: the first index of the oldest segment file.</summary>
+    public long FirstIndex => _segments[0].BaseIndex;
+
+    /// <summary>Number of segment files the log currently consists of.</summary>
+    public int SegmentCount => _segments.Length;
+
+    /// <summary>Opens the log in <see cref="DurableLogOptions.Directory"/>, creating it if missing or recovering it (CRC checks, torn-tail truncation) if present.</summary>
+    /// <param name="options">Where and how to store the log.</param>
+    /// <returns>The opened log, ready for appends at <see cref="NextIndex"/>.</returns>
+    /// <exception cref="InvalidDataException">Entries that were already durable are damaged or missing; the message names the file and offset.</exception>
+    /// <exception cref="IOException">Another instance holds the directory, or the file system failed.</exception>
+    public static DurableLog Open(DurableLogOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var copy = new DurableLogOptions
+        {
+            Directory = Path.GetFullPath(options.Directory),
+            SegmentSize = options.SegmentSize,
+            MaxEntrySize = options.MaxEntrySize,
+            Fsync = options.Fsync,
+            Preallocation = options.Preallocation,
+            WriteBehindThreshold = options.WriteBehindThreshold,
+            SparseIndexCacheSegments = options.SparseIndexCacheSegments,
+        };
+        Directory.CreateDirectory(copy.Directory);
+        SafeFileHandle lockFile = File.OpenHandle(
+            Path.Combine(copy.Directory, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        try
+        {
+            LogRecovery.Result recovered = LogRecovery.Run(copy);
+            try
+            {
+                return new DurableLog(copy, lockFile, recovered);
+            }
+            catch
+            {
+                foreach (Segment segment in recovered.Segments)
+                {
+                    segment.Dispose();
+                }
+
+                throw;
+            }
+        }
+        catch
+        {
+            lockFile.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Copies one entry into the write buffer and returns its index; it becomes durable with the next completed <see cref="FlushAsync"/>. Thread-safe and never waits for I/O.</summary>
+    /// <param name="kind">Application-defined kind byte stored with the entry.</param>
+    /// <param name="payload">Entry bytes (may be empty), at most <see cref="DurableLogOptions.MaxEntrySize"/> long.</param>
+    /// <returns>The index of the new entry.</returns>
+    /// <exception cref="ArgumentException">The payload is longer than <see cref="DurableLogOptions.MaxEntrySize"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The log has been disposed.</exception>
+    /// <exception cref="IOException">An earlier write or fdatasync failed, so the log accepts nothing more.</exception>
+    public long Append(byte kind, ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length > _options.MaxEntrySize)
+        {
+            throw new ArgumentException(
+                $"Payload of {payload.Length} bytes exceeds MaxEntrySize ({_options.MaxEntrySize}).", nameof(payload));
+        }
+
+        int frameLength = Frame.Length(payload.Length);
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ThrowIfFailed();
+            long index = _nextIndex;
+            WriteBuffer buffer = _active;
+            int before = buffer.Length;
+            Frame.WriteUnsealed(buffer.Reserve(frameLength), index, kind, 0, payload);
+            Volatile.Write(ref _nextIndex, index + 1);
+            if (before < _options.WriteBehindThreshold && buffer.Length >= _options.WriteBehindThreshold)
+            {
+                Monitor.Pulse(_lock);
+            }
+
+            return index;
+        }
+    }
+
+    /// <summary>Completes once every entry appended before the call is durable; concurrent callers share one write and fdatasync.</summary>
+    /// <param name="ct">Cancels only this caller's wait, not the flush itself.</param>
+    /// <returns>The <see cref="DurableIndex"/> reached by the flush that covered this call.</returns>
+    /// <exception cref="ObjectDisposedException">The log was disposed with entries still not durable.</exception>
+    /// <exception cref="IOException">The write or fdatasync failed.</exception>
+    public ValueTask<long> FlushAsync(CancellationToken ct = default)
+    {
+        TaskCompletionSource<long> flush;
+        lock (_lock)
+        {
+            ThrowIfFailed();
+            long target = _nextIndex;
+            if (target <= _durableIndex)
+            {
+                return new ValueTask<long>(_durableIndex);
+            }
+
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_inflightFlush is not null && target <= _inflightEnd)
+            {
+                flush = _inflightFlush;
+            }
+            else
+            {
+                if (_pendingFlush is null)
+                {
+                    _pendingFlush = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    Monitor.Pulse(_lock);
+                }
+
+                flush = _pendingFlush;
+            }
+        }
+
+        return ct.CanBeCanceled ? new ValueTask<long>(flush.Task.WaitAsync(ct)) : new ValueTask<long>(flush.Task);
+    }
+
+    /// <summary>Reads one entry, from the unflushed buffer or from disk.</summary>
+    /// <param name="index">Index of the entry, at least <see cref="FirstIndex"/> and below <see cref="NextIndex"/>.</param>
+    /// <returns>The entry with a private copy of its payload.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The index is not in the log.</exception>
+    /// <exception cref="InvalidDataException">The entry's frame on disk fails its CRC check.</exception>
+    public StoredEntry Read(long index)
+    {
+        IReadOnlyList<StoredEntry> entries = ReadCore(index, 1, int.MaxValue, strict: true);
+        return entries[0];
+    }
+
+    /// <summary>Reads consecutive entries starting at <paramref name="fromIndex"/>: at least one if it is below <see cref="NextIndex"/>, none if it is not.</summary>
+    /// <param name="fromIndex">Index of the first entry to read, at least <see cref="FirstIndex"/>.</param>
+    /// <param name="maxEntries">Most entries to return (at least 1).</param>
+    /// <param name="maxBytes">Stop before the payload bytes would exceed this, except that the first entry is always returned.</param>
+    /// <returns>Entries fromIndex, fromIndex + 1, ... in order.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromIndex"/> is below <see cref="FirstIndex"/>, or <paramref name="maxEntries"/> is below 1.</exception>
+    public IReadOnlyList<StoredEntry> ReadRange(long fromIndex, int maxEntries, int maxBytes = 1 << 20)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
+        return ReadCore(fromIndex, maxEntries, maxBytes, strict: false);
+    }
+
+    /// <summary>Flushes pending entries, writes a seal frame, stops the writer thread and closes the files; waits synchronously.</summary>
+    public void Dispose()
+    {
+        if (!BeginDispose())
+        {
+            return;
+        }
+
+        _writer.Join();
+        Cleanup();
+    }
+
+    /// <summary>Flushes pending entries, writes a seal frame, stops the writer thread and closes the files without blocking a thread.</summary>
+    /// <returns>A task that completes when the log is closed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (!BeginDispose())
+        {
+            return;
+        }
+
+        await _writerExited.Task.ConfigureAwait(false);
+        _writer.Join();
+        Cleanup();
+    }
+
+    private bool BeginDispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            _disposed = true;
+            Monitor.Pulse(_lock);
+            return true;
+        }
+    }
+
+    private void Cleanup()
+    {
+        _preallocator.Dispose();
+        lock (_segmentsLock)
+        {
+            foreach (Segment segment in _segments)
+            {
+                segment.Dispose();
+            }
+        }
+
+        _lockFile.Dispose();
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_failure is not null)
+        {
+            throw new IOException("The log failed to write or sync earlier and accepts no more work.", _failure);
+        }
+    }
+
+    private IReadOnlyList<StoredEntry> ReadCore(long fromIndex, int maxEntries, int maxBytes, bool strict)
+    {
+        var result = new List<StoredEntry>(Math.Min(maxEntries, 64));
+        long bytes = 0;
+        while (true)
+        {
+            long next = fromIndex + result.Count;
+            long written;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (result.Count == 0)
+                {
+                    if (fromIndex < FirstIndex || (strict && fromIndex >= _nextIndex))
+                    {
+                        throw new ArgumentOutOfRangeException(
+                            nameof(fromIndex), fromIndex, $"The log holds entries [{FirstIndex}, {_nextIndex}).");
+                    }
+                }
+
+                if (next >= _nextIndex)
+                {
+                    return result;
+                }
+
+                if (next >= _writtenIndex)
+                {
+                    CopyFromBuffers(next, maxEntries, maxBytes, result, ref bytes);
+                    return result;
+                }
+
+                written = _writtenIndex;
+            }
+
+            if (ReadFromDisk(next, written, maxEntries, maxBytes, result, ref bytes) || result.Count >= maxEntries)
+            {
+                return result;
+            }
+        }
+    }
+
+    private void CopyFromBuffers(long next, int maxEntries, int maxBytes, List<StoredEntry> result, ref long bytes)
+    {
+        while (result.Count < maxEntries && next < _nextIndex)
+        {
+            WriteBuffer buffer = _inflight is not null && _inflight.Contains(next) ? _inflight : _active;
+            int offset = buffer.OffsetOf(next);
+            while (result.Count < maxEntries && buffer.Contains(next))
+            {
+                ReadOnlySpan<byte> header = buffer.Data.AsSpan(offset, Frame.HeaderSize);
+                int length = (int)Frame.PayloadLength(header);
+                if (result.Count > 0 && bytes + length > maxBytes)
+                {
+                    return;
+                }
+
+                byte[] payload = buffer.Data.AsSpan(offset + Frame.HeaderSize, length).ToArray();
+                result.Add(new StoredEntry(next, Frame.Kind(header), payload));
+                bytes += length;
+                offset += Frame.Length(length);
+                next++;
+            }
+        }
+    }
+
+    /// <summary>Appends entries [next, written) from the segment files to the result; returns true when maxBytes stopped it.</summary>
+    private bool ReadFromDisk(long next, long written, int maxEntries, int maxBytes, List<StoredEntry> result, ref long bytes)
+    {
+        while (next < written && result.Count < maxEntries)
+        {
+            Segment segment = FindSegment(next);
+            long end = Math.Min(segment.EndIndex, written);
+            (long current, long offset) = FindPoint(segment, next);
+            using var reader = new ChunkReader(segment.Handle, long.MaxValue, ReadChunk);
+            while (current < end && result.Count < maxEntries)
+            {
+                ReadOnlySpan<byte> header = reader.Get(offset, Frame.HeaderSize);
+                long frameLength = Frame.CheckHeader(header, long.MaxValue);
+                if (frameLength < 0 || frameLength > int.MaxValue)
+                {
+                    throw Corrupt(segment, offset, current);
+                }
+
+                if (Frame.IsSeal(header))
+                {
+                    offset += frameLength;
+                    continue;
+                }
+
+                if (Frame.Index(header) != current)
+                {
+                    throw Corrupt(segment, offset, current);
+                }
+
+                if (current >= next)
+                {
+                    int length = (int)Frame.PayloadLength(header);
+                    if (result.Count > 0 && bytes + length > maxBytes)
+                    {
+                        return true;
+                    }
+
+                    ReadOnlySpan<byte> frame = reader.Get(offset, (int)frameLength);
+                    if (!Frame.CrcMatches(frame))
+                    {
+                        throw Corrupt(segment, offset, current);
+                    }
+
+                    result.Add(new StoredEntry(current, frame[4], frame.Slice(Frame.HeaderSize, length).ToArray()));
+                    bytes += length;
+                    next = current + 1;
+                }
+
+                offset += frameLength;
+                current++;
+            }
+        }
+
+        return false;
+    }
+
+    private static InvalidDataException Corrupt(Segment segment, long offset, long index) =>
+        new($"Entry {index} in {segment.Path} at offset {offset} is damaged (bad header, index or CRC).");
+
+    private Segment FindSegment(long index)
+    {
+        Segment[] segments = _segments;
+        int lo = 0;
+        int hi = segments.Length - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) >> 1;
+            if (segments[mid].BaseIndex <= index)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return segments[lo];
+    }
+
+    private (long Index, long Offset) FindPoint(Segment segment, long index)
+    {
+        if (!segment.TryGetPoint(index, out long pointIndex, out long offset))
+        {
+            RebuildSparseIndex(segment);
+            if (!segment.TryGetPoint(index, out pointIndex, out offset))
+            {
+                throw new InvalidDataException($"Entry {index} is not where the index says in {segment.Path}.");
+            }
+        }
+
+        if (segment != _segments[^1])
+        {
+            TouchSparse(segment);
+        }
+
+        return (pointIndex, offset);
+    }
+
+    private static void RebuildSparseIndex(Segment segment)
+    {
+        long end = segment.EndIndex;
+        var points = new long[Math.Max(16, (int)((end - segment.BaseIndex) >> Segment.SparseShift) + 1)];
+        int count = 0;
+        long current = segment.BaseIndex;
+        long offset = 0;
+        using (var reader = new ChunkReader(segment.Handle, long.MaxValue, 4 << 20))
+        {
+            while (current < end)
+            {
+                ReadOnlySpan<byte> header = reader.Get(offset, Frame.HeaderSize);
+                long frameLength = Frame.CheckHeader(header, long.MaxValue);
+                if (frameLength < 0)
+                {
+                    throw Corrupt(segment, offset, current);
+                }
+
+                if (!Frame.IsSeal(header))
+                {
+                    if (Frame.Index(header) != current)
+                    {
+                        throw Corrupt(segment, offset, current);
+                    }
+
+                    if (((current - segment.BaseIndex) & Segment.SparseMask) == 0)
+                    {
+                        points[count++] = offset;
+                    }
+
+                    current++;
+                }
+
+                offset += frameLength;
+            }
+        }
+
+        segment.SetSparseIndex(points, count);
+    }
+
+    /// <summary>Marks a closed segment's sparse index as recently used and drops the least recently used ones beyond the cache size.</summary>
+    private void TouchSparse(Segment segment)
+    {
+        lock (_sparseLru)
+        {
+            LinkedListNode<Segment>? node = _sparseLru.Find(segment);
+            if (node is not null)
+            {
+                if (node != _sparseLru.First)
+                {
+                    _sparseLru.Remove(node);
+                    _sparseLru.AddFirst(node);
+                }
+
+                return;
+            }
+
+            _sparseLru.AddFirst(segment);
+            while (_sparseLru.Count > _options.SparseIndexCacheSegments)
+            {
+                Segment evicted = _sparseLru.Last!.Value;
+                _sparseLru.RemoveLast();
+                evicted.DropSparseIndex();
+            }
+        }
+    }
+
+    private void WriterLoop()
+    {
+        try
+        {
+            while (true)
+            {
+                WriteBuffer? batch;
+                TaskCompletionSource<long>? flush;
+                bool sync;
+                bool last;
+                long end;
+                lock (_lock)
+                {
+                    while (_pendingFlush is null && !_disposed && _active.Length < _options.WriteBehindThreshold)
+                    {
+                        Monitor.Wait(_lock);
+                    }
+
+                    last = _disposed;
+                    end = _nextIndex;
+                    flush = _pendingFlush;
+                    _pendingFlush = null;
+                    sync = flush is not null || last;
+                    batch = null;
+                    if (_active.Count > 0)
+                    {
+                        batch = _active;
+                        _active = _spareBuffer ?? new WriteBuffer(InitialBufferSize);
+                        _spareBuffer = null;
+                        _active.Reset(end);
+                        _inflight = batch;
+                    }
+
+                    _inflightFlush = flush;
+                    _inflightEnd = end;
+                }
+
+                if (batch is not null)
+                {
+                    WriteBatch(batch);
+                }
+
+                if (sync)
+                {
+                    if (_options.Fsync && _syncedIndex < end)
+                    {
+                        NativeMethods.Fdatasync(_current.Handle);
+                    }
+
+                    _syncedIndex = end;
+                }
+
+                if (last)
+                {
+                    WriteSeal(end);
+                }
+
+                lock (_lock)
+                {
+                    _writtenIndex = end;
+                    if (sync)
+                    {
+                        Volatile.Write(ref _durableIndex, end);
+                    }
+
+                    if (batch is not null)
+                    {
+                        _inflight = null;
+                        if (batch.Data.Length <= MaxRetainedBufferSize)
+                        {
+                            _spareBuffer = batch;
+                        }
+                    }
+
+                    _inflightFlush = null;
+                }
+
+                flush?.TrySetResult(end);
+                if (last)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            Fail(ex);
+        }
+        finally
+        {
+            _writerExited.TrySetResult();
+        }
+    }
+
+    private void Fail(Exception ex)
+    {
+        TaskCompletionSource<long>? pending;
+        TaskCompletionSource<long>? inflight;
+        lock (_lock)
+        {
+            _failure = ex;
+            pending = _pendingFlush;
+            inflight = _inflightFlush;
+            _pendingFlush = null;
+            _inflightFlush = null;
+        }
+
+        var error = new IOException("Writing or syncing the log failed; the log accepts no more work.", ex);
+        pending?.TrySetException(error);
+        inflight?.TrySetException(error);
+    }
+
+    /// <summary>Writes the frames of a batch at the end of the current segment, rolling to new segments where a frame does not fit.</summary>
+    private void WriteBatch(WriteBuffer batch)
+    {
+        byte[] data = batch.Data;
+        int length = batch.Length;
+        long index = batch.FirstIndex;
+        Segment segment = _current;
+        long segmentOffset = _currentOffset;
+        int chunkStart = 0;
+        int position = 0;
+        while (position < length)
+        {
+            int frameLength = Frame.Length((int)Frame.PayloadLength(data.AsSpan(position)));
+            long at = segmentOffset + (position - chunkStart);
+            if (at + frameLength > segment.Capacity && index > segment.BaseIndex)
+            {
+                RandomAccess.Write(segment.Handle, data.AsSpan(chunkStart, position - chunkStart), segmentOffset);
+                segment.DataEnd = at;
+                segment.EndIndex = index;
+                segment = Roll(index, frameLength);
+                segmentOffset = 0;
+                chunkStart = position;
+                at = 0;
+            }
+
+            Frame.Seal(data.AsSpan(position, frameLength), Frame.SyncLag(index, _syncedIndex));
+            if (((index - segment.BaseIndex) & Segment.SparseMask) == 0)
+            {
+                segment.AddPoint(at);
+            }
+
+            position += frameLength;
+            index++;
+        }
+
+        RandomAccess.Write(segment.Handle, data.AsSpan(chunkStart, position - chunkStart), segmentOffset);
+        _currentOffset = segmentOffset + (position - chunkStart);
+        segment.DataEnd = _currentOffset;
+        segment.EndIndex = index;
+        if (_currentOffset > segment.Capacity)
+        {
+            segment.Capacity = _currentOffset;
+        }
+
+        MaybeRequestSpare();
+    }
+
+    private void MaybeRequestSpare()
+    {
+        if (_currentOffset >= _current.Capacity / 2)
+        {
+            _preallocator.Request();
+        }
+    }
+
+    /// <summary>Makes the current segment durable, then switches to a new segment whose first entry is <paramref name="baseIndex"/>.</summary>
+    private Segment Roll(long baseIndex, int frameLength)
+    {
+        Segment old = _current;
+        if (_options.Fsync)
+        {
+            NativeMethods.Fdatasync(old.Handle);
+        }
+
+        _syncedIndex = baseIndex;
+        string path = LogRecovery.SegmentPath(_directory, baseIndex);
+        Segment segment;
+        if (frameLength <= _options.SegmentSize)
+        {
+            SegmentPreallocator.SpareFile spare = _preallocator.Take();
+            try
+            {
+                File.Move(spare.Path, path);
+            }
+            catch
+            {
+                spare.Handle.Dispose();
+                throw;
+            }
+
+            segment = new Segment(baseIndex, path, spare.Handle, Math.Max(spare.Size, _options.SegmentSize));
+        }
+        else
+        {
+            long size = (frameLength + 4095L) & ~4095L;
+            segment = new Segment(baseIndex, path, SegmentPreallocator.CreateFile(path, size, _options.Preallocation, _options.Fsync), size);
+        }
+
+        if (_options.Fsync)
+        {
+            NativeMethods.FsyncDirectory(_directory);
+        }
+
+        lock (_segmentsLock)
+        {
+            _segments = [.. _segments, segment];
+        }
+
+        _current = segment;
+        _currentOffset = 0;
+        TouchSparse(old);
+        return segment;
+    }
+
+    /// <summary>
+    /// Writes a seal frame (no entry; index = next index, sync lag 0) after a clean final flush. Recovery uses it as proof
+    /// that everything before it was durable, so damage to the last batch is reported instead of taken for a torn tail.
+    /// </summary>
+    private void WriteSeal(long nextIndex)
+    {
+        if (_currentOffset + Frame.HeaderSize > _current.Capacity)
+        {
+            return;
+        }
+
+        Span<byte> seal = stackalloc byte[Frame.HeaderSize];
+        Frame.WriteUnsealed(seal, nextIndex, 0, Frame.FlagSeal, []);
+        Frame.Seal(seal, 0);
+        RandomAccess.Write(_current.Handle, seal, _currentOffset);
+        if (_options.Fsync)
+        {
+            NativeMethods.Fdatasync(_current.Handle);
+        }
+
+        _currentOffset += Frame.HeaderSize;
+        _current.DataEnd = _currentOffset;
+    }
+}
