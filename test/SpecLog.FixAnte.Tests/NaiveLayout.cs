@@ -32,7 +32,7 @@ internal sealed class NaiveLayout
 
     public long WindowStartGsn(int window) => _windowStartGsn[window];
 
-    public static NaiveLayout Of(IEnumerable<WindowConfig> configs) =>
+    public static NaiveLayout OfConfigs(IEnumerable<WindowConfig> configs) =>
         Of(configs.Select(c => (c.CutsPerWindow, (IReadOnlyList<int>)c.Quotas)));
 
     public static NaiveLayout Of(IEnumerable<(int W, IReadOnlyList<int> Quotas)> windows)
