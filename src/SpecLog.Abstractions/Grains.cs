@@ -1,0 +1,62 @@
+using Orleans.Concurrency;
+using SpecLog.FixAnte;
+
+namespace SpecLog;
+
+/// <summary>
+/// A shard of the log (grain key = shard id, 0 … ShardCount−1). It makes records durable, gives each the GSN it will
+/// get, delivers it speculatively to subscribers at once, and acknowledges appends once their cut is committed.
+/// </summary>
+public interface IShardGrain : IGrainWithIntegerKey
+{
+    /// <summary>Appends one record; completes with its final GSN once its cut is committed.</summary>
+    /// <exception cref="ArgumentException">The record is empty or larger than the configured maximum.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">This shard id does not exist.</exception>
+    Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken = default);
+
+    /// <summary>Appends records in order (consecutive slots of this shard); completes with their final GSNs.</summary>
+    Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads durable entries starting at shard slot <paramref name="fromSlot"/> (at most <paramref name="maxEntries"/>).</summary>
+    Task<ShardReadResult> ReadAsync(long fromSlot, int maxEntries);
+
+    /// <summary>
+    /// Subscribes <paramref name="observer"/> to this shard's entries from <paramref name="fromSlot"/> on. Idempotent
+    /// for the same <paramref name="subscriptionId"/> (a repeated call only refreshes the registration).
+    /// </summary>
+    Task SubscribeAsync(IShardObserver observer, Guid subscriptionId, long fromSlot);
+
+    /// <summary>Ends a subscription.</summary>
+    Task UnsubscribeAsync(Guid subscriptionId);
+
+    /// <summary>Ordering layer → shard: committed cut, new windows, maybe a lag-fix signal.</summary>
+    [OneWay]
+    Task OnCommitted(CommitNotice notice);
+
+    /// <summary>The shard's state.</summary>
+    Task<ShardStatus> GetStatusAsync();
+}
+
+/// <summary>Receives a shard's pushes. Each push is acknowledged by completing the task; the next follows after it.</summary>
+public interface IShardObserver : IGrainObserver
+{
+    /// <summary>The next batch of entries, windows and confirmations of one shard.</summary>
+    Task OnShardEvents(ShardEventBatch batch);
+}
+
+/// <summary>
+/// The (single-replica) sequencer of the ordering layer (grain key 0): applies shard reports to the Fix-Ante state
+/// machine, persists new windows, and tells shards about committed cuts, windows and lag-fixes.
+/// </summary>
+public interface ISequencerGrain : IGrainWithIntegerKey
+{
+    /// <summary>Shard → ordering layer: a progress report.</summary>
+    [OneWay]
+    Task Report(ShardReport report);
+
+    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above.</summary>
+    Task<WindowConfig[]> GetWindowsAsync(long fromWindow);
+
+    /// <summary>The sequencer's state.</summary>
+    Task<SequencerStatus> GetStatusAsync();
+}

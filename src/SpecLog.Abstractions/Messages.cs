@@ -1,0 +1,86 @@
+using SpecLog.FixAnte;
+
+namespace SpecLog;
+
+/// <summary>What the ordering layer tells a shard: the committed cut and the windows the shard did not know yet.</summary>
+/// <param name="CommittedCut">Cuts below this are committed.</param>
+/// <param name="Windows">Windows with numbers at or above the shard's <see cref="ShardReport.KnownWindows"/>, oldest first.</param>
+/// <param name="LagFixTargetCut">If positive, the shard must fill its missing cuts below this with no-ops at once.</param>
+[GenerateSerializer, Immutable, Alias("speclog.CommitNotice")]
+public sealed record CommitNotice(
+    [property: Id(0)] long CommittedCut,
+    [property: Id(1)] WindowConfig[] Windows,
+    [property: Id(2)] long LagFixTargetCut);
+
+/// <summary>One entry of a shard as delivered to subscribers: a record with its GSN, or a run of no-op slots.</summary>
+/// <param name="Slot">The shard-local slot of the entry (the first slot, for a no-op run).</param>
+/// <param name="Gsn">The record's global sequence number; -1 for a no-op run.</param>
+/// <param name="NoOpSlots">0 for a record; the number of consecutive no-op slots otherwise.</param>
+/// <param name="Payload">The record's bytes; null for a no-op run.</param>
+[GenerateSerializer, Immutable, Alias("speclog.ShardEntry")]
+public readonly record struct ShardEntry(
+    [property: Id(0)] long Slot,
+    [property: Id(1)] long Gsn,
+    [property: Id(2)] long NoOpSlots,
+    [property: Id(3)] byte[]? Payload)
+{
+    /// <summary>True for a no-op run (never shown to applications).</summary>
+    public bool IsNoOp => NoOpSlots > 0;
+
+    /// <summary>How many slots the entry covers.</summary>
+    public long SlotCount => IsNoOp ? NoOpSlots : 1;
+}
+
+/// <summary>
+/// A push from a shard to one subscriber: consecutive entries from <see cref="FromSlot"/> to <see cref="ToSlot"/>, the
+/// windows the subscriber lacks, and the confirmed GSN prefix.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("speclog.ShardEventBatch")]
+public sealed record ShardEventBatch(
+    [property: Id(0)] int Shard,
+    [property: Id(1)] long FromSlot,
+    [property: Id(2)] long ToSlot,
+    [property: Id(3)] ShardEntry[] Entries,
+    [property: Id(4)] WindowConfig[] Windows,
+    [property: Id(5)] long ConfirmedGsn,
+    [property: Id(6)] long MisSpeculatedFromGsn,
+    [property: Id(7)] long MisSpeculatedToGsn);
+
+/// <summary>The answer to a read of shard slots: consecutive entries starting at the requested slot.</summary>
+[GenerateSerializer, Immutable, Alias("speclog.ShardReadResult")]
+public sealed record ShardReadResult(
+    [property: Id(0)] int Shard,
+    [property: Id(1)] ShardEntry[] Entries,
+    [property: Id(2)] long CommittedSlots,
+    [property: Id(3)] long DurableSlots);
+
+/// <summary>A shard's state, for the dashboard, tests and operators.</summary>
+[GenerateSerializer, Immutable, Alias("speclog.ShardStatus")]
+public sealed record ShardStatus(
+    [property: Id(0)] int Shard,
+    [property: Id(1)] long DurableSlots,
+    [property: Id(2)] long DurableRecords,
+    [property: Id(3)] long NoOpSlots,
+    [property: Id(4)] long CommittedSlots,
+    [property: Id(5)] long CommittedCut,
+    [property: Id(6)] long KnownWindows,
+    [property: Id(7)] int CurrentQuota,
+    [property: Id(8)] long ReportsSent,
+    [property: Id(9)] long LagFixes,
+    [property: Id(10)] int Subscribers,
+    [property: Id(11)] long PendingAppends,
+    [property: Id(12)] string Mode);
+
+/// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
+[GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]
+public sealed record SequencerStatus(
+    [property: Id(0)] int ShardCount,
+    [property: Id(1)] long CommittedCut,
+    [property: Id(2)] long CommittedGsn,
+    [property: Id(3)] long Windows,
+    [property: Id(4)] WindowConfig? CurrentWindow,
+    [property: Id(5)] long ReportsApplied,
+    [property: Id(6)] long LagFixesIssued,
+    [property: Id(7)] long LagFixesAcknowledged,
+    [property: Id(8)] long[] CompletedCuts,
+    [property: Id(9)] string Mode);

@@ -1,0 +1,83 @@
+using System.Collections.Immutable;
+using SpecLog.FixAnte;
+
+namespace SpecLog;
+
+/// <summary>Wire form of <see cref="WindowConfig"/>, so the pure core needs no Orleans attributes.</summary>
+[GenerateSerializer, Immutable, Alias("speclog.WindowConfig")]
+public struct WindowConfigSurrogate
+{
+    /// <summary>See <see cref="WindowConfig.Window"/>.</summary>
+    [Id(0)] public long Window;
+    /// <summary>See <see cref="WindowConfig.StartGsn"/>.</summary>
+    [Id(1)] public long StartGsn;
+    /// <summary>See <see cref="WindowConfig.FirstCut"/>.</summary>
+    [Id(2)] public long FirstCut;
+    /// <summary>See <see cref="WindowConfig.CutsPerWindow"/>.</summary>
+    [Id(3)] public int CutsPerWindow;
+    /// <summary>See <see cref="WindowConfig.Quotas"/>.</summary>
+    [Id(4)] public int[] Quotas;
+    /// <summary>See <see cref="WindowConfig.ViewId"/>.</summary>
+    [Id(5)] public long ViewId;
+}
+
+/// <summary>Converts <see cref="WindowConfig"/> to and from its wire form.</summary>
+[RegisterConverter]
+public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfigSurrogate>
+{
+    /// <inheritdoc />
+    public WindowConfig ConvertFromSurrogate(in WindowConfigSurrogate s) =>
+        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId);
+
+    /// <inheritdoc />
+    public WindowConfigSurrogate ConvertToSurrogate(in WindowConfig v) => new()
+    {
+        Window = v.Window,
+        StartGsn = v.StartGsn,
+        FirstCut = v.FirstCut,
+        CutsPerWindow = v.CutsPerWindow,
+        Quotas = [.. v.Quotas],
+        ViewId = v.ViewId,
+    };
+}
+
+/// <summary>Wire form of <see cref="ShardReport"/>.</summary>
+[GenerateSerializer, Immutable, Alias("speclog.ShardReport")]
+public struct ShardReportSurrogate
+{
+    /// <summary>See <see cref="ShardReport.Shard"/>.</summary>
+    [Id(0)] public int Shard;
+    /// <summary>See <see cref="ShardReport.ReportSeq"/>.</summary>
+    [Id(1)] public long ReportSeq;
+    /// <summary>See <see cref="ShardReport.DurableSlots"/>.</summary>
+    [Id(2)] public long DurableSlots;
+    /// <summary>See <see cref="ShardReport.RealRecords"/>.</summary>
+    [Id(3)] public long RealRecords;
+    /// <summary>See <see cref="ShardReport.TimestampMicros"/>.</summary>
+    [Id(4)] public long TimestampMicros;
+    /// <summary>See <see cref="ShardReport.KnownWindows"/>.</summary>
+    [Id(5)] public int KnownWindows;
+    /// <summary>See <see cref="ShardReport.FixedLag"/>.</summary>
+    [Id(6)] public bool FixedLag;
+}
+
+/// <summary>Converts <see cref="ShardReport"/> to and from its wire form.</summary>
+[RegisterConverter]
+public sealed class ShardReportConverter : IConverter<ShardReport, ShardReportSurrogate>
+{
+    /// <inheritdoc />
+    public ShardReport ConvertFromSurrogate(in ShardReportSurrogate s) =>
+        new(s.Shard, s.ReportSeq, s.DurableSlots, s.RealRecords, s.TimestampMicros, s.KnownWindows, s.FixedLag);
+
+    /// <inheritdoc />
+    public ShardReportSurrogate ConvertToSurrogate(in ShardReport v) => new()
+    {
+        Shard = v.Shard,
+        ReportSeq = v.ReportSeq,
+        DurableSlots = v.DurableSlots,
+        RealRecords = v.RealRecords,
+        TimestampMicros = v.TimestampMicros,
+        KnownWindows = v.KnownWindows,
+        FixedLag = v.FixedLag,
+    };
+}

@@ -1,0 +1,120 @@
+using SpecLog.FixAnte;
+
+namespace SpecLog.Client;
+
+/// <summary>
+/// Turns per-shard pushes into the whole log in GSN order. A GSN is released as soon as its owning shard has told
+/// what occupies that slot (a record, or a no-op which is skipped), so gaps close without waiting for ordering.
+/// </summary>
+public sealed class LogMerger
+{
+    private readonly WindowHistory _history = new();
+    private readonly Queue<ShardEntry>[] _entries;
+    private readonly long[] _expectedSlot;
+    private long _confirmedSeen;
+    private long _confirmedEmitted;
+
+    /// <summary>Starts merging at <paramref name="fromGsn"/> with the windows known so far.</summary>
+    public LogMerger(int shardCount, long fromGsn, IEnumerable<WindowConfig> windows)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
+        _history.AddRange(windows);
+        if (fromGsn < 0 || fromGsn > _history.KnownEndGsn)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromGsn), fromGsn, $"Subscriptions can start in [0, {_history.KnownEndGsn}] now.");
+        }
+
+        _entries = new Queue<ShardEntry>[shardCount];
+        _expectedSlot = new long[shardCount];
+        for (var s = 0; s < shardCount; s++)
+        {
+            _entries[s] = new Queue<ShardEntry>();
+            _expectedSlot[s] = _history.SlotsBefore(s, fromGsn);
+        }
+
+        NextGsn = fromGsn;
+        _confirmedEmitted = fromGsn;
+    }
+
+    /// <summary>The next GSN to be released.</summary>
+    public long NextGsn { get; private set; }
+
+    /// <summary>The slot from which shard <paramref name="shard"/> must push next.</summary>
+    public long ExpectedSlot(int shard) => Volatile.Read(ref _expectedSlot[shard]);
+
+    /// <summary>Takes one shard push. Entries below the expected slot (a repeated push) are ignored.</summary>
+    public void Add(ShardEventBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var s = batch.Shard;
+        _history.AddRange(batch.Windows);
+        _confirmedSeen = Math.Max(_confirmedSeen, batch.ConfirmedGsn);
+        var expected = _expectedSlot[s];
+        if (batch.FromSlot > expected)
+        {
+            throw new InvalidOperationException($"Shard {s} pushed from slot {batch.FromSlot} but slot {expected} was expected: a push was lost.");
+        }
+
+        foreach (var e in batch.Entries)
+        {
+            var end = e.Slot + e.SlotCount;
+            if (end <= expected)
+            {
+                continue;
+            }
+
+            var entry = e.Slot < expected ? e with { Slot = expected, NoOpSlots = end - expected } : e;
+            _entries[s].Enqueue(entry);
+            expected = end;
+        }
+
+        Volatile.Write(ref _expectedSlot[s], Math.Max(expected, _expectedSlot[s]));
+    }
+
+    /// <summary>Releases every event that can be released now, in order.</summary>
+    public void Drain(List<SpecLogEvent> events)
+    {
+        while (NextGsn < _history.KnownEndGsn)
+        {
+            var (shard, slot) = _history.Locate(NextGsn);
+            if (slot >= _expectedSlot[shard])
+            {
+                break; // the owner has not said yet what is in this slot
+            }
+
+            var queue = _entries[shard];
+            while (queue.TryPeek(out var head) && head.Slot + head.SlotCount <= slot)
+            {
+                queue.Dequeue();
+            }
+
+            if (!queue.TryPeek(out var entry) || entry.Slot > slot)
+            {
+                throw new InvalidOperationException($"Shard {shard} slot {slot} (GSN {NextGsn}) is missing from its pushes.");
+            }
+
+            if (!entry.IsNoOp)
+            {
+                events.Add(new SpeculativeRecord(NextGsn, shard, entry.Payload));
+                queue.Dequeue();
+                NextGsn++;
+                continue;
+            }
+
+            // Skip the no-op slots of this shard that are contiguous in GSN space: the rest of its run in this cut.
+            var w = _history.WindowOfGsn(NextGsn);
+            var cfg = _history[w];
+            var q = cfg.QuotaOf(shard);
+            var inCut = (slot - _history.SlotStart(w, shard)) % q;
+            var run = Math.Min(q - inCut, entry.Slot + entry.SlotCount - slot);
+            NextGsn += run;
+        }
+
+        var confirmed = Math.Min(_confirmedSeen, NextGsn);
+        if (confirmed > _confirmedEmitted)
+        {
+            events.Add(new ConfirmedRange(_confirmedEmitted, confirmed));
+            _confirmedEmitted = confirmed;
+        }
+    }
+}

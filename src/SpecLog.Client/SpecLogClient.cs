@@ -1,0 +1,357 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using SpecLog.FixAnte;
+
+namespace SpecLog.Client;
+
+/// <summary>
+/// The application's entry to the log: append (acknowledged with the final GSN), read committed positions, and
+/// subscribe to speculative delivery. Works from an Orleans client or inside a silo; thread-safe.
+/// </summary>
+public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<SpecLogClientOptions> options, ILogger<SpecLogClient>? logger = null)
+{
+    private readonly IGrainFactory _grainFactory = grainFactory;
+    private readonly SpecLogClientOptions _options = options.Value;
+    private readonly ILogger _logger = logger ?? NullLogger<SpecLogClient>.Instance;
+    private readonly SemaphoreSlim _historyLock = new(1, 1);
+    private readonly WindowHistory _history = new();
+    private int _roundRobin;
+
+    /// <summary>Creates a client with default options.</summary>
+    public SpecLogClient(IGrainFactory grainFactory)
+        : this(grainFactory, Options.Create(new SpecLogClientOptions()))
+    {
+    }
+
+    private ISequencerGrain Sequencer => _grainFactory.GetGrain<ISequencerGrain>(0);
+
+    /// <summary>The number of shards of the log.</summary>
+    public async Task<int> GetShardCountAsync(CancellationToken cancellationToken = default)
+    {
+        await RefreshWindowsAsync(0, cancellationToken);
+        return _history[0].ShardCount;
+    }
+
+    /// <summary>Appends a record to <paramref name="shard"/> (or the next shard in turn); returns its final GSN once committed.</summary>
+    /// <exception cref="ArgumentException">The record is empty or too large.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The shard does not exist.</exception>
+    public async Task<long> AppendAsync(ReadOnlyMemory<byte> payload, int? shard = null, CancellationToken cancellationToken = default)
+    {
+        if (payload.IsEmpty)
+        {
+            throw new ArgumentException("A record must hold at least one byte.", nameof(payload));
+        }
+
+        var target = await PickShardAsync(shard, cancellationToken);
+        return await _grainFactory.GetGrain<IShardGrain>(target).AppendAsync(payload.ToArray(), cancellationToken);
+    }
+
+    /// <summary>Appends records in order to one shard; returns their final GSNs once committed.</summary>
+    public async Task<long[]> AppendBatchAsync(IReadOnlyList<ReadOnlyMemory<byte>> payloads, int? shard = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(payloads);
+        if (payloads.Count == 0)
+        {
+            throw new ArgumentException("A batch needs at least one record.", nameof(payloads));
+        }
+
+        var target = await PickShardAsync(shard, cancellationToken);
+        var arrays = new byte[payloads.Count][];
+        for (var i = 0; i < arrays.Length; i++)
+        {
+            arrays[i] = payloads[i].ToArray();
+        }
+
+        return await _grainFactory.GetGrain<IShardGrain>(target).AppendBatchAsync(arrays, cancellationToken);
+    }
+
+    /// <summary>Reads the committed record at <paramref name="gsn"/>; null if that position holds a no-op filler.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The position is negative or not committed yet.</exception>
+    public async Task<LogRecord?> ReadAsync(long gsn, CancellationToken cancellationToken = default)
+    {
+        var records = await ReadCoreAsync(gsn, gsn + 1, cancellationToken);
+        return records.Count == 0 ? null : records[0];
+    }
+
+    /// <summary>Reads the committed records with GSNs in [<paramref name="fromGsn"/>, <paramref name="toGsn"/>), in order (no-ops left out).</summary>
+    public Task<IReadOnlyList<LogRecord>> ReadRangeAsync(long fromGsn, long toGsn, CancellationToken cancellationToken = default) =>
+        ReadCoreAsync(fromGsn, toGsn, cancellationToken);
+
+    /// <summary>
+    /// The whole log from <paramref name="fromGsn"/> in GSN order, without gaps: every record as soon as every earlier
+    /// slot is speculatively known, then confirmations as committed ranges. No-ops never appear.
+    /// </summary>
+    public async IAsyncEnumerable<SpecLogEvent> SubscribeAsync(long fromGsn = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await RefreshWindowsAsync(0, cancellationToken);
+        LogMerger merger;
+        int shardCount;
+        await _historyLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (fromGsn > _history.KnownEndGsn)
+            {
+                _historyLock.Release();
+                await RefreshWindowsAsync(_history.Count, cancellationToken);
+                await _historyLock.WaitAsync(cancellationToken);
+            }
+
+            shardCount = _history[0].ShardCount;
+            merger = new LogMerger(shardCount, fromGsn, _history.Windows);
+        }
+        finally
+        {
+            _historyLock.Release();
+        }
+
+        await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, shardCount).ToArray(), merger.ExpectedSlot, cancellationToken);
+        var events = new List<SpecLogEvent>();
+        await foreach (var batch in feed.Reader.ReadAllAsync(cancellationToken))
+        {
+            merger.Add(batch);
+            events.Clear();
+            merger.Drain(events);
+            foreach (var e in events)
+            {
+                yield return e;
+            }
+        }
+    }
+
+    /// <summary>
+    /// One shard's records from shard slot <paramref name="fromSlot"/>, each the moment it is durable and positioned,
+    /// with its GSN; confirmations as committed ranges. No-ops never appear.
+    /// </summary>
+    public async IAsyncEnumerable<SpecLogEvent> SubscribeShardAsync(int shard, long fromSlot = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await CheckShardAsync(shard, cancellationToken);
+        var next = fromSlot;
+        var confirmed = -1L;
+        await using var feed = await ShardFeed.StartAsync(this, [shard], _ => Volatile.Read(ref next), cancellationToken);
+        await foreach (var batch in feed.Reader.ReadAllAsync(cancellationToken))
+        {
+            foreach (var e in batch.Entries)
+            {
+                if (!e.IsNoOp && e.Slot >= next)
+                {
+                    yield return new SpeculativeRecord(e.Gsn, shard, e.Payload);
+                }
+            }
+
+            Volatile.Write(ref next, Math.Max(next, batch.ToSlot));
+            if (confirmed < 0)
+            {
+                confirmed = batch.ConfirmedGsn;
+            }
+            else if (batch.ConfirmedGsn > confirmed)
+            {
+                yield return new ConfirmedRange(confirmed, batch.ConfirmedGsn);
+                confirmed = batch.ConfirmedGsn;
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<LogRecord>> ReadCoreAsync(long fromGsn, long toGsn, CancellationToken cancellationToken)
+    {
+        if (fromGsn < 0 || toGsn < fromGsn)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromGsn), $"[{fromGsn}, {toGsn}) is not a range of positions.");
+        }
+
+        await RefreshWindowsAsync(0, cancellationToken);
+        if (toGsn > _history.KnownEndGsn)
+        {
+            await RefreshWindowsAsync(_history.Count, cancellationToken);
+        }
+
+        var status = await Sequencer.GetStatusAsync();
+        if (toGsn > status.CommittedGsn)
+        {
+            throw new ArgumentOutOfRangeException(nameof(toGsn), toGsn, $"Only GSNs below {status.CommittedGsn} are committed; [{fromGsn}, {toGsn}) reaches beyond.");
+        }
+
+        var result = new List<LogRecord>();
+        var shardCount = _history[0].ShardCount;
+        for (var s = 0; s < shardCount; s++)
+        {
+            long slot, end;
+            await _historyLock.WaitAsync(cancellationToken);
+            try
+            {
+                slot = _history.SlotsBefore(s, fromGsn);
+                end = _history.SlotsBefore(s, toGsn);
+            }
+            finally
+            {
+                _historyLock.Release();
+            }
+
+            var shard = _grainFactory.GetGrain<IShardGrain>(s);
+            while (slot < end)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var read = await shard.ReadAsync(slot, (int)Math.Min(end - slot, 4096));
+                if (read.Entries.Length == 0)
+                {
+                    throw new InvalidOperationException($"Shard {s} returned nothing at committed slot {slot}.");
+                }
+
+                foreach (var e in read.Entries)
+                {
+                    if (!e.IsNoOp && e.Slot < end)
+                    {
+                        result.Add(new LogRecord(e.Gsn, s, e.Payload));
+                    }
+
+                    slot = Math.Max(slot, e.Slot + e.SlotCount);
+                }
+            }
+        }
+
+        result.Sort(static (a, b) => a.Gsn.CompareTo(b.Gsn));
+        return result;
+    }
+
+    private async Task<int> PickShardAsync(int? shard, CancellationToken cancellationToken)
+    {
+        if (shard is { } s)
+        {
+            await CheckShardAsync(s, cancellationToken);
+            return s;
+        }
+
+        var count = await GetShardCountAsync(cancellationToken);
+        return (int)((uint)Interlocked.Increment(ref _roundRobin) % (uint)count);
+    }
+
+    private async Task CheckShardAsync(int shard, CancellationToken cancellationToken)
+    {
+        var count = await GetShardCountAsync(cancellationToken);
+        if (shard < 0 || shard >= count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(shard), shard, $"Unknown shard {shard}: the log has {count} shards (0 to {count - 1}).");
+        }
+    }
+
+    private async Task RefreshWindowsAsync(int ifFewerThan, CancellationToken cancellationToken)
+    {
+        if (_history.Count > ifFewerThan)
+        {
+            return;
+        }
+
+        await _historyLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (_history.Count <= ifFewerThan)
+            {
+                var windows = await Sequencer.GetWindowsAsync(_history.Count);
+                _history.AddRange(windows);
+                if (_history.Count == 0)
+                {
+                    throw new InvalidOperationException("The log has no window yet; is the silo running AddSpecLog?");
+                }
+            }
+        }
+        finally
+        {
+            _historyLock.Release();
+        }
+    }
+
+    /// <summary>Subscriptions of one consumer to several shards, delivered into one bounded channel.</summary>
+    private sealed class ShardFeed : IShardObserver, IAsyncDisposable
+    {
+        private readonly SpecLogClient _client;
+        private readonly int[] _shards;
+        private readonly Func<int, long> _position;
+        private readonly Channel<ShardEventBatch> _channel;
+        private readonly Guid[] _ids;
+        private readonly CancellationTokenSource _stop = new();
+        private IShardObserver _reference = null!;
+        private Task _refresh = Task.CompletedTask;
+
+        private ShardFeed(SpecLogClient client, int[] shards, Func<int, long> position)
+        {
+            _client = client;
+            _shards = shards;
+            _position = position;
+            _channel = Channel.CreateBounded<ShardEventBatch>(new BoundedChannelOptions(client._options.SubscriptionBuffer) { SingleReader = true });
+            _ids = shards.Select(_ => Guid.NewGuid()).ToArray();
+        }
+
+        public ChannelReader<ShardEventBatch> Reader => _channel.Reader;
+
+        public static async Task<ShardFeed> StartAsync(SpecLogClient client, int[] shards, Func<int, long> position, CancellationToken cancellationToken)
+        {
+            var feed = new ShardFeed(client, shards, position);
+            feed._reference = client._grainFactory.CreateObjectReference<IShardObserver>(feed);
+            await feed.RegisterAllAsync(cancellationToken);
+            feed._refresh = feed.RefreshLoopAsync();
+            return feed;
+        }
+
+        public async Task OnShardEvents(ShardEventBatch batch) => await _channel.Writer.WriteAsync(batch, _stop.Token);
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            try
+            {
+                await _refresh;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            for (var i = 0; i < _shards.Length; i++)
+            {
+                try
+                {
+                    await _client._grainFactory.GetGrain<IShardGrain>(_shards[i]).UnsubscribeAsync(_ids[i]);
+                }
+                catch (Exception e)
+                {
+                    LogUnsubscribeFailed(_client._logger, e, _shards[i]);
+                }
+            }
+
+            _client._grainFactory.DeleteObjectReference<IShardObserver>(_reference);
+            _stop.Dispose();
+        }
+
+        private async Task RegisterAllAsync(CancellationToken cancellationToken)
+        {
+            for (var i = 0; i < _shards.Length; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                await _client._grainFactory.GetGrain<IShardGrain>(_shards[i]).SubscribeAsync(_reference, _ids[i], _position(_shards[i]));
+            }
+        }
+
+        private async Task RefreshLoopAsync()
+        {
+            using var timer = new PeriodicTimer(_client._options.SubscriptionRefresh);
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                try
+                {
+                    await RegisterAllAsync(_stop.Token);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogRefreshFailed(_client._logger, e);
+                }
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Unsubscribing from shard {Shard} failed")]
+    private static partial void LogUnsubscribeFailed(ILogger logger, Exception e, int shard);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refreshing a subscription failed; retrying at the next interval")]
+    private static partial void LogRefreshFailed(ILogger logger, Exception e);
+}

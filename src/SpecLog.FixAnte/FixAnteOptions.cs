@@ -1,0 +1,103 @@
+namespace SpecLog.FixAnte;
+
+/// <summary>How records get their global positions.</summary>
+public enum OrderingMode
+{
+    /// <summary>Belfast: quotas fixed ahead, shards know positions locally and deliver speculatively.</summary>
+    FixAnte = 0,
+
+    /// <summary>Scalog baseline: shards report what they hold every T_ord and deliver only after ordering.</summary>
+    Scalog = 1,
+}
+
+/// <summary>The parameters of Fix-Ante ordering, shared by shards and the sequencer (they must agree).</summary>
+public sealed class FixAnteOptions
+{
+    /// <summary>Default W, cuts per window (Belfast's value).</summary>
+    public const int DEFAULT_CUTS_PER_WINDOW = 100;
+
+    /// <summary>Default ordering interval T_ord (Belfast's value).</summary>
+    public static readonly TimeSpan DEFAULT_ORDERING_INTERVAL = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>Default relative change below which a quota is kept as it is.</summary>
+    public const double DEFAULT_QUOTA_TOLERANCE = 0.05;
+
+    /// <summary>Default smallest quota of a live shard.</summary>
+    public const int DEFAULT_MIN_QUOTA = 1;
+
+    /// <summary>Default largest quota; bounds the size of one cut.</summary>
+    public const int DEFAULT_MAX_QUOTA = 100_000;
+
+    /// <summary>Default lag, as a fraction of W, at which a shard is told to fill its missing cuts.</summary>
+    public const double DEFAULT_LAG_FIX_FRACTION = 0.03;
+
+    /// <summary>Default no-op deadline, in multiples of T_ord after the shard's last report.</summary>
+    public const double DEFAULT_NOOP_DEADLINE_FACTOR = 1.5;
+
+    /// <summary>Default time without a committed cut after which the sequencer runs its fallback evaluation.</summary>
+    public static readonly TimeSpan DEFAULT_FALLBACK_INTERVAL = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Time without progress after which the sequencer re-sends its state and tells laggards to fill.</summary>
+    public TimeSpan FallbackInterval { get; set; } = DEFAULT_FALLBACK_INTERVAL;
+
+    /// <summary>Ordering mode: Fix-Ante (speculative) or the Scalog baseline.</summary>
+    public OrderingMode Mode { get; set; } = OrderingMode.FixAnte;
+
+    /// <summary>W: cuts per speculation-lease window.</summary>
+    public int CutsPerWindow { get; set; } = DEFAULT_CUTS_PER_WINDOW;
+
+    /// <summary>T_ord: the interval in which each shard should fill about one quota (and the Scalog report period).</summary>
+    public TimeSpan OrderingInterval { get; set; } = DEFAULT_ORDERING_INTERVAL;
+
+    /// <summary>Quotas whose new value is within this fraction of the old one stay unchanged.</summary>
+    public double QuotaTolerance { get; set; } = DEFAULT_QUOTA_TOLERANCE;
+
+    /// <summary>Smallest quota of a shard.</summary>
+    public int MinQuota { get; set; } = DEFAULT_MIN_QUOTA;
+
+    /// <summary>Largest quota of a shard.</summary>
+    public int MaxQuota { get; set; } = DEFAULT_MAX_QUOTA;
+
+    /// <summary>Quota of every shard in window 0.</summary>
+    public int InitialQuota { get; set; } = DEFAULT_MIN_QUOTA;
+
+    /// <summary>Lag (fraction of W cuts behind the leading shard) that triggers a lag-fix.</summary>
+    public double LagFixFraction { get; set; } = DEFAULT_LAG_FIX_FRACTION;
+
+    /// <summary>A shard fills its current cut with no-ops this many T_ord after its last report.</summary>
+    public double NoOpDeadlineFactor { get; set; } = DEFAULT_NOOP_DEADLINE_FACTOR;
+
+    /// <summary>Whether the sequencer issues lag-fix signals (off only for experiments).</summary>
+    public bool LagFixEnabled { get; set; } = true;
+
+    /// <summary>Whether quotas follow measured rates (off only for experiments: quotas stay at <see cref="InitialQuota"/>).</summary>
+    public bool RateBasedQuotas { get; set; } = true;
+
+    /// <summary>Lag in cuts that triggers a lag-fix: at least one cut.</summary>
+    public long LagFixThreshold(int cutsPerWindow) => Math.Max(1, (long)Math.Ceiling(LagFixFraction * cutsPerWindow - 1e-9));
+
+    /// <summary>The no-op deadline as a duration.</summary>
+    public TimeSpan NoOpDeadline => OrderingInterval * NoOpDeadlineFactor;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string message)
+        {
+            if (!ok)
+            {
+                throw new ArgumentException(message);
+            }
+        }
+
+        Check(CutsPerWindow >= 2, $"{nameof(CutsPerWindow)} must be at least 2 (got {CutsPerWindow}).");
+        Check(OrderingInterval > TimeSpan.Zero, $"{nameof(OrderingInterval)} must be positive.");
+        Check(QuotaTolerance is >= 0 and < 1, $"{nameof(QuotaTolerance)} must be in [0, 1).");
+        Check(MinQuota >= 1, $"{nameof(MinQuota)} must be at least 1.");
+        Check(MaxQuota >= MinQuota, $"{nameof(MaxQuota)} must be at least {nameof(MinQuota)}.");
+        Check(InitialQuota >= MinQuota && InitialQuota <= MaxQuota, $"{nameof(InitialQuota)} must lie in [{nameof(MinQuota)}, {nameof(MaxQuota)}].");
+        Check(LagFixFraction is > 0 and <= 1, $"{nameof(LagFixFraction)} must be in (0, 1].");
+        Check(FallbackInterval > TimeSpan.Zero, $"{nameof(FallbackInterval)} must be positive.");
+        Check(NoOpDeadlineFactor > 0, $"{nameof(NoOpDeadlineFactor)} must be positive.");
+    }
+}

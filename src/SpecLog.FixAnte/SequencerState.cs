@@ -1,0 +1,304 @@
+using System.Collections.Immutable;
+
+namespace SpecLog.FixAnte;
+
+/// <summary>
+/// The sequencer as a deterministic state machine: shard reports in, committed cuts, next-window configurations and
+/// lag-fix signals out. The same input order yields the same outputs, so the state machine can be replicated.
+/// It reads no clock: rates come from the shards' own timestamps inside reports.
+/// </summary>
+public sealed class SequencerState
+{
+    private readonly FixAnteOptions _options;
+    private readonly long[] _durableSlots;
+    private readonly long[] _appliedSeq;
+    private readonly long[] _lagFixTarget;
+    private readonly (long Micros, long Records)[] _rateMark;
+    private readonly (long Micros, long Records)[] _latest;
+    private readonly int[] _knownWindows;
+    private readonly bool[] _reportedSinceCut;
+    private readonly long[] _cutBase;
+
+    /// <summary>Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any.</summary>
+    public SequencerState(FixAnteOptions options, int shardCount, IEnumerable<WindowConfig>? recoveredWindows = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
+        _options = options;
+        ShardCount = shardCount;
+        _durableSlots = new long[shardCount];
+        _appliedSeq = Enumerable.Repeat(-1L, shardCount).ToArray();
+        _lagFixTarget = new long[shardCount];
+        _rateMark = new (long, long)[shardCount];
+        _latest = new (long, long)[shardCount];
+        _knownWindows = new int[shardCount];
+        _reportedSinceCut = new bool[shardCount];
+        _cutBase = new long[shardCount];
+        if (recoveredWindows is not null)
+        {
+            History.AddRange(recoveredWindows);
+        }
+
+        if (History.Count > 0)
+        {
+            for (var s = 0; s < shardCount; s++)
+            {
+                _cutBase[s] = History.KnownSlots(s);
+            }
+        }
+    }
+
+    /// <summary>The decided windows.</summary>
+    public WindowHistory History { get; } = new();
+
+    /// <summary>Number of shards.</summary>
+    public int ShardCount { get; }
+
+    /// <summary>Cuts below this are committed.</summary>
+    public long CommittedCut { get; private set; }
+
+    /// <summary>GSNs below this are committed (confirmed).</summary>
+    public long CommittedGsn => History.Count == 0 ? 0 : History.GsnOfCut(CommittedCut);
+
+    /// <summary>Reports applied (duplicates excluded).</summary>
+    public long ReportsApplied { get; private set; }
+
+    /// <summary>Lag-fix signals issued.</summary>
+    public long LagFixesIssued { get; private set; }
+
+    /// <summary>Reports that answered a lag-fix.</summary>
+    public long LagFixesAcknowledged { get; private set; }
+
+    /// <summary>The options in force.</summary>
+    public FixAnteOptions Options => _options;
+
+    /// <summary>The durable slots last reported by a shard.</summary>
+    public long DurableSlotsOf(int shard) => _durableSlots[shard];
+
+    /// <summary>The highest report sequence number applied for a shard (-1 if none).</summary>
+    public long AppliedSeqOf(int shard) => _appliedSeq[shard];
+
+    /// <summary>The windows a shard said it knows in its latest report.</summary>
+    public int KnownWindowsOf(int shard) => _knownWindows[shard];
+
+    /// <summary>Cuts a shard has completed according to its reports.</summary>
+    public long CompletedCutOf(int shard) => History.Count == 0 ? 0 : History.CompletedCut(shard, _durableSlots[shard]);
+
+    /// <summary>
+    /// Decides window 0 if no window exists yet (Fix-Ante mode). Call once when the sequencer starts; the new window is
+    /// in <paramref name="output"/> and must be persisted before it is sent.
+    /// </summary>
+    public void Initialize(SequencerOutput output)
+    {
+        if (_options.Mode == OrderingMode.FixAnte && History.Count == 0)
+        {
+            var quotas = ImmutableArray.CreateRange(Enumerable.Repeat(_options.InitialQuota, ShardCount));
+            var first = new WindowConfig(0, 0, 0, _options.CutsPerWindow, quotas);
+            History.Add(first);
+            output.NewWindows.Add(first);
+        }
+    }
+
+    /// <summary>Applies one report. Deterministic: depends only on the state and the report.</summary>
+    public void Apply(in ShardReport report, SequencerOutput output)
+    {
+        if ((uint)report.Shard >= (uint)ShardCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(report), report.Shard, $"Unknown shard {report.Shard}; the log has {ShardCount} shards.");
+        }
+
+        var s = report.Shard;
+        if (report.ReportSeq <= _appliedSeq[s])
+        {
+            output.Duplicate = true;
+            return;
+        }
+
+        _appliedSeq[s] = report.ReportSeq;
+        ReportsApplied++;
+        _knownWindows[s] = Math.Max(_knownWindows[s], report.KnownWindows);
+        if (report.DurableSlots > _durableSlots[s])
+        {
+            _durableSlots[s] = report.DurableSlots;
+        }
+
+        if (_latest[s] == default || report.TimestampMicros < _latest[s].Micros || report.RealRecords < _latest[s].Records)
+        {
+            // First report, or the shard restarted with another clock: measure from here.
+            _rateMark[s] = (report.TimestampMicros, report.RealRecords);
+        }
+
+        _latest[s] = (report.TimestampMicros, report.RealRecords);
+
+        if (report.FixedLag)
+        {
+            LagFixesAcknowledged++;
+        }
+
+        if (_options.Mode == OrderingMode.Scalog)
+        {
+            ApplyScalog(s, output);
+            return;
+        }
+
+        AdvanceFixAnte(output);
+    }
+
+    private void AdvanceFixAnte(SequencerOutput output)
+    {
+        while (true)
+        {
+            var committed = long.MaxValue;
+            var leader = 0L;
+            for (var i = 0; i < ShardCount; i++)
+            {
+                var c = History.CompletedCut(i, _durableSlots[i]);
+                committed = Math.Min(committed, c);
+                leader = Math.Max(leader, c);
+            }
+
+            if (committed > CommittedCut)
+            {
+                CommittedCut = committed;
+                output.CommitAdvanced = true;
+            }
+
+            // Lease windows: the next configuration is decided once every shard passed the middle of the newest window.
+            var last = History.Last!;
+            if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2)
+            {
+                var next = last.Next(NextQuotas(last));
+                History.Add(next);
+                output.NewWindows.Add(next);
+                continue; // zero-quota shards may complete further cuts with the new window
+            }
+
+            if (_options.LagFixEnabled)
+            {
+                IssueLagFixes(leader, output);
+            }
+
+            return;
+        }
+    }
+
+    /// <summary>
+    /// The fallback when nothing moved for a while (the host decides when, from its clock): every shard behind the
+    /// leading shard is told to fill up to it, and a re-broadcast of the committed state is requested, which also
+    /// repairs lost notices.
+    /// </summary>
+    public void EvaluateFallback(SequencerOutput output)
+    {
+        if (History.Count == 0)
+        {
+            return;
+        }
+
+        var leader = 0L;
+        for (var s = 0; s < ShardCount; s++)
+        {
+            leader = Math.Max(leader, History.CompletedCut(s, _durableSlots[s]));
+        }
+
+        for (var s = 0; s < ShardCount; s++)
+        {
+            if (_options.Mode == OrderingMode.FixAnte && History.CompletedCut(s, _durableSlots[s]) < leader)
+            {
+                _lagFixTarget[s] = Math.Max(_lagFixTarget[s], leader);
+                LagFixesIssued++;
+                output.LagFixes.Add((s, leader));
+            }
+        }
+
+        output.CommitAdvanced = true;
+    }
+
+    private void IssueLagFixes(long leader, SequencerOutput output)
+    {
+        var cfg = History[Math.Max(0, History.WindowOfCut(Math.Min(leader, History.KnownEndCut - 1)))];
+        var threshold = _options.LagFixThreshold(cfg.CutsPerWindow);
+        for (var s = 0; s < ShardCount; s++)
+        {
+            var completed = History.CompletedCut(s, _durableSlots[s]);
+            if (completed + threshold <= leader && _lagFixTarget[s] + threshold <= leader)
+            {
+                _lagFixTarget[s] = leader;
+                LagFixesIssued++;
+                output.LagFixes.Add((s, leader));
+            }
+        }
+    }
+
+    private ImmutableArray<int> NextQuotas(WindowConfig last)
+    {
+        var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
+        var tOrdSeconds = _options.OrderingInterval.TotalSeconds;
+        for (var s = 0; s < ShardCount; s++)
+        {
+            var old = last.QuotaOf(s);
+            var q = Math.Max(old, _options.MinQuota);
+            if (_options.RateBasedQuotas)
+            {
+                var (m0, r0) = _rateMark[s];
+                var (m1, r1) = _latest[s];
+                if (m1 > m0)
+                {
+                    var perSecond = (r1 - r0) * 1_000_000.0 / (m1 - m0);
+                    var target = (int)Math.Clamp(Math.Round(perSecond * tOrdSeconds), _options.MinQuota, _options.MaxQuota);
+                    if (Math.Abs(target - old) > _options.QuotaTolerance * old)
+                    {
+                        q = target;
+                    }
+
+                    _rateMark[s] = _latest[s];
+                }
+            }
+
+            quotas.Add(q);
+        }
+
+        return quotas.MoveToImmutable();
+    }
+
+    // Scalog baseline: once every shard has reported since the last cut, the next cut takes whatever each holds.
+    // A Scalog cut is a one-cut window whose quotas are the per-shard increments, so positions use the same arithmetic.
+    private void ApplyScalog(int shard, SequencerOutput output)
+    {
+        _reportedSinceCut[shard] = true;
+        for (var s = 0; s < ShardCount; s++)
+        {
+            if (!_reportedSinceCut[s])
+            {
+                return;
+            }
+        }
+
+        Array.Clear(_reportedSinceCut);
+        var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
+        var total = 0L;
+        for (var s = 0; s < ShardCount; s++)
+        {
+            var delta = (int)Math.Min(int.MaxValue, _durableSlots[s] - _cutBase[s]);
+            quotas.Add(delta);
+            total += delta;
+        }
+
+        if (total == 0)
+        {
+            return;
+        }
+
+        for (var s = 0; s < ShardCount; s++)
+        {
+            _cutBase[s] += quotas[s];
+        }
+
+        var q = quotas.MoveToImmutable();
+        var cut = History.Last is { } last ? last.Next(q, 1) : new WindowConfig(0, 0, 0, 1, q);
+        History.Add(cut);
+        output.NewWindows.Add(cut);
+        CommittedCut = cut.EndCut;
+        output.CommitAdvanced = true;
+    }
+}

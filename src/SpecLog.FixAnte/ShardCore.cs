@@ -1,0 +1,193 @@
+namespace SpecLog.FixAnte;
+
+/// <summary>
+/// The deterministic part of a shard: slot assignment, when to report, when and how many no-op slots to fill,
+/// how far speculation may go and which slots are committed. The host (the shard grain) does the I/O and passes
+/// the time in, in microseconds of its own monotonic clock.
+/// </summary>
+public sealed class ShardCore
+{
+    private readonly FixAnteOptions _options;
+    private readonly long _deadlineMicros;
+    private readonly long _retransmitMicros;
+    private long _lastReportMicros = long.MinValue / 2;
+    private long _lastNoticeMicros;
+    private bool _fixedLagPending;
+
+    /// <summary>Creates the core of shard <paramref name="shardId"/>.</summary>
+    public ShardCore(int shardId, FixAnteOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(shardId);
+        options.Validate();
+        ShardId = shardId;
+        _options = options;
+        _deadlineMicros = Math.Max(1, (long)(options.NoOpDeadline.TotalMilliseconds * 1000));
+        _retransmitMicros = Math.Max(5_000, (long)(options.OrderingInterval.TotalMilliseconds * 1000 * 20));
+    }
+
+    /// <summary>This shard's id.</summary>
+    public int ShardId { get; }
+
+    /// <summary>The windows this shard knows.</summary>
+    public WindowHistory History { get; } = new();
+
+    /// <summary>Slots handed out so far (durable or on their way to disk).</summary>
+    public long AssignedSlots { get; private set; }
+
+    /// <summary>Slots that are durable.</summary>
+    public long DurableSlots { get; private set; }
+
+    /// <summary>Real records that are durable.</summary>
+    public long DurableRecords { get; private set; }
+
+    /// <summary>No-op slots handed out so far.</summary>
+    public long NoOpSlots { get; private set; }
+
+    /// <summary>Cuts below this are committed by the ordering layer.</summary>
+    public long CommittedCut { get; private set; }
+
+    /// <summary>This shard's slots below this are committed: their appends may be acknowledged.</summary>
+    public long CommittedSlots { get; private set; }
+
+    /// <summary>The cut count in the last report sent.</summary>
+    public long LastReportedCut { get; private set; } = -1;
+
+    /// <summary>The sequence number of the last report sent.</summary>
+    public long ReportSeq { get; private set; } = -1;
+
+    /// <summary>Reports sent.</summary>
+    public long ReportsSent { get; private set; }
+
+    /// <summary>Lag-fix signals that made this shard fill no-ops.</summary>
+    public long LagFixes { get; private set; }
+
+    /// <summary>
+    /// Slots that may be delivered to subscribers now: durable and positioned (Fix-Ante; never past a window the shard
+    /// does not know), or durable and committed (Scalog baseline).
+    /// </summary>
+    public long DeliverableSlots => _options.Mode == OrderingMode.FixAnte
+        ? Math.Min(DurableSlots, History.KnownSlots(ShardId))
+        : Math.Min(DurableSlots, CommittedSlots);
+
+    /// <summary>Restores the state recovered from disk: durable slots and records, and the windows the shard had persisted.</summary>
+    public void Recover(long durableSlots, long durableRecords, long noOpSlots, IEnumerable<WindowConfig> windows)
+    {
+        History.AddRange(windows);
+        AssignedSlots = DurableSlots = durableSlots;
+        DurableRecords = durableRecords;
+        NoOpSlots = noOpSlots;
+    }
+
+    /// <summary>Hands out the slot of the next record.</summary>
+    public long AssignRecord() => AssignedSlots++;
+
+    /// <summary>Hands out <paramref name="count"/> consecutive no-op slots; returns the first.</summary>
+    public long AssignNoOp(long count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var first = AssignedSlots;
+        AssignedSlots += count;
+        NoOpSlots += count;
+        return first;
+    }
+
+    /// <summary>Records that slots below <paramref name="slots"/> are durable, of which <paramref name="records"/> are real records.</summary>
+    public void OnDurable(long slots, long records)
+    {
+        DurableSlots = Math.Max(DurableSlots, slots);
+        DurableRecords = Math.Max(DurableRecords, records);
+    }
+
+    /// <summary>
+    /// Whether a report is due now. Fix-Ante: as soon as a cut is newly complete (event driven), or to retransmit when the
+    /// ordering layer has been silent. Scalog baseline: every T_ord.
+    /// </summary>
+    public bool ReportDue(long nowMicros)
+    {
+        if (_options.Mode == OrderingMode.Scalog)
+        {
+            return nowMicros - _lastReportMicros >= (long)(_options.OrderingInterval.TotalMilliseconds * 1000);
+        }
+
+        if (History.Count == 0)
+        {
+            return nowMicros - _lastReportMicros >= _retransmitMicros;
+        }
+
+        return History.CompletedCut(ShardId, DurableSlots) > LastReportedCut
+            || (nowMicros - _lastNoticeMicros >= _retransmitMicros && nowMicros - _lastReportMicros >= _retransmitMicros);
+    }
+
+    /// <summary>Builds the next report and records it as sent.</summary>
+    public ShardReport MakeReport(long nowMicros)
+    {
+        ReportSeq++;
+        ReportsSent++;
+        _lastReportMicros = nowMicros;
+        LastReportedCut = History.Count == 0 ? 0 : History.CompletedCut(ShardId, DurableSlots);
+        var fixedLag = _fixedLagPending && DurableSlots == AssignedSlots;
+        if (fixedLag)
+        {
+            _fixedLagPending = false;
+        }
+
+        return new ShardReport(ShardId, ReportSeq, DurableSlots, DurableRecords, nowMicros, History.Count, fixedLag);
+    }
+
+    /// <summary>
+    /// No-op slots to fill because the deadline (NoOpDeadlineFactor × T_ord after the last report) passed with the
+    /// current cut still short of its quota; 0 if none. Fills exactly to the end of the current cut.
+    /// </summary>
+    public long NoOpsForDeadline(long nowMicros)
+    {
+        if (_options.Mode != OrderingMode.FixAnte || History.Count == 0 || nowMicros - _lastReportMicros < _deadlineMicros)
+        {
+            return 0;
+        }
+
+        var cut = History.CompletedCut(ShardId, AssignedSlots);
+        if (cut > LastReportedCut || cut >= History.KnownEndCut)
+        {
+            return 0; // what is on its way to disk completes a cut, or the next window is not known yet
+        }
+
+        return History.SlotsBeforeCut(ShardId, cut + 1) - AssignedSlots;
+    }
+
+    /// <summary>No-op slots to fill, in one entry, to complete every cut below <paramref name="targetCut"/> (a lag-fix signal).</summary>
+    public long NoOpsForLagFix(long targetCut)
+    {
+        if (_options.Mode != OrderingMode.FixAnte || History.Count == 0)
+        {
+            return 0;
+        }
+
+        var n = History.SlotsBeforeCut(ShardId, Math.Min(targetCut, History.KnownEndCut)) - AssignedSlots;
+        if (n <= 0)
+        {
+            return 0;
+        }
+
+        LagFixes++;
+        _fixedLagPending = true;
+        return n;
+    }
+
+    /// <summary>Takes a commit notice: windows the shard lacked and the committed cut. Returns true if new windows were learned.</summary>
+    public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros)
+    {
+        _lastNoticeMicros = nowMicros;
+        var added = History.AddRange(windows) > 0;
+        if (committedCut > CommittedCut)
+        {
+            CommittedCut = Math.Min(committedCut, History.KnownEndCut);
+        }
+
+        CommittedSlots = History.Count == 0 ? 0 : History.SlotsBeforeCut(ShardId, CommittedCut);
+        return added;
+    }
+
+    /// <summary>The confirmed GSN prefix: every GSN below it is committed.</summary>
+    public long CommittedGsn => History.Count == 0 ? 0 : History.GsnOfCut(CommittedCut);
+}

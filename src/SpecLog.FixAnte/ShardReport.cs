@@ -1,0 +1,46 @@
+namespace SpecLog.FixAnte;
+
+/// <summary>
+/// A shard's progress report to the ordering layer: the command of the sequencer state machine.
+/// Reports are cumulative, so a late or repeated report never moves anything backwards.
+/// </summary>
+/// <param name="Shard">The reporting shard's id.</param>
+/// <param name="ReportSeq">Per-shard sequence number of the report, increasing; used to apply each report at most once.</param>
+/// <param name="DurableSlots">How many slots the shard holds durably (records plus no-op slots).</param>
+/// <param name="RealRecords">How many real (non no-op) records the shard holds durably; its rate sets the next quotas.</param>
+/// <param name="TimestampMicros">The shard's own monotonic clock, in microseconds, when it sent the report.</param>
+/// <param name="KnownWindows">How many windows the shard knows, so the sequencer can send the ones it lacks.</param>
+/// <param name="FixedLag">True when this report answers a lag-fix signal.</param>
+public readonly record struct ShardReport(
+    int Shard,
+    long ReportSeq,
+    long DurableSlots,
+    long RealRecords,
+    long TimestampMicros,
+    int KnownWindows,
+    bool FixedLag);
+
+/// <summary>What applying a report to the sequencer produced; the host sends it (after persisting new windows).</summary>
+public sealed class SequencerOutput
+{
+    /// <summary>Windows decided by this step; they must be made durable before anyone is told about them.</summary>
+    public List<WindowConfig> NewWindows { get; } = [];
+
+    /// <summary>True when the committed cut advanced.</summary>
+    public bool CommitAdvanced { get; set; }
+
+    /// <summary>Lag-fix signals: (shard, cut the shard must fill up to with no-ops).</summary>
+    public List<(int Shard, long TargetCut)> LagFixes { get; } = [];
+
+    /// <summary>True if the report was a duplicate (or stale) and changed nothing.</summary>
+    public bool Duplicate { get; set; }
+
+    /// <summary>Resets the output for reuse.</summary>
+    public void Clear()
+    {
+        NewWindows.Clear();
+        LagFixes.Clear();
+        CommitAdvanced = false;
+        Duplicate = false;
+    }
+}

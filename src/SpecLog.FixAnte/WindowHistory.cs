@@ -1,0 +1,245 @@
+namespace SpecLog.FixAnte;
+
+/// <summary>
+/// The contiguous sequence of decided windows, with the per-shard slot arithmetic built on it:
+/// a shard's k-th slot (its k-th durable entry, no-op slots included) has a GSN that any holder of the
+/// history can compute locally.
+/// </summary>
+public sealed class WindowHistory
+{
+    private readonly List<WindowConfig> _windows = [];
+    // _slotStart[w][s]: how many slots shard s owns in windows before w. Grows by one row per window.
+    private readonly List<long[]> _slotStart = [];
+
+    /// <summary>The decided windows, oldest first.</summary>
+    public IReadOnlyList<WindowConfig> Windows => _windows;
+
+    /// <summary>Number of decided windows.</summary>
+    public int Count => _windows.Count;
+
+    /// <summary>The newest decided window, or null if none.</summary>
+    public WindowConfig? Last => _windows.Count == 0 ? null : _windows[^1];
+
+    /// <summary>One past the last cut whose position is known.</summary>
+    public long KnownEndCut => Last?.EndCut ?? 0;
+
+    /// <summary>One past the last GSN whose owner is known.</summary>
+    public long KnownEndGsn => Last?.EndGsn ?? 0;
+
+    /// <summary>Appends the next window; it must continue the last one exactly (window, GSN and cut numbering).</summary>
+    public void Add(WindowConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var last = Last;
+        if (last is null)
+        {
+            if (config.Window != 0 || config.StartGsn != 0 || config.FirstCut != 0)
+            {
+                throw new ArgumentException($"The first window must start at window 0, GSN 0, cut 0; got {config}.", nameof(config));
+            }
+        }
+        else if (config.Window != last.Window + 1 || config.StartGsn != last.EndGsn || config.FirstCut != last.EndCut)
+        {
+            throw new ArgumentException($"{config} does not continue {last}.", nameof(config));
+        }
+
+        var width = Math.Max(config.ShardCount, _slotStart.Count == 0 ? 0 : _slotStart[^1].Length);
+        var row = new long[width];
+        if (last is not null)
+        {
+            var prev = _slotStart[^1];
+            for (var s = 0; s < width; s++)
+            {
+                row[s] = (s < prev.Length ? prev[s] : 0) + last.SlotsOf(s);
+            }
+        }
+
+        _windows.Add(config);
+        _slotStart.Add(row);
+    }
+
+    /// <summary>Adds the windows of <paramref name="configs"/> this history does not have yet; returns how many were added.</summary>
+    public int AddRange(IEnumerable<WindowConfig> configs)
+    {
+        var added = 0;
+        foreach (var c in configs)
+        {
+            if (c.Window < _windows.Count)
+            {
+                continue;
+            }
+
+            Add(c);
+            added++;
+        }
+
+        return added;
+    }
+
+    /// <summary>The window numbered <paramref name="window"/>.</summary>
+    public WindowConfig this[long window] => _windows[checked((int)window)];
+
+    /// <summary>Slots shard <paramref name="shard"/> owns in windows before <paramref name="window"/> (window may be <see cref="Count"/>).</summary>
+    public long SlotStart(long window, int shard)
+    {
+        if (window == _windows.Count)
+        {
+            return _windows.Count == 0 ? 0 : SlotStart(window - 1, shard) + _windows[^1].SlotsOf(shard);
+        }
+
+        var row = _slotStart[checked((int)window)];
+        return shard < row.Length ? row[shard] : 0;
+    }
+
+    /// <summary>Total slots of a shard in all known windows: slots at or beyond it have no GSN yet.</summary>
+    public long KnownSlots(int shard) => SlotStart(_windows.Count, shard);
+
+    /// <summary>The GSN of shard <paramref name="shard"/>'s slot <paramref name="slot"/>, or null if no known window holds it yet.</summary>
+    public long? TryGsnOfSlot(int shard, long slot)
+    {
+        var w = WindowOfSlot(shard, slot);
+        if (w < 0)
+        {
+            return null;
+        }
+
+        return _windows[w].GsnOf(shard, slot - SlotStart(w, shard));
+    }
+
+    /// <summary>The GSN of shard <paramref name="shard"/>'s slot <paramref name="slot"/>; throws if no known window holds it.</summary>
+    public long GsnOfSlot(int shard, long slot) =>
+        TryGsnOfSlot(shard, slot) ?? throw new ArgumentOutOfRangeException(nameof(slot), slot, $"Shard {shard} slot {slot} lies beyond the known windows.");
+
+    /// <summary>Which shard owns <paramref name="gsn"/> and which of that shard's slots it is.</summary>
+    public (int Shard, long Slot) Locate(long gsn)
+    {
+        var w = WindowOfGsn(gsn);
+        if (w < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(gsn), gsn, $"GSN {gsn} lies beyond the known windows (end {KnownEndGsn}).");
+        }
+
+        var (shard, slotInWindow) = _windows[w].Locate(gsn);
+        return (shard, SlotStart(w, shard) + slotInWindow);
+    }
+
+    /// <summary>How many of a shard's slots have a GSN below <paramref name="gsn"/> (for gsn up to <see cref="KnownEndGsn"/>).</summary>
+    public long SlotsBefore(int shard, long gsn)
+    {
+        if (gsn >= KnownEndGsn)
+        {
+            return KnownSlots(shard);
+        }
+
+        var w = WindowOfGsn(Math.Max(gsn, 0));
+        return SlotStart(w, shard) + _windows[w].SlotsBefore(shard, gsn);
+    }
+
+    /// <summary>
+    /// The number of cuts a shard has completed once it holds <paramref name="slots"/> durable slots: cut c is complete
+    /// when all of the shard's slots in cuts up to c are filled (windows where the shard has quota 0 complete by themselves).
+    /// Never beyond <see cref="KnownEndCut"/>.
+    /// </summary>
+    public long CompletedCut(int shard, long slots)
+    {
+        var w = WindowOfSlot(shard, slots);
+        if (w < 0)
+        {
+            return KnownEndCut;
+        }
+
+        var cfg = _windows[w];
+        return cfg.FirstCut + (slots - SlotStart(w, shard)) / cfg.QuotaOf(shard);
+    }
+
+    /// <summary>How many slots shard <paramref name="shard"/> owns in cuts below <paramref name="cut"/> (cut up to <see cref="KnownEndCut"/>).</summary>
+    public long SlotsBeforeCut(int shard, long cut)
+    {
+        if (cut >= KnownEndCut)
+        {
+            return KnownSlots(shard);
+        }
+
+        var w = WindowOfCut(cut);
+        return SlotStart(w, shard) + (cut - _windows[w].FirstCut) * _windows[w].QuotaOf(shard);
+    }
+
+    /// <summary>The first GSN of cut <paramref name="cut"/> (cut up to <see cref="KnownEndCut"/>): the confirmed prefix once cuts below it commit.</summary>
+    public long GsnOfCut(long cut)
+    {
+        if (cut >= KnownEndCut)
+        {
+            if (cut > KnownEndCut)
+            {
+                throw new ArgumentOutOfRangeException(nameof(cut), cut, $"Cut {cut} lies beyond the known windows (end {KnownEndCut}).");
+            }
+
+            return KnownEndGsn;
+        }
+
+        var w = WindowOfCut(cut);
+        return _windows[w].GsnOfCut(cut);
+    }
+
+    /// <summary>The index of the window holding cut <paramref name="cut"/>, or -1.</summary>
+    public int WindowOfCut(long cut) => Search(cut, static c => c.FirstCut, static c => c.EndCut);
+
+    /// <summary>The index of the window holding <paramref name="gsn"/>, or -1.</summary>
+    public int WindowOfGsn(long gsn) => Search(gsn, static c => c.StartGsn, static c => c.EndGsn);
+
+    /// <summary>The index of the window holding shard <paramref name="shard"/>'s slot <paramref name="slot"/>, or -1 if beyond the known windows.</summary>
+    public int WindowOfSlot(int shard, long slot)
+    {
+        if (slot < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(slot), slot, "Slots are numbered from 0.");
+        }
+
+        // Largest w with SlotStart(w) <= slot; then slot < SlotStart(w+1), so the shard's quota in w is positive.
+        int lo = 0, hi = _windows.Count - 1, found = -1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (SlotStart(mid, shard) <= slot)
+            {
+                found = mid;
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        if (found < 0 || slot >= SlotStart(found, shard) + _windows[found].SlotsOf(shard))
+        {
+            return -1;
+        }
+
+        return found;
+    }
+
+    private int Search(long value, Func<WindowConfig, long> start, Func<WindowConfig, long> end)
+    {
+        int lo = 0, hi = _windows.Count - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            var c = _windows[mid];
+            if (value < start(c))
+            {
+                hi = mid - 1;
+            }
+            else if (value >= end(c))
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                return mid;
+            }
+        }
+
+        return -1;
+    }
+}

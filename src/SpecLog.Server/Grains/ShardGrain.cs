@@ -1,0 +1,590 @@
+using System.Buffers.Binary;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+using SpecLog.FixAnte;
+using SpecLog.Server.Ordering;
+using SpecLog.Storage;
+
+namespace SpecLog.Server.Grains;
+
+/// <summary>
+/// A shard: a thin host around <see cref="ShardCore"/> and a <see cref="DurableLog"/>. Appends are written with group
+/// commit, given their GSN locally, delivered to subscribers as soon as they are durable, and acknowledged once the
+/// ordering layer commits their cut. Reentrant: an append waiting for its cut never blocks other calls.
+/// </summary>
+[Reentrant]
+internal sealed partial class ShardGrain(
+    IOptions<SpecLogOptions> options,
+    IOrderingLayer ordering,
+    TimeProvider timeProvider,
+    ILogger<ShardGrain> logger) : Grain, IShardGrain
+{
+    internal const byte RecordKind = 1;
+    internal const byte NoOpKind = 2;
+    private const int SparseIndexEvery = 64;
+
+    private readonly SpecLogOptions _options = options.Value;
+    private readonly Queue<PendingAppend> _pending = new();
+    private readonly Queue<(long StorageIndex, long SlotEnd, bool IsRecord)> _notYetDurable = new();
+    private readonly List<(long Slot, long StorageIndex)> _sparseIndex = [];
+    private readonly Dictionary<Guid, Subscriber> _subscribers = [];
+    private readonly long _epochMicros = DateTimeOffset.UnixEpoch.Ticks / 10;
+    private int _shard;
+    private string? _invalidReason;
+    private ShardCore _core = null!;
+    private DurableLog _log = null!;
+    private EntryCache _cache = null!;
+    private bool _flushing;
+    private long _durableRecords;
+    private long _durableSlots;
+    private IGrainTimer? _timer;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var key = this.GetPrimaryKeyLong();
+        if (key < 0 || key >= _options.ShardCount)
+        {
+            _invalidReason = $"Unknown shard {key}: the log has {_options.ShardCount} shards (0 to {_options.ShardCount - 1}).";
+            DeactivateOnIdle();
+            return;
+        }
+
+        _shard = (int)key;
+        _core = new ShardCore(_shard, _options.Ordering);
+        _cache = new EntryCache(_options.RecentCacheBytes);
+        _log = DurableLog.Open(new DurableLogOptions
+        {
+            Directory = Path.Combine(_options.DataDirectory, $"shard-{_shard}"),
+            MaxEntrySize = Math.Max(_options.MaxRecordSize, 64),
+            Fsync = _options.Fsync,
+        });
+        var noOps = Recover();
+        var windows = await ordering.GetWindowsAsync(0);
+        _core.Recover(_durableSlots, _durableRecords, noOps, windows);
+        _core.OnCommitted(0, [], NowMicros());
+        LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);
+        _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(_options.Ordering.OrderingInterval, _options.Ordering.OrderingInterval) { KeepAlive = true });
+        SendReport(NowMicros()); // tell the ordering layer where this shard stands
+        await base.OnActivateAsync(cancellationToken);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _timer?.Dispose();
+        if (_log is not null)
+        {
+            await _log.DisposeAsync();
+        }
+
+        var error = new InvalidOperationException($"Shard {_shard} deactivated ({reason.Description}) before the append was committed; its outcome is unknown.");
+        while (_pending.TryDequeue(out var p))
+        {
+            p.Fail(error);
+        }
+
+        await base.OnDeactivateAsync(reason, cancellationToken);
+    }
+
+    public async Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken = default)
+    {
+        EnsureValid();
+        ValidateRecord(payload, 0);
+        cancellationToken.ThrowIfCancellationRequested();
+        var pending = new PendingAppend(AppendRecord(payload), 1);
+        _pending.Enqueue(pending);
+        EnsureFlushing();
+        var gsns = await pending.Task.WaitAsync(cancellationToken);
+        return gsns[0];
+    }
+
+    public Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default)
+    {
+        EnsureValid();
+        ArgumentNullException.ThrowIfNull(payloads);
+        if (payloads.Length == 0)
+        {
+            throw new ArgumentException("A batch append needs at least one record.", nameof(payloads));
+        }
+
+        if (payloads.Length > _options.MaxBatchRecords)
+        {
+            throw new ArgumentException($"A batch holds at most {_options.MaxBatchRecords} records (got {payloads.Length}).", nameof(payloads));
+        }
+
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            ValidateRecord(payloads[i], i);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var first = -1L;
+        foreach (var p in payloads)
+        {
+            var slot = AppendRecord(p);
+            first = first < 0 ? slot : first;
+        }
+
+        var pending = new PendingAppend(first, payloads.Length);
+        _pending.Enqueue(pending);
+        EnsureFlushing();
+        return pending.Task.WaitAsync(cancellationToken);
+    }
+
+    public Task<ShardReadResult> ReadAsync(long fromSlot, int maxEntries)
+    {
+        EnsureValid();
+        var limit = _core.DeliverableSlots;
+        if (fromSlot < 0 || fromSlot > limit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromSlot), fromSlot, $"Shard {_shard} can serve slots [0, {limit}) now.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
+        var entries = Collect(fromSlot, limit, Math.Min(maxEntries, _options.PushMaxEntries), _options.PushMaxBytes, out _);
+        return Task.FromResult(new ShardReadResult(_shard, entries, _core.CommittedSlots, _core.DurableSlots));
+    }
+
+    public Task SubscribeAsync(IShardObserver observer, Guid subscriptionId, long fromSlot)
+    {
+        EnsureValid();
+        ArgumentNullException.ThrowIfNull(observer);
+        if (fromSlot < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromSlot), fromSlot, "Slots are numbered from 0.");
+        }
+
+        if (!_subscribers.TryGetValue(subscriptionId, out var sub))
+        {
+            sub = new Subscriber(subscriptionId, observer, fromSlot);
+            _subscribers[subscriptionId] = sub;
+            LogSubscribed(logger, _shard, subscriptionId, fromSlot);
+        }
+
+        sub.Observer = observer;
+        Pump(sub);
+        return Task.CompletedTask;
+    }
+
+    public Task UnsubscribeAsync(Guid subscriptionId)
+    {
+        EnsureValid();
+        _subscribers.Remove(subscriptionId);
+        return Task.CompletedTask;
+    }
+
+    public Task OnCommitted(CommitNotice notice)
+    {
+        if (_invalidReason is not null)
+        {
+            return Task.CompletedTask;
+        }
+
+        var now = NowMicros();
+        var learned = _core.OnCommitted(notice.CommittedCut, notice.Windows, now);
+        if (notice.LagFixTargetCut > 0)
+        {
+            var n = _core.NoOpsForLagFix(notice.LagFixTargetCut);
+            if (n > 0)
+            {
+                AppendNoOp(n);
+                LogLagFix(logger, _shard, notice.LagFixTargetCut, n);
+            }
+        }
+
+        AcknowledgeCommitted();
+        if (learned)
+        {
+            MaybeFillAndReport(now);
+        }
+
+        PumpAll();
+        return Task.CompletedTask;
+    }
+
+    public Task<ShardStatus> GetStatusAsync()
+    {
+        EnsureValid();
+        var w = _core.History.Last;
+        return Task.FromResult(new ShardStatus(
+            _shard,
+            _core.DurableSlots,
+            _core.DurableRecords,
+            _core.NoOpSlots,
+            _core.CommittedSlots,
+            _core.CommittedCut,
+            _core.History.Count,
+            w?.QuotaOf(_shard) ?? 0,
+            _core.ReportsSent,
+            _core.LagFixes,
+            _subscribers.Count,
+            _pending.Sum(p => (long)p.Count),
+            _options.Ordering.Mode.ToString()));
+    }
+
+    private long NowMicros() => timeProvider.GetUtcNow().UtcTicks / 10 - _epochMicros;
+
+    private void EnsureValid()
+    {
+        if (_invalidReason is not null)
+        {
+            throw new ArgumentOutOfRangeException("shard", _invalidReason);
+        }
+    }
+
+    private void ValidateRecord(byte[]? payload, int index)
+    {
+        if (payload is null || payload.Length == 0)
+        {
+            throw new ArgumentException($"Record {index} is empty: a record must hold at least one byte.", nameof(payload));
+        }
+
+        if (payload.Length > _options.MaxRecordSize)
+        {
+            throw new ArgumentException($"Record {index} has {payload.Length} bytes; the largest record allowed is {_options.MaxRecordSize} bytes.", nameof(payload));
+        }
+    }
+
+    private long AppendRecord(byte[] payload)
+    {
+        var slot = _core.AssignRecord();
+        var index = _log.Append(RecordKind, payload);
+        Track(new CachedEntry(slot, 1, index, payload));
+        return slot;
+    }
+
+    private void AppendNoOp(long count)
+    {
+        var slot = _core.AssignNoOp(count);
+        Span<byte> payload = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(payload, count);
+        var index = _log.Append(NoOpKind, payload);
+        Track(new CachedEntry(slot, count, index, null));
+        EnsureFlushing();
+    }
+
+    private void Track(in CachedEntry entry)
+    {
+        if (entry.StorageIndex % SparseIndexEvery == 0)
+        {
+            _sparseIndex.Add((entry.Slot, entry.StorageIndex));
+        }
+
+        _cache.Add(entry);
+        _notYetDurable.Enqueue((entry.StorageIndex, entry.SlotEnd, !entry.IsNoOp));
+    }
+
+    private void EnsureFlushing()
+    {
+        if (!_flushing)
+        {
+            _flushing = true;
+            FlushLoopAsync().Ignore();
+        }
+    }
+
+    private async Task FlushLoopAsync()
+    {
+        try
+        {
+            while (_notYetDurable.Count > 0)
+            {
+                var durable = await _log.FlushAsync();
+                OnStorageDurable(durable);
+            }
+        }
+        catch (Exception e)
+        {
+            LogStorageFailure(logger, e, _shard);
+            while (_pending.TryDequeue(out var p))
+            {
+                p.Fail(e);
+            }
+
+            DeactivateOnIdle();
+        }
+        finally
+        {
+            _flushing = false;
+        }
+    }
+
+    private void OnStorageDurable(long durableIndex)
+    {
+        while (_notYetDurable.TryPeek(out var head) && head.StorageIndex < durableIndex)
+        {
+            _notYetDurable.Dequeue();
+            _durableSlots = head.SlotEnd;
+            _durableRecords += head.IsRecord ? 1 : 0;
+        }
+
+        _core.OnDurable(_durableSlots, _durableRecords);
+        _cache.Trim(durableIndex);
+        MaybeFillAndReport(NowMicros());
+        PumpAll();
+    }
+
+    private Task OnTimerAsync(CancellationToken cancellationToken)
+    {
+        MaybeFillAndReport(NowMicros());
+        return Task.CompletedTask;
+    }
+
+    private void MaybeFillAndReport(long now)
+    {
+        var noOps = _core.NoOpsForDeadline(now);
+        if (noOps > 0)
+        {
+            AppendNoOp(noOps);
+        }
+
+        if (_core.ReportDue(now))
+        {
+            SendReport(now);
+        }
+    }
+
+    private void SendReport(long now) => ordering.SendReport(_core.MakeReport(now));
+
+    private void AcknowledgeCommitted()
+    {
+        var committed = _core.CommittedSlots;
+        while (_pending.TryPeek(out var p) && p.FirstSlot + p.Count <= committed)
+        {
+            _pending.Dequeue();
+            var gsns = new long[p.Count];
+            for (var i = 0; i < gsns.Length; i++)
+            {
+                gsns[i] = _core.History.GsnOfSlot(_shard, p.FirstSlot + i);
+            }
+
+            p.Complete(gsns);
+        }
+    }
+
+    private void PumpAll()
+    {
+        foreach (var sub in _subscribers.Values)
+        {
+            Pump(sub);
+        }
+    }
+
+    private void Pump(Subscriber sub)
+    {
+        if (sub.InFlight)
+        {
+            return;
+        }
+
+        var limit = _core.DeliverableSlots;
+        var confirmed = _core.CommittedGsn;
+        var windows = _core.History.Count;
+        if (sub.NextSlot >= limit && confirmed == sub.ConfirmedSent && windows == sub.KnownWindows)
+        {
+            return;
+        }
+
+        var toSlot = sub.NextSlot;
+        ShardEntry[] entries = sub.NextSlot < limit
+            ? Collect(sub.NextSlot, limit, _options.PushMaxEntries, _options.PushMaxBytes, out toSlot)
+            : [];
+        var newWindows = sub.KnownWindows < windows ? _core.History.Windows.Skip(sub.KnownWindows).ToArray() : [];
+        var batch = new ShardEventBatch(_shard, sub.NextSlot, toSlot, entries, newWindows, confirmed, 0, 0);
+        sub.InFlight = true;
+        PushAsync(sub, batch, windows).Ignore();
+    }
+
+    private async Task PushAsync(Subscriber sub, ShardEventBatch batch, int windows)
+    {
+        try
+        {
+            await sub.Observer.OnShardEvents(batch);
+            sub.NextSlot = batch.ToSlot;
+            sub.KnownWindows = windows;
+            sub.ConfirmedSent = batch.ConfirmedGsn;
+            sub.InFlight = false;
+        }
+        catch (Exception e)
+        {
+            // The subscriber is gone or broken; it resubscribes from its own position if it is still alive.
+            LogSubscriberDropped(logger, e, _shard, sub.Id);
+            _subscribers.Remove(sub.Id);
+            return;
+        }
+
+        if (_subscribers.TryGetValue(sub.Id, out var current) && ReferenceEquals(current, sub))
+        {
+            Pump(sub);
+        }
+    }
+
+    /// <summary>Consecutive entries covering slots [from, limit), cut to the budget; no-op runs are clipped to the range.</summary>
+    private ShardEntry[] Collect(long from, long limit, int maxEntries, int maxBytes, out long toSlot)
+    {
+        var result = new List<ShardEntry>();
+        var bytes = 0;
+        var slot = from;
+        if (slot < _cache.FirstSlot || _cache.Count == 0)
+        {
+            slot = CollectFromDisk(slot, Math.Min(limit, _cache.Count == 0 ? limit : _cache.FirstSlot), result, maxEntries, maxBytes, ref bytes);
+        }
+
+        if (slot < limit && result.Count < maxEntries && bytes < maxBytes)
+        {
+            var pos = _cache.Find(slot);
+            while (pos >= 0 && pos < _cache.Count && slot < limit && result.Count < maxEntries && bytes < maxBytes)
+            {
+                ref readonly var e = ref _cache[pos];
+                Emit(e.Slot, e.SlotCount, e.Payload, slot, limit, result, ref bytes);
+                slot = Math.Min(e.SlotEnd, limit);
+                pos++;
+            }
+        }
+
+        toSlot = slot;
+        return [.. result];
+    }
+
+    private long CollectFromDisk(long from, long limit, List<ShardEntry> result, int maxEntries, int maxBytes, ref int bytes)
+    {
+        // Start at the last sparse-index checkpoint at or before the slot, and walk forward.
+        int lo = 0, hi = _sparseIndex.Count - 1, found = 0;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (_sparseIndex[mid].Slot <= from)
+            {
+                found = mid;
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        var (slot, index) = _sparseIndex.Count == 0 ? (0L, 0L) : _sparseIndex[found];
+        var position = from;
+        while (position < limit && result.Count < maxEntries && bytes < maxBytes && index < _log.DurableIndex)
+        {
+            var chunk = _log.ReadRange(index, 256);
+            if (chunk.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var e in chunk)
+            {
+                var (count, payload) = Decode(e);
+                if (slot + count > position && position < limit && result.Count < maxEntries && bytes < maxBytes)
+                {
+                    Emit(slot, count, payload, position, limit, result, ref bytes);
+                    position = Math.Min(slot + count, limit);
+                }
+
+                slot += count;
+                index++;
+            }
+        }
+
+        return position;
+    }
+
+    private void Emit(long entrySlot, long count, byte[]? payload, long from, long limit, List<ShardEntry> result, ref int bytes)
+    {
+        if (payload is null)
+        {
+            var start = Math.Max(entrySlot, from);
+            var end = Math.Min(entrySlot + count, limit);
+            result.Add(new ShardEntry(start, -1, end - start, null));
+            return;
+        }
+
+        result.Add(new ShardEntry(entrySlot, _core.History.GsnOfSlot(_shard, entrySlot), 0, payload));
+        bytes += payload.Length;
+    }
+
+    private static (long Count, byte[]? Payload) Decode(in StoredEntry e) => e.Kind switch
+    {
+        RecordKind => (1, e.Payload.ToArray()),
+        NoOpKind => (BinaryPrimitives.ReadInt64LittleEndian(e.Payload.Span), null),
+        _ => throw new InvalidDataException($"Unknown entry kind {e.Kind} at storage index {e.Index}."),
+    };
+
+    /// <summary>Rebuilds slots, counts, the sparse index and the recent-entry cache from the log; returns the no-op slots.</summary>
+    private long Recover()
+    {
+        long slot = 0, records = 0, noOps = 0;
+        _cache.Reset(0);
+        for (long index = 0; index < _log.NextIndex;)
+        {
+            var chunk = _log.ReadRange(index, 1024);
+            foreach (var e in chunk)
+            {
+                var (count, payload) = Decode(e);
+                if (e.Index % SparseIndexEvery == 0)
+                {
+                    _sparseIndex.Add((slot, e.Index));
+                }
+
+                _cache.Add(new CachedEntry(slot, count, e.Index, payload));
+                _cache.Trim(_log.NextIndex);
+                slot += count;
+                records += payload is null ? 0 : 1;
+                noOps += payload is null ? count : 0;
+            }
+
+            index += chunk.Count;
+        }
+
+        _durableSlots = slot;
+        _durableRecords = records;
+        return noOps;
+    }
+
+    private sealed class Subscriber(Guid id, IShardObserver observer, long nextSlot)
+    {
+        public Guid Id { get; } = id;
+
+        public IShardObserver Observer { get; set; } = observer;
+
+        public long NextSlot { get; set; } = nextSlot;
+
+        public int KnownWindows { get; set; }
+
+        public long ConfirmedSent { get; set; } = -1;
+
+        public bool InFlight { get; set; }
+    }
+
+    private sealed class PendingAppend(long firstSlot, int count)
+    {
+        private readonly TaskCompletionSource<long[]> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long FirstSlot { get; } = firstSlot;
+
+        public int Count { get; } = count;
+
+        public Task<long[]> Task => _tcs.Task;
+
+        public void Complete(long[] gsns) => _tcs.TrySetResult(gsns);
+
+        public void Fail(Exception e) => _tcs.TrySetException(e);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} activated: {Slots} durable slots, {Records} records, {Windows} windows known")]
+    private static partial void LogActivated(ILogger logger, int shard, long slots, long records, int windows);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Shard {Shard}: subscription {Subscription} from slot {FromSlot}")]
+    private static partial void LogSubscribed(ILogger logger, int shard, Guid subscription, long fromSlot);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Shard {Shard}: lag-fix to cut {Target}, {Slots} no-op slots")]
+    private static partial void LogLagFix(ILogger logger, int shard, long target, long slots);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard}: subscriber {Subscription} dropped")]
+    private static partial void LogSubscriberDropped(ILogger logger, Exception e, int shard, Guid subscription);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Shard {Shard}: storage failed; pending appends failed and the shard deactivates")]
+    private static partial void LogStorageFailure(ILogger logger, Exception e, int shard);
+}

@@ -1,0 +1,35 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using SpecLog.Server;
+using SpecLog.Server.Ordering;
+
+namespace Orleans.Hosting;
+
+/// <summary>Registers SpecLogOrleans on a silo.</summary>
+public static class SpecLogSiloBuilderExtensions
+{
+    /// <summary>Adds the log's shard and sequencer grains, their options and a <c>SpecLogClient</c> usable inside the silo.</summary>
+    public static ISiloBuilder AddSpecLog(this ISiloBuilder builder, Action<SpecLogOptions>? configure = null) =>
+        builder.AddSpecLog(ob =>
+        {
+            if (configure is not null)
+            {
+                ob.Configure(configure);
+            }
+        });
+
+    /// <summary>Adds the log, configuring its options through an <see cref="OptionsBuilder{TOptions}"/> (for binding configuration).</summary>
+    public static ISiloBuilder AddSpecLog(this ISiloBuilder builder, Action<OptionsBuilder<SpecLogOptions>> configureOptions)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configureOptions);
+        var services = builder.Services;
+        configureOptions(services.AddOptions<SpecLogOptions>());
+        services.AddSingleton<IValidateOptions<SpecLogOptions>, SpecLogOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IOrderingLayer, SingleSequencerOrderingLayer>();
+        services.AddSpecLogClient();
+        return builder;
+    }
+}

@@ -1,0 +1,29 @@
+using SpecLog.FixAnte;
+
+namespace SpecLog.Server.Ordering;
+
+/// <summary>
+/// The seam between shards and the ordering layer. Shards send reports through it and learn windows from it; the
+/// ordering layer answers with <see cref="IShardGrain.OnCommitted"/>. A single sequencer replica implements it now;
+/// a replicated (Copilot) ordering layer replaces the implementation without touching shard code.
+/// </summary>
+public interface IOrderingLayer
+{
+    /// <summary>Sends a report (one-way; lost reports are repaired by the shard's retransmission).</summary>
+    void SendReport(ShardReport report);
+
+    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above.</summary>
+    Task<WindowConfig[]> GetWindowsAsync(long fromWindow);
+}
+
+/// <summary>The ordering layer made of one sequencer grain.</summary>
+public sealed class SingleSequencerOrderingLayer(IGrainFactory grainFactory) : IOrderingLayer
+{
+    private ISequencerGrain Sequencer => grainFactory.GetGrain<ISequencerGrain>(0);
+
+    /// <inheritdoc />
+    public void SendReport(ShardReport report) => Sequencer.Report(report).Ignore();
+
+    /// <inheritdoc />
+    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow) => Sequencer.GetWindowsAsync(fromWindow);
+}

@@ -1,0 +1,101 @@
+using Microsoft.Extensions.Options;
+using SpecLog.FixAnte;
+
+namespace SpecLog.Server;
+
+/// <summary>Settings of the log on a silo. Bind from the <c>SpecLog</c> configuration section.</summary>
+public sealed class SpecLogOptions
+{
+    /// <summary>Default number of shards.</summary>
+    public const int DEFAULT_SHARD_COUNT = 4;
+
+    /// <summary>Default largest record, in bytes (1 MiB).</summary>
+    public const int DEFAULT_MAX_RECORD_SIZE = 1 << 20;
+
+    /// <summary>Default most records in one batched append.</summary>
+    public const int DEFAULT_MAX_BATCH_RECORDS = 10_000;
+
+    /// <summary>Default data directory, relative to the working directory.</summary>
+    public const string DEFAULT_DATA_DIRECTORY = "speclog-data";
+
+    /// <summary>Default most entries in one push to a subscriber.</summary>
+    public const int DEFAULT_PUSH_MAX_ENTRIES = 4096;
+
+    /// <summary>Default most payload bytes in one push to a subscriber.</summary>
+    public const int DEFAULT_PUSH_MAX_BYTES = 1 << 20;
+
+    /// <summary>Default bytes of recent entries a shard keeps in memory for subscribers and reads.</summary>
+    public const long DEFAULT_RECENT_CACHE_BYTES = 64L << 20;
+
+    /// <summary>Number of shards (shard ids 0 … ShardCount−1). Must be the same on every silo and across restarts.</summary>
+    public int ShardCount { get; set; } = DEFAULT_SHARD_COUNT;
+
+    /// <summary>Where shard logs and the sequencer's window log live.</summary>
+    public string DataDirectory { get; set; } = DEFAULT_DATA_DIRECTORY;
+
+    /// <summary>Largest record accepted, in bytes; larger appends are refused with an <see cref="ArgumentException"/>.</summary>
+    public int MaxRecordSize { get; set; } = DEFAULT_MAX_RECORD_SIZE;
+
+    /// <summary>Most records in one batched append.</summary>
+    public int MaxBatchRecords { get; set; } = DEFAULT_MAX_BATCH_RECORDS;
+
+    /// <summary>Whether storage fsyncs (fdatasync) before an entry counts as durable. Turn off only for throwaway tests.</summary>
+    public bool Fsync { get; set; } = true;
+
+    /// <summary>Most entries in one push to a subscriber.</summary>
+    public int PushMaxEntries { get; set; } = DEFAULT_PUSH_MAX_ENTRIES;
+
+    /// <summary>Most payload bytes in one push to a subscriber.</summary>
+    public int PushMaxBytes { get; set; } = DEFAULT_PUSH_MAX_BYTES;
+
+    /// <summary>Bytes of recent entries each shard keeps in memory; older ones are read from disk.</summary>
+    public long RecentCacheBytes { get; set; } = DEFAULT_RECENT_CACHE_BYTES;
+
+    /// <summary>Fix-Ante ordering parameters (mode, W, T_ord, quotas, lag-fix).</summary>
+    public FixAnteOptions Ordering { get; set; } = new();
+}
+
+/// <summary>Rejects <see cref="SpecLogOptions"/> that cannot work, with the setting named.</summary>
+public sealed class SpecLogOptionsValidator : IValidateOptions<SpecLogOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, SpecLogOptions options)
+    {
+        var errors = new List<string>();
+        if (options.ShardCount is < 1 or > 4096)
+        {
+            errors.Add($"SpecLog:ShardCount must be in [1, 4096] (got {options.ShardCount}).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.DataDirectory))
+        {
+            errors.Add("SpecLog:DataDirectory must be set.");
+        }
+
+        if (options.MaxRecordSize is < 1 or > 64 << 20)
+        {
+            errors.Add($"SpecLog:MaxRecordSize must be in [1, 64 MiB] (got {options.MaxRecordSize}).");
+        }
+
+        if (options.MaxBatchRecords < 1)
+        {
+            errors.Add("SpecLog:MaxBatchRecords must be at least 1.");
+        }
+
+        if (options.PushMaxEntries < 1 || options.PushMaxBytes < 1)
+        {
+            errors.Add("SpecLog:PushMaxEntries and PushMaxBytes must be positive.");
+        }
+
+        try
+        {
+            options.Ordering.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            errors.Add("SpecLog:Ordering: " + e.Message);
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
