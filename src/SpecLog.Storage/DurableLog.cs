@@ -35,6 +35,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private TaskCompletionSource<long>? _inflightFlush;
     private long _inflightEnd;
     private bool _disposed;
+    private bool _crashed;
     private Exception? _failure;
 
     // Owned by the writer thread (and by the constructor before it starts).
@@ -264,6 +265,28 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
         }
 
         await _writerExited.Task.ConfigureAwait(false);
+        _writer.Join();
+        Cleanup();
+    }
+
+    /// <summary>
+    /// Test hook that imitates a process crash: the writer thread stops without writing pending entries or a seal frame,
+    /// and the files are closed. Entries already written stay in the files (and the page cache) as after a real crash.
+    /// </summary>
+    internal void SimulateCrash()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _crashed = true;
+            Monitor.Pulse(_lock);
+        }
+
         _writer.Join();
         Cleanup();
     }
@@ -552,6 +575,13 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                     while (_pendingFlush is null && !_disposed && _active.Length < _options.WriteBehindThreshold)
                     {
                         Monitor.Wait(_lock);
+                    }
+
+                    if (_crashed)
+                    {
+                        _pendingFlush?.TrySetException(new ObjectDisposedException(nameof(DurableLog)));
+                        _pendingFlush = null;
+                        return;
                     }
 
                     last = _disposed;
