@@ -10,10 +10,10 @@ public sealed class SmokeTests(ClusterFixture fixture)
     public async Task Append_IsAcknowledgedWithGsn_AndReadableThere()
     {
         var ct = TestContext.Current.CancellationToken;
-        var gsn = await fixture.Client.AppendAsync(Encoding.UTF8.GetBytes("hello"), 2, ct);
+        var gsn = await fixture.Client.AppendAsync(Encoding.UTF8.GetBytes("T|hello"), 2, ct);
         var record = await fixture.Client.ReadAsync(gsn, ct);
         Assert.NotNull(record);
         Assert.Equal(2, record.Shard);
-        Assert.Equal("hello", Encoding.UTF8.GetString(record.Payload.Span));
+        Assert.Equal("T|hello", Encoding.UTF8.GetString(record.Payload.Span));
     }
 }

@@ -1,0 +1,121 @@
+using System.Collections.Concurrent;
+using SpecLog.Client;
+
+namespace SpecLog.Cluster.Tests;
+
+[Collection(SharedClusterCollection.Name)]
+public sealed class DataPathTests(ClusterFixture fixture)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task ConcurrentAppenders_TwoSubscribers_SeeSameOrder_EveryAckOnceAtItsGsn()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var client = fixture.Client;
+        await using var first = new LogProbe(client.SubscribeAsync(0, ct), ct);
+        await using var second = new LogProbe(client.SubscribeAsync(0, ct), ct);
+
+        const int producers = 8, perProducer = 250;
+        var acks = new ConcurrentDictionary<long, string>();
+        await Task.WhenAll(Enumerable.Range(0, producers).Select(p => Task.Run(async () =>
+        {
+            for (var i = 0; i < perProducer; i++)
+            {
+                var payload = Payload.Make(nameof(ConcurrentAppenders_TwoSubscribers_SeeSameOrder_EveryAckOnceAtItsGsn), p, i);
+                var gsn = await client.AppendAsync(payload, cancellationToken: ct);
+                Assert.True(acks.TryAdd(gsn, Payload.Text(payload)), $"GSN {gsn} acknowledged twice");
+            }
+        }, ct)));
+
+        Assert.Equal(producers * perProducer, acks.Count);
+        var maxGsn = acks.Keys.Max();
+        foreach (var probe in new[] { first, second })
+        {
+            await probe.WaitUntilAsync(pr => pr.ConfirmedUpTo > maxGsn, Deadline, $"confirmation past GSN {maxGsn}");
+        }
+
+        var a = first.Records.TakeWhile(r => r.Gsn <= maxGsn).ToList();
+        var b = second.Records.TakeWhile(r => r.Gsn <= maxGsn).ToList();
+        Assert.Equal(a.Select(r => (r.Gsn, Payload.Text(r.Payload))), b.Select(r => (r.Gsn, Payload.Text(r.Payload))));
+
+        // GSN order, no duplicates, no no-ops, only records somebody appended.
+        for (var i = 1; i < a.Count; i++)
+        {
+            Assert.True(a[i].Gsn > a[i - 1].Gsn, $"GSN {a[i].Gsn} delivered after {a[i - 1].Gsn}");
+        }
+
+        Assert.All(a, r => Assert.StartsWith(Payload.Tag, Payload.Text(r.Payload)));
+
+        // Every acknowledged record delivered exactly once, speculatively, at the GSN it was acknowledged with.
+        var delivered = a.ToDictionary(r => r.Gsn, r => Payload.Text(r.Payload));
+        foreach (var (gsn, text) in acks)
+        {
+            Assert.True(delivered.TryGetValue(gsn, out var seen), $"acknowledged GSN {gsn} never delivered");
+            Assert.Equal(text, seen);
+        }
+
+        Assert.Equal(acks.Count, a.Count(r => Payload.Text(r.Payload).Contains(nameof(ConcurrentAppenders_TwoSubscribers_SeeSameOrder_EveryAckOnceAtItsGsn), StringComparison.Ordinal)));
+
+        // Confirmations are contiguous ranges from where the subscription started.
+        var confirmations = first.Confirmations;
+        for (var i = 1; i < confirmations.Count; i++)
+        {
+            Assert.Equal(confirmations[i - 1].ToGsn, confirmations[i].FromGsn);
+        }
+    }
+
+    [Fact]
+    public async Task BatchAppend_GetsConsecutiveShardSlots_AndReadsBackInOrder()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var payloads = Enumerable.Range(0, 50).Select(i => (ReadOnlyMemory<byte>)Payload.Make(nameof(BatchAppend_GetsConsecutiveShardSlots_AndReadsBackInOrder), 0, i)).ToList();
+        var gsns = await fixture.Client.AppendBatchAsync(payloads, 1, ct);
+        Assert.Equal(payloads.Count, gsns.Length);
+        for (var i = 1; i < gsns.Length; i++)
+        {
+            Assert.True(gsns[i] > gsns[i - 1]);
+        }
+
+        var records = await fixture.Client.ReadRangeAsync(gsns[0], gsns[^1] + 1, ct);
+        var ours = records.Where(r => r.Shard == 1).ToList();
+        Assert.Equal(gsns, ours.Select(r => r.Gsn));
+        Assert.Equal(payloads.Select(p => Payload.Text(p)), ours.Select(r => Payload.Text(r.Payload)));
+    }
+
+    [Fact]
+    public async Task ShardSubscription_DeliversThatShardsRecordsWithTheirGsns()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var status = await fixture.Grains.GetGrain<IShardGrain>(3).GetStatusAsync();
+        await using var probe = new LogProbe(fixture.Client.SubscribeShardAsync(3, status.DurableSlots, ct), ct);
+        var acks = new List<long>();
+        for (var i = 0; i < 20; i++)
+        {
+            acks.Add(await fixture.Client.AppendAsync(Payload.Make(nameof(ShardSubscription_DeliversThatShardsRecordsWithTheirGsns), 0, i), 3, ct));
+        }
+
+        await probe.WaitUntilAsync(p => p.Records.Count(r => acks.Contains(r.Gsn)) == acks.Count, Deadline, "all 20 shard-3 records");
+        Assert.All(probe.Records, r => Assert.Equal(3, r.Shard));
+        Assert.Equal(acks, probe.Records.Where(r => acks.Contains(r.Gsn)).Select(r => r.Gsn));
+    }
+
+    [Fact]
+    public async Task NoOps_FillIdleShards_AndStayInvisible()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var before = await fixture.Grains.GetGrain<IShardGrain>(0).GetStatusAsync();
+        // Only shard 2 receives records; the others must fill their quotas with no-ops for cuts to commit.
+        for (var i = 0; i < 30; i++)
+        {
+            await fixture.Client.AppendAsync(Payload.Make(nameof(NoOps_FillIdleShards_AndStayInvisible), 0, i), 2, ct);
+        }
+
+        var after = await fixture.Grains.GetGrain<IShardGrain>(0).GetStatusAsync();
+        Assert.True(after.NoOpSlots > before.NoOpSlots, "an idle shard filled no no-op slots");
+        var sequencer = await fixture.Grains.GetGrain<ISequencerGrain>(0).GetStatusAsync();
+        var records = await fixture.Client.ReadRangeAsync(0, sequencer.CommittedGsn, ct);
+        Assert.All(records, r => Assert.StartsWith(Payload.Tag, Payload.Text(r.Payload)));
+        Assert.True(records.Count < sequencer.CommittedGsn, "no-op positions must exist and be left out of reads");
+    }
+}
