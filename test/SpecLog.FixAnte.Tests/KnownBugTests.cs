@@ -1,0 +1,25 @@
+namespace SpecLog.FixAnte.Tests;
+
+/// <summary>Tests of behaviour that the current src/SpecLog.FixAnte gets wrong; skipped (reported) so the suite stays green.</summary>
+public sealed class KnownBugTests
+{
+    private const string FIXED_LAG_REASON =
+        "reported: ShardCore.MakeReport sets FixedLag only when DurableSlots == AssignedSlots, so records appended after the lag-fix fill delay the ack until the shard is idle";
+
+    [Fact(Skip = FIXED_LAG_REASON)]
+    public void FixedLag_is_sent_once_the_lag_fix_fill_is_durable_even_with_later_records_in_flight()
+    {
+        var options = new FixAnteOptions { CutsPerWindow = 10 };
+        var core = new ShardCore(1, options);
+        core.OnCommitted(0, [new WindowConfig(0, 0, 0, 10, [1, 2])], 0);
+        core.MakeReport(0);
+        var fill = core.NoOpsForLagFix(4);     // 8 slots for cuts 0..3
+        Assert.Equal(8, fill);
+        core.AssignNoOp(fill);
+        core.AssignRecord();                   // slot 8: a new append, still on its way to disk
+        core.OnDurable(8, 0);                  // the whole lag-fix fill is durable
+        Assert.True(core.ReportDue(1));
+        var report = core.MakeReport(1);
+        Assert.True(report.FixedLag);          // actual: false (and false on every report while appends keep the disk busy)
+    }
+}
