@@ -44,6 +44,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private long _syncedIndex;
 
     private volatile Segment[] _segments;
+    private long _flushCount;
 
     private DurableLog(DurableLogOptions options, SafeFileHandle lockFile, LogRecovery.Result recovered)
     {
@@ -99,6 +100,9 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
 
     /// <summary>Lowest index that can still be read: the first index of the oldest segment file.</summary>
     public long FirstIndex => _segments[0].BaseIndex;
+
+    /// <summary>Number of group commits (one write plus one fdatasync shared by all waiting flushes) completed since open.</summary>
+    public long FlushCount => Interlocked.Read(ref _flushCount);
 
     /// <summary>Number of segment files the log currently consists of.</summary>
     public int SegmentCount => _segments.Length;
@@ -616,6 +620,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                     }
 
                     _syncedIndex = end;
+                    Interlocked.Increment(ref _flushCount);
                 }
 
                 if (last)

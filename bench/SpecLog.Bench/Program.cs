@@ -1,0 +1,49 @@
+using SpecLog.Bench.Scenarios;
+
+namespace SpecLog.Bench;
+
+/// <summary>Entry point: <c>dotnet run -c Release --project bench/SpecLog.Bench -- &lt;scenario&gt; [options]</c>.</summary>
+public static class Program
+{
+    /// <summary>Every scenario the tool knows; add new ones here.</summary>
+    private static readonly IScenario[] s_scenarios =
+    [
+        new StorageScenario(),
+    ];
+
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            PrintUsage();
+            return args.Length == 0 ? 1 : 0;
+        }
+
+        IScenario? scenario = s_scenarios.FirstOrDefault(s => string.Equals(s.Name, args[0], StringComparison.OrdinalIgnoreCase));
+        if (scenario is null)
+        {
+            Console.Error.WriteLine($"Unknown scenario '{args[0]}'.");
+            PrintUsage();
+            return 1;
+        }
+
+        try
+        {
+            return await scenario.RunAsync(BenchArgs.Parse(args.AsSpan(1)));
+        }
+        catch (ArgumentException ex)
+        {
+            Console.Error.WriteLine(ex.Message);
+            return 1;
+        }
+    }
+
+    private static void PrintUsage()
+    {
+        Console.WriteLine("usage: SpecLog.Bench <scenario> [--option value ...]");
+        foreach (IScenario scenario in s_scenarios)
+        {
+            Console.WriteLine($"  {scenario.Name,-12} {scenario.Description}");
+        }
+    }
+}
