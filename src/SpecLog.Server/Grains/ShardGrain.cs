@@ -45,8 +45,8 @@ internal sealed partial class ShardGrain(
         var key = this.GetPrimaryKeyLong();
         if (key < 0 || key >= _options.ShardCount)
         {
+            // Stay active (idle collection removes it) and refuse every call with a clear error.
             _invalidReason = $"Unknown shard {key}: the log has {_options.ShardCount} shards (0 to {_options.ShardCount - 1}).";
-            DeactivateOnIdle();
             return;
         }
 
