@@ -19,6 +19,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     private readonly SemaphoreSlim _historyLock = new(1, 1);
     private readonly WindowHistory _history = new();
     private int _roundRobin;
+    private int _shardCount;
 
     /// <summary>Creates a client with default options.</summary>
     public SpecLogClient(IGrainFactory grainFactory)
@@ -31,8 +32,13 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// <summary>The number of shards of the log.</summary>
     public async Task<int> GetShardCountAsync(CancellationToken cancellationToken = default)
     {
-        await RefreshWindowsAsync(0, cancellationToken);
-        return _history[0].ShardCount;
+        if (_shardCount == 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            _shardCount = (await Sequencer.GetStatusAsync()).ShardCount;
+        }
+
+        return _shardCount;
     }
 
     /// <summary>Appends a record to <paramref name="shard"/> (or the next shard in turn); returns its final GSN once committed.</summary>
@@ -86,9 +92,9 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// </summary>
     public async IAsyncEnumerable<SpecLogEvent> SubscribeAsync(long fromGsn = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        var shardCount = await GetShardCountAsync(cancellationToken);
         await RefreshWindowsAsync(0, cancellationToken);
         LogMerger merger;
-        int shardCount;
         await _historyLock.WaitAsync(cancellationToken);
         try
         {
@@ -99,7 +105,6 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 await _historyLock.WaitAsync(cancellationToken);
             }
 
-            shardCount = _history[0].ShardCount;
             merger = new LogMerger(shardCount, fromGsn, _history.Windows);
         }
         finally
@@ -174,7 +179,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         }
 
         var result = new List<LogRecord>();
-        var shardCount = _history[0].ShardCount;
+        var shardCount = await GetShardCountAsync(cancellationToken);
         for (var s = 0; s < shardCount; s++)
         {
             long slot, end;
@@ -248,12 +253,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         {
             if (_history.Count <= ifFewerThan)
             {
-                var windows = await Sequencer.GetWindowsAsync(_history.Count);
-                _history.AddRange(windows);
-                if (_history.Count == 0)
-                {
-                    throw new InvalidOperationException("The log has no window yet; is the silo running AddSpecLog?");
-                }
+                _history.AddRange(await Sequencer.GetWindowsAsync(_history.Count));
             }
         }
         finally
