@@ -1,0 +1,317 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Dashboard;
+using SpecLog.FixAnte;
+using SpecLog.Server;
+
+namespace SpecLog.Silo;
+
+/// <summary>Builds, starts and stops the silo process: configuration, Orleans, the log, the dashboard.</summary>
+internal static partial class SiloHost
+{
+    /// <summary>Exit code for settings that cannot work.</summary>
+    public const int ExitBadConfiguration = 2;
+
+    /// <summary>Exit code when the silo could not start (port taken, data directory locked, recovery failed).</summary>
+    public const int ExitStartFailed = 3;
+
+    /// <summary>Runs the silo until Ctrl+C or SIGTERM; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var environment = SiloConfiguration.ResolveEnvironment(args);
+        SiloSettings settings;
+        try
+        {
+            var bootstrap = SiloConfiguration.Load(environment, args);
+            settings = bootstrap.GetSection(SiloSettings.SectionName).Get<SiloSettings>() ?? new SiloSettings();
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or IOException or InvalidDataException)
+        {
+            await Console.Error.WriteLineAsync($"SpecLog silo: cannot read configuration: {e.Message}");
+            return ExitBadConfiguration;
+        }
+
+        var errors = settings.Validate();
+        if (errors.Count > 0)
+        {
+            await Console.Error.WriteLineAsync("SpecLog silo: invalid settings:" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", errors));
+            return ExitBadConfiguration;
+        }
+
+        var host = settings.Dashboard.Enabled ? BuildWebHost(args, environment, settings) : BuildGenericHost(args, environment, settings);
+        try
+        {
+            return await RunHostAsync(host, environment, settings);
+        }
+        finally
+        {
+            if (host is IAsyncDisposable asyncDisposable)
+            {
+                await asyncDisposable.DisposeAsync();
+            }
+            else
+            {
+                host.Dispose();
+            }
+        }
+    }
+
+    private static async Task<int> RunHostAsync(IHost host, string environment, SiloSettings settings)
+    {
+        var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SpecLog.Silo");
+        SpecLogOptions options;
+        try
+        {
+            options = host.Services.GetRequiredService<IOptions<SpecLogOptions>>().Value;
+        }
+        catch (OptionsValidationException e)
+        {
+            await Console.Error.WriteLineAsync("SpecLog silo: invalid settings:" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", e.Failures));
+            return ExitBadConfiguration;
+        }
+
+        DataDirectoryLock? dataLock = null;
+        try
+        {
+            if (settings.LockDataDirectory)
+            {
+                dataLock = DataDirectoryLock.Acquire(options.DataDirectory);
+            }
+
+            LogStarting(logger, environment, options.DataDirectory, settings.Clustering);
+            var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+            try
+            {
+                await host.StartAsync(lifetime.ApplicationStopping);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogStartFailed(logger, e);
+                await Console.Error.WriteLineAsync($"SpecLog silo: failed to start: {e.Message}");
+                return ExitStartFailed;
+            }
+
+            var recovered = 0L;
+            if (settings.ActivateLogOnStart)
+            {
+                try
+                {
+                    recovered = await ActivateLogAsync(host.Services.GetRequiredService<IGrainFactory>(), options.ShardCount, settings.ActivationTimeout, logger, lifetime.ApplicationStopping);
+                }
+                catch (Exception e) when (!lifetime.ApplicationStopping.IsCancellationRequested)
+                {
+                    LogActivationFailed(logger, e);
+                    await Console.Error.WriteLineAsync($"SpecLog silo: the log did not come up: {e.Message}");
+                    await host.StopAsync(CancellationToken.None);
+                    return ExitStartFailed;
+                }
+            }
+
+            if (!lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                PrintBanner(host, environment, settings, options, recovered);
+            }
+
+            await host.WaitForShutdownAsync();
+            LogStopped(logger);
+            Console.WriteLine("SpecLog silo stopped.");
+            return 0;
+        }
+        catch (IOException e)
+        {
+            LogStartFailed(logger, e);
+            await Console.Error.WriteLineAsync($"SpecLog silo: {e.Message}");
+            return ExitStartFailed;
+        }
+        finally
+        {
+            dataLock?.Dispose();
+        }
+    }
+
+    /// <summary>The host with Kestrel serving the Orleans dashboard.</summary>
+    private static WebApplication BuildWebHost(string[] args, string environment, SiloSettings settings)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            EnvironmentName = environment,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.UseSiloSources(environment, args);
+        builder.WebHost.ConfigureKestrel(kestrel => ListenDashboard(kestrel, settings.Dashboard));
+        ConfigureHost(builder, settings);
+
+        var app = builder.Build();
+        var path = settings.Dashboard.Path.TrimEnd('/');
+        app.MapOrleansDashboard(routePrefix: path);
+        if (path.Length > 0)
+        {
+            app.MapGet("/", () => Results.Redirect(path));
+        }
+
+        return app;
+    }
+
+    /// <summary>The host without any HTTP server (dashboard off).</summary>
+    private static IHost BuildGenericHost(string[] args, string environment, SiloSettings settings)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            Args = args,
+            EnvironmentName = environment,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.UseSiloSources(environment, args);
+        ConfigureHost(builder, settings);
+        return builder.Build();
+    }
+
+    private static void ConfigureHost(IHostApplicationBuilder builder, SiloSettings settings)
+    {
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
+        var configuration = builder.Configuration;
+        builder.UseOrleans(silo => ConfigureSilo(silo, configuration, settings));
+    }
+
+    /// <summary>Clustering, the log bound to the <c>SpecLog</c> section, and the dashboard.</summary>
+    private static void ConfigureSilo(ISiloBuilder silo, IConfiguration configuration, SiloSettings settings)
+    {
+        switch (settings.Clustering)
+        {
+            case ClusteringMode.Localhost:
+                silo.UseLocalhostClustering(settings.SiloPort, settings.GatewayPort, primarySiloEndpoint: null, settings.ServiceId, settings.ClusterId);
+                break;
+            case ClusteringMode.Kubernetes:
+                silo.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = settings.ClusterId;
+                    o.ServiceId = settings.ServiceId;
+                });
+                silo.Configure<EndpointOptions>(o =>
+                {
+                    o.SiloPort = settings.SiloPort;
+                    o.GatewayPort = settings.GatewayPort;
+                });
+
+                // Pod name, pod IP and listening on every interface come from Kubernetes hosting (ORLEANS_CLUSTER_ID and
+                // ORLEANS_SERVICE_ID, when set, override the ids above). Membership is the in-memory table of the
+                // primary silo: enough for one replica; several need a real membership provider.
+                silo.UseKubernetesHosting();
+                silo.UseDevelopmentClustering(PrimarySiloEndpoint(settings));
+                break;
+            default:
+                throw new InvalidOperationException($"Unknown Silo:Clustering '{settings.Clustering}'.");
+        }
+
+        silo.AddSpecLog(ob => ob
+            .Bind(configuration.GetSection("SpecLog"))
+            .PostConfigure(o => o.DataDirectory = Path.GetFullPath(o.DataDirectory)));
+
+        if (settings.Dashboard.Enabled)
+        {
+            silo.AddDashboard(o =>
+            {
+                o.CounterUpdateIntervalMs = settings.Dashboard.CounterUpdateIntervalMs;
+                o.HistoryLength = settings.Dashboard.HistoryLength;
+                o.HideTrace = settings.Dashboard.HideTrace;
+            });
+        }
+    }
+
+    private static IPEndPoint PrimarySiloEndpoint(SiloSettings settings)
+    {
+        if (!string.IsNullOrWhiteSpace(settings.PrimarySiloEndpoint))
+        {
+            return IPEndPoint.Parse(settings.PrimarySiloEndpoint);
+        }
+
+        var podIp = Environment.GetEnvironmentVariable("POD_IP");
+        if (!string.IsNullOrWhiteSpace(podIp))
+        {
+            return new IPEndPoint(IPAddress.Parse(podIp), settings.SiloPort);
+        }
+
+        var address = Dns.GetHostAddresses(Dns.GetHostName())
+            .FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
+        return new IPEndPoint(address ?? IPAddress.Loopback, settings.SiloPort);
+    }
+
+    private static void ListenDashboard(KestrelServerOptions kestrel, DashboardSettings dashboard)
+    {
+        switch (dashboard.Host)
+        {
+            case "localhost" when dashboard.Port == 0:
+                kestrel.Listen(IPAddress.Loopback, 0);
+                break;
+            case "localhost":
+                kestrel.ListenLocalhost(dashboard.Port);
+                break;
+            case "*":
+                kestrel.ListenAnyIP(dashboard.Port);
+                break;
+            default:
+                kestrel.Listen(IPAddress.Parse(dashboard.Host), dashboard.Port);
+                break;
+        }
+    }
+
+    /// <summary>Activates the sequencer and every shard, so each recovers from disk now rather than at the first request; returns the records found.</summary>
+    private static async Task<long> ActivateLogAsync(IGrainFactory grains, int shardCount, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        var sequencer = await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(cts.Token);
+        var shards = await Task.WhenAll(Enumerable.Range(0, shardCount).Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
+        var records = shards.Sum(s => s.DurableRecords);
+        var noOpSlots = shards.Sum(s => s.NoOpSlots);
+        LogActivated(logger, shardCount, sequencer.Windows, records, noOpSlots);
+        return records;
+    }
+
+    private static void PrintBanner(IHost host, string environment, SiloSettings settings, SpecLogOptions options, long recovered)
+    {
+        var silo = host.Services.GetRequiredService<ILocalSiloDetails>();
+        var gateway = silo.GatewayAddress?.Endpoint.ToString() ?? "(none)";
+        var dashboard = "off";
+        if (settings.Dashboard.Enabled)
+        {
+            var addresses = host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
+            var root = addresses?.FirstOrDefault() ?? $"http://{settings.Dashboard.Host}:{settings.Dashboard.Port}";
+            dashboard = root.TrimEnd('/') + settings.Dashboard.Path;
+        }
+
+        var ordering = options.Ordering;
+        var mode = ordering.Mode == OrderingMode.FixAnte ? "FixAnte (speculative)" : ordering.Mode.ToString();
+        Console.WriteLine($"SpecLog silo up: gateway {gateway}, dashboard {dashboard}, data {options.DataDirectory}");
+        Console.WriteLine($"  cluster '{settings.ClusterId}' service '{settings.ServiceId}' ({settings.Clustering} clustering), silo {silo.SiloAddress.Endpoint}, environment {environment}");
+        Console.WriteLine($"  log: {options.ShardCount} shards, {mode}, T_ord {ordering.OrderingInterval.TotalMilliseconds} ms, W {ordering.CutsPerWindow}, fsync {(options.Fsync ? "on" : "OFF")}, {recovered} records on disk");
+        Console.WriteLine("  Ctrl+C (SIGINT) or SIGTERM stops the silo gracefully.");
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Starting SpecLog silo (environment {Environment}, data {DataDirectory}, {Clustering} clustering)")]
+    private static partial void LogStarting(ILogger logger, string environment, string dataDirectory, ClusteringMode clustering);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Log activated: {Shards} shards, {Windows} windows, {Records} records and {NoOpSlots} no-op slots on disk")]
+    private static partial void LogActivated(ILogger logger, int shards, long windows, long records, long noOpSlots);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The silo failed to start")]
+    private static partial void LogStartFailed(ILogger logger, Exception e);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Activating the sequencer and shards failed")]
+    private static partial void LogActivationFailed(ILogger logger, Exception e);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "SpecLog silo stopped")]
+    private static partial void LogStopped(ILogger logger);
+}

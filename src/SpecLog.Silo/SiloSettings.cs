@@ -1,0 +1,173 @@
+using System.Net;
+
+namespace SpecLog.Silo;
+
+/// <summary>How a silo finds the other members of its cluster.</summary>
+internal enum ClusteringMode
+{
+    /// <summary>A single silo on the loopback interface (Orleans localhost clustering); clients connect to 127.0.0.1.</summary>
+    Localhost = 0,
+
+    /// <summary>Kubernetes hosting: pod IP and name from the environment, membership held by the primary silo.</summary>
+    Kubernetes = 1,
+}
+
+/// <summary>Settings of the silo process itself (the <c>Silo</c> configuration section); the log's own settings are the <c>SpecLog</c> section.</summary>
+internal sealed class SiloSettings
+{
+    /// <summary>The configuration section these settings are bound from.</summary>
+    public const string SectionName = "Silo";
+
+    /// <summary>Default port for silo-to-silo traffic.</summary>
+    public const int DEFAULT_SILO_PORT = 11111;
+
+    /// <summary>Default port clients connect to.</summary>
+    public const int DEFAULT_GATEWAY_PORT = 30000;
+
+    /// <summary>Default cluster id (the Orleans localhost default, so a plain <c>UseLocalhostClustering()</c> client connects).</summary>
+    public const string DEFAULT_CLUSTER_ID = "dev";
+
+    /// <summary>Default service id (the Orleans localhost default).</summary>
+    public const string DEFAULT_SERVICE_ID = "dev";
+
+    /// <summary>Default time a graceful shutdown may take before the process gives up waiting.</summary>
+    public static readonly TimeSpan DEFAULT_SHUTDOWN_TIMEOUT = TimeSpan.FromSeconds(30);
+
+    /// <summary>Default time the start-up activation of the sequencer and shards may take.</summary>
+    public static readonly TimeSpan DEFAULT_ACTIVATION_TIMEOUT = TimeSpan.FromSeconds(30);
+
+    /// <summary>How the silo finds its cluster.</summary>
+    public ClusteringMode Clustering { get; set; } = ClusteringMode.Localhost;
+
+    /// <summary>Port for silo-to-silo traffic.</summary>
+    public int SiloPort { get; set; } = DEFAULT_SILO_PORT;
+
+    /// <summary>Port Orleans clients connect to.</summary>
+    public int GatewayPort { get; set; } = DEFAULT_GATEWAY_PORT;
+
+    /// <summary>Orleans cluster id; clients must use the same one.</summary>
+    public string ClusterId { get; set; } = DEFAULT_CLUSTER_ID;
+
+    /// <summary>Orleans service id; must stay the same across restarts of one deployment.</summary>
+    public string ServiceId { get; set; } = DEFAULT_SERVICE_ID;
+
+    /// <summary>
+    /// Kubernetes mode only: <c>ip:port</c> of the silo that holds the (in-memory) membership table. Empty means this
+    /// silo (its pod IP and <see cref="SiloPort"/>), which is right for the single-replica deployment.
+    /// </summary>
+    public string? PrimarySiloEndpoint { get; set; }
+
+    /// <summary>Whether the sequencer and every shard are activated (and so recover from disk) right after start.</summary>
+    public bool ActivateLogOnStart { get; set; } = true;
+
+    /// <summary>How long the start-up activation may take before the silo gives up and exits.</summary>
+    public TimeSpan ActivationTimeout { get; set; } = DEFAULT_ACTIVATION_TIMEOUT;
+
+    /// <summary>How long a graceful shutdown (Ctrl+C, SIGTERM) may take.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = DEFAULT_SHUTDOWN_TIMEOUT;
+
+    /// <summary>Whether to take an exclusive lock file in the data directory so two silos never share it.</summary>
+    public bool LockDataDirectory { get; set; } = true;
+
+    /// <summary>The Orleans dashboard.</summary>
+    public DashboardSettings Dashboard { get; set; } = new();
+
+    /// <summary>Every problem with these settings, each naming the setting.</summary>
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (SiloPort is < 1 or > 65535)
+        {
+            errors.Add($"Silo:SiloPort must be in [1, 65535] (got {SiloPort}).");
+        }
+
+        if (GatewayPort is < 1 or > 65535)
+        {
+            errors.Add($"Silo:GatewayPort must be in [1, 65535] (got {GatewayPort}).");
+        }
+
+        if (SiloPort == GatewayPort)
+        {
+            errors.Add($"Silo:SiloPort and Silo:GatewayPort must differ (both {SiloPort}).");
+        }
+
+        if (string.IsNullOrWhiteSpace(ClusterId) || string.IsNullOrWhiteSpace(ServiceId))
+        {
+            errors.Add("Silo:ClusterId and Silo:ServiceId must be set.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(PrimarySiloEndpoint) && !IPEndPoint.TryParse(PrimarySiloEndpoint, out _))
+        {
+            errors.Add($"Silo:PrimarySiloEndpoint must be ip:port (got '{PrimarySiloEndpoint}').");
+        }
+
+        if (ActivationTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
+        {
+            errors.Add("Silo:ActivationTimeout and Silo:ShutdownTimeout must be positive.");
+        }
+
+        if (Dashboard.Enabled)
+        {
+            if (Dashboard.Port is < 0 or > 65535)
+            {
+                errors.Add($"Silo:Dashboard:Port must be in [0, 65535] (got {Dashboard.Port}).");
+            }
+
+            if (Dashboard.Port == GatewayPort || Dashboard.Port == SiloPort)
+            {
+                errors.Add($"Silo:Dashboard:Port {Dashboard.Port} collides with an Orleans port.");
+            }
+
+            if (!Dashboard.Path.StartsWith('/'))
+            {
+                errors.Add($"Silo:Dashboard:Path must start with '/' (got '{Dashboard.Path}').");
+            }
+
+            if (Dashboard.Host is not ("localhost" or "*") && !IPAddress.TryParse(Dashboard.Host, out _))
+            {
+                errors.Add($"Silo:Dashboard:Host must be 'localhost', '*' or an IP address (got '{Dashboard.Host}').");
+            }
+
+            if (Dashboard.CounterUpdateIntervalMs < 1000)
+            {
+                errors.Add($"Silo:Dashboard:CounterUpdateIntervalMs must be at least 1000 (got {Dashboard.CounterUpdateIntervalMs}).");
+            }
+        }
+
+        return errors;
+    }
+}
+
+/// <summary>Settings of the Orleans dashboard (<c>Silo:Dashboard</c>).</summary>
+internal sealed class DashboardSettings
+{
+    /// <summary>Default HTTP port of the dashboard.</summary>
+    public const int DEFAULT_PORT = 8080;
+
+    /// <summary>Default interface the dashboard listens on: loopback only.</summary>
+    public const string DEFAULT_HOST = "localhost";
+
+    /// <summary>Default URL path of the dashboard.</summary>
+    public const string DEFAULT_PATH = "/dashboard";
+
+    /// <summary>Whether the dashboard (and with it the HTTP server) runs at all.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>HTTP port; 0 picks a free one (printed at start).</summary>
+    public int Port { get; set; } = DEFAULT_PORT;
+
+    /// <summary>Interface to listen on: <c>localhost</c> (loopback), <c>*</c> (every interface) or an IP address.</summary>
+    public string Host { get; set; } = DEFAULT_HOST;
+
+    /// <summary>URL path the dashboard is served under; <c>/</c> redirects there.</summary>
+    public string Path { get; set; } = DEFAULT_PATH;
+
+    /// <summary>Milliseconds between metric samples (at least 1000).</summary>
+    public int CounterUpdateIntervalMs { get; set; } = 1000;
+
+    /// <summary>Metric samples kept for the charts.</summary>
+    public int HistoryLength { get; set; } = 100;
+
+    /// <summary>Whether to disable the dashboard's live log-stream page.</summary>
+    public bool HideTrace { get; set; }
+}
