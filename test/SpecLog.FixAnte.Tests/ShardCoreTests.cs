@@ -336,7 +336,9 @@ public sealed class ShardCoreTests
                         {
                             core.AssignNoOp(n);
                             recordsAssigned.AddRange(Enumerable.Repeat(false, (int)n));
-                            Expect.Equal(cut + 1, layout.CompletedCut(run.Shard, core.AssignedSlots), () => $"op {at}: deadline fill completes exactly one cut");
+                            // The fill completes the current cut (and any following cuts where this shard owns no slot), nothing more.
+                            Expect.Equal(layout.SlotsBeforeCut(run.Shard, cut + 1), core.AssignedSlots, () => $"op {at}: deadline fill ends at the end of cut {cut}");
+                            Expect.True(layout.CompletedCut(run.Shard, core.AssignedSlots) > cut, () => $"op {at}: deadline fill does not complete cut {cut}");
                         }
 
                         break;
