@@ -11,7 +11,9 @@ namespace SpecLog.Bench.Scenarios;
 /// Measures single-record commit latency of raw file strategies, FasterLog and <see cref="DurableLog"/> side by side,
 /// then the group-commit throughput of <see cref="DurableLog"/>. Prints Markdown tables.
 /// Options: --seconds N (per measurement, default 5), --runs N (default 1; medians are printed when N &gt; 1),
-/// --dir PATH (scratch directory, default under the temp folder), --no-faster.
+/// --dir PATH (scratch directory, default under the temp folder), --no-faster, --only KEY[,KEY...] (run only measurements whose
+/// key contains one of the KEYs: raw-filestream, raw-growing, raw-fallocate, raw-zeroed, faster, log-zerofill, log-fallocate, log-none,
+/// log-nofsync, group-1, group-8, group-64, group-batch100, group-none-64, group-nofsync-64, group-faster-64).
 /// </summary>
 public sealed class StorageScenario : IScenario
 {
@@ -29,6 +31,9 @@ public sealed class StorageScenario : IScenario
         double seconds = args.GetDouble("seconds", 5);
         int runs = args.GetInt("runs", 1);
         bool faster = args.Get("no-faster") is null;
+        string only = args.Get("only") ?? string.Empty;
+        string[] onlyKeys = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        bool Want(string name) => onlyKeys.Length == 0 || onlyKeys.Any(k => name.Contains(k, StringComparison.OrdinalIgnoreCase));
         string root = Path.GetFullPath(args.Get("dir") ?? Path.Combine(Path.GetTempPath(), $"speclog-bench-{Environment.ProcessId}"));
         Directory.CreateDirectory(root);
         Console.WriteLine($"# storage scenario, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
@@ -45,34 +50,54 @@ public sealed class StorageScenario : IScenario
             {
                 var latency = new List<LatencyRow>();
                 var throughput = new List<ThroughputRow>();
-                latency.Add(await Fresh(root, d => FileStreamFlush(d, seconds)));
-                latency.Add(await Fresh(root, d => RawFdatasync(d, "growing file + fdatasync", seconds, prepare: null)));
-                latency.Add(await Fresh(root, d => RawFdatasync(d, "fallocate-only file + fdatasync", seconds, Native.Fallocate)));
-                latency.Add(await Fresh(root, d => RawFdatasync(d, "pre-zeroed file + fdatasync", seconds, ZeroFill)));
+                var latencyJobs = new List<(string Key, Func<string, Task<LatencyRow>> Measure)>
+                {
+                    ("raw-filestream", d => FileStreamFlush(d, seconds)),
+                    ("raw-growing", d => RawFdatasync(d, "growing file + fdatasync", seconds, prepare: null)),
+                    ("raw-fallocate", d => RawFdatasync(d, "fallocate-only file + fdatasync", seconds, Native.Fallocate)),
+                    ("raw-zeroed", d => RawFdatasync(d, "pre-zeroed file + fdatasync", seconds, ZeroFill)),
+                };
                 if (faster)
                 {
-                    latency.Add(await Fresh(root, d => FasterLogLatency(d, seconds)));
+                    latencyJobs.Add(("faster", d => FasterLogLatency(d, seconds)));
                 }
 
-                foreach (SegmentPreallocation mode in new[] { SegmentPreallocation.ZeroFill, SegmentPreallocation.Fallocate, SegmentPreallocation.None })
+                latencyJobs.Add(("log-zerofill", d => DurableLogLatency(d, SegmentPreallocation.ZeroFill, seconds, fsync: true)));
+                latencyJobs.Add(("log-fallocate", d => DurableLogLatency(d, SegmentPreallocation.Fallocate, seconds, fsync: true)));
+                latencyJobs.Add(("log-none", d => DurableLogLatency(d, SegmentPreallocation.None, seconds, fsync: true)));
+                latencyJobs.Add(("log-nofsync", d => DurableLogLatency(d, SegmentPreallocation.ZeroFill, seconds, fsync: false)));
+
+                var throughputJobs = new List<(string Key, Func<string, Task<ThroughputRow>> Measure)>
                 {
-                    latency.Add(await Fresh(root, d => DurableLogLatency(d, mode, seconds)));
-                }
-
-                foreach (int producers in new[] { 1, 8, 64 })
-                {
-                    throughput.Add(await Fresh(root, d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, producers, 1, seconds)));
-                }
-
-                throughput.Add(await Fresh(root, d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 1, 100, seconds)));
-                throughput.Add(await Fresh(root, d => DurableLogThroughput(d, SegmentPreallocation.None, 64, 1, seconds)));
+                    ("group-1", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 1, 1, seconds)),
+                    ("group-8", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 8, 1, seconds)),
+                    ("group-64", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 64, 1, seconds)),
+                    ("group-batch100", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 1, 100, seconds)),
+                    ("group-none-64", d => DurableLogThroughput(d, SegmentPreallocation.None, 64, 1, seconds)),
+                    ("group-nofsync-64", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 64, 1, seconds, fsync: false)),
+                };
                 if (faster)
                 {
-                    throughput.Add(await Fresh(root, d => FasterLogThroughput(d, 64, seconds)));
+                    throughputJobs.Add(("group-faster-64", d => FasterLogThroughput(d, 64, seconds)));
+                }
+
+                foreach ((string key, Func<string, Task<LatencyRow>> measure) in latencyJobs.Where(j => Want(j.Key)))
+                {
+                    latency.Add(await Fresh(root, measure));
+                }
+
+                foreach ((string key, Func<string, Task<ThroughputRow>> measure) in throughputJobs.Where(j => Want(j.Key)))
+                {
+                    throughput.Add(await Fresh(root, measure));
                 }
 
                 Console.WriteLine($"## run {run}");
                 Console.WriteLine();
+                if (Want("open"))
+                {
+                    await Fresh(root, OpenTimes);
+                }
+
                 PrintLatency(latency);
                 PrintThroughput(throughput);
                 latencyRuns.Add(latency);
@@ -234,31 +259,33 @@ public sealed class StorageScenario : IScenario
         });
     }
 
-    private static DurableLogOptions Options(string dir, SegmentPreallocation mode) => new()
+    private static DurableLogOptions Options(string dir, SegmentPreallocation mode, bool fsync) => new()
     {
         Directory = dir,
         Preallocation = mode,
-        Fsync = true,
+        Fsync = fsync,
     };
 
-    private static async Task<LatencyRow> DurableLogLatency(string dir, SegmentPreallocation mode, double seconds)
+    private static string Label(SegmentPreallocation mode, bool fsync) => fsync ? mode.ToString() : $"{mode}, Fsync off: thread hand-offs only";
+
+    private static async Task<LatencyRow> DurableLogLatency(string dir, SegmentPreallocation mode, double seconds, bool fsync)
     {
         byte[] record = Record(PayloadSize);
-        await using var log = DurableLog.Open(Options(dir, mode));
-        return await Measure($"DurableLog Append + FlushAsync ({mode})", seconds, async () =>
+        await using var log = DurableLog.Open(Options(dir, mode, fsync));
+        return await Measure($"DurableLog Append + FlushAsync ({Label(mode, fsync)})", seconds, async () =>
         {
             log.Append(1, record);
             await log.FlushAsync();
         });
     }
 
-    private static async Task<ThroughputRow> DurableLogThroughput(string dir, SegmentPreallocation mode, int producers, int batch, double seconds)
+    private static async Task<ThroughputRow> DurableLogThroughput(string dir, SegmentPreallocation mode, int producers, int batch, double seconds, bool fsync = true)
     {
         byte[] record = Record(PayloadSize);
-        await using var log = DurableLog.Open(Options(dir, mode));
+        await using var log = DurableLog.Open(Options(dir, mode, fsync));
         string name = batch == 1
-            ? $"DurableLog ({mode}), {producers} producer(s), Append + FlushAsync each"
-            : $"DurableLog ({mode}), {producers} producer(s), batches of {batch} then FlushAsync";
+            ? $"DurableLog ({Label(mode, fsync)}), {producers} producer(s), Append + FlushAsync each"
+            : $"DurableLog ({Label(mode, fsync)}), {producers} producer(s), batches of {batch} then FlushAsync";
         return await RunProducers(name, producers, batch, seconds, () => log.FlushCount, async () =>
         {
             for (int i = 0; i < batch; i++)
@@ -268,6 +295,34 @@ public sealed class StorageScenario : IScenario
 
             await log.FlushAsync();
         });
+    }
+
+    /// <summary>Prints how long creating a log, reopening it cleanly and reopening a full 64 MiB segment take.</summary>
+    private static async Task<bool> OpenTimes(string dir)
+    {
+        byte[] record = Record(PayloadSize);
+        var options = Options(dir, SegmentPreallocation.ZeroFill, fsync: true);
+        var stopwatch = Stopwatch.StartNew();
+        var log = DurableLog.Open(options);
+        double create = stopwatch.Elapsed.TotalMilliseconds;
+        for (int i = 0; i < 400_000; i++)
+        {
+            log.Append(1, record);
+        }
+
+        await log.FlushAsync();
+        await log.DisposeAsync();
+        Native.SyncAll();
+        stopwatch.Restart();
+        log = DurableLog.Open(options);
+        double reopen = stopwatch.Elapsed.TotalMilliseconds;
+        long entries = log.NextIndex;
+        await log.DisposeAsync();
+        Console.WriteLine(string.Create(
+            s_inv,
+            $"Open: new log (zero-fills a 64 MiB segment) {create:F0} ms; reopen with {entries} entries ({entries * 128 / (1 << 20)} MiB, scanned and CRC-checked) {reopen:F0} ms."));
+        Console.WriteLine();
+        return true;
     }
 
     private static async Task<ThroughputRow> FasterLogThroughput(string dir, int producers, double seconds)
