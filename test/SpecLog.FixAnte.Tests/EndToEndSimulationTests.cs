@@ -54,6 +54,12 @@ internal sealed class Simulation
     private long _maxCommitGap;
     private long _noticesSent;
     private long _lagFixesSent;
+    private readonly long?[] _unackedLagFixSince = new long?[SHARDS];
+    private long _maxLagFixAckMicros;
+    private long _lagFixesUnackedOver50Ms;
+    private long _lagFixesWithoutFill;
+    private long _reportsMissingFixedLag;
+    private long _maxFillDurableToAck;
 
     public Simulation(int seed, OrderingMode mode)
     {
@@ -89,6 +95,12 @@ internal sealed class Simulation
         public double MeanGapMicros { get; set; }
 
         public int Burst { get; set; } = 1;
+
+        /// <summary>End of the last lag-fix fill not yet acknowledged by a FixedLag report.</summary>
+        public long? LagFillEnd { get; set; }
+
+        /// <summary>When <see cref="LagFillEnd"/> became durable.</summary>
+        public long? LagFillDurableAt { get; set; }
     }
 
     private void Fail(string message) => throw new XunitException($"[seed {_seed}, {_mode}, W={_options.CutsPerWindow}, t={_now}us] {message}");
@@ -208,9 +220,25 @@ internal sealed class Simulation
             AssignNoOps(s, fill);
         }
 
+        if (host.LagFillEnd is { } fillEnd && core.DurableSlots >= fillEnd)
+        {
+            host.LagFillDurableAt ??= _now;
+        }
+
         if (core.ReportDue(_now))
         {
             var report = core.MakeReport(_now);
+            if (report.FixedLag)
+            {
+                _maxFillDurableToAck = Math.Max(_maxFillDurableToAck, _now - (host.LagFillDurableAt ?? _now));
+                host.LagFillEnd = null;
+                host.LagFillDurableAt = null;
+            }
+            else if (host.LagFillDurableAt is not null)
+            {
+                _reportsMissingFixedLag++; // the fill is durable but this report does not say so (see KnownBugTests)
+            }
+
             At(Delay(20, 500), () => SequencerReceive(report));
             if (_rng.Next(30) == 0)
             {
@@ -243,6 +271,13 @@ internal sealed class Simulation
         var before = _seq.CommittedCut;
         _seq.Apply(report, o);
         Check(_seq.CommittedCut >= before, () => "committed cut went backwards");
+        if (!o.Duplicate && report.FixedLag && _unackedLagFixSince[report.Shard] is { } since)
+        {
+            _maxLagFixAckMicros = Math.Max(_maxLagFixAckMicros, _now - since);
+            _lagFixesUnackedOver50Ms += _now - since > 50_000 ? 1 : 0;
+            _unackedLagFixSince[report.Shard] = null;
+        }
+
         if (o.CommitAdvanced)
         {
             _maxCommitGap = Math.Max(_maxCommitGap, _now - _lastCommitAdvance);
@@ -265,12 +300,19 @@ internal sealed class Simulation
         foreach (var (shard, target) in o.LagFixes)
         {
             _lagFixesSent++;
+            _unackedLagFixSince[shard] ??= _now;
             At(Delay(20, 500), () =>
             {
                 var n = _shards[shard].Core.NoOpsForLagFix(target);
                 if (n > 0)
                 {
                     AssignNoOps(shard, n);
+                    _shards[shard].LagFillEnd = _shards[shard].Core.AssignedSlots;
+                    _shards[shard].LagFillDurableAt = null;
+                }
+                else
+                {
+                    _lagFixesWithoutFill++;
                 }
 
                 Pump(shard);
@@ -372,7 +414,8 @@ internal sealed class Simulation
         Check(_seq.CommittedCut > 20, () => $"only {_seq.CommittedCut} cuts committed");
 
         return $"seed {_seed} {_mode} W={_options.CutsPerWindow}: records {records}, committed cut {_seq.CommittedCut} gsn {committedGsn} "
-            + $"(no-ops {committedNoOps}), windows {history.Count}, reports {_seq.ReportsApplied}, lag-fixes {_seq.LagFixesIssued} ({_lagFixesSent} delivered, {_seq.LagFixesAcknowledged} acked), "
-            + $"notices {_noticesSent}, max commit gap {_maxCommitGap}us, quotas of last window [{string.Join(',', history.Last?.Quotas ?? [])}]";
+            + $"(no-ops {committedNoOps}), windows {history.Count}, reports {_seq.ReportsApplied}, lag-fixes {_seq.LagFixesIssued} ({_lagFixesSent} delivered, {_seq.LagFixesAcknowledged} acked, slowest ack {_maxLagFixAckMicros}us, {_lagFixesUnackedOver50Ms} acks later than 50 ms, "
+            + $"{_unackedLagFixSince.Count(x => x is not null)} never acked, {_lagFixesWithoutFill} needed no fill; "
+            + $"{_reportsMissingFixedLag} reports after a durable fill without FixedLag, slowest fill-durable-to-ack {_maxFillDurableToAck}us), notices {_noticesSent}, max commit gap {_maxCommitGap}us, quotas of last window [{string.Join(',', history.Last?.Quotas ?? [])}]";
     }
 }
