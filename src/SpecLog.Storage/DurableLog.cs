@@ -22,6 +22,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private readonly SegmentPreallocator _preallocator;
     private readonly SafeFileHandle _lockFile;
     private readonly object _segmentsLock = new();
+    private readonly ReaderWriterLockSlim _segmentGate = new(LockRecursionPolicy.NoRecursion);
     private readonly LinkedList<Segment> _sparseLru = new();
 
     // Guarded by _lock.
@@ -247,6 +248,69 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
         return ReadCore(fromIndex, maxEntries, maxBytes, strict: false);
     }
 
+    /// <summary>
+    /// Deletes the oldest segment files whose entries all lie below <paramref name="index"/>; the segment being written is
+    /// never deleted, so entries at or above the returned <see cref="FirstIndex"/> stay readable.
+    /// </summary>
+    /// <param name="index">Entries below this index are no longer needed.</param>
+    /// <returns>The new <see cref="FirstIndex"/>, which is at most <paramref name="index"/> (rounded down to a segment start).</returns>
+    public long TrimBefore(long index)
+    {
+        List<Segment> removed = [];
+        _segmentGate.EnterWriteLock();
+        try
+        {
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+            }
+
+            lock (_segmentsLock)
+            {
+                Segment[] segments = _segments;
+                int keepFrom = 0;
+                while (keepFrom < segments.Length - 1 && segments[keepFrom + 1].BaseIndex <= index)
+                {
+                    keepFrom++;
+                }
+
+                if (keepFrom == 0)
+                {
+                    return segments[0].BaseIndex;
+                }
+
+                removed.AddRange(segments[..keepFrom]);
+                _segments = segments[keepFrom..];
+            }
+
+            lock (_sparseLru)
+            {
+                foreach (Segment segment in removed)
+                {
+                    _sparseLru.Remove(segment);
+                }
+            }
+
+            // Oldest first, so a crash part-way leaves a contiguous log.
+            foreach (Segment segment in removed)
+            {
+                segment.Dispose();
+                File.Delete(segment.Path);
+            }
+        }
+        finally
+        {
+            _segmentGate.ExitWriteLock();
+        }
+
+        if (_options.Fsync)
+        {
+            NativeMethods.FsyncDirectory(_directory);
+        }
+
+        return FirstIndex;
+    }
+
     /// <summary>Flushes pending entries, writes a seal frame, stops the writer thread and closes the files; waits synchronously.</summary>
     public void Dispose()
     {
@@ -313,12 +377,20 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private void Cleanup()
     {
         _preallocator.Dispose();
-        lock (_segmentsLock)
+        _segmentGate.EnterWriteLock();
+        try
         {
-            foreach (Segment segment in _segments)
+            lock (_segmentsLock)
             {
-                segment.Dispose();
+                foreach (Segment segment in _segments)
+                {
+                    segment.Dispose();
+                }
             }
+        }
+        finally
+        {
+            _segmentGate.ExitWriteLock();
         }
 
         _lockFile.Dispose();
@@ -399,6 +471,25 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
 
     /// <summary>Appends entries [next, written) from the segment files to the result; returns true when maxBytes stopped it.</summary>
     private bool ReadFromDisk(long next, long written, int maxEntries, int maxBytes, List<StoredEntry> result, ref long bytes)
+    {
+        _segmentGate.EnterReadLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            if (next < FirstIndex)
+            {
+                throw new ArgumentOutOfRangeException(nameof(next), next, $"Entries below {FirstIndex} have been trimmed.");
+            }
+
+            return ReadFromDiskLocked(next, written, maxEntries, maxBytes, result, ref bytes);
+        }
+        finally
+        {
+            _segmentGate.ExitReadLock();
+        }
+    }
+
+    private bool ReadFromDiskLocked(long next, long written, int maxEntries, int maxBytes, List<StoredEntry> result, ref long bytes)
     {
         while (next < written && result.Count < maxEntries)
         {

@@ -136,6 +136,75 @@ public sealed class DurableLogTests
     }
 
     [Fact]
+    public async Task ConcurrentReadsDuringAppendsFlushesAndRolls_SeeIntactEntries()
+    {
+        using var dir = new TempDirectory();
+        var options = Data.Options(dir, segmentSize: 16 << 10);
+        options.WriteBehindThreshold = 8 << 10;
+        options.SparseIndexCacheSegments = 2;
+        await using var log = DurableLog.Open(options);
+        const int writers = 4;
+        const int perWriter = 3000;
+        int done = 0;
+        var tasks = new List<Task>();
+        for (int w = 0; w < writers; w++)
+        {
+            int writer = w;
+            tasks.Add(Task.Run(
+                async () =>
+                {
+                    for (int i = 0; i < perWriter; i++)
+                    {
+                        long seed = (writer * 100_000L) + i;
+                        log.Append((byte)writer, Data.Payload(seed, 8 + (int)(seed % 300)));
+                        if (i % 50 == 0)
+                        {
+                            await log.FlushAsync(Ct);
+                        }
+                    }
+
+                    Interlocked.Increment(ref done);
+                },
+                Ct));
+        }
+
+        int reads = 0;
+        for (int r = 0; r < 2; r++)
+        {
+            int readerSeed = r;
+            tasks.Add(Task.Run(
+                () =>
+                {
+                    var random = new Random(readerSeed);
+                    while (Volatile.Read(ref done) < writers || reads < 2000)
+                    {
+                        long next = log.NextIndex;
+                        if (next == 0)
+                        {
+                            continue;
+                        }
+
+                        long from = random.NextInt64(next);
+                        foreach (StoredEntry entry in log.ReadRange(from, 1 + random.Next(20)))
+                        {
+                            long seed = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(entry.Payload.Span);
+                            Assert.Equal((byte)(seed / 100_000), entry.Kind);
+                            Assert.Equal(Data.Payload(seed, 8 + (int)(seed % 300)), entry.Payload.ToArray());
+                        }
+
+                        Interlocked.Increment(ref reads);
+                    }
+                },
+                Ct));
+        }
+
+        await Task.WhenAll(tasks);
+        await log.FlushAsync(Ct);
+        Assert.Equal(writers * perWriter, log.NextIndex);
+        Assert.True(log.SegmentCount > 10);
+    }
+
+    [Fact]
     public async Task ConcurrentFlushes_AllCompleteWithTheirEntriesDurable()
     {
         using var dir = new TempDirectory();
@@ -299,6 +368,45 @@ public sealed class DurableLogTests
             Assert.Equal(600, log.Append(9, Data.Payload(600, 3000)));
             await log.FlushAsync(Ct);
             Assert.Equal(Data.Payload(600, 3000), log.Read(600).Payload.ToArray());
+        }
+    }
+
+    [Fact]
+    public async Task TrimBefore_DeletesWholeOldSegmentsAndKeepsTheRestReadableAcrossReopen()
+    {
+        using var dir = new TempDirectory();
+        var options = Data.Options(dir, fsync: true, segmentSize: 4096);
+        long first;
+        await using (var log = DurableLog.Open(options))
+        {
+            for (int i = 0; i < 500; i++)
+            {
+                log.Append((byte)i, Data.Payload(i, 100));
+            }
+
+            await log.FlushAsync(Ct);
+            int before = log.SegmentCount;
+            first = log.TrimBefore(250);
+            Assert.Equal(first, log.FirstIndex);
+            Assert.InRange(first, 200, 250);
+            Assert.True(log.SegmentCount < before);
+            Assert.Equal(first, long.Parse(Path.GetFileNameWithoutExtension(dir.SegmentFiles()[0]), System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Throws<ArgumentOutOfRangeException>(() => log.Read(first - 1));
+            Assert.Throws<ArgumentOutOfRangeException>(() => log.ReadRange(0, 10));
+            AssertEntries(log, first, 500, _ => 100, i => (byte)i);
+
+            // Trimming never removes the segment being written.
+            log.TrimBefore(10_000);
+            Assert.Equal(1, log.SegmentCount);
+            Assert.Equal(500, log.Append(0, Data.Payload(500, 100)));
+            first = log.FirstIndex;
+        }
+
+        await using (var log = DurableLog.Open(options))
+        {
+            Assert.Equal(first, log.FirstIndex);
+            Assert.Equal(501, log.NextIndex);
+            AssertEntries(log, first, 500, _ => 100, i => (byte)i);
         }
     }
 
