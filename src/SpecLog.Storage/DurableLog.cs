@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 
 namespace SpecLog.Storage;
@@ -33,6 +34,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private long _writtenIndex;
     private long _durableIndex;
     private TaskCompletionSource<long>? _pendingFlush;
+    private int _pendingWaiters;
     private TaskCompletionSource<long>? _inflightFlush;
     private long _inflightEnd;
     private bool _disposed;
@@ -126,6 +128,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
             Preallocation = options.Preallocation,
             WriteBehindThreshold = options.WriteBehindThreshold,
             SparseIndexCacheSegments = options.SparseIndexCacheSegments,
+            MaxGroupCommitDelay = options.MaxGroupCommitDelay,
         };
         Directory.CreateDirectory(copy.Directory);
         SafeFileHandle lockFile = File.OpenHandle(
@@ -219,6 +222,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 }
 
                 flush = _pendingFlush;
+                Volatile.Write(ref _pendingWaiters, _pendingWaiters + 1);
             }
         }
 
@@ -656,6 +660,9 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
 
     private void WriterLoop()
     {
+        long groupDelayCap = (long)(_options.MaxGroupCommitDelay.TotalSeconds * Stopwatch.Frequency);
+        int lastWaiters = 0;
+        long lastCycleTicks = 0;
         try
         {
             while (true)
@@ -665,6 +672,8 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 bool sync;
                 bool last;
                 long end;
+                int target = 0;
+                long deadline = 0;
                 lock (_lock)
                 {
                     while (_pendingFlush is null && !_disposed && _active.Length < _options.WriteBehindThreshold)
@@ -672,6 +681,28 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                         Monitor.Wait(_lock);
                     }
 
+                    if (_pendingFlush is not null && !_disposed && lastWaiters > 1 && groupDelayCap > 0)
+                    {
+                        // Closed-loop producers: the flushers released by the previous commit are about to append
+                        // again. Give them a moment (bounded by a fraction of the last commit's duration) so that
+                        // one fdatasync covers them and the ones already waiting, instead of alternating halves.
+                        target = _pendingWaiters + lastWaiters;
+                        deadline = Stopwatch.GetTimestamp() + Math.Min(groupDelayCap, lastCycleTicks / 2);
+                    }
+                }
+
+                if (target > 0)
+                {
+                    while (Volatile.Read(ref _pendingWaiters) < target && Stopwatch.GetTimestamp() < deadline)
+                    {
+                        Thread.Yield();
+                    }
+                }
+
+                long cycleStart = Stopwatch.GetTimestamp();
+                int waiters;
+                lock (_lock)
+                {
                     if (_crashed)
                     {
                         _pendingFlush?.TrySetException(new ObjectDisposedException(nameof(DurableLog)));
@@ -683,6 +714,8 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                     end = _nextIndex;
                     flush = _pendingFlush;
                     _pendingFlush = null;
+                    waiters = _pendingWaiters;
+                    _pendingWaiters = 0;
                     sync = flush is not null || last;
                     batch = null;
                     if (_active.Count > 0)
@@ -740,6 +773,12 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 }
 
                 flush?.TrySetResult(end);
+                if (flush is not null)
+                {
+                    lastWaiters = waiters;
+                    lastCycleTicks = Stopwatch.GetTimestamp() - cycleStart;
+                }
+
                 if (last)
                 {
                     return;

@@ -43,6 +43,13 @@ public sealed class DurableLogOptions
     /// <summary>Number of closed segments whose sparse read index is kept in memory; older ones are rebuilt by a scan when read.</summary>
     public int SparseIndexCacheSegments { get; set; } = 16;
 
+    /// <summary>
+    /// Longest time the writer waits, when several producers are flushing in a loop, for the producers released by the
+    /// previous commit to append again so that one fdatasync covers all of them; it never waits longer than half of the
+    /// previous commit took, and never when only one producer is flushing. Zero disables the wait.
+    /// </summary>
+    public TimeSpan MaxGroupCommitDelay { get; set; } = TimeSpan.FromMicroseconds(200);
+
     internal void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(Directory);
@@ -51,6 +58,7 @@ public sealed class DurableLogOptions
         ArgumentOutOfRangeException.ThrowIfGreaterThan(MaxEntrySize, int.MaxValue - 1024, nameof(MaxEntrySize));
         ArgumentOutOfRangeException.ThrowIfLessThan(WriteBehindThreshold, 4096, nameof(WriteBehindThreshold));
         ArgumentOutOfRangeException.ThrowIfLessThan(SparseIndexCacheSegments, 1, nameof(SparseIndexCacheSegments));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxGroupCommitDelay, TimeSpan.Zero, nameof(MaxGroupCommitDelay));
         if (!Enum.IsDefined(Preallocation))
         {
             throw new ArgumentOutOfRangeException(nameof(Preallocation));

@@ -11,7 +11,7 @@ namespace SpecLog.Bench.Scenarios;
 /// Measures single-record commit latency of raw file strategies, FasterLog and <see cref="DurableLog"/> side by side,
 /// then the group-commit throughput of <see cref="DurableLog"/>. Prints Markdown tables.
 /// Options: --seconds N (per measurement, default 5), --runs N (default 1; medians are printed when N &gt; 1),
-/// --dir PATH (scratch directory, default under the temp folder), --no-faster, --only KEY[,KEY...] (run only measurements whose
+/// --group-delay-us N (DurableLogOptions.MaxGroupCommitDelay), --dir PATH (scratch directory, default under the temp folder), --no-faster, --only KEY[,KEY...] (run only measurements whose
 /// key contains one of the KEYs: raw-filestream, raw-growing, raw-fallocate, raw-zeroed, faster, log-zerofill, log-fallocate, log-none,
 /// log-nofsync, group-1, group-8, group-64, group-batch100, group-none-64, group-nofsync-64, group-faster-64).
 /// </summary>
@@ -22,6 +22,8 @@ public sealed class StorageScenario : IScenario
     private const long RawFileSize = 64L << 20;
     private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
 
+    private static TimeSpan? s_groupDelay;
+
     public string Name => "storage";
 
     public string Description => "commit latency and group-commit throughput of the durable log vs. raw files and FasterLog";
@@ -29,6 +31,11 @@ public sealed class StorageScenario : IScenario
     public async Task<int> RunAsync(BenchArgs args)
     {
         double seconds = args.GetDouble("seconds", 5);
+        if (args.Get("group-delay-us") is { } delay)
+        {
+            s_groupDelay = TimeSpan.FromMicroseconds(double.Parse(delay, s_inv));
+        }
+
         int runs = args.GetInt("runs", 1);
         bool faster = args.Get("no-faster") is null;
         string only = args.Get("only") ?? string.Empty;
@@ -259,12 +266,16 @@ public sealed class StorageScenario : IScenario
         });
     }
 
-    private static DurableLogOptions Options(string dir, SegmentPreallocation mode, bool fsync) => new()
+    private static DurableLogOptions Options(string dir, SegmentPreallocation mode, bool fsync)
     {
-        Directory = dir,
-        Preallocation = mode,
-        Fsync = fsync,
-    };
+        var options = new DurableLogOptions { Directory = dir, Preallocation = mode, Fsync = fsync };
+        if (s_groupDelay is { } delay)
+        {
+            options.MaxGroupCommitDelay = delay;
+        }
+
+        return options;
+    }
 
     private static string Label(SegmentPreallocation mode, bool fsync) => fsync ? mode.ToString() : $"{mode}, Fsync off: thread hand-offs only";
 
