@@ -69,7 +69,8 @@ public sealed record ShardStatus(
     [property: Id(9)] long LagFixes,
     [property: Id(10)] int Subscribers,
     [property: Id(11)] long PendingAppends,
-    [property: Id(12)] string Mode);
+    [property: Id(12)] string Mode,
+    [property: Id(13)] DateTimeOffset ActivatedAt);
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]

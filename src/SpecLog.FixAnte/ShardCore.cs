@@ -70,10 +70,16 @@ public sealed class ShardCore
         ? Math.Min(DurableSlots, History.KnownSlots(ShardId))
         : Math.Min(DurableSlots, CommittedSlots);
 
-    /// <summary>Restores the state recovered from disk: durable slots and records, and the windows the shard had persisted.</summary>
-    public void Recover(long durableSlots, long durableRecords, long noOpSlots, IEnumerable<WindowConfig> windows)
+    /// <summary>
+    /// Restores the state recovered from disk: durable slots and records, and the known windows. Report sequence numbers
+    /// continue from <paramref name="firstReportSeq"/>, which must exceed every number an earlier incarnation of the shard
+    /// used (the host passes its clock in microseconds), so the ordering layer does not take new reports for duplicates.
+    /// </summary>
+    public void Recover(long durableSlots, long durableRecords, long noOpSlots, IEnumerable<WindowConfig> windows, long firstReportSeq = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstReportSeq);
         History.AddRange(windows);
+        ReportSeq = Math.Max(ReportSeq, firstReportSeq - 1);
         AssignedSlots = DurableSlots = durableSlots;
         DurableRecords = durableRecords;
         NoOpSlots = noOpSlots;

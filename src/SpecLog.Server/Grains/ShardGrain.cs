@@ -39,6 +39,7 @@ internal sealed partial class ShardGrain(
     private long _durableRecords;
     private long _durableSlots;
     private IGrainTimer? _timer;
+    private DateTimeOffset _activatedAt;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -51,6 +52,7 @@ internal sealed partial class ShardGrain(
         }
 
         _shard = (int)key;
+        _activatedAt = timeProvider.GetUtcNow();
         _core = new ShardCore(_shard, _options.Ordering);
         _cache = new EntryCache(_options.RecentCacheBytes);
         _log = DurableLog.Open(new DurableLogOptions
@@ -61,7 +63,7 @@ internal sealed partial class ShardGrain(
         });
         var noOps = Recover();
         var windows = await ordering.GetWindowsAsync(0);
-        _core.Recover(_durableSlots, _durableRecords, noOps, windows);
+        _core.Recover(_durableSlots, _durableRecords, noOps, windows, firstReportSeq: NowMicros());
         _core.OnCommitted(0, [], NowMicros());
         LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);
         _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(_options.Ordering.OrderingInterval, _options.Ordering.OrderingInterval) { KeepAlive = true });
@@ -219,7 +221,8 @@ internal sealed partial class ShardGrain(
             _core.LagFixes,
             _subscribers.Count,
             _pending.Sum(p => (long)p.Count),
-            _options.Ordering.Mode.ToString()));
+            _options.Ordering.Mode.ToString(),
+            _activatedAt));
     }
 
     private long NowMicros() => timeProvider.GetUtcNow().UtcTicks / 10 - _epochMicros;
