@@ -1,0 +1,156 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+
+namespace SpecLog.Silo.Tests;
+
+/// <summary>
+/// The silo executable running as a child process (<c>dotnet SpecLog.Silo.dll</c>) on given ports and data directory,
+/// with its output captured. Disposing kills it if it still runs, so no test leaks a process.
+/// </summary>
+internal sealed class SiloProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output;
+    private readonly string _name;
+
+    private SiloProcess(Process process, ConcurrentQueue<string> output, string name, int gatewayPort)
+    {
+        _process = process;
+        _output = output;
+        _name = name;
+        GatewayPort = gatewayPort;
+    }
+
+    public int GatewayPort { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    public int Id => _process.Id;
+
+    /// <summary>Everything the process wrote so far, stdout and stderr interleaved, each line tagged.</summary>
+    public string Output => string.Join(Environment.NewLine, _output);
+
+    /// <summary>Starts the silo with the dashboard off, <paramref name="shards"/> shards and fsync on.</summary>
+    public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output)
+    {
+        var dll = LocateSiloDll();
+        int siloPort = FreePort(), gatewayPort = FreePort();
+        while (gatewayPort == siloPort)
+        {
+            gatewayPort = FreePort();
+        }
+
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dataDirectory)!,
+        };
+        start.ArgumentList.Add(dll);
+        start.ArgumentList.Add($"--SpecLog:DataDirectory={dataDirectory}");
+        start.ArgumentList.Add($"--SpecLog:ShardCount={shards}");
+        start.ArgumentList.Add("--SpecLog:Fsync=true");
+        start.ArgumentList.Add($"--Silo:SiloPort={siloPort}");
+        start.ArgumentList.Add($"--Silo:GatewayPort={gatewayPort}");
+        start.ArgumentList.Add("--Silo:Dashboard:Enabled=false");
+        start.ArgumentList.Add("--environment=Production");
+
+        // Settings of the developer's shell must not leak into the test.
+        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("SPECLOG_", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(key);
+        }
+
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) => Add(output, name, "out", e.Data);
+        process.ErrorDataReceived += (_, e) => Add(output, name, "err", e.Data);
+        output.Enqueue($"[{name}] dotnet {string.Join(' ', start.ArgumentList)}");
+        if (!process.Start())
+        {
+            throw new InvalidOperationException("Could not start the silo process.");
+        }
+
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new SiloProcess(process, output, name, gatewayPort);
+    }
+
+    /// <summary>SIGKILL on Linux (TerminateProcess on Windows): no shutdown code runs, nothing is flushed.</summary>
+    public void KillHard()
+    {
+        _output.Enqueue($"[{_name}] --- kill -9 (pid {_process.Id}) ---");
+        _process.Kill(entireProcessTree: true);
+        if (!_process.WaitForExit(TimeSpan.FromSeconds(15)))
+        {
+            throw new TimeoutException($"Silo process {_process.Id} did not exit after being killed.");
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(TimeSpan.FromSeconds(15));
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started or already gone.
+        }
+
+        _process.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// The silo's dll: <c>SPECLOG_SILO_DLL</c> if set, else the path recorded at build time (assembly metadata
+    /// <c>SpecLogSiloDll</c>), else src/SpecLog.Silo/bin/&lt;Configuration&gt;/net10.0 above the test's output.
+    /// </summary>
+    public static string LocateSiloDll()
+    {
+        var candidates = new List<string>();
+        var fromEnvironment = Environment.GetEnvironmentVariable("SPECLOG_SILO_DLL");
+        if (!string.IsNullOrWhiteSpace(fromEnvironment))
+        {
+            candidates.Add(fromEnvironment);
+        }
+
+        var assembly = typeof(SiloProcess).Assembly;
+        var recorded = assembly.GetCustomAttributes<AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "SpecLogSiloDll")?.Value;
+        if (!string.IsNullOrWhiteSpace(recorded))
+        {
+            candidates.Add(recorded);
+        }
+
+        var configuration = assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            candidates.Add(Path.Combine(dir.FullName, "src", "SpecLog.Silo", "bin", configuration, "net10.0", "SpecLog.Silo.dll"));
+        }
+
+        return candidates.FirstOrDefault(File.Exists)
+            ?? throw new FileNotFoundException("SpecLog.Silo.dll not found; build src/SpecLog.Silo first. Looked at:" + Environment.NewLine + string.Join(Environment.NewLine, candidates));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static void Add(ConcurrentQueue<string> output, string name, string stream, string? line)
+    {
+        if (line is not null)
+        {
+            output.Enqueue($"[{name} {stream}] {line}");
+        }
+    }
+}
