@@ -130,7 +130,7 @@ internal static partial class SiloHost
         }
         catch (IOException e)
         {
-            LogStartFailed(logger, e);
+            LogCannotStart(logger, e.Message);
             await Console.Error.WriteLineAsync($"SpecLog silo: {e.Message}");
             return ExitStartFailed;
         }
@@ -308,6 +308,9 @@ internal static partial class SiloHost
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The silo failed to start")]
     private static partial void LogStartFailed(ILogger logger, Exception e);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The silo cannot start: {Reason}")]
+    private static partial void LogCannotStart(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Activating the sequencer and shards failed")]
     private static partial void LogActivationFailed(ILogger logger, Exception e);
