@@ -662,6 +662,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     {
         long groupDelayCap = (long)(_options.MaxGroupCommitDelay.TotalSeconds * Stopwatch.Frequency);
         int lastWaiters = 0;
+        int pendingAtRelease = 0;
         long lastCycleTicks = 0;
         try
         {
@@ -686,7 +687,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                         // Closed-loop producers: the flushers released by the previous commit are about to append
                         // again. Give them a moment (bounded by a fraction of the last commit's duration) so that
                         // one fdatasync covers them and the ones already waiting, instead of alternating halves.
-                        target = _pendingWaiters + lastWaiters;
+                        target = pendingAtRelease + lastWaiters;
                         deadline = Stopwatch.GetTimestamp() + Math.Min(groupDelayCap, lastCycleTicks / 2);
                     }
                 }
@@ -770,6 +771,9 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                     }
 
                     _inflightFlush = null;
+
+                    // Flushers waiting now are not among the ones this commit releases.
+                    pendingAtRelease = _pendingWaiters;
                 }
 
                 flush?.TrySetResult(end);

@@ -13,7 +13,7 @@ namespace SpecLog.Bench.Scenarios;
 /// Options: --seconds N (per measurement, default 5), --runs N (default 1; medians are printed when N &gt; 1),
 /// --group-delay-us N (DurableLogOptions.MaxGroupCommitDelay), --dir PATH (scratch directory, default under the temp folder), --no-faster, --only KEY[,KEY...] (run only measurements whose
 /// key contains one of the KEYs: raw-filestream, raw-growing, raw-fallocate, raw-zeroed, faster, log-zerofill, log-fallocate, log-none,
-/// log-nofsync, group-1, group-8, group-64, group-batch100, group-fallocate-64, group-none-64, group-nofsync-64, group-faster-64).
+/// log-nofsync, group-1, group-2, group-8, group-64, group-batch100, group-fallocate-64, group-none-64, group-nofsync-64, group-faster-64).
 /// </summary>
 public sealed class StorageScenario : IScenario
 {
@@ -77,6 +77,7 @@ public sealed class StorageScenario : IScenario
                 var throughputJobs = new List<(string Key, Func<string, Task<ThroughputRow>> Measure)>
                 {
                     ("group-1", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 1, 1, seconds)),
+                    ("group-2", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 2, 1, seconds)),
                     ("group-8", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 8, 1, seconds)),
                     ("group-64", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 64, 1, seconds)),
                     ("group-batch100", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 1, 100, seconds)),
