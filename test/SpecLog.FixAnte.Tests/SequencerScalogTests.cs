@@ -139,4 +139,19 @@ public sealed class SequencerScalogTests
         Assert.Equal(8, d.State.History.GsnOfSlot(1, 3));
         Assert.Empty(d.Report(0, 5).LagFixes);
     }
+
+    [Fact]
+    public void A_recovered_scalog_sequencer_continues_the_numbering()
+    {
+        var recovered = NaiveLayout.Chain([(1, [2, 1]), (1, [0, 3])]);
+        var d = new SequencerDriver(Scalog(), 2, recovered);
+        Assert.Empty(d.InitOutput.NewWindows);
+        d.Report(0, 2 + 4); // shard 0 held 2 slots in cuts, now 6
+        var cut = Assert.Single(d.Report(1, 1 + 3).NewWindows);
+        Assert.Equal([4, 0], cut.Quotas);
+        Assert.Equal(2, cut.Window);
+        Assert.Equal(6, cut.StartGsn);
+        Assert.Equal(10, d.State.CommittedGsn);
+        Assert.Equal(6, d.State.History.GsnOfSlot(0, 2));
+    }
 }
