@@ -210,10 +210,12 @@ public sealed class SequencerFixAnteTests
         Assert.True(o.CommitAdvanced);
         Assert.Equal(1, d.State.CommittedCut);
         Assert.Equal(3, d.State.CommittedGsn); // one cut of three quota-1 shards
-        o = d.Report(2, 2);
+        Assert.True(d.Report(2, 2).CommitAdvanced);
         Assert.Equal(2, d.State.CommittedCut);
         Assert.False(d.Report(2, 2).CommitAdvanced); // same content, new seq: nothing new
-        Assert.Equal(3, d.Report(2, 4).CommitAdvanced ? d.State.CommittedCut : -1); // limited by shard 0 at 3
+        Assert.True(d.Report(2, 4).CommitAdvanced);
+        Assert.Equal(3, d.State.CommittedCut); // limited by shard 0 at 3, never more
+        Assert.Equal(9, d.State.CommittedGsn);
     }
 
     [Theory]

@@ -168,7 +168,8 @@ public sealed class ShardCoreTests
         Assert.False(core.ReportDue(1_001)); // complete but not durable
         core.OnDurable(2, 2);
         Assert.True(core.ReportDue(1_002)); // a new cut completed: report at once
-        core.MakeReport(1_002);
+        var r = core.MakeReport(1_002);
+        Assert.Equal((1, 2L, 2L, 1L, 1_002L), (r.KnownWindows, r.DurableSlots, r.RealRecords, core.LastReportedCut, r.TimestampMicros));
         Assert.False(core.ReportDue(1_003));
         Assert.True(core.ReportDue(1_002 + 3_600_000_000)); // silence from the ordering layer: retransmit eventually
         Assert.Equal(2, core.ReportsSent);
