@@ -270,6 +270,31 @@ public sealed class ShardCoreTests
         Assert.Equal((10L, 7L), (core.DurableSlots, core.DurableRecords));
     }
 
+    [Fact]
+    public void Recovered_shard_continues_report_numbers_above_the_given_floor_and_the_sequencer_accepts_them()
+    {
+        var windows = NaiveLayout.Chain([(4, [1, 1])]);
+        var seq = new SequencerState(new FixAnteOptions { CutsPerWindow = 4 }, 2, windows);
+        var output = new SequencerOutput();
+        seq.Apply(new ShardReport(0, 41, 1, 1, 10, 1, false), output); // an earlier incarnation got to seq 41
+
+        var core = new ShardCore(0, new FixAnteOptions { CutsPerWindow = 4 });
+        core.Recover(2, 2, 0, windows, firstReportSeq: 1_000);
+        Assert.Equal(2, core.AssignRecord());
+        core.OnDurable(3, 3);
+        var report = core.MakeReport(20);
+        Assert.Equal(1_000, report.ReportSeq);
+        Assert.Equal(1_001, core.MakeReport(21).ReportSeq);
+        output.Clear();
+        seq.Apply(report, output);
+        Assert.False(output.Duplicate);
+        Assert.Equal(3, seq.DurableSlotsOf(0));
+
+        var fresh = new ShardCore(1, new FixAnteOptions { CutsPerWindow = 4 });
+        fresh.Recover(0, 0, 0, windows);
+        Assert.Equal(0, fresh.MakeReport(0).ReportSeq); // default: numbering starts at 0
+    }
+
     // ---- Random operation sequences ------------------------------------------------------------------------------
 
     public readonly record struct Op(int Kind, int A, int B)
