@@ -499,6 +499,11 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
         {
             Segment segment = FindSegment(next);
             long end = Math.Min(segment.EndIndex, written);
+            if (end <= next)
+            {
+                throw new InvalidOperationException($"Entry {next} should be on disk but no segment holds it (segment {segment.Path} ends at {segment.EndIndex}).");
+            }
+
             (long current, long offset) = FindPoint(segment, next);
             using var reader = new ChunkReader(segment.Handle, long.MaxValue, ReadChunk);
             while (current < end && result.Count < maxEntries)
