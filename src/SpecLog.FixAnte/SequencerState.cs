@@ -142,6 +142,11 @@ public sealed class SequencerState
             return;
         }
 
+        if (History.Count == 0)
+        {
+            throw new InvalidOperationException("Initialize must decide window 0 before reports are applied in Fix-Ante mode.");
+        }
+
         AdvanceFixAnte(output);
     }
 

@@ -12,7 +12,7 @@ public sealed class ShardCore
     private readonly long _retransmitMicros;
     private long _lastReportMicros = long.MinValue / 2;
     private long _lastNoticeMicros;
-    private bool _fixedLagPending;
+    private long _lagFixAnswerSlot = -1;
 
     /// <summary>Creates the core of shard <paramref name="shardId"/>.</summary>
     public ShardCore(int shardId, FixAnteOptions options)
@@ -122,6 +122,7 @@ public sealed class ShardCore
         }
 
         return History.CompletedCut(ShardId, DurableSlots) > LastReportedCut
+            || LagFixAnswerReady
             || (nowMicros - _lastNoticeMicros >= _retransmitMicros && nowMicros - _lastReportMicros >= _retransmitMicros);
     }
 
@@ -132,10 +133,10 @@ public sealed class ShardCore
         ReportsSent++;
         _lastReportMicros = nowMicros;
         LastReportedCut = History.Count == 0 ? 0 : History.CompletedCut(ShardId, DurableSlots);
-        var fixedLag = _fixedLagPending && DurableSlots == AssignedSlots;
+        var fixedLag = LagFixAnswerReady;
         if (fixedLag)
         {
-            _fixedLagPending = false;
+            _lagFixAnswerSlot = -1;
         }
 
         return new ShardReport(ShardId, ReportSeq, DurableSlots, DurableRecords, nowMicros, History.Count, fixedLag);
@@ -161,7 +162,16 @@ public sealed class ShardCore
         return History.SlotsBeforeCut(ShardId, cut + 1) - AssignedSlots;
     }
 
-    /// <summary>No-op slots to fill, in one entry, to complete every cut below <paramref name="targetCut"/> (a lag-fix signal).</summary>
+    /// <summary>
+    /// When (host clock, µs) <see cref="NoOpsForDeadline"/> may next return slots: the no-op deadline after the last
+    /// report. The host wakes up then rather than polling.
+    /// </summary>
+    public long NextDeadlineMicros => _lastReportMicros + _deadlineMicros;
+
+    /// <summary>
+    /// Takes a lag-fix signal: returns the no-op slots to fill, in one entry, to complete every cut below
+    /// <paramref name="targetCut"/>, and arms the answer (the next report once those slots are durable carries FixedLag).
+    /// </summary>
     public long NoOpsForLagFix(long targetCut)
     {
         if (_options.Mode != OrderingMode.FixAnte || History.Count == 0)
@@ -169,16 +179,21 @@ public sealed class ShardCore
             return 0;
         }
 
-        var n = History.SlotsBeforeCut(ShardId, Math.Min(targetCut, History.KnownEndCut)) - AssignedSlots;
+        // The answer (a report with FixedLag) is owed once every slot below the target is durable, whether this call
+        // fills them or they were already on their way to disk.
+        var end = History.SlotsBeforeCut(ShardId, Math.Min(targetCut, History.KnownEndCut));
+        _lagFixAnswerSlot = Math.Max(_lagFixAnswerSlot, end);
+        var n = end - AssignedSlots;
         if (n <= 0)
         {
             return 0;
         }
 
         LagFixes++;
-        _fixedLagPending = true;
         return n;
     }
+
+    private bool LagFixAnswerReady => _lagFixAnswerSlot >= 0 && DurableSlots >= _lagFixAnswerSlot;
 
     /// <summary>Takes a commit notice: windows the shard lacked and the committed cut. Returns true if new windows were learned.</summary>
     public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros)

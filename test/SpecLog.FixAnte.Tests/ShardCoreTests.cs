@@ -137,9 +137,11 @@ public sealed class ShardCoreTests
         Assert.Equal(4, core.LastReportedCut);
         Assert.False(core.MakeReport(4).FixedLag); // acknowledged once
 
-        Assert.Equal(0, core.NoOpsForLagFix(4)); // already there
+        Assert.Equal(0, core.NoOpsForLagFix(4)); // already there: nothing to fill, but the signal is still answered
         Assert.Equal(0, core.NoOpsForLagFix(2));
         Assert.Equal(1, core.LagFixes);
+        Assert.True(core.ReportDue(5));
+        Assert.True(core.MakeReport(5).FixedLag);
         Assert.False(core.MakeReport(5).FixedLag);
 
         // A target beyond the known windows is clamped to them.
@@ -376,11 +378,17 @@ public sealed class ShardCoreTests
                         var n = core.NoOpsForLagFix(target);
                         var expected = known == 0 ? 0 : Math.Max(0, layout.SlotsBeforeCut(run.Shard, Math.Min(target, layout.TotalCuts)) - core.AssignedSlots);
                         Expect.Equal(expected, n, () => $"op {at}: NoOpsForLagFix({target})");
+                        if (known > 0)
+                        {
+                            // An answer is owed once every slot below the target is durable, filled now or already assigned.
+                            var answerAt = layout.SlotsBeforeCut(run.Shard, Math.Min(target, layout.TotalCuts));
+                            lagFillEnd = Math.Max(lagFillEnd ?? 0, answerAt);
+                        }
+
                         if (n > 0)
                         {
                             core.AssignNoOp(n);
                             recordsAssigned.AddRange(Enumerable.Repeat(false, (int)n));
-                            lagFillEnd = core.AssignedSlots;
                         }
 
                         break;
@@ -398,9 +406,11 @@ public sealed class ShardCoreTests
                     default:
                     {
                         var newCut = known > 0 && layout.CompletedCut(run.Shard, core.DurableSlots) > lastReportedCut;
+                        var answerOwed = lagFillEnd is { } owed && owed <= core.DurableSlots;
                         var due = core.ReportDue(now);
                         Expect.True(!newCut || due, () => $"op {at}: a new cut completed but no report due");
-                        Expect.True(newCut || now - lastReport >= deadline || !due || known == 0, () => $"op {at}: report due without a new cut shortly after the last report");
+                        Expect.True(!answerOwed || due, () => $"op {at}: a lag-fix answer is owed but no report due");
+                        Expect.True(newCut || answerOwed || now - lastReport >= deadline || !due || known == 0, () => $"op {at}: report due without a new cut or lag-fix answer shortly after the last report");
                         if (due)
                         {
                             var r = core.MakeReport(now);
@@ -408,6 +418,7 @@ public sealed class ShardCoreTests
                             Expect.Equal(expectedSeq, r.ReportSeq, () => $"op {at}: ReportSeq");
                             Expect.Equal((run.Shard, core.DurableSlots, records, now, known), (r.Shard, r.DurableSlots, r.RealRecords, r.TimestampMicros, r.KnownWindows), () => $"op {at}: report content");
                             Expect.True(!r.FixedLag || (lagFillEnd is { } end && end <= r.DurableSlots), () => $"op {at}: FixedLag before the lag-fix fill was durable");
+                            Expect.Equal(answerOwed, r.FixedLag, () => $"op {at}: FixedLag exactly when a lag-fix answer is owed");
                             if (r.FixedLag)
                             {
                                 lagFillEnd = null;

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
+using SpecLog.Server.Scheduling;
 using SpecLog.Storage;
 
 namespace SpecLog.Server.Grains;
@@ -17,6 +18,7 @@ namespace SpecLog.Server.Grains;
 internal sealed partial class ShardGrain(
     IOptions<SpecLogOptions> options,
     IOrderingLayer ordering,
+    DeadlineTicker deadlineTicker,
     TimeProvider timeProvider,
     ILogger<ShardGrain> logger) : Grain, IShardGrain
 {
@@ -25,6 +27,7 @@ internal sealed partial class ShardGrain(
     private const int SparseIndexEvery = 64;
 
     private readonly SpecLogOptions _options = options.Value;
+    private readonly long _tOrdMicros = Math.Max(1, (long)(options.Value.Ordering.OrderingInterval.TotalMilliseconds * 1000));
     private readonly Queue<PendingAppend> _pending = new();
     private readonly Queue<(long StorageIndex, long SlotEnd, bool IsRecord)> _notYetDurable = new();
     private readonly List<(long Slot, long StorageIndex)> _sparseIndex = [];
@@ -39,6 +42,7 @@ internal sealed partial class ShardGrain(
     private long _durableRecords;
     private long _durableSlots;
     private IGrainTimer? _timer;
+    private DeadlineTicker.Registration? _ticker;
     private DateTimeOffset _activatedAt;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -66,13 +70,19 @@ internal sealed partial class ShardGrain(
         _core.Recover(_durableSlots, _durableRecords, noOps, windows, firstReportSeq: NowMicros());
         _core.OnCommitted(0, [], NowMicros());
         LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);
-        _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(_options.Ordering.OrderingInterval, _options.Ordering.OrderingInterval) { KeepAlive = true });
+        // The grain timer keeps the shard alive and drives retransmission; no-op deadlines need finer wake-ups than grain
+        // timers give (they tick every few milliseconds), so the silo's deadline ticker wakes the shard for each one.
+        var housekeeping = TimeSpan.FromMilliseconds(Math.Max(5, _options.Ordering.OrderingInterval.TotalMilliseconds * 5));
+        _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(housekeeping, housekeeping) { KeepAlive = true });
+        _ticker = deadlineTicker.Register(GrainContext.Scheduler, () => MaybeFillAndReport(NowMicros()));
         SendReport(NowMicros()); // tell the ordering layer where this shard stands
+        ScheduleDeadline(NowMicros());
         await base.OnActivateAsync(cancellationToken);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        _ticker?.Dispose();
         _timer?.Dispose();
         if (_log is not null)
         {
@@ -345,6 +355,15 @@ internal sealed partial class ShardGrain(
         {
             SendReport(now);
         }
+
+        ScheduleDeadline(now);
+    }
+
+    /// <summary>Asks the ticker for a wake-up at the next no-op deadline (at the latest after one T_ord).</summary>
+    private void ScheduleDeadline(long now)
+    {
+        var wait = Math.Clamp(_core.NextDeadlineMicros - now, 0, _tOrdMicros);
+        _ticker?.WakeIn(TimeSpan.FromMicroseconds(wait));
     }
 
     private void SendReport(long now) => ordering.SendReport(_core.MakeReport(now));

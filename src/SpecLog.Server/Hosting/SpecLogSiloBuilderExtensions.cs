@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using SpecLog.Server;
 using SpecLog.Server.Ordering;
+using SpecLog.Server.Scheduling;
 
 namespace Orleans.Hosting;
 
@@ -28,6 +29,7 @@ public static class SpecLogSiloBuilderExtensions
         configureOptions(services.AddOptions<SpecLogOptions>());
         services.AddSingleton<IValidateOptions<SpecLogOptions>, SpecLogOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<DeadlineTicker>();
         services.TryAddSingleton<IOrderingLayer, SingleSequencerOrderingLayer>();
         services.AddSpecLogClient();
         return builder;
