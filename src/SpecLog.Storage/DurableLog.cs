@@ -14,6 +14,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private const int MaxRetainedBufferSize = 16 << 20;
     private const int ReadChunk = 64 << 10;
     private const string LockFileName = "LOCK";
+    private const long FirstSegmentSize = 4 << 20;
 
     private readonly DurableLogOptions _options;
     private readonly string _directory;
@@ -59,9 +60,14 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
         List<Segment> segments = recovered.Segments;
         if (segments.Count == 0)
         {
+            // A new log starts with a small first segment so that Open stays fast and idle logs stay small; the
+            // following segments are full-sized and prepared in the background.
+            long size = options.Preallocation == SegmentPreallocation.None
+                ? options.SegmentSize
+                : Math.Min(options.SegmentSize, FirstSegmentSize);
             string path = LogRecovery.SegmentPath(_directory, recovered.NextIndex);
-            SafeFileHandle handle = SegmentPreallocator.CreateFile(path, options.SegmentSize, options.Preallocation, options.Fsync);
-            segments.Add(new Segment(recovered.NextIndex, path, handle, options.SegmentSize));
+            SafeFileHandle handle = SegmentPreallocator.CreateFile(path, size, options.Preallocation, options.Fsync);
+            segments.Add(new Segment(recovered.NextIndex, path, handle, size));
             if (options.Fsync)
             {
                 NativeMethods.FsyncDirectory(_directory);

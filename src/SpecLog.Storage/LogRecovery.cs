@@ -60,7 +60,10 @@ internal static class LogRecovery
 
                 var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
                 long length = RandomAccess.GetLength(handle);
-                var segment = new Segment(baseIndex, path, handle, Math.Max(length, options.SegmentSize));
+                // A preallocated segment is exactly as big as it was made (the first segment of a log is smaller);
+                // a growing one may grow to SegmentSize.
+                long capacity = options.Preallocation == SegmentPreallocation.None ? Math.Max(length, options.SegmentSize) : length;
+                var segment = new Segment(baseIndex, path, handle, capacity);
                 segments.Add(segment);
                 long offset = ScanValidFrames(segment, length, ref expected);
                 segment.EndIndex = expected;

@@ -333,7 +333,7 @@ public sealed class StorageScenario : IScenario
         await log.DisposeAsync();
         Console.WriteLine(string.Create(
             s_inv,
-            $"Open: new log (zero-fills a 64 MiB segment) {create:F0} ms; reopen with {entries} entries ({entries * 128 / (1 << 20)} MiB, scanned and CRC-checked) {reopen:F0} ms."));
+            $"Open: new log (zero-fills a 4 MiB first segment) {create:F0} ms; reopen with {entries} entries ({entries * 128 / (1 << 20)} MiB, scanned and CRC-checked) {reopen:F0} ms."));
         Console.WriteLine();
         return true;
     }
