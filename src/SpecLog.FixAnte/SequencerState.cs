@@ -40,11 +40,14 @@ public sealed class SequencerState
             History.AddRange(recoveredWindows);
         }
 
-        if (History.Count > 0)
+        if (History.Count > 0 && options.Mode == OrderingMode.Scalog)
         {
+            // Scalog cuts are windows decided at commit time: every recovered one was committed.
+            CommittedCut = History.KnownEndCut;
             for (var s = 0; s < shardCount; s++)
             {
                 _cutBase[s] = History.KnownSlots(s);
+                _durableSlots[s] = _cutBase[s];
             }
         }
     }
