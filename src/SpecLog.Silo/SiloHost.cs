@@ -88,17 +88,37 @@ internal static partial class SiloHost
             {
                 dataLock = DataDirectoryLock.Acquire(options.DataDirectory);
             }
+        }
+        catch (IOException e)
+        {
+            LogCannotStart(logger, e.Message);
+            await Console.Error.WriteLineAsync($"SpecLog silo: {e.Message}");
+            return ExitStartFailed;
+        }
 
+        using (dataLock)
+        {
             LogStarting(logger, environment, options.DataDirectory, settings.Clustering);
-            var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+            var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
             try
             {
-                await host.StartAsync(lifetime.ApplicationStopping);
+                await host.StartAsync(stopping);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception) when (stopping.IsCancellationRequested)
+            {
+                // Ctrl+C or SIGTERM while starting (Orleans reports it as a cancelled lifecycle): stop what did start.
+                await host.StopAsync(CancellationToken.None);
+                Console.WriteLine("SpecLog silo stopped before it was up.");
+                return 0;
+            }
+            catch (Exception e)
             {
                 LogStartFailed(logger, e);
-                await Console.Error.WriteLineAsync($"SpecLog silo: failed to start: {e.Message}");
+                var ports = $"silo {settings.SiloPort}, gateway {settings.GatewayPort}" + (settings.Dashboard.Enabled ? $", dashboard {settings.Dashboard.Port}" : "");
+                var hint = e is Microsoft.AspNetCore.Connections.AddressInUseException || e.InnerException is System.Net.Sockets.SocketException
+                    ? $" (one of the ports is taken: {ports}; is another silo running?)"
+                    : string.Empty;
+                await Console.Error.WriteLineAsync($"SpecLog silo: failed to start: {e.Message}{hint}");
                 return ExitStartFailed;
             }
 
@@ -107,9 +127,13 @@ internal static partial class SiloHost
             {
                 try
                 {
-                    recovered = await ActivateLogAsync(host.Services.GetRequiredService<IGrainFactory>(), options.ShardCount, settings.ActivationTimeout, logger, lifetime.ApplicationStopping);
+                    recovered = await ActivateLogAsync(host.Services.GetRequiredService<IGrainFactory>(), options.ShardCount, settings.ActivationTimeout, logger, stopping);
                 }
-                catch (Exception e) when (!lifetime.ApplicationStopping.IsCancellationRequested)
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    // Ctrl+C while the log was coming up: fall through to the normal shutdown.
+                }
+                catch (Exception e)
                 {
                     LogActivationFailed(logger, e);
                     await Console.Error.WriteLineAsync($"SpecLog silo: the log did not come up: {e.Message}");
@@ -118,7 +142,7 @@ internal static partial class SiloHost
                 }
             }
 
-            if (!lifetime.ApplicationStopping.IsCancellationRequested)
+            if (!stopping.IsCancellationRequested)
             {
                 PrintBanner(host, environment, settings, options, recovered);
             }
@@ -127,16 +151,6 @@ internal static partial class SiloHost
             LogStopped(logger);
             Console.WriteLine("SpecLog silo stopped.");
             return 0;
-        }
-        catch (IOException e)
-        {
-            LogCannotStart(logger, e.Message);
-            await Console.Error.WriteLineAsync($"SpecLog silo: {e.Message}");
-            return ExitStartFailed;
-        }
-        finally
-        {
-            dataLock?.Dispose();
         }
     }
 
