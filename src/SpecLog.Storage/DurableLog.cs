@@ -585,13 +585,22 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
 
     private (long Index, long Offset) FindPoint(Segment segment, long index)
     {
-        if (!segment.TryGetPoint(index, out long pointIndex, out long offset))
+        long pointIndex;
+        long offset;
+        if (!segment.TryGetPoint(index, out pointIndex, out offset))
         {
-            RebuildSparseIndex(segment);
-            if (!segment.TryGetPoint(index, out pointIndex, out offset))
+            // Evicted (or never built): rebuild it and answer from the rebuilt copy, since another reader may evict
+            // it again before this one looks it up.
+            (long[] points, int count) = BuildSparseIndex(segment);
+            long slot = (index - segment.BaseIndex) >> Segment.SparseShift;
+            if (slot < 0 || slot >= count)
             {
-                throw new InvalidDataException($"Entry {index} is not where the index says in {segment.Path}.");
+                throw new InvalidDataException($"Entry {index} is not in {segment.Path}, which holds [{segment.BaseIndex}, {segment.EndIndex}).");
             }
+
+            pointIndex = segment.BaseIndex + (slot << Segment.SparseShift);
+            offset = points[slot];
+            segment.SetSparseIndex(points, count);
         }
 
         if (segment != _segments[^1])
@@ -602,7 +611,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
         return (pointIndex, offset);
     }
 
-    private static void RebuildSparseIndex(Segment segment)
+    private static (long[] Points, int Count) BuildSparseIndex(Segment segment)
     {
         long end = segment.EndIndex;
         var points = new long[Math.Max(16, (int)((end - segment.BaseIndex) >> Segment.SparseShift) + 1)];
@@ -639,7 +648,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
             }
         }
 
-        segment.SetSparseIndex(points, count);
+        return (points, count);
     }
 
     /// <summary>Marks a closed segment's sparse index as recently used and drops the least recently used ones beyond the cache size.</summary>

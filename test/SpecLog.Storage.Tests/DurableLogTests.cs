@@ -411,6 +411,34 @@ public sealed class DurableLogTests
     }
 
     [Fact]
+    public async Task NewLog_StartsWithASmallFirstSegmentThenRollsToFullSizedPreparedSegments()
+    {
+        using var dir = new TempDirectory();
+        var options = new DurableLogOptions { Directory = dir.Path, Fsync = false };
+        await using (var log = DurableLog.Open(options))
+        {
+            Assert.Equal(4L << 20, new FileInfo(dir.SegmentPath(0)).Length);
+            for (int i = 0; i < 60; i++)
+            {
+                log.Append(0, Data.Payload(i, 100_000));
+            }
+
+            await log.FlushAsync(Ct);
+            Assert.Equal(2, log.SegmentCount);
+        }
+
+        string[] files = dir.SegmentFiles();
+        Assert.Equal(2, files.Length);
+        Assert.Equal(DurableLogOptions.DEFAULT_SEGMENT_SIZE, new FileInfo(files[1]).Length);
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+        await using (var log = DurableLog.Open(options))
+        {
+            Assert.Equal(60, log.NextIndex);
+            AssertEntries(log, 0, 60, _ => 100_000, _ => 0);
+        }
+    }
+
+    [Fact]
     public async Task SparseIndexEviction_ReadsStillFindEveryEntry()
     {
         using var dir = new TempDirectory();
