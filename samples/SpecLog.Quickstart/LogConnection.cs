@@ -14,11 +14,13 @@ internal sealed class LogConnection : IAsyncDisposable
 {
     private static bool s_tearingDown;
     private readonly IHost _host;
+    private readonly IHost? _silo;
     private readonly string? _temporaryDirectory;
 
-    private LogConnection(IHost host, string description, string? temporaryDirectory)
+    private LogConnection(IHost host, IHost? silo, string description, string? temporaryDirectory)
     {
         _host = host;
+        _silo = silo;
         Description = description;
         _temporaryDirectory = temporaryDirectory;
     }
@@ -42,56 +44,8 @@ internal sealed class LogConnection : IAsyncDisposable
     /// <summary>Connects an Orleans client to the gateway, retrying until <see cref="QuickstartOptions.ConnectTimeout"/>.</summary>
     public static async Task<LogConnection> ConnectAsync(QuickstartOptions options, CancellationToken cancellationToken)
     {
-        var builder = CreateBuilder();
-        var deadline = Stopwatch.GetTimestamp() + (long)(options.ConnectTimeout.TotalSeconds * Stopwatch.Frequency);
-        var waiting = false;
-        builder.UseOrleansClient(client =>
-        {
-            if (IPAddress.IsLoopback(options.Gateway.Address))
-            {
-                client.UseLocalhostClustering(options.Gateway.Port, options.ServiceId, options.ClusterId);
-            }
-            else
-            {
-                client.UseStaticClustering(options.Gateway);
-                client.Configure<ClusterOptions>(o =>
-                {
-                    o.ClusterId = options.ClusterId;
-                    o.ServiceId = options.ServiceId;
-                });
-            }
-
-            client.UseConnectionRetryFilter(async (_, ct) =>
-            {
-                if (Stopwatch.GetTimestamp() > deadline)
-                {
-                    return false;
-                }
-
-                if (!waiting)
-                {
-                    waiting = true;
-                    Console.WriteLine($"Waiting for the gateway at {options.Gateway} (up to {options.ConnectTimeout.TotalSeconds:0} s)...");
-                }
-
-                await Task.Delay(500, ct);
-                return true;
-            });
-            client.AddSpecLogClient();
-        });
-
-        var host = builder.Build();
-        try
-        {
-            await host.StartAsync(cancellationToken);
-        }
-        catch
-        {
-            host.Dispose();
-            throw;
-        }
-
-        return new LogConnection(host, $"silo at {options.Gateway} (cluster '{options.ClusterId}')", null);
+        var host = await StartClientAsync(options.Gateway, options.ClusterId, options.ServiceId, options.ConnectTimeout, cancellationToken);
+        return new LogConnection(host, null, $"silo at {options.Gateway} (cluster '{options.ClusterId}')", null);
     }
 
     /// <summary>Starts a single silo with the log inside this process, on free ports, and uses it directly.</summary>
@@ -111,6 +65,81 @@ internal sealed class LogConnection : IAsyncDisposable
                 o.Fsync = options.Fsync;
             }));
 
+        // The silo runs in this process, but the sample talks to it like any application does: through an Orleans
+        // client connected to its gateway (a second host in the same process).
+        // With --in-silo-client it uses the SpecLogClient that AddSpecLog registers inside the silo instead.
+        var silo = builder.Build();
+        IHost client;
+        try
+        {
+            await silo.StartAsync(cancellationToken);
+            client = options.InSiloClient
+                ? silo
+                : await StartClientAsync(new IPEndPoint(IPAddress.Loopback, gatewayPort), "dev", "dev", options.ConnectTimeout, cancellationToken);
+        }
+        catch
+        {
+            await StopAsync(silo);
+            DeleteQuietly(temporary);
+            throw;
+        }
+
+        var fsync = options.Fsync ? "fsync on" : "fsync OFF";
+        var via = options.InSiloClient ? "the silo's own client" : "a client through the gateway";
+        return new LogConnection(client, ReferenceEquals(client, silo) ? null : silo, $"embedded silo (gateway 127.0.0.1:{gatewayPort}, {options.Shards} shards, {fsync}, data {dataDirectory}) via {via}", temporary);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(_host);
+        if (_silo is not null)
+        {
+            await StopAsync(_silo);
+        }
+
+        DeleteQuietly(_temporaryDirectory);
+    }
+
+    private static async Task<IHost> StartClientAsync(IPEndPoint gateway, string clusterId, string serviceId, TimeSpan connectTimeout, CancellationToken cancellationToken)
+    {
+        var builder = CreateBuilder();
+        var deadline = Stopwatch.GetTimestamp() + (long)(connectTimeout.TotalSeconds * Stopwatch.Frequency);
+        var waiting = false;
+        builder.UseOrleansClient(client =>
+        {
+            if (IPAddress.IsLoopback(gateway.Address))
+            {
+                client.UseLocalhostClustering(gateway.Port, serviceId, clusterId);
+            }
+            else
+            {
+                client.UseStaticClustering(gateway);
+                client.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = clusterId;
+                    o.ServiceId = serviceId;
+                });
+            }
+
+            client.UseConnectionRetryFilter(async (_, ct) =>
+            {
+                if (Stopwatch.GetTimestamp() > deadline)
+                {
+                    return false;
+                }
+
+                if (!waiting)
+                {
+                    waiting = true;
+                    Console.WriteLine($"Waiting for the gateway at {gateway} (up to {connectTimeout.TotalSeconds:0} s)...");
+                }
+
+                await Task.Delay(500, ct);
+                return true;
+            });
+            client.AddSpecLogClient();
+        });
+
         var host = builder.Build();
         try
         {
@@ -119,38 +148,34 @@ internal sealed class LogConnection : IAsyncDisposable
         catch
         {
             host.Dispose();
-            DeleteQuietly(temporary);
             throw;
         }
 
-        var fsync = options.Fsync ? "fsync on" : "fsync OFF";
-        return new LogConnection(host, $"embedded silo (gateway 127.0.0.1:{gatewayPort}, {options.Shards} shards, {fsync}, data {dataDirectory})", temporary);
+        return host;
     }
 
-    public async ValueTask DisposeAsync()
+    private static async Task StopAsync(IHost host)
     {
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
         {
             try
             {
-                await _host.StopAsync(timeout.Token);
+                await host.StopAsync(timeout.Token);
             }
             catch (OperationCanceledException)
             {
-                Console.Error.WriteLine("Stopping the Orleans host timed out.");
+                Console.Error.WriteLine("Stopping an Orleans host timed out.");
             }
         }
 
-        if (_host is IAsyncDisposable asyncDisposable)
+        if (host is IAsyncDisposable asyncDisposable)
         {
             await asyncDisposable.DisposeAsync();
         }
         else
         {
-            _host.Dispose();
+            host.Dispose();
         }
-
-        DeleteQuietly(_temporaryDirectory);
     }
 
     private static HostApplicationBuilder CreateBuilder()

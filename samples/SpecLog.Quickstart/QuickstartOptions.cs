@@ -20,6 +20,7 @@ internal sealed class QuickstartOptions
           --shards <n>              shards of the embedded silo (default 4)
           --data <dir>              data directory of the embedded silo (default: a temporary one, deleted at exit)
           --no-fsync                embedded silo without fsync (faster, not durable; for comparison only)
+          --in-silo-client          embedded: use the silo's own SpecLogClient instead of a client through the gateway
           --producers <n>           concurrent producers (default 4)
           --rate <appends/s>        total append rate over all producers (default 2000)
           --duration <seconds>      how long producers append (default 10)
@@ -42,6 +43,8 @@ internal sealed class QuickstartOptions
     public string? DataDirectory { get; private set; }
 
     public bool Fsync { get; private set; } = true;
+
+    public bool InSiloClient { get; private set; }
 
     public int Producers { get; private set; } = 4;
 
@@ -97,6 +100,9 @@ internal sealed class QuickstartOptions
                 case "--no-fsync":
                     o.Fsync = false;
                     break;
+                case "--in-silo-client":
+                    o.InSiloClient = true;
+                    break;
                 case "--producers":
                     o.Producers = ParseInt(arg, Value(), 1, 1024);
                     break;
@@ -121,6 +127,11 @@ internal sealed class QuickstartOptions
                 default:
                     throw new ArgumentException($"Unknown option '{arg}'.");
             }
+        }
+
+        if (o.InSiloClient && !o.Embedded)
+        {
+            throw new ArgumentException("--in-silo-client needs --embedded.");
         }
 
         return o;
