@@ -80,6 +80,12 @@ internal static partial class SiloHost
             await Console.Error.WriteLineAsync("SpecLog silo: invalid settings:" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", e.Failures));
             return ExitBadConfiguration;
         }
+        catch (InvalidOperationException e)
+        {
+            // A value the binder cannot convert, e.g. SpecLog:ShardCount=four.
+            await Console.Error.WriteLineAsync($"SpecLog silo: cannot read configuration: {e.Message}");
+            return ExitBadConfiguration;
+        }
 
         DataDirectoryLock? dataLock = null;
         try
