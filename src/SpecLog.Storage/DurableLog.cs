@@ -36,6 +36,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private long _durableIndex;
     private TaskCompletionSource<long>? _pendingFlush;
     private int _pendingWaiters;
+    private volatile bool _flushRequested;
     private TaskCompletionSource<long>? _inflightFlush;
     private long _inflightEnd;
     private bool _disposed;
@@ -135,6 +136,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
             WriteBehindThreshold = options.WriteBehindThreshold,
             SparseIndexCacheSegments = options.SparseIndexCacheSegments,
             MaxGroupCommitDelay = options.MaxGroupCommitDelay,
+            WriterSpin = options.WriterSpin,
         };
         Directory.CreateDirectory(copy.Directory);
         SafeFileHandle lockFile = File.OpenHandle(
@@ -224,6 +226,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 if (_pendingFlush is null)
                 {
                     _pendingFlush = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _flushRequested = true;
                     Monitor.Pulse(_lock);
                 }
 
@@ -681,6 +684,8 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private void WriterLoop()
     {
         long groupDelayCap = (long)(_options.MaxGroupCommitDelay.TotalSeconds * Stopwatch.Frequency);
+        long spinTicks = (long)(_options.WriterSpin.TotalSeconds * Stopwatch.Frequency);
+        bool committed = false;
         int lastWaiters = 0;
         int pendingAtRelease = 0;
         long lastCycleTicks = 0;
@@ -695,6 +700,17 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 long end;
                 int target = 0;
                 long deadline = 0;
+                if (committed && spinTicks > 0)
+                {
+                    // A producer that was just released usually flushes again within tens of microseconds: watch for
+                    // it briefly instead of going to sleep and paying a wake-up on the critical path.
+                    long spinEnd = Stopwatch.GetTimestamp() + spinTicks;
+                    while (!_flushRequested && Stopwatch.GetTimestamp() < spinEnd)
+                    {
+                        Thread.SpinWait(20);
+                    }
+                }
+
                 lock (_lock)
                 {
                     while (_pendingFlush is null && !_disposed && _active.Length < _options.WriteBehindThreshold)
@@ -735,6 +751,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                     end = _nextIndex;
                     flush = _pendingFlush;
                     _pendingFlush = null;
+                    _flushRequested = false;
                     waiters = _pendingWaiters;
                     _pendingWaiters = 0;
                     sync = flush is not null || last;
@@ -797,6 +814,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 }
 
                 flush?.TrySetResult(end);
+                committed = flush is not null;
                 if (flush is not null)
                 {
                     lastWaiters = waiters;

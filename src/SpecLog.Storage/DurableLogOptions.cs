@@ -50,6 +50,13 @@ public sealed class DurableLogOptions
     /// </summary>
     public TimeSpan MaxGroupCommitDelay { get; set; } = TimeSpan.FromMicroseconds(200);
 
+    /// <summary>
+    /// How long the writer thread busy-waits for the next flush request after completing a commit before it sleeps;
+    /// this saves a thread wake-up (about 0.12 ms on the measured VM) on the commit path of producers that flush back
+    /// to back, at the cost of up to this much CPU per commit. Zero disables it.
+    /// </summary>
+    public TimeSpan WriterSpin { get; set; } = TimeSpan.FromMicroseconds(100);
+
     internal void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(Directory);
@@ -59,6 +66,7 @@ public sealed class DurableLogOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(WriteBehindThreshold, 4096, nameof(WriteBehindThreshold));
         ArgumentOutOfRangeException.ThrowIfLessThan(SparseIndexCacheSegments, 1, nameof(SparseIndexCacheSegments));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxGroupCommitDelay, TimeSpan.Zero, nameof(MaxGroupCommitDelay));
+        ArgumentOutOfRangeException.ThrowIfLessThan(WriterSpin, TimeSpan.Zero, nameof(WriterSpin));
         if (!Enum.IsDefined(Preallocation))
         {
             throw new ArgumentOutOfRangeException(nameof(Preallocation));

@@ -11,7 +11,7 @@ namespace SpecLog.Bench.Scenarios;
 /// Measures single-record commit latency of raw file strategies, FasterLog and <see cref="DurableLog"/> side by side,
 /// then the group-commit throughput of <see cref="DurableLog"/>. Prints Markdown tables.
 /// Options: --seconds N (per measurement, default 5), --runs N (default 1; medians are printed when N &gt; 1),
-/// --group-delay-us N (DurableLogOptions.MaxGroupCommitDelay), --dir PATH (scratch directory, default under the temp folder), --no-faster, --only KEY[,KEY...] (run only measurements whose
+/// --group-delay-us N (DurableLogOptions.MaxGroupCommitDelay), --writer-spin-us N (DurableLogOptions.WriterSpin), --dir PATH (scratch directory, default under the temp folder), --no-faster, --only KEY[,KEY...] (run only measurements whose
 /// key contains one of the KEYs: raw-filestream, raw-growing, raw-fallocate, raw-zeroed, faster, log-zerofill, log-fallocate, log-none,
 /// log-nofsync, group-1, group-2, group-8, group-64, group-batch100, group-fallocate-64, group-none-64, group-nofsync-64, group-faster-64).
 /// </summary>
@@ -23,6 +23,7 @@ public sealed class StorageScenario : IScenario
     private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
 
     private static TimeSpan? s_groupDelay;
+    private static TimeSpan? s_writerSpin;
 
     public string Name => "storage";
 
@@ -34,6 +35,11 @@ public sealed class StorageScenario : IScenario
         if (args.Get("group-delay-us") is { } delay)
         {
             s_groupDelay = TimeSpan.FromMicroseconds(double.Parse(delay, s_inv));
+        }
+
+        if (args.Get("writer-spin-us") is { } spin)
+        {
+            s_writerSpin = TimeSpan.FromMicroseconds(double.Parse(spin, s_inv));
         }
 
         int runs = args.GetInt("runs", 1);
@@ -274,6 +280,11 @@ public sealed class StorageScenario : IScenario
         if (s_groupDelay is { } delay)
         {
             options.MaxGroupCommitDelay = delay;
+        }
+
+        if (s_writerSpin is { } spin)
+        {
+            options.WriterSpin = spin;
         }
 
         return options;
