@@ -6,11 +6,13 @@ namespace SpecLog;
 /// <param name="CommittedCut">Cuts below this are committed.</param>
 /// <param name="Windows">Windows with numbers at or above the shard's <see cref="ShardReport.KnownWindows"/>, oldest first.</param>
 /// <param name="LagFixTargetCut">If positive, the shard must fill its missing cuts below this with no-ops at once.</param>
+/// <param name="Waiting">Whether some shard holds uncommitted records; when false, idle shards stop filling and reporting.</param>
 [GenerateSerializer, Immutable, Alias("speclog.CommitNotice")]
 public sealed record CommitNotice(
     [property: Id(0)] long CommittedCut,
     [property: Id(1)] WindowConfig[] Windows,
-    [property: Id(2)] long LagFixTargetCut);
+    [property: Id(2)] long LagFixTargetCut,
+    [property: Id(3)] bool Waiting);
 
 /// <summary>One entry of a shard as delivered to subscribers: a record with its GSN, or a run of no-op slots.</summary>
 /// <param name="Slot">The shard-local slot of the entry (the first slot, for a no-op run).</param>

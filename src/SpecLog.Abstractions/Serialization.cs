@@ -59,6 +59,8 @@ public struct ShardReportSurrogate
     [Id(5)] public int KnownWindows;
     /// <summary>See <see cref="ShardReport.FixedLag"/>.</summary>
     [Id(6)] public bool FixedLag;
+    /// <summary>See <see cref="ShardReport.Waiting"/>.</summary>
+    [Id(7)] public bool Waiting;
 }
 
 /// <summary>Converts <see cref="ShardReport"/> to and from its wire form.</summary>
@@ -67,7 +69,7 @@ public sealed class ShardReportConverter : IConverter<ShardReport, ShardReportSu
 {
     /// <inheritdoc />
     public ShardReport ConvertFromSurrogate(in ShardReportSurrogate s) =>
-        new(s.Shard, s.ReportSeq, s.DurableSlots, s.RealRecords, s.TimestampMicros, s.KnownWindows, s.FixedLag);
+        new(s.Shard, s.ReportSeq, s.DurableSlots, s.RealRecords, s.TimestampMicros, s.KnownWindows, s.FixedLag, s.Waiting);
 
     /// <inheritdoc />
     public ShardReportSurrogate ConvertToSurrogate(in ShardReport v) => new()
@@ -79,5 +81,6 @@ public sealed class ShardReportConverter : IConverter<ShardReport, ShardReportSu
         TimestampMicros = v.TimestampMicros,
         KnownWindows = v.KnownWindows,
         FixedLag = v.FixedLag,
+        Waiting = v.Waiting,
     };
 }

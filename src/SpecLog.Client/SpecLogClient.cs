@@ -271,6 +271,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         private readonly Channel<ShardEventBatch> _channel;
         private readonly Guid[] _ids;
         private readonly CancellationTokenSource _stop = new();
+        private readonly CancellationTokenSource _stopRefresh = new();
         private IShardObserver _reference = null!;
         private Task _refresh = Task.CompletedTask;
 
@@ -298,7 +299,9 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
         public async ValueTask DisposeAsync()
         {
-            await _stop.CancelAsync();
+            // Stop re-registering, unsubscribe, and only then cancel an in-flight push, so shards do not take it for a
+            // broken subscriber.
+            await _stopRefresh.CancelAsync();
             try
             {
                 await _refresh;
@@ -319,8 +322,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 }
             }
 
+            await _stop.CancelAsync();
             _client._grainFactory.DeleteObjectReference<IShardObserver>(_reference);
             _stop.Dispose();
+            _stopRefresh.Dispose();
         }
 
         private async Task RegisterAllAsync(CancellationToken cancellationToken)
@@ -335,11 +340,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         private async Task RefreshLoopAsync()
         {
             using var timer = new PeriodicTimer(_client._options.SubscriptionRefresh);
-            while (await timer.WaitForNextTickAsync(_stop.Token))
+            while (await timer.WaitForNextTickAsync(_stopRefresh.Token))
             {
                 try
                 {
-                    await RegisterAllAsync(_stop.Token);
+                    await RegisterAllAsync(_stopRefresh.Token);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

@@ -67,6 +67,13 @@ public sealed class FixAnteOptions
     /// <summary>A shard fills its current cut with no-ops this many T_ord after its last report.</summary>
     public double NoOpDeadlineFactor { get; set; } = DEFAULT_NOOP_DEADLINE_FACTOR;
 
+    /// <summary>
+    /// Whether shards stop filling no-ops and reporting while no shard holds an uncommitted record (an idle log costs
+    /// nothing). Belfast fills at every deadline; with this on, the first record after an idle period makes the
+    /// others fill at once. Off only for experiments.
+    /// </summary>
+    public bool QuiesceWhenIdle { get; set; } = true;
+
     /// <summary>Whether the sequencer issues lag-fix signals (off only for experiments).</summary>
     public bool LagFixEnabled { get; set; } = true;
 

@@ -18,6 +18,8 @@ public sealed class SequencerState
     private readonly int[] _knownWindows;
     private readonly bool[] _reportedSinceCut;
     private readonly long[] _cutBase;
+    private readonly bool[] _waiting;
+    private int _waitingCount;
 
     /// <summary>Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any.</summary>
     public SequencerState(FixAnteOptions options, int shardCount, IEnumerable<WindowConfig>? recoveredWindows = null)
@@ -35,6 +37,7 @@ public sealed class SequencerState
         _knownWindows = new int[shardCount];
         _reportedSinceCut = new bool[shardCount];
         _cutBase = new long[shardCount];
+        _waiting = new bool[shardCount];
         if (recoveredWindows is not null)
         {
             History.AddRange(recoveredWindows);
@@ -63,6 +66,9 @@ public sealed class SequencerState
 
     /// <summary>GSNs below this are committed (confirmed).</summary>
     public long CommittedGsn => History.Count == 0 ? 0 : History.GsnOfCut(CommittedCut);
+
+    /// <summary>True while some shard's latest report said it holds uncommitted records.</summary>
+    public bool AnyWaiting => _waitingCount > 0;
 
     /// <summary>Reports applied (duplicates excluded).</summary>
     public long ReportsApplied { get; private set; }
@@ -137,6 +143,14 @@ public sealed class SequencerState
         if (report.FixedLag)
         {
             LagFixesAcknowledged++;
+        }
+
+        if (report.Waiting != _waiting[s])
+        {
+            var before = AnyWaiting;
+            _waiting[s] = report.Waiting;
+            _waitingCount += report.Waiting ? 1 : -1;
+            output.WaitingChanged = before != AnyWaiting;
         }
 
         if (_options.Mode == OrderingMode.Scalog)

@@ -13,6 +13,8 @@ public sealed class ShardCore
     private long _lastReportMicros = long.MinValue / 2;
     private long _lastNoticeMicros;
     private long _lagFixAnswerSlot = -1;
+    private long _lastRecordSlot = -1;
+    private bool _lastReportedWaiting;
 
     /// <summary>Creates the core of shard <paramref name="shardId"/>.</summary>
     public ShardCore(int shardId, FixAnteOptions options)
@@ -62,6 +64,18 @@ public sealed class ShardCore
     /// <summary>Lag-fix signals that made this shard fill no-ops.</summary>
     public long LagFixes { get; private set; }
 
+    /// <summary>True while this shard holds a real record whose cut is not committed yet.</summary>
+    public bool HasUncommittedRecords => _lastRecordSlot >= CommittedSlots;
+
+    /// <summary>Whether the ordering layer said, in its latest notice, that some shard waits for cuts (true until told).</summary>
+    public bool OthersWaiting { get; private set; } = true;
+
+    /// <summary>
+    /// Whether the shard must keep cuts moving (fill at deadlines, report, retransmit): it or another shard waits for a
+    /// commit, or idle quiescence is off.
+    /// </summary>
+    public bool Active => HasUncommittedRecords || OthersWaiting || !_options.QuiesceWhenIdle;
+
     /// <summary>
     /// Slots that may be delivered to subscribers now: durable and positioned (Fix-Ante; never past a window the shard
     /// does not know), or durable and committed (Scalog baseline).
@@ -82,11 +96,16 @@ public sealed class ShardCore
         ReportSeq = Math.Max(ReportSeq, firstReportSeq - 1);
         AssignedSlots = DurableSlots = durableSlots;
         DurableRecords = durableRecords;
+        _lastRecordSlot = durableRecords > 0 ? durableSlots - 1 : -1; // conservatively uncommitted until told
         NoOpSlots = noOpSlots;
     }
 
     /// <summary>Hands out the slot of the next record.</summary>
-    public long AssignRecord() => AssignedSlots++;
+    public long AssignRecord()
+    {
+        _lastRecordSlot = AssignedSlots;
+        return AssignedSlots++;
+    }
 
     /// <summary>Hands out <paramref name="count"/> consecutive no-op slots; returns the first.</summary>
     public long AssignNoOp(long count)
@@ -111,9 +130,12 @@ public sealed class ShardCore
     /// </summary>
     public bool ReportDue(long nowMicros)
     {
+        // Stopping to wait is news (the others may quiesce); starting to wait travels with the report of the cut the
+        // record completes, or of the no-op fill that completes it.
+        var waitingChanged = _lastReportedWaiting && !HasUncommittedRecords;
         if (_options.Mode == OrderingMode.Scalog)
         {
-            return nowMicros - _lastReportMicros >= (long)(_options.OrderingInterval.TotalMilliseconds * 1000);
+            return (Active || waitingChanged) && nowMicros - _lastReportMicros >= (long)(_options.OrderingInterval.TotalMilliseconds * 1000);
         }
 
         if (History.Count == 0)
@@ -123,7 +145,8 @@ public sealed class ShardCore
 
         return History.CompletedCut(ShardId, DurableSlots) > LastReportedCut
             || LagFixAnswerReady
-            || (nowMicros - _lastNoticeMicros >= _retransmitMicros && nowMicros - _lastReportMicros >= _retransmitMicros);
+            || waitingChanged
+            || (Active && nowMicros - _lastNoticeMicros >= _retransmitMicros && nowMicros - _lastReportMicros >= _retransmitMicros);
     }
 
     /// <summary>Builds the next report and records it as sent.</summary>
@@ -139,7 +162,8 @@ public sealed class ShardCore
             _lagFixAnswerSlot = -1;
         }
 
-        return new ShardReport(ShardId, ReportSeq, DurableSlots, DurableRecords, nowMicros, History.Count, fixedLag);
+        _lastReportedWaiting = HasUncommittedRecords;
+        return new ShardReport(ShardId, ReportSeq, DurableSlots, DurableRecords, nowMicros, History.Count, fixedLag, _lastReportedWaiting);
     }
 
     /// <summary>
@@ -148,7 +172,7 @@ public sealed class ShardCore
     /// </summary>
     public long NoOpsForDeadline(long nowMicros)
     {
-        if (_options.Mode != OrderingMode.FixAnte || History.Count == 0 || nowMicros - _lastReportMicros < _deadlineMicros)
+        if (_options.Mode != OrderingMode.FixAnte || History.Count == 0 || !Active || nowMicros - _lastReportMicros < _deadlineMicros)
         {
             return 0;
         }
@@ -195,10 +219,14 @@ public sealed class ShardCore
 
     private bool LagFixAnswerReady => _lagFixAnswerSlot >= 0 && DurableSlots >= _lagFixAnswerSlot;
 
-    /// <summary>Takes a commit notice: windows the shard lacked and the committed cut. Returns true if new windows were learned.</summary>
-    public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros)
+    /// <summary>
+    /// Takes a commit notice: windows the shard lacked, the committed cut, and whether any shard waits for cuts.
+    /// Returns true if new windows were learned.
+    /// </summary>
+    public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros, bool othersWaiting = true)
     {
         _lastNoticeMicros = nowMicros;
+        OthersWaiting = othersWaiting;
         var added = History.AddRange(windows) > 0;
         if (committedCut > CommittedCut)
         {

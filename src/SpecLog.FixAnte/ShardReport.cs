@@ -11,6 +11,7 @@ namespace SpecLog.FixAnte;
 /// <param name="TimestampMicros">The shard's own monotonic clock, in microseconds, when it sent the report.</param>
 /// <param name="KnownWindows">How many windows the shard knows, so the sequencer can send the ones it lacks.</param>
 /// <param name="FixedLag">True when this report answers a lag-fix signal.</param>
+/// <param name="Waiting">True while the shard holds real records that are not committed yet: somebody waits for cuts.</param>
 public readonly record struct ShardReport(
     int Shard,
     long ReportSeq,
@@ -18,7 +19,8 @@ public readonly record struct ShardReport(
     long RealRecords,
     long TimestampMicros,
     int KnownWindows,
-    bool FixedLag);
+    bool FixedLag,
+    bool Waiting = false);
 
 /// <summary>What applying a report to the sequencer produced; the host sends it (after persisting new windows).</summary>
 public sealed class SequencerOutput
@@ -32,6 +34,9 @@ public sealed class SequencerOutput
     /// <summary>Lag-fix signals: (shard, cut the shard must fill up to with no-ops).</summary>
     public List<(int Shard, long TargetCut)> LagFixes { get; } = [];
 
+    /// <summary>True when whether any shard waits for cuts changed: every shard must hear it.</summary>
+    public bool WaitingChanged { get; set; }
+
     /// <summary>True if the report was a duplicate (or stale) and changed nothing.</summary>
     public bool Duplicate { get; set; }
 
@@ -41,6 +46,7 @@ public sealed class SequencerOutput
         NewWindows.Clear();
         LagFixes.Clear();
         CommitAdvanced = false;
+        WaitingChanged = false;
         Duplicate = false;
     }
 }

@@ -236,7 +236,7 @@ internal sealed class Simulation
             }
             else if (host.LagFillDurableAt is not null)
             {
-                _reportsMissingFixedLag++; // the fill is durable but this report does not say so (see KnownBugTests)
+                _reportsMissingFixedLag++; // the fill is durable but this report does not say so (see LagFixAnswerTests)
             }
 
             At(Delay(20, 500), () => SequencerReceive(report));
@@ -278,6 +278,11 @@ internal sealed class Simulation
             _unackedLagFixSince[report.Shard] = null;
         }
 
+        if (o.WaitingChanged && _seq.AnyWaiting)
+        {
+            _lastCommitAdvance = _now; // an idle (quiescent) log commits nothing; stalls count from when somebody waits
+        }
+
         if (o.CommitAdvanced)
         {
             _maxCommitGap = Math.Max(_maxCommitGap, _now - _lastCommitAdvance);
@@ -292,7 +297,7 @@ internal sealed class Simulation
             }
         }
 
-        if (o.CommitAdvanced || o.NewWindows.Count > 0)
+        if (o.CommitAdvanced || o.NewWindows.Count > 0 || o.WaitingChanged)
         {
             Broadcast();
         }
@@ -324,6 +329,7 @@ internal sealed class Simulation
     {
         var windows = _seq.History.Windows.ToArray();
         var cut = _seq.CommittedCut;
+        var waiting = _seq.AnyWaiting;
         for (var s = 0; s < SHARDS; s++)
         {
             var shard = s;
@@ -331,7 +337,7 @@ internal sealed class Simulation
             At(Delay(20, 500), () =>
             {
                 var core = _shards[shard].Core;
-                core.OnCommitted(cut, windows, _now);
+                core.OnCommitted(cut, windows, _now, waiting);
                 Check(core.CommittedSlots <= core.DurableSlots, () => $"shard {shard}: committed slots {core.CommittedSlots} beyond durable {core.DurableSlots}");
                 Pump(shard);
             });

@@ -323,6 +323,7 @@ public sealed class ShardCoreTests
             var records = 0L;
             var recordsAssigned = new List<bool>(); // per slot: real record?
             long? lagFillEnd = null;
+            var lastReportWaiting = false;
             var expectedSeq = -1L;
 
             for (var i = 0; i < run.Ops.Count; i++)
@@ -407,10 +408,13 @@ public sealed class ShardCoreTests
                     {
                         var newCut = known > 0 && layout.CompletedCut(run.Shard, core.DurableSlots) > lastReportedCut;
                         var answerOwed = lagFillEnd is { } owed && owed <= core.DurableSlots;
+                        var uncommitted = recordsAssigned.Skip((int)Math.Min(core.CommittedSlots, recordsAssigned.Count)).Any(isRecord => isRecord);
+                        var stoppedWaiting = lastReportWaiting && !uncommitted;
                         var due = core.ReportDue(now);
                         Expect.True(!newCut || due, () => $"op {at}: a new cut completed but no report due");
                         Expect.True(!answerOwed || due, () => $"op {at}: a lag-fix answer is owed but no report due");
-                        Expect.True(newCut || answerOwed || now - lastReport >= deadline || !due || known == 0, () => $"op {at}: report due without a new cut or lag-fix answer shortly after the last report");
+                        Expect.True(!stoppedWaiting || due || known == 0, () => $"op {at}: the shard stopped waiting but no report is due");
+                        Expect.True(newCut || answerOwed || stoppedWaiting || now - lastReport >= deadline || !due || known == 0, () => $"op {at}: report due without a new cut, lag-fix answer or end of waiting shortly after the last report");
                         if (due)
                         {
                             var r = core.MakeReport(now);
@@ -419,6 +423,8 @@ public sealed class ShardCoreTests
                             Expect.Equal((run.Shard, core.DurableSlots, records, now, known), (r.Shard, r.DurableSlots, r.RealRecords, r.TimestampMicros, r.KnownWindows), () => $"op {at}: report content");
                             Expect.True(!r.FixedLag || (lagFillEnd is { } end && end <= r.DurableSlots), () => $"op {at}: FixedLag before the lag-fix fill was durable");
                             Expect.Equal(answerOwed, r.FixedLag, () => $"op {at}: FixedLag exactly when a lag-fix answer is owed");
+                            Expect.Equal(uncommitted, r.Waiting, () => $"op {at}: Waiting exactly while a record is uncommitted");
+                            lastReportWaiting = r.Waiting;
                             if (r.FixedLag)
                             {
                                 lagFillEnd = null;

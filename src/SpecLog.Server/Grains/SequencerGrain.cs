@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
 using SpecLog.Storage;
@@ -11,6 +12,7 @@ namespace SpecLog.Server.Grains;
 /// anybody hears of it (so a restart never decides a window differently), then tells shards about commits, windows
 /// and lag-fixes with one-way calls.
 /// </summary>
+[Immovable]
 internal sealed partial class SequencerGrain(
     IOptions<SpecLogOptions> options,
     TimeProvider timeProvider,
@@ -131,7 +133,7 @@ internal sealed partial class SequencerGrain(
             return;
         }
 
-        if (timeProvider.GetElapsedTime(_lastProgressTicks, now) < _options.Ordering.FallbackInterval)
+        if (!_state.AnyWaiting || timeProvider.GetElapsedTime(_lastProgressTicks, now) < _options.Ordering.FallbackInterval)
         {
             return;
         }
@@ -172,7 +174,7 @@ internal sealed partial class SequencerGrain(
             lagTarget[shard] = target;
         }
 
-        var broadcast = _output.CommitAdvanced || _output.NewWindows.Count > 0;
+        var broadcast = _output.CommitAdvanced || _output.NewWindows.Count > 0 || _output.WaitingChanged;
         for (var s = 0; s < _options.ShardCount; s++)
         {
             if (broadcast || lagTarget[s] > 0)
@@ -188,7 +190,7 @@ internal sealed partial class SequencerGrain(
         var windows = fromWindow >= all.Count ? [] : all.Skip((int)fromWindow).ToArray();
         _sentWindows[shard] = all.Count;
         GrainFactory.GetGrain<IShardGrain>(shard)
-            .OnCommitted(new CommitNotice(_state.CommittedCut, windows, lagFixTarget))
+            .OnCommitted(new CommitNotice(_state.CommittedCut, windows, lagFixTarget, _state.AnyWaiting))
             .Ignore();
     }
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
 using SpecLog.Server.Scheduling;
@@ -15,6 +16,7 @@ namespace SpecLog.Server.Grains;
 /// ordering layer commits their cut. Reentrant: an append waiting for its cut never blocks other calls.
 /// </summary>
 [Reentrant]
+[Immovable]
 internal sealed partial class ShardGrain(
     IOptions<SpecLogOptions> options,
     IOrderingLayer ordering,
@@ -44,6 +46,7 @@ internal sealed partial class ShardGrain(
     private IGrainTimer? _timer;
     private DeadlineTicker.Registration? _ticker;
     private DateTimeOffset _activatedAt;
+    private bool _deactivating;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -82,6 +85,7 @@ internal sealed partial class ShardGrain(
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        _deactivating = true;
         _ticker?.Dispose();
         _timer?.Dispose();
         if (_log is not null)
@@ -193,7 +197,7 @@ internal sealed partial class ShardGrain(
         }
 
         var now = NowMicros();
-        var learned = _core.OnCommitted(notice.CommittedCut, notice.Windows, now);
+        var learned = _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting);
         if (notice.LagFixTargetCut > 0)
         {
             var n = _core.NoOpsForLagFix(notice.LagFixTargetCut);
@@ -205,10 +209,7 @@ internal sealed partial class ShardGrain(
         }
 
         AcknowledgeCommitted();
-        if (learned)
-        {
-            MaybeFillAndReport(now);
-        }
+        MaybeFillAndReport(now); // new windows may complete cuts; a change of who waits may start or stop filling
 
         PumpAll();
         return Task.CompletedTask;
@@ -362,11 +363,22 @@ internal sealed partial class ShardGrain(
     /// <summary>Asks the ticker for a wake-up at the next no-op deadline (at the latest after one T_ord).</summary>
     private void ScheduleDeadline(long now)
     {
+        if (!_core.Active)
+        {
+            return; // idle: the next append or notice wakes the shard
+        }
+
         var wait = Math.Clamp(_core.NextDeadlineMicros - now, 0, _tOrdMicros);
         _ticker?.WakeIn(TimeSpan.FromMicroseconds(wait));
     }
 
-    private void SendReport(long now) => ordering.SendReport(_core.MakeReport(now));
+    private void SendReport(long now)
+    {
+        if (!_deactivating)
+        {
+            ordering.SendReport(_core.MakeReport(now));
+        }
+    }
 
     private void AcknowledgeCommitted()
     {
@@ -430,8 +442,12 @@ internal sealed partial class ShardGrain(
         catch (Exception e)
         {
             // The subscriber is gone or broken; it resubscribes from its own position if it is still alive.
-            LogSubscriberDropped(logger, e, _shard, sub.Id);
-            _subscribers.Remove(sub.Id);
+            if (_subscribers.TryGetValue(sub.Id, out var registered) && ReferenceEquals(registered, sub))
+            {
+                LogSubscriberDropped(logger, e, _shard, sub.Id);
+                _subscribers.Remove(sub.Id);
+            }
+
             return;
         }
 
