@@ -48,6 +48,34 @@ public sealed class OrderingBehaviourTests(IsolatedClusterFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task IdleLog_GoesQuiet_AndTheNextAppendWakesIt()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var sequencer = fixture.Grains.GetGrain<ISequencerGrain>(0);
+        var first = await fixture.Client.AppendAsync(Payload.Make("quiet", 0, 0), 1, ct);
+
+        // Absence of activity can only be observed over time: look for a 300 ms span without a single report.
+        var quiet = false;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var before = await sequencer.GetStatusAsync();
+        while (!quiet && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(300, ct);
+            var after = await sequencer.GetStatusAsync();
+            quiet = after.ReportsApplied == before.ReportsApplied && after.CommittedCut == before.CommittedCut;
+            before = after;
+        }
+
+        Assert.True(quiet, "an idle log kept reporting and committing");
+        var shards = await Task.WhenAll(Enumerable.Range(0, 4).Select(s => fixture.Grains.GetGrain<IShardGrain>(s).GetStatusAsync()));
+        Assert.All(shards, s => Assert.Equal(0, s.PendingAppends));
+
+        var next = await fixture.Client.AppendAsync(Payload.Make("quiet", 0, 1), 3, ct);
+        Assert.True(next > first);
+        Assert.Equal("T|quiet|0|1", Payload.Text((await fixture.Client.ReadAsync(next, ct))!.Payload));
+    }
+
+    [Fact]
     public async Task RateChange_ChangesQuotasOnlyInWindowsDecidedAfterIt()
     {
         var ct = TestContext.Current.CancellationToken;
