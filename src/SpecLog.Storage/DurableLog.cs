@@ -37,6 +37,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
     private TaskCompletionSource<long>? _pendingFlush;
     private int _pendingWaiters;
     private volatile bool _flushRequested;
+    private long _flushRequestedAt;
     private TaskCompletionSource<long>? _inflightFlush;
     private long _inflightEnd;
     private bool _disposed;
@@ -226,6 +227,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 if (_pendingFlush is null)
                 {
                     _pendingFlush = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _flushRequestedAt = Stopwatch.GetTimestamp();
                     _flushRequested = true;
                     Monitor.Pulse(_lock);
                 }
@@ -686,6 +688,8 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
         long groupDelayCap = (long)(_options.MaxGroupCommitDelay.TotalSeconds * Stopwatch.Frequency);
         long spinTicks = (long)(_options.WriterSpin.TotalSeconds * Stopwatch.Frequency);
         bool committed = false;
+        long committedAt = 0;
+        long lastGap = long.MaxValue;
         int lastWaiters = 0;
         int pendingAtRelease = 0;
         long lastCycleTicks = 0;
@@ -700,10 +704,12 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 long end;
                 int target = 0;
                 long deadline = 0;
-                if (committed && spinTicks > 0)
+                if (committed && spinTicks > 0 && lastGap <= spinTicks)
                 {
                     // A producer that was just released usually flushes again within tens of microseconds: watch for
-                    // it briefly instead of going to sleep and paying a wake-up on the critical path.
+                    // it briefly instead of going to sleep and paying a wake-up on the critical path. Only done while
+                    // the previous gap between a commit and the next flush request was that short, so an idle or
+                    // slowly flushing log does not burn CPU.
                     long spinEnd = Stopwatch.GetTimestamp() + spinTicks;
                     while (!_flushRequested && Stopwatch.GetTimestamp() < spinEnd)
                     {
@@ -716,6 +722,13 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                     while (_pendingFlush is null && !_disposed && _active.Length < _options.WriteBehindThreshold)
                     {
                         Monitor.Wait(_lock);
+                    }
+
+                    if (committed)
+                    {
+                        // Time from the last commit to the next flush request (not to this thread waking up).
+                        lastGap = _pendingFlush is not null ? _flushRequestedAt - committedAt : long.MaxValue;
+                        committed = false;
                     }
 
                     if (_pendingFlush is not null && !_disposed && lastWaiters > 1 && groupDelayCap > 0)
@@ -815,6 +828,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
 
                 flush?.TrySetResult(end);
                 committed = flush is not null;
+                committedAt = Stopwatch.GetTimestamp();
                 if (flush is not null)
                 {
                     lastWaiters = waiters;

@@ -51,9 +51,9 @@ public sealed class DurableLogOptions
     public TimeSpan MaxGroupCommitDelay { get; set; } = TimeSpan.FromMicroseconds(200);
 
     /// <summary>
-    /// How long the writer thread busy-waits for the next flush request after completing a commit before it sleeps;
-    /// this saves a thread wake-up (about 0.12 ms on the measured VM) on the commit path of producers that flush back
-    /// to back, at the cost of up to this much CPU per commit. Zero disables it.
+    /// How long the writer thread busy-waits for the next flush request after completing a commit before it sleeps, as
+    /// long as the previous request came within this time; this saves a thread wake-up (about 0.12 ms on the measured
+    /// VM) on the commit path of producers that flush back to back. Zero disables it.
     /// </summary>
     public TimeSpan WriterSpin { get; set; } = TimeSpan.FromMicroseconds(100);
 
