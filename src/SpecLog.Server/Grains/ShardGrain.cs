@@ -75,7 +75,7 @@ internal sealed partial class ShardGrain(
         LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);
         // The grain timer keeps the shard alive and drives retransmission; no-op deadlines need finer wake-ups than grain
         // timers give (they tick every few milliseconds), so the silo's deadline ticker wakes the shard for each one.
-        var housekeeping = TimeSpan.FromMilliseconds(Math.Max(5, _options.Ordering.OrderingInterval.TotalMilliseconds * 5));
+        var housekeeping = TimeSpan.FromMilliseconds(Math.Max(5, _options.Ordering.OrderingInterval.TotalMilliseconds * 20));
         _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(housekeeping, housekeeping) { KeepAlive = true });
         _ticker = deadlineTicker.Register(GrainContext.Scheduler, () => MaybeFillAndReport(NowMicros()));
         SendReport(NowMicros()); // tell the ordering layer where this shard stands

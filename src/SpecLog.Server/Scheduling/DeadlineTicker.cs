@@ -15,6 +15,7 @@ public sealed partial class DeadlineTicker : IDisposable
     public static readonly TimeSpan Resolution = TimeSpan.FromMicroseconds(250);
 
     private readonly object _gate = new();
+    private readonly ManualResetEventSlim _signal = new(false);
     private Registration[] _registrations = [];
     private Thread? _thread;
     private volatile bool _stopped;
@@ -43,6 +44,7 @@ public sealed partial class DeadlineTicker : IDisposable
     public void Dispose()
     {
         _stopped = true;
+        _signal.Set();
         _thread?.Join(TimeSpan.FromSeconds(1));
     }
 
@@ -57,8 +59,25 @@ public sealed partial class DeadlineTicker : IDisposable
     private void Run()
     {
         var nanos = (long)(Resolution.TotalMilliseconds * 1_000_000);
+        var coarse = Stopwatch.Frequency / 500; // beyond 2 ms a plain wait is precise enough
         while (!_stopped)
         {
+            var next = long.MaxValue;
+            foreach (var r in _registrations)
+            {
+                next = Math.Min(next, r.Due);
+            }
+
+            var remaining = next == long.MaxValue ? long.MaxValue : next - Stopwatch.GetTimestamp();
+            if (remaining > coarse)
+            {
+                // Nothing due soon (an idle log has nothing due at all): block until a wake-up is asked for.
+                _signal.Reset();
+                var wait = remaining == long.MaxValue ? 1000 : (int)Math.Max(1, (remaining - coarse) * 1000 / Stopwatch.Frequency);
+                _signal.Wait(wait);
+                continue;
+            }
+
             Sleep(nanos);
             var now = Stopwatch.GetTimestamp();
             foreach (var r in _registrations)
@@ -120,7 +139,10 @@ public sealed partial class DeadlineTicker : IDisposable
                 }
             }
             while (Interlocked.CompareExchange(ref _due, due, current) != current);
+            _owner._signal.Set();
         }
+
+        internal long Due => Volatile.Read(ref _due);
 
         /// <summary>Stops the wake-ups.</summary>
         public void Dispose() => _owner.Remove(this);
