@@ -1,0 +1,574 @@
+namespace SpecLog.Copilot;
+
+/// <summary>
+/// One Copilot replica as a synchronous state machine: every call takes the current time and appends the effects the
+/// host must carry out (persist, send, execute, reply). It reads no clock and draws randomness only from the injected
+/// <see cref="Random"/> (for backoff and election jitter), so a seeded host replays it exactly.
+/// </summary>
+/// <remarks>
+/// Roles: every replica is an acceptor for both logs and executes the merged order. The owner of a log's view ballot is
+/// that log's pilot (log 0: the pilot, log 1: the copilot); a pilot batches client commands into its log's entries. A
+/// pilot whose execution waits on uncommitted entries takes them over; replicas that stop hearing from a pilot elect a
+/// new one for that log only.
+/// </remarks>
+/// <typeparam name="T">The command payload type.</typeparam>
+public sealed partial class Replica<T>
+{
+    private readonly CopilotOptions _options;
+    private readonly Random _random;
+    private readonly int _n;
+    private readonly int _f;
+    private readonly int _fastQuorum;
+    private readonly int _slowQuorum;
+    private readonly bool _copilotMode;
+    private readonly LogState[] _logs = [new(), new()];
+    private readonly long[] _lastHeard;
+    private readonly long[] _pilotHeard = new long[2];
+    private readonly long[] _electionJitter = new long[2];
+    private readonly long[] _electionRetryAt = new long[2];
+    private readonly int[] _electionAttempts = new int[2];
+    private readonly long[] _catchUpAt = new long[2];
+    private readonly long[] _lastOtherFastAccept = [-1, -1];
+    private readonly PilotState?[] _pilots = new PilotState?[2];
+    private readonly Candidacy?[] _candidacies = new Candidacy?[2];
+    private readonly Dictionary<(int Log, long Slot), Proposal> _proposals = [];
+    private readonly Queue<(int From, Message<T> Message)> _selfQueue = new();
+    private readonly long[] _heads = new long[2];
+    private readonly Dictionary<int, long> _highWater = [];
+    private List<Effect<T>> _fx = [];
+    private long _now;
+    private bool _started;
+    private int _maxRound;
+    private long _nextHeartbeat;
+    private long _nextProposalDue = long.MaxValue;
+    private bool _conflictsChanged;
+    private long _blockedSince;
+    private long _blockedHead0 = -1;
+    private long _blockedHead1 = -1;
+    private int _blockedAttempts;
+    private long _nextWakeup;
+
+    /// <summary>Creates a replica, fresh or rebuilt from the records it persisted before a crash.</summary>
+    /// <param name="options">The group configuration (identical on every replica).</param>
+    /// <param name="id">This replica's index, 0 to n - 1. Replica 0 starts as pilot of log 0, replica 1 of log 1.</param>
+    /// <param name="random">Seeded randomness for backoff and election jitter.</param>
+    /// <param name="recovered">Everything this replica persisted, in order; null or empty for a fresh replica.</param>
+    public Replica(CopilotOptions options, int id, Random random, IEnumerable<PersistRecord<T>>? recovered = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(random);
+        options.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegative(id);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(id, options.ReplicaCount);
+        _options = options;
+        _random = random;
+        Id = id;
+        _n = options.ReplicaCount;
+        _f = options.F;
+        _fastQuorum = options.FastQuorum;
+        _slowQuorum = options.SlowQuorum;
+        _copilotMode = options.Mode == ReplicationMode.Copilot;
+        _lastHeard = new long[_n];
+        _logs[0].ViewPromise = new Ballot(0, 0);
+        _logs[1].ViewPromise = new Ballot(0, 1);
+        Ballot[] activated = [new Ballot(0, 0), new Ballot(0, 1)];
+        if (recovered is not null)
+        {
+            foreach (var record in recovered)
+            {
+                Restore(record, activated);
+            }
+        }
+
+        for (var log = 0; log < 2; log++)
+        {
+            var state = _logs[log];
+            NoteRound(state.ViewPromise);
+            for (var slot = 0; slot < state.Slots.Count; slot++)
+            {
+                var s = state.Slots[slot];
+                if (s is null)
+                {
+                    continue;
+                }
+
+                NoteRound(s.Promised);
+                NoteRound(s.AcceptedBallot);
+                if (s.Exists)
+                {
+                    state.MaxKnown = Math.Max(state.MaxKnown, slot);
+                }
+
+                if (s.IsCommitted)
+                {
+                    state.MaxCommitted = Math.Max(state.MaxCommitted, slot);
+                }
+            }
+
+            while (state.Get(state.CommittedPrefix) is { IsCommitted: true })
+            {
+                state.CommittedPrefix++;
+            }
+        }
+
+        for (var log = 0; log < 2; log++)
+        {
+            var view = _logs[log].ViewPromise;
+            if (view.Replica == Id && view == activated[log] && (_copilotMode || log == 0))
+            {
+                ResumePilot(log, view);
+            }
+        }
+    }
+
+    /// <summary>This replica's index.</summary>
+    public int Id { get; }
+
+    /// <summary>The configuration.</summary>
+    public CopilotOptions Options => _options;
+
+    /// <summary>
+    /// The time (same unit as <c>now</c>) at which the host should call <see cref="Tick"/> next; calling earlier or later
+    /// is harmless. Updated by every call.
+    /// </summary>
+    public long NextWakeup => _nextWakeup;
+
+    /// <summary>True when this replica is the active pilot of <paramref name="log"/> and proposes client commands in it.</summary>
+    public bool IsActivePilot(int log) => _pilots[log] is not null;
+
+    /// <summary>The replica this one believes owns <paramref name="log"/>'s view (its pilot, or a candidate taking over).</summary>
+    public int BelievedPilot(int log) => _logs[log].ViewPromise.Replica;
+
+    /// <summary>The view ballot this replica has promised for <paramref name="log"/>.</summary>
+    public Ballot ViewBallot(int log) => _logs[log].ViewPromise;
+
+    /// <summary>Number of entries of <paramref name="log"/> executed so far (the next entry to execute).</summary>
+    public long ExecutedThrough(int log) => _heads[log];
+
+    /// <summary>Length of the contiguous committed prefix of <paramref name="log"/> known here.</summary>
+    public long CommittedPrefix(int log) => _logs[log].CommittedPrefix;
+
+    /// <summary>Highest entry index of <paramref name="log"/> this replica has seen (-1 for none).</summary>
+    public long MaxKnownSlot(int log) => _logs[log].MaxKnown;
+
+    /// <summary>The committed value of an entry, if this replica knows it.</summary>
+    public bool TryGetCommitted(int log, long slot, out EntryValue<T> value)
+    {
+        if (_logs[log].Get(slot) is { IsCommitted: true } s)
+        {
+            value = s.Value!;
+            return true;
+        }
+
+        value = null!;
+        return false;
+    }
+
+    /// <summary>What this replica's acceptor state holds for an entry (for tests and diagnostics).</summary>
+    public SlotReport<T> InspectSlot(int log, long slot)
+    {
+        var s = _logs[log].Get(slot);
+        return s is null ? new SlotReport<T>(SlotStatus.Empty, Ballot.None, null, false) : Snapshot(s);
+    }
+
+    /// <summary>True when <paramref name="command"/> (or a newer command of the same client) has executed here.</summary>
+    public bool HasExecuted(CommandId command) => _highWater.TryGetValue(command.Client, out var h) && h >= command.Seq;
+
+    /// <summary>Arms the timers and replays the committed log through the executor; called once, before or by the first other call.</summary>
+    public void Start(long now, List<Effect<T>> effects)
+    {
+        Begin(now, effects);
+        Finish();
+    }
+
+    /// <summary>A client submits a command. Active pilots batch it into their log; others ignore it (the client retries).</summary>
+    public void Submit(Command<T> command, long now, List<Effect<T>> effects)
+    {
+        Begin(now, effects);
+        if (HasExecuted(command.Id))
+        {
+            if (_pilots[0] is not null || _pilots[1] is not null)
+            {
+                _fx.Add(new ReplyEffect<T>(command.Id));
+            }
+        }
+        else
+        {
+            foreach (var pilot in _pilots)
+            {
+                if (pilot is not null && pilot.Pending.Add(command.Id))
+                {
+                    if (pilot.Buffer.Count == 0)
+                    {
+                        pilot.BatchOpenedAt = _now;
+                    }
+
+                    pilot.Buffer.Add(command);
+                }
+            }
+        }
+
+        Finish();
+    }
+
+    /// <summary>Handles a message from replica <paramref name="from"/>.</summary>
+    public void Handle(int from, Message<T> message, long now, List<Effect<T>> effects)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        Begin(now, effects);
+        if (from >= 0 && from < _n && from != Id)
+        {
+            _lastHeard[from] = Math.Max(_lastHeard[from], now);
+            Dispatch(from, message);
+        }
+
+        Finish();
+    }
+
+    /// <summary>Fires whatever timers are due (heartbeats, batching, retransmission, takeover, elections).</summary>
+    public void Tick(long now, List<Effect<T>> effects)
+    {
+        Begin(now, effects);
+        Finish();
+    }
+
+    private void Begin(long now, List<Effect<T>> effects)
+    {
+        ArgumentNullException.ThrowIfNull(effects);
+        _fx = effects;
+        _now = Math.Max(_now, now);
+        if (!_started)
+        {
+            _started = true;
+            Array.Fill(_lastHeard, _now);
+            _pilotHeard[0] = _pilotHeard[1] = _now;
+            _blockedSince = _now;
+            _nextHeartbeat = _now;
+            for (var log = 0; log < 2; log++)
+            {
+                _electionJitter[log] = DrawJitter();
+            }
+
+            foreach (var p in _proposals.Values)
+            {
+                p.NextSend = _now;
+                Arm(p);
+            }
+
+            RunExecutor();
+        }
+    }
+
+    private void Finish()
+    {
+        Drain();
+        RunDue();
+        Drain();
+        _nextWakeup = ComputeNextWakeup();
+    }
+
+    private void Drain()
+    {
+        while (_selfQueue.TryDequeue(out var item))
+        {
+            Dispatch(item.From, item.Message);
+        }
+    }
+
+    private void Dispatch(int from, Message<T> message)
+    {
+        switch (message)
+        {
+            case FastAccept<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
+                OnFastAccept(from, m);
+                break;
+            case FastAcceptReply<T> m:
+                OnFastAcceptReply(from, m);
+                break;
+            case Accept<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
+                OnAccept(from, m);
+                break;
+            case AcceptReply<T> m:
+                OnAcceptReply(from, m);
+                break;
+            case Reject<T> m:
+                OnReject(m);
+                break;
+            case Commit<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
+                LearnCommit(m.Log, m.Slot, m.Value);
+                if (from != Id)
+                {
+                    Send(from, new CommitAck<T>(m.Log, m.Slot));
+                }
+
+                break;
+            case CommitAck<T> m:
+                OnCommitAck(from, m);
+                break;
+            case Prepare<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
+                OnPrepare(from, m);
+                break;
+            case PrepareReply<T> m:
+                OnPrepareReply(from, m);
+                break;
+            case ViewPrepare<T> m when ValidLog(m.Log):
+                OnViewPrepare(from, m);
+                break;
+            case ViewPrepareReply<T> m when ValidLog(m.Log):
+                OnViewPrepareReply(from, m);
+                break;
+            case Heartbeat<T> m:
+                OnHeartbeat(from, m);
+                break;
+            case CatchUpRequest<T> m when ValidLog(m.Log):
+                OnCatchUpRequest(from, m);
+                break;
+        }
+    }
+
+    private static bool ValidLog(int log) => log is 0 or 1;
+
+    private static bool ValidSlot(long slot) => slot >= 0 && slot < int.MaxValue - 1;
+
+    private void Send(int to, Message<T> message)
+    {
+        if (to == Id)
+        {
+            _selfQueue.Enqueue((Id, message));
+        }
+        else
+        {
+            _fx.Add(new SendEffect<T>(to, message));
+        }
+    }
+
+    /// <summary>Sends to every replica, this one included (handled locally after the current step).</summary>
+    private void SendAll(Message<T> message)
+    {
+        _fx.Add(new BroadcastEffect<T>(message));
+        _selfQueue.Enqueue((Id, message));
+    }
+
+    private void NoteRound(Ballot ballot)
+    {
+        if (ballot.Round > _maxRound)
+        {
+            _maxRound = ballot.Round;
+        }
+    }
+
+    /// <summary>A ballot above every round this replica has seen, owned by it.</summary>
+    private Ballot NewBallot() => new(++_maxRound, Id);
+
+    private long Backoff(int attempt)
+    {
+        var step = _options.BackoffBase;
+        for (var i = 0; i < attempt && step < _options.BackoffMax; i++)
+        {
+            step *= 2;
+        }
+
+        step = Math.Min(step, _options.BackoffMax);
+        return step + (long)(_random.NextDouble() * step);
+    }
+
+    private long DrawJitter() => (long)(_random.NextDouble() * (_options.ElectionTimeout / 4));
+
+    private void RunDue()
+    {
+        if (_now >= _nextHeartbeat)
+        {
+            SendHeartbeat();
+            _nextHeartbeat = _now + _options.HeartbeatInterval;
+        }
+
+        for (var log = 0; log < 2; log++)
+        {
+            CheckElection(log);
+            CheckCandidacy(log);
+        }
+
+        if (_conflictsChanged)
+        {
+            _conflictsChanged = false;
+            foreach (var p in _proposals.Values.Where(p => p.Phase == Phase.Prepare && p.ConflictSlots is not null).ToList())
+            {
+                EvaluateRecovery(p);
+            }
+        }
+
+        if (_now >= _nextProposalDue)
+        {
+            ProposalTimers();
+        }
+
+        for (var log = 0; log < 2; log++)
+        {
+            if (_pilots[log] is { } pilot)
+            {
+                TryPropose(pilot);
+            }
+        }
+
+        CheckBlocked();
+    }
+
+    private long ComputeNextWakeup()
+    {
+        var next = Math.Min(_nextHeartbeat, _nextProposalDue);
+        for (var log = 0; log < 2; log++)
+        {
+            next = Math.Min(next, ElectionDeadline(log));
+            if (_candidacies[log] is { } c)
+            {
+                next = Math.Min(next, c.NextSend);
+            }
+
+            if (_pilots[log] is { Buffer.Count: > 0 } pilot)
+            {
+                next = Math.Min(next, pilot.BatchOpenedAt + _options.PingPongWait);
+            }
+        }
+
+        if (BlockedDeadline() is { } blocked)
+        {
+            next = Math.Min(next, blocked);
+        }
+
+        return Math.Max(next, _now + 1);
+    }
+
+    private void SendHeartbeat()
+    {
+        _fx.Add(new BroadcastEffect<T>(new Heartbeat<T>(
+            _logs[0].ViewPromise,
+            _logs[1].ViewPromise,
+            _pilots[0] is not null,
+            _pilots[1] is not null,
+            _logs[0].CommittedPrefix,
+            _logs[1].CommittedPrefix)));
+    }
+
+    private void OnHeartbeat(int from, Heartbeat<T> m)
+    {
+        for (var log = 0; log < 2; log++)
+        {
+            var view = log == 0 ? m.View0 : m.View1;
+            var active = log == 0 ? m.Active0 : m.Active1;
+            var committed = log == 0 ? m.Committed0 : m.Committed1;
+            NoteRound(view);
+            var state = _logs[log];
+            if (active && view.Replica == from)
+            {
+                if (view > state.ViewPromise)
+                {
+                    state.ViewPromise = view;
+                    _fx.Add(new PersistEffect<T>(new ViewPromiseRecord<T>(log, view)));
+                    CheckDeposed(log);
+                }
+
+                if (view == state.ViewPromise)
+                {
+                    _pilotHeard[log] = _now;
+                }
+            }
+
+            if (committed > state.CommittedPrefix && _now >= _catchUpAt[log])
+            {
+                _catchUpAt[log] = _now + _options.RetransmitInterval;
+                Send(from, new CatchUpRequest<T>(log, state.CommittedPrefix));
+            }
+        }
+    }
+
+    private void OnCatchUpRequest(int from, CatchUpRequest<T> m)
+    {
+        var state = _logs[m.Log];
+        var sent = 0;
+        for (var slot = Math.Max(0, m.FromSlot); slot <= state.MaxCommitted && sent < _options.CatchUpBatch; slot++)
+        {
+            if (state.Get(slot) is { IsCommitted: true } s)
+            {
+                Send(from, new Commit<T>(m.Log, slot, s.Value!));
+                sent++;
+            }
+        }
+    }
+
+    private void Restore(PersistRecord<T> record, Ballot[] activated)
+    {
+        switch (record)
+        {
+            case ViewPromiseRecord<T> v:
+                _logs[v.Log].ViewPromise = Ballot.Max(_logs[v.Log].ViewPromise, v.Promised);
+                break;
+            case PilotRecord<T> p:
+                activated[p.Log] = p.Ballot;
+                break;
+            case SlotRecord<T> r:
+                var s = _logs[r.Log].GetOrAdd(r.Slot);
+                s.Promised = r.Promised;
+                s.Status = r.Status;
+                s.AcceptedBallot = r.AcceptedBallot;
+                s.Value = r.Value;
+                s.FastOk = r.FastOk;
+                s.ReplyDep = r.ReplyDep;
+                s.CompatDep = r.CompatDep;
+                s.Guarded = r.Guarded;
+                break;
+        }
+    }
+
+    private void PersistSlot(int log, long slot, SlotState s)
+    {
+        _fx.Add(new PersistEffect<T>(new SlotRecord<T>(
+            log, slot, s.Promised, s.Status, s.AcceptedBallot, s.Value, s.FastOk, s.ReplyDep, s.CompatDep, s.Guarded)));
+    }
+
+    private static SlotReport<T> Snapshot(SlotState s) => new(s.Status, s.AcceptedBallot, s.Value, s.FastOk);
+
+    /// <summary>Acceptor state of one entry.</summary>
+    private sealed class SlotState
+    {
+        public Ballot Promised = Ballot.None;
+        public SlotStatus Status;
+        public Ballot AcceptedBallot = Ballot.None;
+        public EntryValue<T>? Value;
+        public bool FastOk;
+        public long ReplyDep = -1;
+        public long CompatDep = long.MaxValue;
+        public bool Guarded;
+
+        public bool Exists => Status != SlotStatus.Empty || Guarded;
+
+        public bool IsCommitted => Status == SlotStatus.Committed;
+
+        /// <summary>
+        /// The dependency the compatibility check assumes for this entry: the committed one once known, otherwise the
+        /// lowest non-no-op dependency ever accepted here (an entry known only through Accept counts too), -1 under a
+        /// recovery guard.
+        /// </summary>
+        public long EffectiveCompat => Status == SlotStatus.Committed ? (Value!.IsNoOp ? long.MaxValue : Value.Dep) : CompatDep;
+    }
+
+    private sealed class LogState
+    {
+        public readonly List<SlotState?> Slots = [];
+        public Ballot ViewPromise;
+        public long MaxKnown = -1;
+        public long CommittedPrefix;
+        public long MaxCommitted = -1;
+
+        public SlotState? Get(long slot) => slot >= 0 && slot < Slots.Count ? Slots[(int)slot] : null;
+
+        public SlotState GetOrAdd(long slot)
+        {
+            while (Slots.Count <= slot)
+            {
+                Slots.Add(null);
+            }
+
+            return Slots[(int)slot] ??= new SlotState();
+        }
+    }
+}

@@ -1,0 +1,60 @@
+using System.Diagnostics;
+
+namespace SpecLog.Copilot.Tests;
+
+/// <summary>Seed sweeps of the fault simulator; COPILOT_SCHEDULES raises the count, COPILOT_SEED/COPILOT_N replay one.</summary>
+public sealed class SimulatorN3Tests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Random_schedules_keep_every_invariant_n3() => SimulatorSweep.Run(3, ReplicationMode.Copilot, 5000, output);
+}
+
+/// <summary>The n = 5 sweep (runs in parallel with the n = 3 one).</summary>
+public sealed class SimulatorN5Tests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Random_schedules_keep_every_invariant_n5() => SimulatorSweep.Run(5, ReplicationMode.Copilot, 5000, output);
+}
+
+/// <summary>Multi-Paxos mode under the same faults (fewer schedules: it is the comparison baseline).</summary>
+public sealed class SimulatorMultiPaxosTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Random_schedules_keep_every_invariant_multipaxos() => SimulatorSweep.Run(3, ReplicationMode.MultiPaxos, 300, output);
+}
+
+/// <summary>Replays the schedule named by COPILOT_SEED (and COPILOT_N, default 3) with a trace.</summary>
+public sealed class SimulatorReplayTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Replay_seed_from_environment()
+    {
+        var seedText = Environment.GetEnvironmentVariable("COPILOT_SEED");
+        if (string.IsNullOrEmpty(seedText))
+        {
+            output.WriteLine("COPILOT_SEED not set: nothing to replay.");
+            return;
+        }
+
+        var n = int.TryParse(Environment.GetEnvironmentVariable("COPILOT_N"), out var parsed) ? parsed : 3;
+        var mode = Environment.GetEnvironmentVariable("COPILOT_MODE") == "MultiPaxos" ? ReplicationMode.MultiPaxos : ReplicationMode.Copilot;
+        var trace = Environment.GetEnvironmentVariable("COPILOT_TRACE") == "1";
+        output.WriteLine(new Simulation(int.Parse(seedText), n, mode, trace).Run());
+    }
+}
+
+internal static class SimulatorSweep
+{
+    public static void Run(int n, ReplicationMode mode, int defaultCount, ITestOutputHelper output)
+    {
+        var count = int.TryParse(Environment.GetEnvironmentVariable("COPILOT_SCHEDULES"), out var c) ? c : defaultCount;
+        var first = int.TryParse(Environment.GetEnvironmentVariable("COPILOT_FIRST_SEED"), out var f) ? f : 1;
+        var sw = Stopwatch.StartNew();
+        for (var seed = first; seed < first + count; seed++)
+        {
+            new Simulation(seed, n, mode).Run();
+        }
+
+        output.WriteLine($"n={n} {mode}: {count} schedules (seeds {first}..{first + count - 1}) in {sw.Elapsed.TotalSeconds:F1} s");
+    }
+}
