@@ -251,6 +251,11 @@ public sealed partial class Replica<T>
     {
         var state = _logs[log];
         var s = state.GetOrAdd(slot);
+        if (_proposals.TryGetValue((log, slot), out var p) && p.Phase != Phase.Committed)
+        {
+            _proposals.Remove((log, slot));
+        }
+
         if (s.IsCommitted)
         {
             if (!s.Value!.SameAs(value))
@@ -273,10 +278,6 @@ public sealed partial class Replica<T>
         }
 
         _fx.Add(new CommittedEffect<T>(log, slot, value));
-        if (_proposals.TryGetValue((log, slot), out var p) && p.Phase != Phase.Committed)
-        {
-            _proposals.Remove((log, slot));
-        }
 
         if (_pilots[log] is { } pilot && pilot.InFlight.Remove(slot, out var ids))
         {

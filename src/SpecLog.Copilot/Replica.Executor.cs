@@ -160,7 +160,15 @@ public sealed partial class Replica<T>
             var mine = CommittedAt(log, head);
             if (mine is null)
             {
-                TakeOver(log, head, ref started);
+                // Our own log is stuck: recover its open entries (a takeover or a failed candidacy may hold them).
+                for (var slot = head; slot <= _logs[log].MaxKnown && started < MaxParallelRecoveries; slot++)
+                {
+                    if (CommittedAt(log, slot) is null)
+                    {
+                        TakeOver(log, slot, ref started);
+                    }
+                }
+
                 continue;
             }
 

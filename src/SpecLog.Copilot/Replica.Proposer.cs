@@ -58,7 +58,7 @@ public sealed partial class Replica<T>
 
         public Ballot Ballot { get; } = ballot;
 
-        public ProposalKind Kind { get; } = kind;
+        public ProposalKind Kind { get; set; } = kind;
 
         public Phase Phase { get; set; } = phase;
 
@@ -124,6 +124,8 @@ public sealed partial class Replica<T>
     {
         while (pilot.Buffer.Count > 0)
         {
+            // Never reuse an index some recovery has already touched.
+            pilot.NextSlot = Math.Max(pilot.NextSlot, _logs[pilot.Log].MaxKnown + 1);
             if (_logs[pilot.Log].CommittedPrefix < pilot.NextSlot - _options.PipelineWindow)
             {
                 return;
@@ -468,13 +470,9 @@ public sealed partial class Replica<T>
                     {
                         _proposals.Remove((p.Log, p.Slot));
                     }
-                    else if (p.Kind == ProposalKind.ViewRecovery && _candidacies[p.Log] is null)
-                    {
-                        _proposals.Remove((p.Log, p.Slot));
-                    }
                     else
                     {
-                        StartRecovery(p.Log, p.Slot, p.Attempts, p.Kind == ProposalKind.ViewRecovery ? ProposalKind.ViewRecovery : ProposalKind.Recovery);
+                        StartRecovery(p.Log, p.Slot, p.Attempts, p.Kind == ProposalKind.ViewRecovery && _candidacies[p.Log] is not null ? ProposalKind.ViewRecovery : ProposalKind.Recovery);
                     }
                 }
 

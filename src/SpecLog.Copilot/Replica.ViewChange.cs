@@ -76,7 +76,12 @@ public sealed partial class Replica<T>
 
         var c = new Candidacy(NewBallot(), _now) { NextSend = _now + _options.RetransmitInterval };
         _candidacies[log] = c;
-        SendAll(new ViewPrepare<T>(log, c.Ballot));
+
+        // Promise our own view at once (the candidacy checks it right away), then ask the others.
+        _logs[log].ViewPromise = c.Ballot;
+        _fx.Add(new PersistEffect<T>(new ViewPromiseRecord<T>(log, c.Ballot)));
+        c.Replies[Id] = new ViewPrepareReply<T>(log, c.Ballot, true, c.Ballot, _logs[log].MaxKnown);
+        _fx.Add(new BroadcastEffect<T>(new ViewPrepare<T>(log, c.Ballot)));
     }
 
     private void OnViewPrepareReply(int from, ViewPrepareReply<T> m)
@@ -186,12 +191,14 @@ public sealed partial class Replica<T>
     private void AbortCandidacy(int log)
     {
         _candidacies[log] = null;
-        var stale = _proposals.Where(kv => kv.Value.Kind == ProposalKind.ViewRecovery && kv.Value.Log == log && kv.Value.Phase != Phase.Committed)
-            .Select(kv => kv.Key)
-            .ToList();
-        foreach (var key in stale)
+
+        // Recoveries already under way are finished anyway: they guard their entries, which must not stay open.
+        foreach (var p in _proposals.Values)
         {
-            _proposals.Remove(key);
+            if (p.Kind == ProposalKind.ViewRecovery && p.Log == log)
+            {
+                p.Kind = ProposalKind.Recovery;
+            }
         }
 
         _electionRetryAt[log] = _now + Backoff(_electionAttempts[log]++);

@@ -174,6 +174,25 @@ public sealed partial class Replica<T>
     /// <summary>True when <paramref name="command"/> (or a newer command of the same client) has executed here.</summary>
     public bool HasExecuted(CommandId command) => _highWater.TryGetValue(command.Client, out var h) && h >= command.Seq;
 
+    /// <summary>Describes the replica's roles and in-flight proposals, for diagnostics and test failure reports.</summary>
+    public string Describe()
+    {
+        var parts = new List<string> { $"replica {Id} t={_now}" };
+        for (var log = 0; log < 2; log++)
+        {
+            var c = _candidacies[log];
+            parts.Add($"log {log}: view {_logs[log].ViewPromise} pilot={_pilots[log] is not null} head {_heads[log]} committed {_logs[log].CommittedPrefix}/{_logs[log].MaxCommitted} known {_logs[log].MaxKnown}"
+                + (c is null ? "" : $" candidacy {c.Ballot} recovering={c.Recovering} [{c.From}..{c.To}] replies {c.Replies.Count}"));
+        }
+
+        foreach (var p in _proposals.Values.OrderBy(p => (p.Log, p.Slot)))
+        {
+            parts.Add($"  {p.Log}.{p.Slot} {p.Kind} {p.Phase} {p.Ballot} value {p.Value} replies fa={p.FastReplies.Count} acks={p.Acks.Count} prep={p.PrepareReplies.Count} retry={p.RetryAt} next={p.NextSend} conflicts={(p.ConflictSlots is null ? "-" : string.Join(",", p.ConflictSlots))}");
+        }
+
+        return string.Join("\n", parts);
+    }
+
     /// <summary>Arms the timers and replays the committed log through the executor; called once, before or by the first other call.</summary>
     public void Start(long now, List<Effect<T>> effects)
     {
@@ -342,11 +361,15 @@ public sealed partial class Replica<T>
         }
     }
 
-    /// <summary>Sends to every replica, this one included (handled locally after the current step).</summary>
+    /// <summary>
+    /// Sends to every replica, this one included. The local acceptor handles it at once (its answer is queued), so a
+    /// proposer's own vote always reflects exactly the state it proposed from: a pilot's FastAccept carries the latest
+    /// other-log entry its acceptor has seen, hence its own vote is always OK, and nothing can slip in between.
+    /// </summary>
     private void SendAll(Message<T> message)
     {
         _fx.Add(new BroadcastEffect<T>(message));
-        _selfQueue.Enqueue((Id, message));
+        Dispatch(Id, message);
     }
 
     private void NoteRound(Ballot ballot)

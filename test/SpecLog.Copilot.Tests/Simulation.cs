@@ -154,7 +154,7 @@ internal sealed class Simulation
             var rep = _hosts[r].Replica;
             sb.Append($"replica {r}: up={_hosts[r].Up} executed {_checker.ExecutedCount(r)}/{_totalCommands} heads {rep.ExecutedThrough(0)}/{rep.ExecutedThrough(1)} "
                 + $"committed {rep.CommittedPrefix(0)}/{rep.CommittedPrefix(1)} known {rep.MaxKnownSlot(0)}/{rep.MaxKnownSlot(1)} "
-                + $"pilot {rep.IsActivePilot(0)}/{rep.IsActivePilot(1)} views {rep.ViewBallot(0)}/{rep.ViewBallot(1)}; ");
+                + $"pilot {rep.IsActivePilot(0)}/{rep.IsActivePilot(1)} views {rep.ViewBallot(0)}/{rep.ViewBallot(1)};\n{rep.Describe()}\n");
         }
 
         return sb.ToString();
