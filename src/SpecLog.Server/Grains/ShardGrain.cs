@@ -261,18 +261,19 @@ internal sealed partial class ShardGrain(
 
     private long AppendRecord(byte[] payload)
     {
-        var slot = _core.AssignRecord();
+        // Storage first: if it refuses (failed disk), no slot has been handed out.
         var index = _log.Append(RecordKind, payload);
+        var slot = _core.AssignRecord();
         Track(new CachedEntry(slot, 1, index, payload));
         return slot;
     }
 
     private void AppendNoOp(long count)
     {
-        var slot = _core.AssignNoOp(count);
         Span<byte> payload = stackalloc byte[8];
         BinaryPrimitives.WriteInt64LittleEndian(payload, count);
         var index = _log.Append(NoOpKind, payload);
+        var slot = _core.AssignNoOp(count);
         Track(new CachedEntry(slot, count, index, null));
         EnsureFlushing();
     }
