@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using SpecLog.Server;
 using SpecLog.Server.Ordering;
+using SpecLog.Server.Placement;
 using SpecLog.Server.Scheduling;
 
 namespace Orleans.Hosting;
@@ -30,6 +31,10 @@ public static class SpecLogSiloBuilderExtensions
         services.AddSingleton<IValidateOptions<SpecLogOptions>, SpecLogOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DeadlineTicker>();
+        if (!services.Any(d => d.ServiceType == typeof(DistinctSiloPlacementDirector)))
+        {
+            services.AddPlacementDirector<DistinctSiloPlacement, DistinctSiloPlacementDirector>();
+        }
         services.TryAddSingleton<IOrderingLayer, SingleSequencerOrderingLayer>();
         services.AddSpecLogClient();
         return builder;
