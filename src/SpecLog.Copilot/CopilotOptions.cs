@@ -47,8 +47,9 @@ public sealed class CopilotOptions
     public long BackoffMax { get; init; } = 320_000;
 
     /// <summary>
-    /// Pipeline window W: a pilot proposes slot s only when every slot up to s - W - 1 is committed. A new pilot
-    /// recovers W + 1 slots past the highest slot it has heard of, so an old proposal's slot is never reused.
+    /// Pipeline window W: a pilot proposes entry s only when f+1 replicas, still promising its view, have acknowledged
+    /// an entry at or after s - W - 1 (its anchor). A new pilot recovers W + 1 entries past the highest entry a
+    /// majority reports, so an index an old pilot may have proposed is never proposed afresh by another view.
     /// </summary>
     public int PipelineWindow { get; init; } = 16;
 

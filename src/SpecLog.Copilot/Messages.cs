@@ -110,7 +110,26 @@ public sealed record ViewPrepareReply<T>(int Log, Ballot Ballot, bool Ok, Ballot
 /// <param name="Active1">True when the sender is the active pilot of log 1.</param>
 /// <param name="Committed0">Length of the sender's contiguous committed prefix of log 0.</param>
 /// <param name="Committed1">Length of the sender's contiguous committed prefix of log 1.</param>
-public sealed record Heartbeat<T>(Ballot View0, Ballot View1, bool Active0, bool Active1, long Committed0, long Committed1) : Message<T>;
+/// <param name="Known0">Highest entry of log 0 the sender has seen (a pilot's anchor announcement).</param>
+/// <param name="Known1">Highest entry of log 1 the sender has seen (a pilot's anchor announcement).</param>
+public sealed record Heartbeat<T>(
+    Ballot View0,
+    Ballot View1,
+    bool Active0,
+    bool Active1,
+    long Committed0,
+    long Committed1,
+    long Known0,
+    long Known1) : Message<T>;
+
+/// <summary>
+/// A replica still promising the pilot's view acknowledges (durably) that entries up to <paramref name="Slot"/> of the
+/// log exist. Once f+1 replicas have, any later view change hears of them, which bounds how far the pilot may propose.
+/// </summary>
+/// <param name="Log">The log.</param>
+/// <param name="Ballot">The pilot's view ballot, still promised by the sender.</param>
+/// <param name="Slot">The acknowledged entry index.</param>
+public sealed record AnchorAck<T>(int Log, Ballot Ballot, long Slot) : Message<T>;
 
 /// <summary>A replica that fell behind asks for committed entries of <paramref name="Log"/> from <paramref name="FromSlot"/> on.</summary>
 /// <param name="Log">The log.</param>

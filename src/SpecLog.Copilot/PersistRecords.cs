@@ -30,6 +30,11 @@ public sealed record ViewPromiseRecord<T>(int Log, Ballot Promised) : PersistRec
 /// <param name="Ballot">The view ballot.</param>
 public sealed record PilotRecord<T>(int Log, Ballot Ballot) : PersistRecord<T>;
 
+/// <summary>The replica acknowledged to the pilot of the log's view that entries up to <paramref name="Slot"/> exist.</summary>
+/// <param name="Log">The log.</param>
+/// <param name="Slot">The highest entry index acknowledged.</param>
+public sealed record KnownSlotRecord<T>(int Log, long Slot) : PersistRecord<T>;
+
 /// <summary>The full state of one entry at this replica after a change (the latest record of an entry wins).</summary>
 /// <param name="Log">The log.</param>
 /// <param name="Slot">The entry index.</param>

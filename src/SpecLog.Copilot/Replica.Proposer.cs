@@ -126,7 +126,7 @@ public sealed partial class Replica<T>
         {
             // Never reuse an index some recovery has already touched.
             pilot.NextSlot = Math.Max(pilot.NextSlot, _logs[pilot.Log].MaxKnown + 1);
-            if (_logs[pilot.Log].CommittedPrefix < pilot.NextSlot - _options.PipelineWindow)
+            if (pilot.NextSlot > Anchor(pilot.Log, pilot.Ballot) + _options.PipelineWindow + 1)
             {
                 return;
             }
@@ -201,6 +201,11 @@ public sealed partial class Replica<T>
 
     private void OnFastAcceptReply(int from, FastAcceptReply<T> m)
     {
+        if (IsMyView(m.Log, m.Ballot))
+        {
+            NoteAnchor(m.Log, m.Ballot, from, m.Slot);
+        }
+
         if (TryGetProposal(m.Log, m.Slot, m.Ballot, Phase.FastAccept, out var p) && p.FastReplies.TryAdd(from, (m.Ok, m.Dep)))
         {
             EvaluateFast(p);
@@ -259,6 +264,11 @@ public sealed partial class Replica<T>
 
     private void OnAcceptReply(int from, AcceptReply<T> m)
     {
+        if (IsMyView(m.Log, m.Ballot))
+        {
+            NoteAnchor(m.Log, m.Ballot, from, m.Slot);
+        }
+
         if (TryGetProposal(m.Log, m.Slot, m.Ballot, Phase.Accept, out var p))
         {
             p.Acks.Add(from);
@@ -283,10 +293,16 @@ public sealed partial class Replica<T>
         Arm(p);
     }
 
-    private void OnReject(Reject<T> m)
+    private void OnReject(int from, Reject<T> m)
     {
         NoteRound(m.SlotPromise);
         NoteRound(m.ViewPromise);
+        if (ValidLog(m.Log) && m.ViewPromise <= m.Ballot && m.SlotPromise > m.Ballot && IsMyView(m.Log, m.Ballot))
+        {
+            // Still our view there, the entry is under recovery (guarded, hence durably known): it counts as an anchor.
+            NoteAnchor(m.Log, m.Ballot, from, m.Slot);
+        }
+
         if (!ValidLog(m.Log) || !_proposals.TryGetValue((m.Log, m.Slot), out var p) || p.Ballot != m.Ballot
             || p.Phase is Phase.Committed or Phase.Preempted)
         {

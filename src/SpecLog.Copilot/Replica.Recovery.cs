@@ -19,7 +19,7 @@ public sealed partial class Replica<T>
         Finish();
     }
 
-    private void StartRecovery(int log, long slot, int attempts, ProposalKind kind)
+    private void StartRecovery(int log, long slot, int attempts, ProposalKind kind, Ballot? ballot = null)
     {
         var s = _logs[log].Get(slot);
         if (s is { IsCommitted: true })
@@ -28,7 +28,7 @@ public sealed partial class Replica<T>
         }
 
         long? hint = s is { Status: SlotStatus.FastAccepted } ? s.Value!.Dep : null;
-        var p = new Proposal(log, slot, NewBallot(), kind, Phase.Prepare)
+        var p = new Proposal(log, slot, ballot ?? NewBallot(), kind, Phase.Prepare)
         {
             Attempts = attempts,
             Hint = hint,
@@ -43,6 +43,12 @@ public sealed partial class Replica<T>
     private void OnPrepareReply(int from, PrepareReply<T> m)
     {
         NoteRound(m.State.AcceptedBallot);
+        if (IsMyView(m.Log, m.Ballot))
+        {
+            // A view recovery at the view ballot: the answering replica, still within our view, now knows the entry.
+            NoteAnchor(m.Log, m.Ballot, from, m.Slot);
+        }
+
         if (TryGetProposal(m.Log, m.Slot, m.Ballot, Phase.Prepare, out var p))
         {
             // A later answer (to a re-query with a better hint, or after a commit) replaces the earlier one.

@@ -168,7 +168,7 @@ public sealed partial class Replica<T>
             }
             else if (active < MaxParallelRecoveries)
             {
-                StartRecovery(log, slot, 0, ProposalKind.ViewRecovery);
+                StartRecovery(log, slot, 0, ProposalKind.ViewRecovery, c.Ballot);
                 active++;
             }
         }

@@ -29,6 +29,8 @@ public sealed partial class Replica<T>
     private readonly int[] _electionAttempts = new int[2];
     private readonly long[] _catchUpAt = new long[2];
     private readonly long[] _lastOtherFastAccept = [-1, -1];
+    private readonly Ballot[] _anchorBallot = [Ballot.None, Ballot.None];
+    private readonly long[][] _anchorAcks = new long[2][];
     private readonly PilotState?[] _pilots = new PilotState?[2];
     private readonly Candidacy?[] _candidacies = new Candidacy?[2];
     private readonly Dictionary<(int Log, long Slot), Proposal> _proposals = [];
@@ -69,6 +71,8 @@ public sealed partial class Replica<T>
         _slowQuorum = options.SlowQuorum;
         _copilotMode = options.Mode == ReplicationMode.Copilot;
         _lastHeard = new long[_n];
+        _anchorAcks[0] = new long[_n];
+        _anchorAcks[1] = new long[_n];
         _logs[0].ViewPromise = new Ballot(0, 0);
         _logs[1].ViewPromise = new Ballot(0, 1);
         Ballot[] activated = [new Ballot(0, 0), new Ballot(0, 1)];
@@ -311,7 +315,7 @@ public sealed partial class Replica<T>
                 OnAcceptReply(from, m);
                 break;
             case Reject<T> m:
-                OnReject(m);
+                OnReject(from, m);
                 break;
             case Commit<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
                 LearnCommit(m.Log, m.Slot, m.Value);
@@ -341,6 +345,9 @@ public sealed partial class Replica<T>
                 break;
             case CatchUpRequest<T> m when ValidLog(m.Log):
                 OnCatchUpRequest(from, m);
+                break;
+            case AnchorAck<T> m when IsMyView(m.Log, m.Ballot):
+                NoteAnchor(m.Log, m.Ballot, from, m.Slot);
                 break;
         }
     }
@@ -461,6 +468,49 @@ public sealed partial class Replica<T>
         return Math.Max(next, _now + 1);
     }
 
+    /// <summary>Replica <paramref name="replica"/>, promising view <paramref name="ballot"/>, durably knows entries up to <paramref name="slot"/>.</summary>
+    private void NoteAnchor(int log, Ballot ballot, int replica, long slot)
+    {
+        if (replica < 0 || replica >= _n)
+        {
+            return;
+        }
+
+        var acks = _anchorAcks[log];
+        if (_anchorBallot[log] != ballot)
+        {
+            if (_anchorBallot[log] > ballot)
+            {
+                return;
+            }
+
+            _anchorBallot[log] = ballot;
+            Array.Fill(acks, -1);
+        }
+
+        if (slot > acks[replica])
+        {
+            acks[replica] = slot;
+        }
+    }
+
+    private bool IsMyView(int log, Ballot ballot) =>
+        ValidLog(log) && (_pilots[log]?.Ballot == ballot || _candidacies[log]?.Ballot == ballot);
+
+    /// <summary>The highest entry f+1 replicas have acknowledged under view <paramref name="ballot"/> (-1 if none).</summary>
+    private long Anchor(int log, Ballot ballot)
+    {
+        NoteAnchor(log, ballot, Id, _logs[log].MaxKnown);
+        if (_anchorBallot[log] != ballot)
+        {
+            return -1;
+        }
+
+        var sorted = (long[])_anchorAcks[log].Clone();
+        Array.Sort(sorted);
+        return sorted[_n - _slowQuorum];
+    }
+
     private void SendHeartbeat()
     {
         _fx.Add(new BroadcastEffect<T>(new Heartbeat<T>(
@@ -469,7 +519,9 @@ public sealed partial class Replica<T>
             _pilots[0] is not null,
             _pilots[1] is not null,
             _logs[0].CommittedPrefix,
-            _logs[1].CommittedPrefix)));
+            _logs[1].CommittedPrefix,
+            _logs[0].MaxKnown,
+            _logs[1].MaxKnown)));
     }
 
     private void OnHeartbeat(int from, Heartbeat<T> m)
@@ -493,6 +545,17 @@ public sealed partial class Replica<T>
                 if (view == state.ViewPromise)
                 {
                     _pilotHeard[log] = _now;
+                    var anchor = log == 0 ? m.Known0 : m.Known1;
+                    if (anchor > state.MaxKnown)
+                    {
+                        state.MaxKnown = anchor;
+                        _fx.Add(new PersistEffect<T>(new KnownSlotRecord<T>(log, anchor)));
+                    }
+
+                    if (anchor >= 0)
+                    {
+                        Send(from, new AnchorAck<T>(log, view, anchor));
+                    }
                 }
             }
 
@@ -527,6 +590,9 @@ public sealed partial class Replica<T>
                 break;
             case PilotRecord<T> p:
                 activated[p.Log] = p.Ballot;
+                break;
+            case KnownSlotRecord<T> k:
+                _logs[k.Log].MaxKnown = Math.Max(_logs[k.Log].MaxKnown, k.Slot);
                 break;
             case SlotRecord<T> r:
                 var s = _logs[r.Log].GetOrAdd(r.Slot);
