@@ -86,4 +86,6 @@ public sealed record SequencerStatus(
     [property: Id(6)] long LagFixesIssued,
     [property: Id(7)] long LagFixesAcknowledged,
     [property: Id(8)] long[] CompletedCuts,
-    [property: Id(9)] string Mode);
+    [property: Id(9)] string Mode,
+    [property: Id(10)] int MaxRecordSize,
+    [property: Id(11)] int MaxBatchRecords);

@@ -20,6 +20,8 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     private readonly WindowHistory _history = new();
     private int _roundRobin;
     private int _shardCount;
+    private int _maxRecordSize;
+    private AppendBatcher[] _batchers = [];
 
     /// <summary>Creates a client with default options.</summary>
     public SpecLogClient(IGrainFactory grainFactory)
@@ -35,13 +37,22 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         if (_shardCount == 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            _shardCount = (await Sequencer.GetStatusAsync()).ShardCount;
+            var status = await Sequencer.GetStatusAsync();
+            var grains = _grainFactory;
+            _batchers = Enumerable.Range(0, status.ShardCount)
+                .Select(s => new AppendBatcher((payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendBatchAsync(payloads, ct), status.MaxBatchRecords))
+                .ToArray();
+            _maxRecordSize = status.MaxRecordSize;
+            _shardCount = status.ShardCount;
         }
 
         return _shardCount;
     }
 
-    /// <summary>Appends a record to <paramref name="shard"/> (or the next shard in turn); returns its final GSN once committed.</summary>
+    /// <summary>
+    /// Appends a record to <paramref name="shard"/> (or the next shard in turn); returns its final GSN once committed.
+    /// Concurrent appends to the same shard travel together in batched calls.
+    /// </summary>
     /// <exception cref="ArgumentException">The record is empty or too large.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The shard does not exist.</exception>
     public async Task<long> AppendAsync(ReadOnlyMemory<byte> payload, int? shard = null, CancellationToken cancellationToken = default)
@@ -52,7 +63,9 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         }
 
         var target = await PickShardAsync(shard, cancellationToken);
-        return await _grainFactory.GetGrain<IShardGrain>(target).AppendAsync(payload.ToArray(), cancellationToken);
+        CheckSize(payload.Length, 0);
+        cancellationToken.ThrowIfCancellationRequested();
+        return await _batchers[target].AppendAsync(payload.ToArray(), cancellationToken);
     }
 
     /// <summary>Appends records in order to one shard; returns their final GSNs once committed.</summary>
@@ -68,6 +81,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         var arrays = new byte[payloads.Count][];
         for (var i = 0; i < arrays.Length; i++)
         {
+            CheckSize(payloads[i].Length, i);
             arrays[i] = payloads[i].ToArray();
         }
 
@@ -218,6 +232,19 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
         result.Sort(static (a, b) => a.Gsn.CompareTo(b.Gsn));
         return result;
+    }
+
+    private void CheckSize(int length, int index)
+    {
+        if (length == 0)
+        {
+            throw new ArgumentException($"Record {index} is empty: a record must hold at least one byte.", "payload");
+        }
+
+        if (length > _maxRecordSize)
+        {
+            throw new ArgumentException($"Record {index} has {length} bytes; the largest record allowed is {_maxRecordSize} bytes.", "payload");
+        }
     }
 
     private async Task<int> PickShardAsync(int? shard, CancellationToken cancellationToken)

@@ -120,7 +120,9 @@ internal sealed partial class SequencerGrain(
             _state.LagFixesIssued,
             _state.LagFixesAcknowledged,
             completed,
-            _options.Ordering.Mode.ToString()));
+            _options.Ordering.Mode.ToString(),
+            _options.MaxRecordSize,
+            _options.MaxBatchRecords));
     }
 
     private async Task OnFallbackTimerAsync(CancellationToken cancellationToken)
