@@ -34,6 +34,7 @@ public sealed partial class Replica<T>
 
             if (a is not null && b is not null)
             {
+                Counters.CycleBreaks++;
                 ExecuteEntry(0, a);
                 continue;
             }
@@ -42,12 +43,14 @@ public sealed partial class Replica<T>
             {
                 if (a is not null && AllNull(1, _heads[1], a.Dep))
                 {
+                    Counters.NullDependencySkips++;
                     ExecuteEntry(0, a);
                     continue;
                 }
 
                 if (b is not null && AllNull(0, _heads[0], b.Dep))
                 {
+                    Counters.NullDependencySkips++;
                     ExecuteEntry(1, b);
                     continue;
                 }
@@ -190,6 +193,7 @@ public sealed partial class Replica<T>
             return;
         }
 
+        Counters.Takeovers++;
         StartRecovery(log, slot, p?.Attempts ?? 0, ProposalKind.Recovery);
         started++;
     }

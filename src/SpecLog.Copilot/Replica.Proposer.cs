@@ -177,6 +177,7 @@ public sealed partial class Replica<T>
         }
 
         var slot = pilot.NextSlot++;
+        Counters.Proposed++;
         var dep = _copilotMode ? _logs[1 - pilot.Log].MaxKnown : -1;
         var value = new EntryValue<T>(false, dep, commands.ToImmutable());
         pilot.InFlight[slot] = value.Commands.Select(c => c.Id).ToArray();
@@ -229,6 +230,7 @@ public sealed partial class Replica<T>
             // recoverer a higher ballot, it told that recoverer it had not committed, and must keep its word.
             if (EffectivePromise(p.Log, _logs[p.Log].Get(p.Slot)) == p.Ballot)
             {
+                Counters.FastCommits++;
                 CommitProposal(p, p.Value!);
             }
             else
@@ -244,6 +246,7 @@ public sealed partial class Replica<T>
         {
             // Slow path: the (f+1)-th smallest suggested dependency.
             var deps = p.FastReplies.Values.Select(r => r.Dep).Order().ToArray();
+            Counters.SlowPaths++;
             StartAccept(p, p.Value!.WithDep(deps[_f]));
             return;
         }
@@ -330,6 +333,7 @@ public sealed partial class Replica<T>
 
     private void Preempt(Proposal p)
     {
+        Counters.Preemptions++;
         p.Phase = Phase.Preempted;
         p.ConflictSlots = null;
         p.RetryAt = _now + Backoff(p.Attempts++);

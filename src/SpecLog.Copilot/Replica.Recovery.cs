@@ -28,6 +28,7 @@ public sealed partial class Replica<T>
         }
 
         long? hint = s is { Status: SlotStatus.FastAccepted } ? s.Value!.Dep : null;
+        Counters.RecoveriesStarted++;
         var p = new Proposal(log, slot, ballot ?? NewBallot(), kind, Phase.Prepare)
         {
             Attempts = attempts,
@@ -76,6 +77,7 @@ public sealed partial class Replica<T>
         {
             if (r.State.Status == SlotStatus.Committed)
             {
+                Counters.RecoveredCommitted++;
                 CommitProposal(p, r.State.Value!);
                 return;
             }
@@ -98,6 +100,7 @@ public sealed partial class Replica<T>
         if (top.IsNone)
         {
             // Nobody in a majority accepted anything: it cannot have been chosen.
+            Counters.RecoveredNoOp++;
             StartAccept(p, EntryValue<T>.NoOp);
             return;
         }
@@ -113,6 +116,7 @@ public sealed partial class Replica<T>
 
             if (r.State.Status == SlotStatus.Accepted)
             {
+                Counters.RecoveredAccepted++;
                 StartAccept(p, r.State.Value!);
                 return;
             }
@@ -130,6 +134,7 @@ public sealed partial class Replica<T>
         if (votes >= _f)
         {
             // f replicas plus the proposer form a majority that accepted the original with its dependency.
+            Counters.RecoveredOriginal++;
             StartAccept(p, original!);
             return;
         }
@@ -137,6 +142,7 @@ public sealed partial class Replica<T>
         if (replies.ContainsKey(top.Replica))
         {
             // The proposer itself answered: it had not committed, and having promised our ballot it never will.
+            Counters.RecoveredNoOp++;
             StartAccept(p, EntryValue<T>.NoOp);
             return;
         }
@@ -145,8 +151,14 @@ public sealed partial class Replica<T>
         var threshold = Math.Max(1, _fastQuorum - _n + replies.Count);
         if (votes < threshold)
         {
+            Counters.RecoveredNoOp++;
             StartAccept(p, EntryValue<T>.NoOp);
             return;
+        }
+
+        if (p.ConflictSlots is null)
+        {
+            Counters.Ambiguous++;
         }
 
         ResolveAmbiguous(p, original!);
@@ -213,6 +225,7 @@ public sealed partial class Replica<T>
             {
                 if (!known.Value!.IsNoOp && known.Value.Dep < p.Slot)
                 {
+                    Counters.AmbiguousNoOp++;
                     StartAccept(p, EntryValue<T>.NoOp);
                     return;
                 }
@@ -222,6 +235,7 @@ public sealed partial class Replica<T>
 
             if (committedDep is not null)
             {
+                Counters.AmbiguousNoOp++;
                 StartAccept(p, EntryValue<T>.NoOp);
                 return;
             }
@@ -231,6 +245,7 @@ public sealed partial class Replica<T>
 
         if (pending.Count == 0)
         {
+            Counters.AmbiguousOriginal++;
             StartAccept(p, original);
             return;
         }

@@ -74,6 +74,7 @@ public sealed partial class Replica<T>
             return;
         }
 
+        Counters.Candidacies++;
         var c = new Candidacy(NewBallot(), _now) { NextSend = _now + _options.RetransmitInterval };
         _candidacies[log] = c;
 
@@ -180,6 +181,7 @@ public sealed partial class Replica<T>
     {
         _candidacies[log] = null;
         _electionAttempts[log] = 0;
+        Counters.ViewsWon++;
         var pilot = new PilotState(log, c.Ballot, Math.Max(c.To + 1, _logs[log].MaxKnown + 1)) { MyTurn = log == 0 };
         _pilots[log] = pilot;
         _pilotHeard[log] = _now;

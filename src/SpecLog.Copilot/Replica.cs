@@ -125,6 +125,9 @@ public sealed partial class Replica<T>
         }
     }
 
+    /// <summary>Counts of what this replica did (fresh after a restart).</summary>
+    public ReplicaCounters Counters { get; } = new();
+
     /// <summary>This replica's index.</summary>
     public int Id { get; }
 

@@ -40,6 +40,10 @@ internal sealed class Simulation
     private int _partitions;
     private int _slowdowns;
     private int _viewChanges;
+    private readonly Dictionary<string, long> _counters = [];
+
+    /// <summary>Sum of every replica life's counters (filled when the run ends).</summary>
+    public IReadOnlyDictionary<string, long> Counters => _counters;
 
     public Simulation(int seed, int n, ReplicationMode mode = ReplicationMode.Copilot, bool trace = false, Action<SimulationTweaks>? tweak = null)
     {
@@ -114,6 +118,11 @@ internal sealed class Simulation
 
             if (_healed && Done())
             {
+                foreach (var h in _hosts)
+                {
+                    AddCounters(h.Replica.Counters);
+                }
+
                 return $"seed {_seed} n={_n}: {_totalCommands} commands, {_checker.CommittedEntries} entries committed, "
                     + $"{_steps} events, {_crashes} crashes, {_partitions} partitions, {_slowdowns} slowdowns, "
                     + $"{_viewChanges} pilot changes, finished at {_now / 1000} ms (faults until {_faultEnd / 1000} ms)";
@@ -344,12 +353,21 @@ internal sealed class Simulation
         }
 
         Trace($"RESTART {r}");
+        AddCounters(host.Replica.Counters);
         host.Up = true;
         _down--;
         host.Replica = new Replica<int>(_options, r, new Random(_rng.Next()), host.Disk);
         host.TickAt = long.MaxValue;
         _checker.OnRestart(r);
         Step(r, (replica, fx) => replica.Start(_now, fx));
+    }
+
+    private void AddCounters(ReplicaCounters counters)
+    {
+        foreach (var property in typeof(ReplicaCounters).GetProperties())
+        {
+            _counters[property.Name] = _counters.GetValueOrDefault(property.Name) + (long)property.GetValue(counters)!;
+        }
     }
 
     private void ClientSubmit(Client client)

@@ -50,11 +50,18 @@ internal static class SimulatorSweep
         var count = int.TryParse(Environment.GetEnvironmentVariable("COPILOT_SCHEDULES"), out var c) ? c : defaultCount;
         var first = int.TryParse(Environment.GetEnvironmentVariable("COPILOT_FIRST_SEED"), out var f) ? f : 1;
         var sw = Stopwatch.StartNew();
+        var totals = new Dictionary<string, long>();
         for (var seed = first; seed < first + count; seed++)
         {
-            new Simulation(seed, n, mode).Run();
+            var sim = new Simulation(seed, n, mode);
+            sim.Run();
+            foreach (var (name, value) in sim.Counters)
+            {
+                totals[name] = totals.GetValueOrDefault(name) + value;
+            }
         }
 
         output.WriteLine($"n={n} {mode}: {count} schedules (seeds {first}..{first + count - 1}) in {sw.Elapsed.TotalSeconds:F1} s");
+        output.WriteLine(string.Join(", ", totals.Select(kv => $"{kv.Key}={kv.Value}")));
     }
 }
