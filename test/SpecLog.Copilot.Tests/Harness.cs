@@ -126,6 +126,7 @@ internal sealed class Harness
             {
                 var e = candidates[pick?.Invoke(candidates) ?? 0];
                 Pending.Remove(e);
+                Now += 10;                                    // every hop takes a little time, so a livelock runs out of budget
                 if (!Down[e.To])
                 {
                     Step(e.To, (rep, fx) => rep.Handle(e.From, e.Message, Now, fx));
