@@ -31,8 +31,11 @@ public sealed class CopilotOptions
     /// <summary>How long a pilot's execution may wait on uncommitted entries before it takes them over (Prepare).</summary>
     public long TakeoverTimeout { get; init; } = 10_000;
 
-    /// <summary>Longest a pilot keeps a batch open waiting for the other pilot's FastAccept (ping-pong batching).</summary>
-    public long PingPongWait { get; init; } = 1_000;
+    /// <summary>
+    /// Longest a pilot keeps a batch open waiting for the other pilot's FastAccept (ping-pong batching). Set it above
+    /// the pilot-to-pilot round trip, or proposals cross and take the slow path.
+    /// </summary>
+    public long PingPongWait { get; init; } = 2_000;
 
     /// <summary>How long a proposer with f+1 FastAccept replies but no fast quorum yet waits before taking the slow path.</summary>
     public long FastPathWait { get; init; } = 2_000;

@@ -31,6 +31,9 @@ internal sealed class Simulation
     private readonly long _maxDelay;
     private readonly long _faultEnd;
     private readonly int _totalCommands;
+    private readonly bool _faults;
+    private readonly long _thinkTime;
+    private readonly (int Replica, long Extra)? _permanentSlow;
     private long _now;
     private long _order;
     private bool _healed;
@@ -41,6 +44,11 @@ internal sealed class Simulation
     private int _slowdowns;
     private int _viewChanges;
     private readonly Dictionary<string, long> _counters = [];
+
+    public string TraceText => _trace?.ToString() ?? "";
+
+    /// <summary>Client-observed latency (µs) from first submission to the first reply, per command.</summary>
+    public List<long> Latencies { get; } = [];
 
     /// <summary>Sum of every replica life's counters (filled when the run ends).</summary>
     public IReadOnlyDictionary<string, long> Counters => _counters;
@@ -59,34 +67,42 @@ internal sealed class Simulation
             HeartbeatInterval = 20_000,
             ElectionTimeout = 150_000,
             TakeoverTimeout = tweaks.TakeoverTimeout ?? new long[] { 3_000, 10_000, 20_000 }[_rng.Next(3)],
-            PingPongWait = new long[] { 0, 1_000, 3_000 }[_rng.Next(3)],
+            PingPongWait = tweaks.PingPongWait ?? new long[] { 0, 1_000, 3_000 }[_rng.Next(3)],
             FastPathWait = 2_000,
             RetransmitInterval = 20_000,
             BackoffBase = 5_000,
             BackoffMax = 160_000,
             PipelineWindow = new[] { 1, 3, 16 }[_rng.Next(3)],
-            MaxBatch = new[] { 1, 3, 64 }[_rng.Next(3)],
+            MaxBatch = tweaks.MaxBatch ?? new[] { 1, 3, 64 }[_rng.Next(3)],
             NullDependencyElimination = _rng.Next(4) != 0,
             MaxCommitRetransmits = 5,
         };
         _checker = new InvariantChecker(n);
         _trace = trace ? new StringBuilder() : null;
         _group = new int[n];
-        _dropRate = new[] { 0.0, 0.01, 0.05, 0.15 }[_rng.Next(4)];
-        _duplicateRate = new[] { 0.0, 0.02, 0.1 }[_rng.Next(3)];
-        _maxDelay = new long[] { 500, 2_000, 8_000 }[_rng.Next(3)];
+        _dropRate = tweaks.DropRate ?? new[] { 0.0, 0.01, 0.05, 0.15 }[_rng.Next(4)];
+        _duplicateRate = tweaks.DuplicateRate ?? new[] { 0.0, 0.02, 0.1 }[_rng.Next(3)];
+        _maxDelay = tweaks.MaxDelay ?? new long[] { 500, 2_000, 8_000 }[_rng.Next(3)];
         _faultEnd = _rng.NextInt64(100_000, 1_200_000);
+        _faults = tweaks.Faults;
+        _thinkTime = tweaks.ThinkTime ?? 30_000;
         _hosts = new Host[n];
         for (var r = 0; r < n; r++)
         {
             _hosts[r] = new Host(new Replica<int>(_options, r, new Random(_rng.Next())));
         }
 
-        var clientCount = _rng.Next(2, 6);
+        if (tweaks.SlowReplica is { } slow)
+        {
+            _hosts[slow.Replica].Extra = slow.Extra;
+            _permanentSlow = slow;
+        }
+
+        var clientCount = tweaks.Clients ?? _rng.Next(2, 6);
         _clients = new Client[clientCount];
         for (var c = 0; c < clientCount; c++)
         {
-            _clients[c] = new Client(c, _rng.Next(3, 15), mode == ReplicationMode.Copilot ? [0, 1] : [0]);
+            _clients[c] = new Client(c, tweaks.CommandsPerClient ?? _rng.Next(3, 15), mode == ReplicationMode.Copilot ? [0, 1] : [0]);
             _totalCommands += _clients[c].Total;
         }
     }
@@ -104,7 +120,11 @@ internal sealed class Simulation
             Schedule(_rng.NextInt64(0, 20_000), new ClientNext(client.Id));
         }
 
-        PlanFaults();
+        if (_faults)
+        {
+            PlanFaults();
+        }
+
         Schedule(_faultEnd, new Heal());
         while (_events.TryDequeue(out var e, out var key))
         {
@@ -266,16 +286,23 @@ internal sealed class Simulation
                 break;
             case ClientReply r:
                 var cl = _clients[r.Client];
+
+                // Only active pilots answer: the two latest distinct repliers are where the next command goes.
+                cl.Repliers.Remove(r.From);
+                cl.Repliers.Insert(0, r.From);
+                if (cl.Repliers.Count >= 2 || _options.Mode == ReplicationMode.MultiPaxos)
+                {
+                    cl.Targets = cl.Repliers.Take(_options.Mode == ReplicationMode.MultiPaxos ? 1 : 2).ToArray();
+                }
+
                 if (cl.Outstanding is { } outstanding && outstanding == r.Command)
                 {
                     cl.Outstanding = null;
                     cl.Completed++;
-                    cl.Repliers.Remove(r.From);
-                    cl.Repliers.Insert(0, r.From);
-                    cl.Targets = cl.Repliers.Take(2).ToArray();
+                    Latencies.Add(_now - cl.SubmittedAt);
                     if (cl.Completed < cl.Total)
                     {
-                        Schedule(_now + _rng.NextInt64(0, 30_000), new ClientNext(cl.Id));
+                        Schedule(_now + _rng.NextInt64(0, _thinkTime + 1), new ClientNext(cl.Id));
                     }
                 }
 
@@ -333,7 +360,7 @@ internal sealed class Simulation
                 Array.Clear(_group);
                 for (var r = 0; r < _n; r++)
                 {
-                    _hosts[r].Extra = 0;
+                    _hosts[r].Extra = _permanentSlow is { } ps && ps.Replica == r ? ps.Extra : 0;
                     if (!_hosts[r].Up)
                     {
                         RestartReplica(r);
@@ -374,6 +401,7 @@ internal sealed class Simulation
     {
         client.Outstanding = new CommandId(client.Id, client.NextSeq++);
         client.Attempts = 0;
+        client.SubmittedAt = _now;
         SendCommand(client);
     }
 
@@ -524,6 +552,8 @@ internal sealed class Simulation
 
         public int Attempts { get; set; }
 
+        public long SubmittedAt { get; set; }
+
         public int[] Targets { get; set; } = targets;
 
         public List<int> Repliers { get; } = [];
@@ -558,4 +588,25 @@ internal sealed class Simulation
 internal sealed class SimulationTweaks
 {
     public long? TakeoverTimeout { get; set; }
+
+    public long? PingPongWait { get; set; }
+
+    public int? MaxBatch { get; set; }
+
+    public bool Faults { get; set; } = true;
+
+    public double? DropRate { get; set; }
+
+    public double? DuplicateRate { get; set; }
+
+    public long? MaxDelay { get; set; }
+
+    public int? Clients { get; set; }
+
+    public int? CommandsPerClient { get; set; }
+
+    public long? ThinkTime { get; set; }
+
+    /// <summary>Slow this replica down by this much (µs, each way) for the whole run.</summary>
+    public (int Replica, long Extra)? SlowReplica { get; set; }
 }
