@@ -45,23 +45,45 @@ public sealed class SimulatorReplayTests(ITestOutputHelper output)
 
 internal static class SimulatorSweep
 {
+    /// <summary>
+    /// Runs <c>COPILOT_SCHEDULES</c> (default <paramref name="defaultCount"/>) schedules from seed <c>COPILOT_FIRST_SEED</c>
+    /// (default 1). Failures name their seed; with <c>COPILOT_KEEP_GOING=1</c> the sweep collects every failing seed
+    /// before failing. Progress goes to the test output every 5,000 schedules.
+    /// </summary>
     public static void Run(int n, ReplicationMode mode, int defaultCount, ITestOutputHelper output)
     {
         var count = int.TryParse(Environment.GetEnvironmentVariable("COPILOT_SCHEDULES"), out var c) ? c : defaultCount;
         var first = int.TryParse(Environment.GetEnvironmentVariable("COPILOT_FIRST_SEED"), out var f) ? f : 1;
+        var keepGoing = Environment.GetEnvironmentVariable("COPILOT_KEEP_GOING") == "1";
         var sw = Stopwatch.StartNew();
         var totals = new Dictionary<string, long>();
+        var failures = new List<string>();
         for (var seed = first; seed < first + count; seed++)
         {
-            var sim = new Simulation(seed, n, mode);
-            sim.Run();
-            foreach (var (name, value) in sim.Counters)
+            try
             {
-                totals[name] = totals.GetValueOrDefault(name) + value;
+                var sim = new Simulation(seed, n, mode);
+                sim.Run();
+                foreach (var (name, value) in sim.Counters)
+                {
+                    totals[name] = totals.GetValueOrDefault(name) + value;
+                }
+            }
+            catch (SimulationException ex) when (keepGoing)
+            {
+                var line = ex.Message.Split('\n')[0];
+                failures.Add(line);
+                output.WriteLine(line);
+            }
+
+            if ((seed - first + 1) % 5000 == 0)
+            {
+                output.WriteLine($"n={n} {mode}: {seed - first + 1} schedules, {failures.Count} failures, {sw.Elapsed.TotalSeconds:F0} s");
             }
         }
 
-        output.WriteLine($"n={n} {mode}: {count} schedules (seeds {first}..{first + count - 1}) in {sw.Elapsed.TotalSeconds:F1} s");
+        output.WriteLine($"n={n} {mode}: {count} schedules (seeds {first}..{first + count - 1}) in {sw.Elapsed.TotalSeconds:F1} s, {failures.Count} failures");
         output.WriteLine(string.Join(", ", totals.Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 }
