@@ -124,9 +124,7 @@ public sealed partial class Replica<T>
     {
         while (pilot.Buffer.Count > 0)
         {
-            // Never reuse an index some recovery has already touched.
-            pilot.NextSlot = Math.Max(pilot.NextSlot, _logs[pilot.Log].MaxKnown + 1);
-            if (pilot.NextSlot > Anchor(pilot.Log, pilot.Ballot) + _options.PipelineWindow + 1)
+            if (!WindowOpen(pilot))
             {
                 return;
             }
@@ -146,6 +144,14 @@ public sealed partial class Replica<T>
                 return;
             }
         }
+    }
+
+    /// <summary>True when the pilot may propose its next entry: within W + 1 of its anchor.</summary>
+    private bool WindowOpen(PilotState pilot)
+    {
+        // Never reuse an index some recovery has already touched.
+        pilot.NextSlot = Math.Max(pilot.NextSlot, _logs[pilot.Log].MaxKnown + 1);
+        return pilot.NextSlot <= Anchor(pilot.Log, pilot.Ballot) + _options.PipelineWindow + 1;
     }
 
     private void Propose(PilotState pilot)

@@ -457,8 +457,9 @@ public sealed partial class Replica<T>
                 next = Math.Min(next, c.NextSend);
             }
 
-            if (_pilots[log] is { Buffer.Count: > 0 } pilot)
+            if (_pilots[log] is { Buffer.Count: > 0 } pilot && WindowOpen(pilot))
             {
+                // A full window reopens on a message (an acknowledgement), not on a timer.
                 next = Math.Min(next, pilot.BatchOpenedAt + _options.PingPongWait);
             }
         }

@@ -148,6 +148,11 @@ internal sealed class Simulation
                     + $"{_viewChanges} pilot changes, finished at {_now / 1000} ms (faults until {_faultEnd / 1000} ms)";
             }
 
+            if (_steps > 20_000 && _steps > 20 * _n * (_now / 1000 + 1))
+            {
+                throw Failed($"event storm: {_steps} events in {_now / 1000} ms (a timer that keeps firing?)");
+            }
+
             if (_now > _faultEnd + LivenessBudget)
             {
                 throw Failed($"liveness: not every command executed everywhere {LivenessBudget / 1000} ms after faults healed; "

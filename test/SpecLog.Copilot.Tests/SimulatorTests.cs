@@ -6,21 +6,21 @@ namespace SpecLog.Copilot.Tests;
 public sealed class SimulatorN3Tests(ITestOutputHelper output)
 {
     [Fact]
-    public void Random_schedules_keep_every_invariant_n3() => SimulatorSweep.Run(3, ReplicationMode.Copilot, 5000, output);
+    public void Random_schedules_keep_every_invariant_n3() => SimulatorSweep.Run(3, ReplicationMode.Copilot, 10_000, output);
 }
 
 /// <summary>The n = 5 sweep (runs in parallel with the n = 3 one).</summary>
 public sealed class SimulatorN5Tests(ITestOutputHelper output)
 {
     [Fact]
-    public void Random_schedules_keep_every_invariant_n5() => SimulatorSweep.Run(5, ReplicationMode.Copilot, 5000, output);
+    public void Random_schedules_keep_every_invariant_n5() => SimulatorSweep.Run(5, ReplicationMode.Copilot, 10_000, output);
 }
 
 /// <summary>Multi-Paxos mode under the same faults (fewer schedules: it is the comparison baseline).</summary>
 public sealed class SimulatorMultiPaxosTests(ITestOutputHelper output)
 {
     [Fact]
-    public void Random_schedules_keep_every_invariant_multipaxos() => SimulatorSweep.Run(3, ReplicationMode.MultiPaxos, 300, output);
+    public void Random_schedules_keep_every_invariant_multipaxos() => SimulatorSweep.Run(3, ReplicationMode.MultiPaxos, 1_000, output);
 }
 
 /// <summary>Replays the schedule named by COPILOT_SEED (and COPILOT_N, default 3) with a trace.</summary>
