@@ -16,6 +16,13 @@ public sealed class SimulatorN5Tests(ITestOutputHelper output)
     public void Random_schedules_keep_every_invariant_n5() => SimulatorSweep.Run(5, ReplicationMode.Copilot, 10_000, output);
 }
 
+/// <summary>n = 7 (f = 3, fast quorum 5): a wider ambiguous middle; a smaller sweep.</summary>
+public sealed class SimulatorN7Tests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Random_schedules_keep_every_invariant_n7() => SimulatorSweep.Run(7, ReplicationMode.Copilot, 500, output);
+}
+
 /// <summary>Multi-Paxos mode under the same faults (fewer schedules: it is the comparison baseline).</summary>
 public sealed class SimulatorMultiPaxosTests(ITestOutputHelper output)
 {
