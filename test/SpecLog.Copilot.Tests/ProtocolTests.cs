@@ -64,6 +64,39 @@ public sealed class ProtocolTests
         Assert.True(reply.Ok);                                 // Q.3 depends on P.5 ≥ P.4
     }
 
+    /// <summary>
+    /// n = 5. Why an acceptor checks compatibility against the lowest dependency it ever accepted for an entry, not the
+    /// one accepted most recently. Q.0 → none reaches only r3. P proposes P.0 → none; Q and r3 refuse it (they hold
+    /// Q.0), so P takes the slow path with P.0 → 0 and accepts that itself (the Accept to the others is lost). If P now
+    /// judged Q.0 against its latest dependency (0), it would accept Q.0 → none, and Q would commit Q.0 on the fast path
+    /// with {Q, r3, P}. Meanwhile s1 and s2 fast-accept P.0 → none; P fails; Q takes P.0 over hearing {Q, s1, s2}:
+    /// f = 2 fast-accepts → original P.0 → none. Both committed, incompatible (I2). Judging by the lowest dependency
+    /// (-1), P refuses Q.0 and Q.0 ends up depending on P.0.
+    /// </summary>
+    [Fact]
+    public void Compatibility_uses_the_lowest_dependency_ever_accepted_for_an_entry()
+    {
+        const int s1 = 2, s2 = 3, r3 = 4;
+        var h = new Harness(Harness.Defaults(5));
+        h.Submit(Q, client: 2, seq: 1);                                   // Q.0 → -1
+        h.Deliver(e => e.About(1, 0) && e.Is<FastAccept<int>>() && e.To == r3);
+        h.Deliver(e => e.About(1, 0) && e.Is<FastAcceptReply<int>>());
+        h.Submit(P, client: 1, seq: 1);                                   // P.0 → -1
+        h.Deliver(e => e.About(0, 0) && e.Is<FastAccept<int>>() && (e.To == Q || e.To == r3));
+        h.Deliver(e => e.About(0, 0) && e.Is<FastAcceptReply<int>>());
+        h.Advance(h.Options.FastPathWait + 1_000);                        // P: slow path, P.0 → 0
+        Assert.Equal(1, h.Replicas[P].Counters.SlowPaths);
+        h.Drop(e => e.About(0, 0) && e.Is<Accept<int>>());
+        h.Deliver(e => e.About(1, 0) && e.Is<FastAccept<int>>() && e.To == P);
+        h.Deliver(e => e.About(1, 0) && e.Is<FastAcceptReply<int>>() && e.From == P);
+        h.Deliver(e => e.About(0, 0) && e.Is<FastAccept<int>>() && (e.To == s1 || e.To == s2));
+        h.Crash(P);
+        h.StartRecovery(Q, log: 0, slot: 0);
+        Assert.True(h.Run(2_000_000, () => h.Replicas[Q].TryGetCommitted(0, 0, out _) && h.Replicas[Q].TryGetCommitted(1, 0, out _),
+            e => e.To != r3 && e.From != r3 || !e.About(0, 0)));
+        h.ThrowIfBroken();
+    }
+
     /// <summary>n = 5: with conflicting answers the slow path takes the (f+1)-th smallest suggested dependency.</summary>
     [Fact]
     public void Slow_path_takes_the_f_plus_first_smallest_dependency()
