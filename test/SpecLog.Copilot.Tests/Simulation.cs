@@ -111,7 +111,6 @@ internal sealed class Simulation
     {
         for (var r = 0; r < _n; r++)
         {
-            var host = _hosts[r];
             Step(r, (replica, fx) => replica.Start(0, fx));
         }
 
@@ -217,7 +216,6 @@ internal sealed class Simulation
 
     private void PlanFaults()
     {
-        var f = _options.F;
         var t = _rng.NextInt64(0, 50_000);
         while (t < _faultEnd)
         {
@@ -240,8 +238,6 @@ internal sealed class Simulation
 
             t += _rng.NextInt64(10_000, 200_000);
         }
-
-        _ = f;
     }
 
     private void Schedule(long at, Event e) => _events.Enqueue(e, (at, _order++));
