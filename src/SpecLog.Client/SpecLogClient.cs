@@ -57,11 +57,6 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// <exception cref="ArgumentOutOfRangeException">The shard does not exist.</exception>
     public async Task<long> AppendAsync(ReadOnlyMemory<byte> payload, int? shard = null, CancellationToken cancellationToken = default)
     {
-        if (payload.IsEmpty)
-        {
-            throw new ArgumentException("A record must hold at least one byte.", nameof(payload));
-        }
-
         var target = await PickShardAsync(shard, cancellationToken);
         CheckSize(payload.Length, 0);
         cancellationToken.ThrowIfCancellationRequested();
