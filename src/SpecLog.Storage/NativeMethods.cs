@@ -24,36 +24,13 @@ internal static partial class NativeMethods
     private static partial int FallocateNative(int fd, int mode, long offset, long length);
 
     /// <summary>Makes the file's data (and only the metadata needed to read it back) durable.</summary>
-    public static void Fdatasync(SafeFileHandle handle)
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            RandomAccess.FlushToDisk(handle);
-            return;
-        }
-
-        bool added = false;
-        try
-        {
-            handle.DangerousAddRef(ref added);
-            int fd = (int)handle.DangerousGetHandle();
-            if (FdatasyncNative(fd) != 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                throw new IOException($"fdatasync failed with errno {errno}.", errno);
-            }
-        }
-        finally
-        {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
+    public static void Fdatasync(SafeFileHandle handle) => Sync(handle, FdatasyncNative, "fdatasync");
 
     /// <summary>Makes a file's data and all of its metadata (size, extents) durable.</summary>
-    public static void Fsync(SafeFileHandle handle)
+    public static void Fsync(SafeFileHandle handle) => Sync(handle, FsyncNative, "fsync");
+
+    // One call of fdatasync or fsync on the handle's descriptor, kept alive for the call; FlushToDisk off Linux.
+    private static void Sync(SafeFileHandle handle, Func<int, int> sync, string name)
     {
         if (!OperatingSystem.IsLinux())
         {
@@ -65,10 +42,10 @@ internal static partial class NativeMethods
         try
         {
             handle.DangerousAddRef(ref added);
-            if (FsyncNative((int)handle.DangerousGetHandle()) != 0)
+            if (sync((int)handle.DangerousGetHandle()) != 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                throw new IOException($"fsync failed with errno {errno}.", errno);
+                throw new IOException($"{name} failed with errno {errno}.", errno);
             }
         }
         finally
