@@ -34,15 +34,8 @@ public sealed partial class Replica<T>
         }
 
         var s = state.GetOrAdd(m.Slot);
-        if (s.IsCommitted)
+        if (AnsweredCommittedOrStale(from, m.Log, m.Slot, m.Ballot, state, s))
         {
-            Send(from, new Commit<T>(m.Log, m.Slot, s.Value!));
-            return;
-        }
-
-        if (m.Ballot < EffectivePromise(m.Log, s))
-        {
-            Send(from, new Reject<T>(m.Log, m.Slot, m.Ballot, s.Promised, state.ViewPromise));
             return;
         }
 
@@ -98,20 +91,32 @@ public sealed partial class Replica<T>
         return (true, value.Dep);
     }
 
+    // An entry already committed answers with its Commit; a ballot below the entry's promise gets a Reject.
+    // Returns true when the proposal was answered that way and must not be handled further.
+    private bool AnsweredCommittedOrStale(int from, int log, long slot, Ballot ballot, LogState state, SlotState s)
+    {
+        if (s.IsCommitted)
+        {
+            Send(from, new Commit<T>(log, slot, s.Value!));
+            return true;
+        }
+
+        if (ballot < EffectivePromise(log, s))
+        {
+            Send(from, new Reject<T>(log, slot, ballot, s.Promised, state.ViewPromise));
+            return true;
+        }
+
+        return false;
+    }
+
     private void OnAccept(int from, Accept<T> m)
     {
         NoteRound(m.Ballot);
         var state = _logs[m.Log];
         var s = state.GetOrAdd(m.Slot);
-        if (s.IsCommitted)
+        if (AnsweredCommittedOrStale(from, m.Log, m.Slot, m.Ballot, state, s))
         {
-            Send(from, new Commit<T>(m.Log, m.Slot, s.Value!));
-            return;
-        }
-
-        if (m.Ballot < EffectivePromise(m.Log, s))
-        {
-            Send(from, new Reject<T>(m.Log, m.Slot, m.Ballot, s.Promised, state.ViewPromise));
             return;
         }
 
