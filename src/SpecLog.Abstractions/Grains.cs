@@ -60,3 +60,28 @@ public interface ISequencerGrain : IGrainWithIntegerKey
     /// <summary>The sequencer's state.</summary>
     Task<SequencerStatus> GetStatusAsync();
 }
+
+/// <summary>
+/// One replica of the replicated ordering layer (grain key = replica id, 0 … n−1), present when the sequencer is
+/// replicated with Copilot or Multi-Paxos. Replicas talk to each other only through one-way calls; nothing awaits a
+/// peer. Shards reach them through the silo's ordering layer, never directly.
+/// </summary>
+public interface ISequencerReplicaGrain : IGrainWithIntegerKey
+{
+    /// <summary>Replica → replica: a packet of protocol messages from replica <paramref name="from"/>'s incarnation <paramref name="epoch"/>.</summary>
+    [OneWay]
+    Task Deliver(int from, long epoch, byte[] packet);
+
+    /// <summary>Ordering layer → replica: a shard report to order. A replica that pilots no log passes it to the pilots it believes in once.</summary>
+    [OneWay]
+    Task Submit(ShardReport report, bool forwarded);
+
+    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above, as far as this replica has executed.</summary>
+    Task<WindowConfig[]> GetWindowsAsync(long fromWindow);
+
+    /// <summary>The state of the replicated sequencer as this replica has executed it.</summary>
+    Task<SequencerStatus> GetSequencerStatusAsync();
+
+    /// <summary>The replica's protocol state.</summary>
+    Task<ReplicaStatus> GetStatusAsync();
+}

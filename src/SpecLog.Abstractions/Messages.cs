@@ -89,3 +89,45 @@ public sealed record SequencerStatus(
     [property: Id(9)] string Mode,
     [property: Id(10)] int MaxRecordSize,
     [property: Id(11)] int MaxBatchRecords);
+
+/// <summary>The protocol state of one ordering-layer replica, for tests, operators and the dashboard.</summary>
+/// <param name="Replica">The replica id.</param>
+/// <param name="Epoch">This activation's incarnation number (peers ignore older incarnations).</param>
+/// <param name="Silo">The silo hosting the replica.</param>
+/// <param name="Mode">Copilot or MultiPaxos.</param>
+/// <param name="ReplicaCount">n.</param>
+/// <param name="Pilot0">The replica this one believes pilots log 0.</param>
+/// <param name="Pilot1">The replica this one believes pilots log 1 (unused in Multi-Paxos).</param>
+/// <param name="ActivePilot0">Whether this replica is the active pilot of log 0.</param>
+/// <param name="ActivePilot1">Whether this replica is the active pilot of log 1.</param>
+/// <param name="Executed0">Entries of log 0 executed.</param>
+/// <param name="Executed1">Entries of log 1 executed.</param>
+/// <param name="CommandsExecuted">Shard reports applied to the sequencer state machine.</param>
+/// <param name="FastCommits">Entries this replica committed on the fast path (as pilot).</param>
+/// <param name="SlowPaths">Entries this replica committed through the Accept phase.</param>
+/// <param name="Takeovers">Fast takeovers this replica started.</param>
+/// <param name="ViewsWon">View changes this replica won.</param>
+/// <param name="NullDependencySkips">Dependencies skipped by null-dependency elimination.</param>
+/// <param name="StaleMessagesDropped">Messages dropped because they came from an older incarnation of their sender.</param>
+/// <param name="ActivatedAt">When this activation started.</param>
+[GenerateSerializer, Immutable, Alias("speclog.ReplicaStatus")]
+public sealed record ReplicaStatus(
+    [property: Id(0)] int Replica,
+    [property: Id(1)] long Epoch,
+    [property: Id(2)] string Silo,
+    [property: Id(3)] string Mode,
+    [property: Id(4)] int ReplicaCount,
+    [property: Id(5)] int Pilot0,
+    [property: Id(6)] int Pilot1,
+    [property: Id(7)] bool ActivePilot0,
+    [property: Id(8)] bool ActivePilot1,
+    [property: Id(9)] long Executed0,
+    [property: Id(10)] long Executed1,
+    [property: Id(11)] long CommandsExecuted,
+    [property: Id(12)] long FastCommits,
+    [property: Id(13)] long SlowPaths,
+    [property: Id(14)] long Takeovers,
+    [property: Id(15)] long ViewsWon,
+    [property: Id(16)] long NullDependencySkips,
+    [property: Id(17)] long StaleMessagesDropped,
+    [property: Id(18)] DateTimeOffset ActivatedAt);

@@ -53,6 +53,9 @@ public sealed class SpecLogOptions
 
     /// <summary>Fix-Ante ordering parameters (mode, W, T_ord, quotas, lag-fix).</summary>
     public FixAnteOptions Ordering { get; set; } = new();
+
+    /// <summary>How the ordering layer is replicated (Copilot with three replicas by default).</summary>
+    public ReplicationOptions Replication { get; set; } = new();
 }
 
 /// <summary>Rejects <see cref="SpecLogOptions"/> that cannot work, with the setting named.</summary>
@@ -87,6 +90,7 @@ public sealed class SpecLogOptionsValidator : IValidateOptions<SpecLogOptions>
             errors.Add("SpecLog:PushMaxEntries and PushMaxBytes must be positive.");
         }
 
+        errors.AddRange(options.Replication.Problems());
         try
         {
             options.Ordering.Validate();

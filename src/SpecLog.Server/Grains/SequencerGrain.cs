@@ -10,19 +10,22 @@ namespace SpecLog.Server.Grains;
 /// <summary>
 /// The single sequencer replica: a thin host around <see cref="SequencerState"/>. It persists every new window before
 /// anybody hears of it (so a restart never decides a window differently), then tells shards about commits, windows
-/// and lag-fixes with one-way calls.
+/// and lag-fixes with one-way calls. When the ordering layer is replicated it keeps no state of its own and only
+/// passes calls on to the replicas (so clients and tools reach the sequencer the same way in every mode).
 /// </summary>
 [Immovable]
 internal sealed partial class SequencerGrain(
     IOptions<SpecLogOptions> options,
     TimeProvider timeProvider,
+    IOrderingLayer ordering,
     ILogger<SequencerGrain> logger) : Grain, ISequencerGrain
 {
     private readonly SpecLogOptions _options = options.Value;
     private readonly SequencerOutput _output = new();
     private SequencerState _state = null!;
     private DurableLog _windowLog = null!;
-    private long[] _sentWindows = [];
+    private SequencerPublisher _publisher = null!;
+    private bool _replicated;
     private long _lastProgressCut = -1;
     private long _lastProgressTicks;
 
@@ -31,6 +34,13 @@ internal sealed partial class SequencerGrain(
         if (this.GetPrimaryKeyLong() != 0)
         {
             throw new InvalidOperationException("The sequencer is grain 0; other keys are not used.");
+        }
+
+        if (_options.Replication.IsReplicated)
+        {
+            _replicated = true;
+            await base.OnActivateAsync(cancellationToken);
+            return;
         }
 
         _windowLog = DurableLog.Open(new DurableLogOptions
@@ -52,7 +62,7 @@ internal sealed partial class SequencerGrain(
         }
 
         _state = new SequencerState(_options.Ordering, _options.ShardCount, windows);
-        _sentWindows = new long[_options.ShardCount];
+        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory);
         _output.Clear();
         _state.Initialize(_output);
         await PersistNewWindowsAsync();
@@ -75,6 +85,12 @@ internal sealed partial class SequencerGrain(
 
     public async Task Report(ShardReport report)
     {
+        if (_replicated)
+        {
+            ordering.SendReport(report);
+            return;
+        }
+
         if ((uint)report.Shard >= (uint)_options.ShardCount)
         {
             LogUnknownShard(logger, report.Shard);
@@ -87,43 +103,28 @@ internal sealed partial class SequencerGrain(
         if (_output.Duplicate)
         {
             // A retransmission: the shard missed something. Answer it alone with everything it lacks.
-            Notify(report.Shard, _state.KnownWindowsOf(report.Shard), 0);
+            _publisher.Answer(_state, report.Shard);
             return;
         }
 
-        Publish();
+        _publisher.Publish(_state, _output);
     }
 
     public Task<WindowConfig[]> GetWindowsAsync(long fromWindow)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fromWindow);
+        if (_replicated)
+        {
+            return ordering.GetWindowsAsync(fromWindow);
+        }
+
         var all = _state.History.Windows;
         var from = (int)Math.Min(fromWindow, all.Count);
         return Task.FromResult(all.Skip(from).ToArray());
     }
 
-    public Task<SequencerStatus> GetStatusAsync()
-    {
-        var completed = new long[_options.ShardCount];
-        for (var s = 0; s < completed.Length; s++)
-        {
-            completed[s] = _state.CompletedCutOf(s);
-        }
-
-        return Task.FromResult(new SequencerStatus(
-            _options.ShardCount,
-            _state.CommittedCut,
-            _state.CommittedGsn,
-            _state.History.Count,
-            _state.History.Last,
-            _state.ReportsApplied,
-            _state.LagFixesIssued,
-            _state.LagFixesAcknowledged,
-            completed,
-            _options.Ordering.Mode.ToString(),
-            _options.MaxRecordSize,
-            _options.MaxBatchRecords));
-    }
+    public Task<SequencerStatus> GetStatusAsync() =>
+        _replicated ? ordering.GetStatusAsync() : Task.FromResult(SequencerPublisher.Describe(_state, _options));
 
     private async Task OnFallbackTimerAsync(CancellationToken cancellationToken)
     {
@@ -144,12 +145,8 @@ internal sealed partial class SequencerGrain(
         _output.Clear();
         _state.EvaluateFallback(_output);
         await PersistNewWindowsAsync();
-        for (var s = 0; s < _options.ShardCount; s++)
-        {
-            _sentWindows[s] = Math.Min(_sentWindows[s], _state.KnownWindowsOf(s)); // re-send what may have been lost
-        }
-
-        Publish();
+        _publisher.Rewind(_state); // re-send what may have been lost
+        _publisher.Publish(_state, _output);
     }
 
     private async Task PersistNewWindowsAsync()
@@ -166,34 +163,6 @@ internal sealed partial class SequencerGrain(
         }
 
         await _windowLog.FlushAsync();
-    }
-
-    private void Publish()
-    {
-        Span<long> lagTarget = stackalloc long[_options.ShardCount];
-        foreach (var (shard, target) in _output.LagFixes)
-        {
-            lagTarget[shard] = target;
-        }
-
-        var broadcast = _output.CommitAdvanced || _output.NewWindows.Count > 0 || _output.WaitingChanged;
-        for (var s = 0; s < _options.ShardCount; s++)
-        {
-            if (broadcast || lagTarget[s] > 0)
-            {
-                Notify(s, Math.Max(_state.KnownWindowsOf(s), _sentWindows[s]), lagTarget[s]);
-            }
-        }
-    }
-
-    private void Notify(int shard, long fromWindow, long lagFixTarget)
-    {
-        var all = _state.History.Windows;
-        var windows = fromWindow >= all.Count ? [] : all.Skip((int)fromWindow).ToArray();
-        _sentWindows[shard] = all.Count;
-        GrainFactory.GetGrain<IShardGrain>(shard)
-            .OnCommitted(new CommitNotice(_state.CommittedCut, windows, lagFixTarget, _state.AnyWaiting))
-            .Ignore();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer activated: {Recovered} windows recovered, {Total} known, mode {Mode}")]

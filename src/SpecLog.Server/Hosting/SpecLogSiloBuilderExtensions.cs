@@ -1,8 +1,10 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SpecLog.Server;
 using SpecLog.Server.Ordering;
+using SpecLog.Server.Ordering.Copilot;
 using SpecLog.Server.Placement;
 using SpecLog.Server.Scheduling;
 
@@ -35,7 +37,14 @@ public static class SpecLogSiloBuilderExtensions
         {
             services.AddPlacementDirector<DistinctSiloPlacement, DistinctSiloPlacementDirector>();
         }
-        services.TryAddSingleton<IOrderingLayer, SingleSequencerOrderingLayer>();
+        services.TryAddSingleton<IOrderingLayer>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<SpecLogOptions>>().Value;
+            var grains = sp.GetRequiredService<IGrainFactory>();
+            return options.Replication.IsReplicated
+                ? new CopilotOrderingLayer(grains, options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<CopilotOrderingLayer>>())
+                : new SingleSequencerOrderingLayer(grains);
+        });
         services.AddSpecLogClient();
         return builder;
     }

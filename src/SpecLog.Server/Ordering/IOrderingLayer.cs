@@ -14,9 +14,12 @@ public interface IOrderingLayer
 
     /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above.</summary>
     Task<WindowConfig[]> GetWindowsAsync(long fromWindow);
+
+    /// <summary>The sequencer state machine's status.</summary>
+    Task<SequencerStatus> GetStatusAsync();
 }
 
-/// <summary>The ordering layer made of one sequencer grain.</summary>
+/// <summary>The ordering layer made of one sequencer grain (<see cref="SequencerReplication.Single"/>).</summary>
 public sealed class SingleSequencerOrderingLayer(IGrainFactory grainFactory) : IOrderingLayer
 {
     private ISequencerGrain Sequencer => grainFactory.GetGrain<ISequencerGrain>(0);
@@ -26,4 +29,7 @@ public sealed class SingleSequencerOrderingLayer(IGrainFactory grainFactory) : I
 
     /// <inheritdoc />
     public Task<WindowConfig[]> GetWindowsAsync(long fromWindow) => Sequencer.GetWindowsAsync(fromWindow);
+
+    /// <inheritdoc />
+    public Task<SequencerStatus> GetStatusAsync() => Sequencer.GetStatusAsync();
 }

@@ -1,0 +1,502 @@
+using System.Buffers.Binary;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+using Orleans.Placement;
+using SpecLog.Copilot;
+using SpecLog.FixAnte;
+using SpecLog.Server.Ordering;
+using SpecLog.Server.Ordering.Copilot;
+using SpecLog.Server.Placement;
+using SpecLog.Server.Scheduling;
+using SpecLog.Storage;
+
+namespace SpecLog.Server.Grains;
+
+/// <summary>
+/// One replica of the replicated sequencer: hosts the pure Copilot core (<see cref="Replica{T}"/>, T = shard report)
+/// and the Fix-Ante sequencer state machine it executes. Every handler runs the core synchronously, appends the
+/// core's persist records to the replica's own durable log, and sends that call's messages only after the records
+/// are fsync'd (group commit). Nothing awaits a peer: replicas exchange one-way <see cref="Deliver"/> calls.
+/// <para>
+/// Fencing: each activation takes the next incarnation number (epoch) from its log and stamps it on every packet;
+/// replicas remember (durably) the highest epoch seen per peer and drop packets from older incarnations. A duplicate
+/// activation on the same storage cannot open the log (it is locked); one on other storage starts at epoch 1 and is
+/// ignored by peers that knew the replica, so a replica that lost its state never votes.
+/// </para>
+/// Active pilots tell shards about commits and windows; every replica executes, so a new pilot can take over at once.
+/// </summary>
+[Reentrant]
+[Immovable]
+[DistinctSiloPlacement]
+internal sealed partial class SequencerReplicaGrain(
+    IOptions<SpecLogOptions> options,
+    TimeProvider timeProvider,
+    DeadlineTicker deadlineTicker,
+    ILocalSiloDetails siloDetails,
+    ILogger<SequencerReplicaGrain> logger) : Grain, ISequencerReplicaGrain
+{
+    private const byte IncarnationKind = 21;
+    private const byte PeerEpochKind = 22;
+
+    private readonly SpecLogOptions _options = options.Value;
+    private readonly SequencerOutput _output = new();
+    private readonly HashSet<CommandId> _executedNow = [];
+    private readonly HashSet<int> _answer = [];
+    private CopilotOptions _copilot = null!;
+    private Replica<ShardReport> _replica = null!;
+    private SequencerState _state = null!;
+    private SequencerPublisher _publisher = null!;
+    private DurableLog _log = null!;
+    private DeadlineTicker.Registration? _ticker;
+    private IGrainTimer? _timer;
+    private long[] _peerEpochs = [];
+    private long _epoch;
+    private int _id;
+    private long _commandsExecuted;
+    private long _staleDropped;
+    private long _lastProgressCut = -1;
+    private long _lastProgressMicros;
+    private DateTimeOffset _activatedAt;
+    private bool _deactivating;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var replication = _options.Replication;
+        var key = this.GetPrimaryKeyLong();
+        if (!replication.IsReplicated)
+        {
+            throw new InvalidOperationException("The sequencer is not replicated (SpecLog:Replication:Mode is Single); replica grains are not used.");
+        }
+
+        if (key < 0 || key >= replication.Replicas)
+        {
+            throw new InvalidOperationException($"Replica {key} does not exist: the ordering layer has {replication.Replicas} replicas (0 to {replication.Replicas - 1}).");
+        }
+
+        _id = (int)key;
+        _activatedAt = timeProvider.GetUtcNow();
+        _copilot = replication.ToCopilotOptions();
+        _log = DurableLog.Open(new DurableLogOptions
+        {
+            Directory = Path.Combine(_options.DataDirectory, $"sequencer-replica-{_id}"),
+            SegmentSize = 8 << 20,
+            Fsync = _options.Fsync,
+        });
+        var records = ReadLog(out var lastEpoch);
+        _epoch = lastEpoch + 1;
+        _log.Append(IncarnationKind, EncodeIncarnation(_epoch, _copilot));
+        await _log.FlushAsync(cancellationToken);
+
+        _state = new SequencerState(_options.Ordering, _options.ShardCount, []);
+        _output.Clear();
+        _state.Initialize(_output); // deterministic: every replica starts from the same window 0
+        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory);
+        _replica = new Replica<ShardReport>(_copilot, _id, new Random(), records);
+        LogActivated(logger, _id, _epoch, records.Count, _copilot.Mode, siloDetails.SiloAddress);
+
+        var effects = new List<Effect<ShardReport>>();
+        _replica.Start(NowMicros(), effects);
+        await ProcessAsync(effects);
+
+        _ticker = deadlineTicker.Register(GrainContext.Scheduler, OnTick);
+        var period = TimeSpan.FromTicks(Math.Min(replication.HeartbeatInterval.Ticks, _options.Ordering.FallbackInterval.Ticks));
+        _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
+        _lastProgressMicros = NowMicros();
+        await base.OnActivateAsync(cancellationToken);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _deactivating = true;
+        _ticker?.Dispose();
+        _timer?.Dispose();
+        if (_log is not null)
+        {
+            await _log.DisposeAsync();
+        }
+
+        LogDeactivated(logger, _id, _epoch, reason.Description);
+        await base.OnDeactivateAsync(reason, cancellationToken);
+    }
+
+    public Task Deliver(int from, long epoch, byte[] packet)
+    {
+        if (_deactivating || (uint)from >= (uint)_copilot.ReplicaCount || from == _id || packet is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (epoch < _peerEpochs[from])
+        {
+            // An older incarnation of the sender (a duplicate activation, or one that lost its state): it must not vote.
+            if (_staleDropped++ % 1000 == 0)
+            {
+                LogStalePacket(logger, _id, from, epoch, _peerEpochs[from]);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        if (epoch > _peerEpochs[from])
+        {
+            // Remembered durably before anything this packet causes is sent (the flush below covers it).
+            _peerEpochs[from] = epoch;
+            var bytes = new byte[12];
+            BinaryPrimitives.WriteInt32LittleEndian(bytes, from);
+            BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(4), epoch);
+            _log.Append(PeerEpochKind, bytes);
+        }
+
+        Message<ShardReport>[] messages;
+        try
+        {
+            messages = ReplicaCodec.DecodeMessages(packet);
+        }
+        catch (InvalidDataException e)
+        {
+            LogBadPacket(logger, e, _id, from);
+            return Task.CompletedTask;
+        }
+
+        var effects = new List<Effect<ShardReport>>();
+        var now = NowMicros();
+        foreach (var message in messages)
+        {
+            _replica.Handle(from, message, now, effects);
+        }
+
+        return ProcessAsync(effects);
+    }
+
+    public Task Submit(ShardReport report, bool forwarded)
+    {
+        if (_deactivating || (uint)report.Shard >= (uint)_options.ShardCount)
+        {
+            if (!_deactivating)
+            {
+                LogUnknownShard(logger, report.Shard);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        if (!_replica.IsActivePilot(0) && !_replica.IsActivePilot(1))
+        {
+            // Not a pilot (any more): pass the report on once; a lost report is repaired by the shard's retransmission.
+            if (!forwarded)
+            {
+                foreach (var pilot in BelievedPilots())
+                {
+                    if (pilot != _id)
+                    {
+                        GrainFactory.GetGrain<ISequencerReplicaGrain>(pilot).Submit(report, true).Ignore();
+                    }
+                }
+            }
+
+            return Task.CompletedTask;
+        }
+
+        var effects = new List<Effect<ShardReport>>();
+        _replica.Submit(new Command<ShardReport>(new CommandId(report.Shard, report.ReportSeq), report), NowMicros(), effects);
+        return ProcessAsync(effects);
+    }
+
+    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(fromWindow);
+        var all = _state.History.Windows;
+        var from = (int)Math.Min(fromWindow, all.Count);
+        return Task.FromResult(all.Skip(from).ToArray());
+    }
+
+    public Task<SequencerStatus> GetSequencerStatusAsync() => Task.FromResult(SequencerPublisher.Describe(_state, _options));
+
+    public Task<ReplicaStatus> GetStatusAsync()
+    {
+        var c = _replica.Counters;
+        return Task.FromResult(new ReplicaStatus(
+            _id,
+            _epoch,
+            siloDetails.SiloAddress.ToString(),
+            _copilot.Mode.ToString(),
+            _copilot.ReplicaCount,
+            _replica.BelievedPilot(0),
+            _replica.BelievedPilot(1),
+            _replica.IsActivePilot(0),
+            _replica.IsActivePilot(1),
+            _replica.ExecutedThrough(0),
+            _replica.ExecutedThrough(1),
+            _commandsExecuted,
+            c.FastCommits,
+            c.SlowPaths,
+            c.Takeovers,
+            c.ViewsWon,
+            c.NullDependencySkips,
+            _staleDropped,
+            _activatedAt));
+    }
+
+    private IEnumerable<int> BelievedPilots() =>
+        _copilot.Mode == ReplicationMode.MultiPaxos
+            ? [_replica.BelievedPilot(0)]
+            : new[] { _replica.BelievedPilot(0), _replica.BelievedPilot(1) }.Distinct();
+
+    private void OnTick()
+    {
+        if (_deactivating)
+        {
+            return;
+        }
+
+        var effects = new List<Effect<ShardReport>>();
+        _replica.Tick(NowMicros(), effects);
+        ProcessAsync(effects).Ignore();
+    }
+
+    private async Task OnTimerAsync(CancellationToken cancellationToken)
+    {
+        if (_deactivating)
+        {
+            return;
+        }
+
+        var effects = new List<Effect<ShardReport>>();
+        var now = NowMicros();
+        _replica.Tick(now, effects);
+        await ProcessAsync(effects);
+        CheckFallback(now);
+    }
+
+    /// <summary>
+    /// Belfast's fallback, on pilots only: if the committed cut has not moved for a fallback interval while shards wait,
+    /// tell lagging shards to fill and repeat the last notices. Lag-fix signals are advisory outputs (a shard fills
+    /// no-ops below a target it already owns), so pilots may issue them without replicating the decision.
+    /// </summary>
+    private void CheckFallback(long now)
+    {
+        if (_state.CommittedCut != _lastProgressCut)
+        {
+            _lastProgressCut = _state.CommittedCut;
+            _lastProgressMicros = now;
+            return;
+        }
+
+        var interval = (long)_options.Ordering.FallbackInterval.TotalMicroseconds;
+        if (!IsPilot || !_state.AnyWaiting || now - _lastProgressMicros < interval)
+        {
+            return;
+        }
+
+        _lastProgressMicros = now;
+        _output.Clear();
+        _state.EvaluateFallback(_output);
+        _publisher.Rewind(_state);
+        _publisher.Publish(_state, _output);
+    }
+
+    private bool IsPilot => _replica.IsActivePilot(0) || _replica.IsActivePilot(1);
+
+    /// <summary>
+    /// Carries out one core call's effects: state-machine execution and shard notices at once (executed entries are
+    /// committed, so any replica would decide the same), persist records to the log, and replica messages only after
+    /// the log is durable up to the last record of this call.
+    /// </summary>
+    private async Task ProcessAsync(List<Effect<ShardReport>> effects)
+    {
+        if (effects.Count == 0)
+        {
+            ScheduleWakeup();
+            return;
+        }
+
+        Dictionary<int, List<Message<ShardReport>>>? outbox = null;
+        List<Message<ShardReport>>? broadcast = null;
+        _output.Clear();
+        _executedNow.Clear();
+        _answer.Clear();
+        var becamePilot = false;
+        foreach (var effect in effects)
+        {
+            switch (effect)
+            {
+                case PersistEffect<ShardReport> p:
+                    _log.Append(ReplicaCodec.RecordKind, ReplicaCodec.EncodeRecord(p.Record));
+                    break;
+                case SendEffect<ShardReport> s:
+                    outbox ??= [];
+                    if (!outbox.TryGetValue(s.To, out var list))
+                    {
+                        outbox[s.To] = list = [];
+                    }
+
+                    list.Add(s.Message);
+                    break;
+                case BroadcastEffect<ShardReport> b:
+                    (broadcast ??= []).Add(b.Message);
+                    break;
+                case ExecuteEffect<ShardReport> e:
+                    _state.Apply(e.Command.Payload, _output);
+                    _executedNow.Add(e.Command.Id);
+                    _commandsExecuted++;
+                    break;
+                case ReplyEffect<ShardReport> r:
+                    if (!_executedNow.Contains(r.Command))
+                    {
+                        _answer.Add(r.Command.Client); // a retransmitted report: that shard missed a notice
+                    }
+
+                    break;
+                case PilotChangedEffect<ShardReport> pc:
+                    LogPilotChanged(logger, _id, pc.Log, pc.Active, pc.Ballot.ToString());
+                    becamePilot |= pc.Active;
+                    break;
+            }
+        }
+
+        if (IsPilot)
+        {
+            if (becamePilot)
+            {
+                _publisher.Rewind(_state);
+                _output.CommitAdvanced = true; // a new pilot announces the state it executed to every shard
+            }
+
+            _publisher.Publish(_state, _output);
+            foreach (var shard in _answer)
+            {
+                _publisher.Answer(_state, shard);
+            }
+        }
+
+        ScheduleWakeup();
+        if (outbox is null && broadcast is null)
+        {
+            return;
+        }
+
+        if (_log.DurableIndex < _log.NextIndex)
+        {
+            await _log.FlushAsync(); // covers this call's records and any peer epoch remembered before them
+        }
+
+        if (_deactivating)
+        {
+            return;
+        }
+
+        for (var to = 0; to < _copilot.ReplicaCount; to++)
+        {
+            if (to == _id)
+            {
+                continue;
+            }
+
+            List<Message<ShardReport>>? messages = null;
+            if (outbox is not null && outbox.TryGetValue(to, out var own))
+            {
+                messages = own;
+            }
+
+            if (broadcast is not null)
+            {
+                messages = messages is null ? broadcast : [.. messages, .. broadcast];
+            }
+
+            if (messages is not null)
+            {
+                GrainFactory.GetGrain<ISequencerReplicaGrain>(to).Deliver(_id, _epoch, ReplicaCodec.EncodeMessages(messages)).Ignore();
+            }
+        }
+    }
+
+    private void ScheduleWakeup()
+    {
+        var wait = _replica.NextWakeup - NowMicros();
+        if (wait < long.MaxValue / 2)
+        {
+            _ticker?.WakeIn(TimeSpan.FromMicroseconds(Math.Max(0, wait)));
+        }
+    }
+
+    private List<PersistRecord<ShardReport>> ReadLog(out long lastEpoch)
+    {
+        lastEpoch = 0;
+        _peerEpochs = new long[_copilot.ReplicaCount];
+        var records = new List<PersistRecord<ShardReport>>();
+        for (var i = _log.FirstIndex; i < _log.NextIndex;)
+        {
+            var batch = _log.ReadRange(i, 1024);
+            if (batch.Count == 0)
+            {
+                throw new InvalidDataException($"Replica {_id}: log entry {i} could not be read.");
+            }
+
+            foreach (var e in batch)
+            {
+                var span = e.Payload.Span;
+                switch (e.Kind)
+                {
+                    case ReplicaCodec.RecordKind:
+                        records.Add(ReplicaCodec.DecodeRecord(span));
+                        break;
+                    case IncarnationKind:
+                        lastEpoch = BinaryPrimitives.ReadInt64LittleEndian(span);
+                        var n = BinaryPrimitives.ReadInt32LittleEndian(span[8..]);
+                        var mode = (ReplicationMode)span[12];
+                        if (n != _copilot.ReplicaCount || mode != _copilot.Mode)
+                        {
+                            throw new InvalidOperationException(
+                                $"Replica {_id}'s data was written with {n} replicas in {mode} mode, but SpecLog:Replication now says {_copilot.ReplicaCount} replicas in {_copilot.Mode} mode. Changing the replica set of a log with data is not supported.");
+                        }
+
+                        break;
+                    case PeerEpochKind:
+                        var peer = BinaryPrimitives.ReadInt32LittleEndian(span);
+                        if ((uint)peer < (uint)_peerEpochs.Length)
+                        {
+                            _peerEpochs[peer] = Math.Max(_peerEpochs[peer], BinaryPrimitives.ReadInt64LittleEndian(span[4..]));
+                        }
+
+                        break;
+                    default:
+                        throw new InvalidDataException($"Replica {_id}: unknown log entry kind {e.Kind} at {e.Index}.");
+                }
+            }
+
+            i += batch.Count;
+        }
+
+        return records;
+    }
+
+    private static byte[] EncodeIncarnation(long epoch, CopilotOptions copilot)
+    {
+        var bytes = new byte[13];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, epoch);
+        BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(8), copilot.ReplicaCount);
+        bytes[12] = (byte)copilot.Mode;
+        return bytes;
+    }
+
+    private long NowMicros() => (long)timeProvider.GetElapsedTime(0).TotalMicroseconds;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica} activated: epoch {Epoch}, {Records} records recovered, {Mode} mode, on {Silo}")]
+    private static partial void LogActivated(ILogger logger, int replica, long epoch, int records, ReplicationMode mode, SiloAddress silo);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica} (epoch {Epoch}) deactivated: {Reason}")]
+    private static partial void LogDeactivated(ILogger logger, int replica, long epoch, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica}: pilot of log {Log} {Active} at ballot {Ballot}")]
+    private static partial void LogPilotChanged(ILogger logger, int replica, int log, bool active, string ballot);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica}: dropped a packet from replica {From}'s incarnation {Epoch}; incarnation {Known} is newer (a duplicate activation or a replica that lost its data)")]
+    private static partial void LogStalePacket(ILogger logger, int replica, int from, long epoch, long known);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Sequencer replica {Replica}: undecodable packet from replica {From} dropped")]
+    private static partial void LogBadPacket(ILogger logger, Exception e, int replica, int from);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Report from unknown shard {Shard} ignored")]
+    private static partial void LogUnknownShard(ILogger logger, int shard);
+}

@@ -1,0 +1,78 @@
+using SpecLog.FixAnte;
+
+namespace SpecLog.Server.Ordering;
+
+/// <summary>
+/// Tells shards what the sequencer state machine decided: committed cut, windows they lack, lag-fix signals and
+/// whether anybody waits. Shared by the single sequencer and the Copilot pilots. Notices are one-way and idempotent
+/// (a shard keeps the highest cut it has heard of), so sending one twice, or from two pilots, is harmless.
+/// </summary>
+internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory)
+{
+    private readonly long[] _sentWindows = new long[shardCount];
+
+    /// <summary>After applying reports or a fallback: notify every shard if the commit, the windows or the waiting flag changed, and shards with a lag-fix.</summary>
+    public void Publish(SequencerState state, SequencerOutput output)
+    {
+        Span<long> lagTarget = stackalloc long[shardCount];
+        foreach (var (shard, target) in output.LagFixes)
+        {
+            lagTarget[shard] = Math.Max(lagTarget[shard], target);
+        }
+
+        var broadcast = output.CommitAdvanced || output.NewWindows.Count > 0 || output.WaitingChanged;
+        for (var s = 0; s < shardCount; s++)
+        {
+            if (broadcast || lagTarget[s] > 0)
+            {
+                Notify(state, s, Math.Max(state.KnownWindowsOf(s), _sentWindows[s]), lagTarget[s]);
+            }
+        }
+    }
+
+    /// <summary>Answers one shard with everything it lacks (a retransmitted report means it missed a notice).</summary>
+    public void Answer(SequencerState state, int shard) => Notify(state, shard, state.KnownWindowsOf(shard), 0);
+
+    /// <summary>Forgets which windows were sent beyond what shards confirmed, so the next publish repeats them (repairs lost notices).</summary>
+    public void Rewind(SequencerState state)
+    {
+        for (var s = 0; s < shardCount; s++)
+        {
+            _sentWindows[s] = Math.Min(_sentWindows[s], state.KnownWindowsOf(s));
+        }
+    }
+
+    /// <summary>The state machine's status for operators, tests and clients (record size limits come from the options).</summary>
+    public static SequencerStatus Describe(SequencerState state, SpecLogOptions options)
+    {
+        var completed = new long[options.ShardCount];
+        for (var s = 0; s < completed.Length; s++)
+        {
+            completed[s] = state.CompletedCutOf(s);
+        }
+
+        return new SequencerStatus(
+            options.ShardCount,
+            state.CommittedCut,
+            state.CommittedGsn,
+            state.History.Count,
+            state.History.Last,
+            state.ReportsApplied,
+            state.LagFixesIssued,
+            state.LagFixesAcknowledged,
+            completed,
+            options.Ordering.Mode.ToString(),
+            options.MaxRecordSize,
+            options.MaxBatchRecords);
+    }
+
+    private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)
+    {
+        var all = state.History.Windows;
+        var windows = fromWindow >= all.Count ? [] : all.Skip((int)fromWindow).ToArray();
+        _sentWindows[shard] = all.Count;
+        grainFactory.GetGrain<IShardGrain>(shard)
+            .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting))
+            .Ignore();
+    }
+}
