@@ -26,14 +26,22 @@ public class ClusterFixture : IAsyncLifetime
     {
     }
 
+    protected virtual void ConfigureSilo(ISiloBuilder silo)
+    {
+    }
+
     public async ValueTask InitializeAsync()
     {
         var builder = new InProcessTestClusterBuilder((short)Silos);
-        builder.ConfigureSilo((_, silo) => silo.AddSpecLog(o =>
+        builder.ConfigureSilo((_, silo) =>
         {
-            o.DataDirectory = _dataDirectory;
-            Configure(o);
-        }));
+            silo.AddSpecLog(o =>
+            {
+                o.DataDirectory = _dataDirectory;
+                Configure(o);
+            });
+            ConfigureSilo(silo);
+        });
         builder.ConfigureClient(client => client.AddSpecLogClient(o => o.SubscriptionRefresh = TimeSpan.FromMilliseconds(500)));
         Cluster = builder.Build();
         await Cluster.DeployAsync();

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
+using SpecLog.Server.Hosting;
 using SpecLog.Storage;
 
 namespace SpecLog.Server.Grains;
@@ -17,6 +18,7 @@ namespace SpecLog.Server.Grains;
 internal sealed partial class SequencerGrain(
     IOptions<SpecLogOptions> options,
     TimeProvider timeProvider,
+    SiloLogs siloLogs,
     IOrderingLayer ordering,
     ILogger<SequencerGrain> logger) : Grain, ISequencerGrain
 {
@@ -43,7 +45,7 @@ internal sealed partial class SequencerGrain(
             return;
         }
 
-        _windowLog = DurableLog.Open(new DurableLogOptions
+        _windowLog = siloLogs.Open(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, "sequencer"),
             SegmentSize = 4 << 20,
@@ -77,7 +79,7 @@ internal sealed partial class SequencerGrain(
     {
         if (_windowLog is not null)
         {
-            await _windowLog.DisposeAsync();
+            await siloLogs.CloseAsync(_windowLog);
         }
 
         await base.OnDeactivateAsync(reason, cancellationToken);

@@ -9,6 +9,7 @@ using SpecLog.Server.Ordering;
 using SpecLog.Server.Ordering.Copilot;
 using SpecLog.Server.Placement;
 using SpecLog.Server.Scheduling;
+using SpecLog.Server.Hosting;
 using SpecLog.Storage;
 
 namespace SpecLog.Server.Grains;
@@ -32,6 +33,7 @@ namespace SpecLog.Server.Grains;
 internal sealed partial class SequencerReplicaGrain(
     IOptions<SpecLogOptions> options,
     TimeProvider timeProvider,
+    SiloLogs siloLogs,
     DeadlineTicker deadlineTicker,
     ILocalSiloDetails siloDetails,
     ILogger<SequencerReplicaGrain> logger) : Grain, ISequencerReplicaGrain
@@ -77,7 +79,7 @@ internal sealed partial class SequencerReplicaGrain(
         _id = (int)key;
         _activatedAt = timeProvider.GetUtcNow();
         _copilot = replication.ToCopilotOptions();
-        _log = DurableLog.Open(new DurableLogOptions
+        _log = siloLogs.Open(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, $"sequencer-replica-{_id}"),
             SegmentSize = 8 << 20,
@@ -113,7 +115,7 @@ internal sealed partial class SequencerReplicaGrain(
         _timer?.Dispose();
         if (_log is not null)
         {
-            await _log.DisposeAsync();
+            await siloLogs.CloseAsync(_log);
         }
 
         LogDeactivated(logger, _id, _epoch, reason.Description);

@@ -6,6 +6,7 @@ using Orleans.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
 using SpecLog.Server.Scheduling;
+using SpecLog.Server.Hosting;
 using SpecLog.Storage;
 
 namespace SpecLog.Server.Grains;
@@ -22,6 +23,7 @@ internal sealed partial class ShardGrain(
     IOrderingLayer ordering,
     DeadlineTicker deadlineTicker,
     TimeProvider timeProvider,
+    SiloLogs siloLogs,
     ILogger<ShardGrain> logger) : Grain, IShardGrain
 {
     internal const byte RecordKind = 1;
@@ -62,7 +64,7 @@ internal sealed partial class ShardGrain(
         _activatedAt = timeProvider.GetUtcNow();
         _core = new ShardCore(_shard, _options.Ordering);
         _cache = new EntryCache(_options.RecentCacheBytes);
-        _log = DurableLog.Open(new DurableLogOptions
+        _log = siloLogs.Open(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, $"shard-{_shard}"),
             MaxEntrySize = Math.Max(_options.MaxRecordSize, 64),
@@ -90,7 +92,7 @@ internal sealed partial class ShardGrain(
         _timer?.Dispose();
         if (_log is not null)
         {
-            await _log.DisposeAsync();
+            await siloLogs.CloseAsync(_log);
         }
 
         var error = new InvalidOperationException($"Shard {_shard} deactivated ({reason.Description}) before the append was committed; its outcome is unknown.");

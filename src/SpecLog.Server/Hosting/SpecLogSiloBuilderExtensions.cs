@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SpecLog.Server;
+using SpecLog.Server.Hosting;
 using SpecLog.Server.Ordering;
 using SpecLog.Server.Ordering.Copilot;
 using SpecLog.Server.Placement;
@@ -33,6 +34,7 @@ public static class SpecLogSiloBuilderExtensions
         services.AddSingleton<IValidateOptions<SpecLogOptions>, SpecLogOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DeadlineTicker>();
+        services.TryAddSingleton<SiloLogs>();
         if (!services.Any(d => d.ServiceType == typeof(DistinctSiloPlacementDirector)))
         {
             services.AddPlacementDirector<DistinctSiloPlacement, DistinctSiloPlacementDirector>();

@@ -1,0 +1,38 @@
+using System.Collections.Concurrent;
+using SpecLog.Storage;
+
+namespace SpecLog.Server.Hosting;
+
+/// <summary>
+/// The durable logs grains on this silo have open. Grains close their log when they deactivate; whatever is still open
+/// when the silo's services are disposed (a silo stopped without deactivating its grains) is closed then, so its file
+/// lock is released as it would be when a process exits and another silo can take the grain over.
+/// </summary>
+internal class SiloLogs : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<DurableLog, byte> _open = new();
+
+    /// <summary>Opens (or creates) a log and tracks it. Virtual so tests can make a volume unavailable.</summary>
+    public virtual DurableLog Open(DurableLogOptions options)
+    {
+        var log = DurableLog.Open(options);
+        _open[log] = 0;
+        return log;
+    }
+
+    /// <summary>Closes a log opened here (flushes, seals, releases its lock).</summary>
+    public async ValueTask CloseAsync(DurableLog log)
+    {
+        _open.TryRemove(log, out _);
+        await log.DisposeAsync();
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var log in _open.Keys)
+        {
+            await CloseAsync(log);
+        }
+    }
+}
