@@ -9,6 +9,7 @@ public static class Program
     private static readonly IScenario[] s_scenarios =
     [
         new StorageScenario(),
+        new OrderingScenario(),
     ];
 
     public static async Task<int> Main(string[] args)
