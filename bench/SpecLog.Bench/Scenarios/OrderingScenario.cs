@@ -21,7 +21,7 @@ public sealed class OrderingScenario : IScenario
 
     public string Description =>
         "append p50/p99 with and without a slowed pilot/leader: Copilot vs Multi-Paxos (vs Single) "
-        + "[--modes Copilot,MultiPaxos,Single --silos 3 --replicas 3 --rate 1000 --seconds 8 --warmup 2 --rounds 3 --delay-ms 20]";
+        + "[--modes Copilot,MultiPaxos,Single --silos 3 --replicas 3 --rate 1000 --seconds 8 --warmup 2 --rounds 3 --delay-ms 20 --pingpong-ms 1 --takeover-ms 10]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -34,12 +34,15 @@ public sealed class OrderingScenario : IScenario
         var warmup = args.GetDouble("warmup", 2);
         var rounds = args.GetInt("rounds", 3);
         var delay = TimeSpan.FromMilliseconds(args.GetDouble("delay-ms", 20));
+        var defaults = new ReplicationOptions();
+        var pingPong = TimeSpan.FromMilliseconds(args.GetDouble("pingpong-ms", defaults.PingPongWait.TotalMilliseconds));
+        var takeover = TimeSpan.FromMilliseconds(args.GetDouble("takeover-ms", defaults.TakeoverTimeout.TotalMilliseconds));
         if (silos < 1 || rate < 1 || seconds <= 0 || rounds < 1)
         {
             throw new ArgumentException("--silos, --rate, --seconds and --rounds must be positive.");
         }
 
-        Console.WriteLine($"ordering: {silos} silos in one process, {replicas} replicas, {rate} appends/s open loop, {seconds} s measured after {warmup} s warm-up, slow = every call to the pilot/leader delayed {delay.TotalMilliseconds} ms, {rounds} rounds, fsync on");
+        Console.WriteLine($"ordering: {silos} silos in one process, {replicas} replicas, {rate} appends/s open loop, {seconds} s measured after {warmup} s warm-up, slow = every call to the pilot/leader delayed {delay.TotalMilliseconds} ms, {rounds} rounds, fsync on, ping-pong wait {pingPong.TotalMilliseconds} ms, takeover {takeover.TotalMilliseconds} ms");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores; load average {LoadAverage()}");
         // Single is the unreplicated baseline, healthy only: its sequencer grain handles one call at a time, so a delay
         // injected at its door would serialise (20 ms per report) instead of delaying each message as for the replicas.
@@ -51,7 +54,7 @@ public sealed class OrderingScenario : IScenario
         {
             foreach (var config in configs)
             {
-                var r = await RunOnceAsync(config.Mode, config.Slow, silos, replicas, rate, seconds, warmup, delay);
+                var r = await RunOnceAsync(config.Mode, config.Slow, silos, replicas, rate, seconds, warmup, delay, pingPong, takeover);
                 results[config].Add(r);
                 Console.WriteLine($"  round {round + 1} {Label(config.Mode, config.Slow),-24} p50 {r.P50:F2} ms  p90 {r.P90:F2}  p99 {r.P99:F2}  max {r.Max:F1}  done {r.Completed}/{r.Issued}  failed {r.Failed}");
             }
@@ -99,7 +102,7 @@ public sealed class OrderingScenario : IScenario
     private sealed record RunResult(double P50, double P90, double P99, double Max, long Issued, long Completed, long Failed);
 
     private static async Task<RunResult> RunOnceAsync(
-        SequencerReplication mode, bool slow, int silos, int replicas, int rate, double seconds, double warmup, TimeSpan delay)
+        SequencerReplication mode, bool slow, int silos, int replicas, int rate, double seconds, double warmup, TimeSpan delay, TimeSpan pingPong, TimeSpan takeover)
     {
         var dataDirectory = Path.Combine(Path.GetTempPath(), "speclog-bench", Guid.NewGuid().ToString("N"));
         var builder = new InProcessTestClusterBuilder((short)silos);
@@ -110,6 +113,8 @@ public sealed class OrderingScenario : IScenario
                 o.DataDirectory = dataDirectory;
                 o.Replication.Mode = mode;
                 o.Replication.Replicas = replicas;
+                o.Replication.PingPongWait = pingPong;
+                o.Replication.TakeoverTimeout = takeover;
             });
             silo.AddIncomingGrainCallFilter<SlowLeaderFilter>();
         });
