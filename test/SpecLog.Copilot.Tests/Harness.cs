@@ -3,7 +3,8 @@ namespace SpecLog.Copilot.Tests;
 /// <summary>
 /// A hand-driven network for scenario tests: messages wait in <see cref="Pending"/> until the test delivers or drops
 /// them; time moves only when the test advances it. Every effect goes through the same invariant checker as the
-/// simulator, so a scenario that breaks I1–I6 fails at the step that broke it.
+/// simulator, so a scenario that breaks I1–I6 (or answers a command before executing it, I7) fails at the step that
+/// broke it; the client history (I7) is checked by <see cref="ThrowIfBroken"/> and at the end of <see cref="Run"/>.
 /// </summary>
 internal sealed class Harness
 {
@@ -55,9 +56,17 @@ internal sealed class Harness
 
     public List<(int Replica, int Log, long Slot, EntryValue<int> Value, long At)> Commits { get; } = [];
 
+    public List<(int Replica, CommandId Command, long At)> Replies { get; } = [];
+
     public long Now { get; private set; }
 
     public void ThrowIfBroken()
+    {
+        Checker.CheckHistory();
+        ThrowIfFailed();
+    }
+
+    private void ThrowIfFailed()
     {
         if (Checker.Failure is { } failure)
         {
@@ -65,8 +74,11 @@ internal sealed class Harness
         }
     }
 
-    public void Submit(int replica, int client, long seq) =>
+    public void Submit(int replica, int client, long seq)
+    {
+        Checker.OnSubmit(new CommandId(client, seq), Now);
         Step(replica, (rep, fx) => rep.Submit(new Command<int>(new CommandId(client, seq), client), Now, fx));
+    }
 
     public void StartRecovery(int replica, int log, long slot) => Step(replica, (rep, fx) => rep.StartRecovery(log, slot, Now, fx));
 
@@ -115,9 +127,10 @@ internal sealed class Harness
         var end = Now + budget;
         while (Now < end)
         {
-            ThrowIfBroken();
+            ThrowIfFailed();
             if (done?.Invoke() == true)
             {
+                ThrowIfBroken();
                 return true;
             }
 
@@ -211,6 +224,10 @@ internal sealed class Harness
                     break;
                 case EntryExecutedEffect<int> x:
                     Checker.OnEntryExecuted(r, x.Log, x.Slot);
+                    break;
+                case ReplyEffect<int> reply:
+                    Replies.Add((r, reply.Command, Now));
+                    Checker.OnReply(r, reply.Command, Now);
                     break;
             }
         }

@@ -5,7 +5,10 @@ namespace SpecLog.Copilot.Tests;
 /// I1 at most one value committed per (log, slot); I2 committed entries of the two logs are compatible;
 /// I3 every replica's executed sequence is a prefix of one reference sequence; I4 no command executes twice in one
 /// replica life; I5 each log's entries execute in order, only once committed, and only their committed commands;
-/// I6 an acceptor's persisted promises never go backwards.
+/// I6 an acceptor's persisted promises never go backwards; I7 the client history is linearizable: a reply is emitted
+/// only once the command (or a newer command of its client, which supersedes it) executed on the replying replica
+/// (checked at the effect), and a command replied before another command's first submission executes before it
+/// (checked over the whole history by <see cref="CheckHistory"/>).
 /// </summary>
 internal sealed class InvariantChecker
 {
@@ -14,6 +17,8 @@ internal sealed class InvariantChecker
     private readonly Life[] _lives;
     private readonly Dictionary<(int Replica, int Log, long Slot), Ballot> _slotPromises = [];
     private readonly Dictionary<(int Replica, int Log), Ballot> _viewPromises = [];
+    private readonly Dictionary<CommandId, long> _submittedAt = [];
+    private readonly Dictionary<CommandId, long> _repliedAt = [];
 
     public InvariantChecker(int replicas)
     {
@@ -95,6 +100,7 @@ internal sealed class InvariantChecker
 
         var index = life.Executed.Count;
         life.Executed.Add(id);
+        life.HighWater[id.Client] = Math.Max(life.HighWater.GetValueOrDefault(id.Client, long.MinValue), id.Seq);
         if (index < _reference.Count)
         {
             if (_reference[index] != id)
@@ -149,6 +155,103 @@ internal sealed class InvariantChecker
         }
     }
 
+    /// <summary>A client submitted <paramref name="id"/> at <paramref name="now"/> (only the first submission counts).</summary>
+    public void OnSubmit(CommandId id, long now) => _submittedAt.TryAdd(id, now);
+
+    /// <summary>
+    /// I7, at the effect: a replica answers a command only after it executed it in this life, or executed a newer
+    /// command of the same client (which supersedes it: the core answers such a resubmission too). Records the first
+    /// reply time of each command for <see cref="CheckHistory"/>.
+    /// </summary>
+    public void OnReply(int replica, CommandId id, long now)
+    {
+        var life = _lives[replica];
+        if (!life.Set.Contains(id) && !(life.HighWater.TryGetValue(id.Client, out var high) && high > id.Seq))
+        {
+            Fail($"I7: replica {replica} replied for {id} at t={now} before executing it (nor any newer command of client {id.Client})");
+        }
+
+        _repliedAt.TryAdd(id, now);
+    }
+
+    /// <summary>I7 over the history so far (call at the end of a schedule): see <see cref="FindHistoryViolation"/>.</summary>
+    public void CheckHistory()
+    {
+        if (Failure is null && FindHistoryViolation(_reference, _submittedAt, _repliedAt) is { } violation)
+        {
+            Fail(violation);
+        }
+    }
+
+    /// <summary>
+    /// I7 over a client history: <paramref name="executed"/> is the executed sequence (the same on every replica by I3),
+    /// <paramref name="submittedAt"/> each command's first submission time, <paramref name="repliedAt"/> the time of the
+    /// first reply any replica emitted for it. For every replied A and every executed B first submitted strictly after
+    /// A's reply, A must execute before B. A command that never executed because a newer command of its client
+    /// superseded it takes effect where that newer command executed (the first executed command of the client with a
+    /// higher Seq); a replied command that neither executed nor was superseded is itself a violation. Commands that
+    /// never executed (superseded or still in flight) impose nothing as B. O(replied × executed). Null when linearizable.
+    /// </summary>
+    public static string? FindHistoryViolation(
+        IReadOnlyList<CommandId> executed,
+        IReadOnlyDictionary<CommandId, long> submittedAt,
+        IReadOnlyDictionary<CommandId, long> repliedAt)
+    {
+        ArgumentNullException.ThrowIfNull(executed);
+        ArgumentNullException.ThrowIfNull(submittedAt);
+        ArgumentNullException.ThrowIfNull(repliedAt);
+        var position = new Dictionary<CommandId, int>(executed.Count);
+        for (var i = 0; i < executed.Count; i++)
+        {
+            position.TryAdd(executed[i], i);
+        }
+
+        foreach (var (a, repliedAtTime) in repliedAt.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key.Client).ThenBy(kv => kv.Key.Seq))
+        {
+            string how;
+            if (position.TryGetValue(a, out var at))
+            {
+                how = $"executed at position {at}";
+            }
+            else
+            {
+                at = -1;
+                for (var i = 0; i < executed.Count; i++)
+                {
+                    if (executed[i].Client == a.Client && executed[i].Seq > a.Seq)
+                    {
+                        at = i;
+                        break;
+                    }
+                }
+
+                if (at < 0)
+                {
+                    return $"I7: {a} was replied at t={repliedAtTime} but neither executed nor was superseded by a newer command of client {a.Client}";
+                }
+
+                how = $"superseded by {executed[at]} at position {at}";
+            }
+
+            for (var j = 0; j <= at; j++)
+            {
+                var b = executed[j];
+                if (submittedAt.TryGetValue(b, out var submitted) && submitted > repliedAtTime)
+                {
+                    if (b == a)
+                    {
+                        return $"I7: {a} was replied at t={repliedAtTime}, before its first submission at t={submitted}";
+                    }
+
+                    return $"I7: {a} was replied at t={repliedAtTime} ({how}) but {b}, first submitted later at t={submitted}, "
+                        + $"executed before it at position {j}";
+                }
+            }
+        }
+
+        return null;
+    }
+
     public void Fail(string message) => Failure ??= message;
 
     private sealed class Life
@@ -156,6 +259,9 @@ internal sealed class InvariantChecker
         public List<CommandId> Executed { get; } = [];
 
         public HashSet<CommandId> Set { get; } = [];
+
+        /// <summary>Highest Seq executed per client in this life (what the core's HasExecuted compares against).</summary>
+        public Dictionary<int, long> HighWater { get; } = [];
 
         public long[] NextEntry { get; } = new long[2];
     }

@@ -9,7 +9,8 @@ internal sealed class SimulationException(string message) : Exception(message);
 /// Deterministic discrete-event simulation of n replicas and a few closed-loop clients, all driven by one seed (time
 /// in µs): random message delays (hence reordering), drops, duplicates, slowdowns of any replica (pilots included),
 /// crashes and restarts from the persisted records of at most f replicas at a time, and network partitions. Faults stop
-/// at a seeded time; from then on every submitted command must execute on every replica (liveness).
+/// at a seeded time; from then on every submitted command must execute on every replica (liveness), and the client
+/// history (first submission and first reply of every command) must be linearizable (I7).
 /// </summary>
 internal sealed class Simulation
 {
@@ -137,6 +138,12 @@ internal sealed class Simulation
 
             if (_healed && Done())
             {
+                _checker.CheckHistory();
+                if (_checker.Failure is { } historyFailure)
+                {
+                    throw Failed(historyFailure);
+                }
+
                 foreach (var h in _hosts)
                 {
                     AddCounters(h.Replica.Counters);
@@ -403,6 +410,7 @@ internal sealed class Simulation
         client.Outstanding = new CommandId(client.Id, client.NextSeq++);
         client.Attempts = 0;
         client.SubmittedAt = _now;
+        _checker.OnSubmit(client.Outstanding.Value, _now);
         SendCommand(client);
     }
 
@@ -487,6 +495,7 @@ internal sealed class Simulation
                     _checker.OnEntryExecuted(r, x.Log, x.Slot);
                     break;
                 case ReplyEffect<int> reply:
+                    _checker.OnReply(r, reply.Command, _now);
                     if (_rng.NextDouble() >= _dropRate)
                     {
                         Schedule(_now + Delay(r, -1), new ClientReply(reply.Command.Client, reply.Command, r));
