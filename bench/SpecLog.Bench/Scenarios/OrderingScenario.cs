@@ -21,7 +21,7 @@ public sealed class OrderingScenario : IScenario
 
     public string Description =>
         "append p50/p99 with and without a slowed pilot/leader: Copilot vs Multi-Paxos (vs Single) "
-        + "[--modes Copilot,MultiPaxos,Single --silos 3 --replicas 3 --rate 1000 --seconds 8 --warmup 2 --rounds 3 --delay-ms 20 --pingpong-ms 1 --takeover-ms 10]";
+        + "[--modes Copilot,MultiPaxos,Single --silos 3 --replicas 3 --rate 1000 --seconds 8 --warmup 2 --rounds 3 --delay-ms 20 --pingpong-ms 1 --takeover-ms 10 --no-fsync]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -36,13 +36,14 @@ public sealed class OrderingScenario : IScenario
         var delay = TimeSpan.FromMilliseconds(args.GetDouble("delay-ms", 20));
         var defaults = new ReplicationOptions();
         var pingPong = TimeSpan.FromMilliseconds(args.GetDouble("pingpong-ms", defaults.PingPongWait.TotalMilliseconds));
+        var fsync = args.Get("no-fsync") is null;
         var takeover = TimeSpan.FromMilliseconds(args.GetDouble("takeover-ms", defaults.TakeoverTimeout.TotalMilliseconds));
         if (silos < 1 || rate < 1 || seconds <= 0 || rounds < 1)
         {
             throw new ArgumentException("--silos, --rate, --seconds and --rounds must be positive.");
         }
 
-        Console.WriteLine($"ordering: {silos} silos in one process, {replicas} replicas, {rate} appends/s open loop, {seconds} s measured after {warmup} s warm-up, slow = every call to the pilot/leader delayed {delay.TotalMilliseconds} ms, {rounds} rounds, fsync on, ping-pong wait {pingPong.TotalMilliseconds} ms, takeover {takeover.TotalMilliseconds} ms");
+        Console.WriteLine($"ordering: {silos} silos in one process, {replicas} replicas, {rate} appends/s open loop, {seconds} s measured after {warmup} s warm-up, slow = every call to the pilot/leader delayed {delay.TotalMilliseconds} ms, {rounds} rounds, fsync {(fsync ? "on" : "OFF")}, ping-pong wait {pingPong.TotalMilliseconds} ms, takeover {takeover.TotalMilliseconds} ms");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores; load average {LoadAverage()}");
         // Single is the unreplicated baseline, healthy only: its sequencer grain handles one call at a time, so a delay
         // injected at its door would serialise (20 ms per report) instead of delaying each message as for the replicas.
@@ -54,7 +55,7 @@ public sealed class OrderingScenario : IScenario
         {
             foreach (var config in configs)
             {
-                var r = await RunOnceAsync(config.Mode, config.Slow, silos, replicas, rate, seconds, warmup, delay, pingPong, takeover);
+                var r = await RunOnceAsync(config.Mode, config.Slow, silos, replicas, rate, seconds, warmup, delay, pingPong, takeover, fsync);
                 results[config].Add(r);
                 Console.WriteLine($"  round {round + 1} {Label(config.Mode, config.Slow),-24} p50 {r.P50:F2} ms  p90 {r.P90:F2}  p99 {r.P99:F2}  max {r.Max:F1}  done {r.Completed}/{r.Issued}  failed {r.Failed}");
             }
@@ -102,7 +103,7 @@ public sealed class OrderingScenario : IScenario
     private sealed record RunResult(double P50, double P90, double P99, double Max, long Issued, long Completed, long Failed);
 
     private static async Task<RunResult> RunOnceAsync(
-        SequencerReplication mode, bool slow, int silos, int replicas, int rate, double seconds, double warmup, TimeSpan delay, TimeSpan pingPong, TimeSpan takeover)
+        SequencerReplication mode, bool slow, int silos, int replicas, int rate, double seconds, double warmup, TimeSpan delay, TimeSpan pingPong, TimeSpan takeover, bool fsync)
     {
         var dataDirectory = Path.Combine(Path.GetTempPath(), "speclog-bench", Guid.NewGuid().ToString("N"));
         var builder = new InProcessTestClusterBuilder((short)silos);
@@ -112,6 +113,7 @@ public sealed class OrderingScenario : IScenario
             {
                 o.DataDirectory = dataDirectory;
                 o.Replication.Mode = mode;
+                o.Fsync = fsync;
                 o.Replication.Replicas = replicas;
                 o.Replication.PingPongWait = pingPong;
                 o.Replication.TakeoverTimeout = takeover;
@@ -170,6 +172,13 @@ public sealed class OrderingScenario : IScenario
             }
 
             await Task.WhenAll(inFlight);
+            if (mode != SequencerReplication.Single)
+            {
+                var statuses = await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => cluster.Client.GetGrain<ISequencerReplicaGrain>(r).GetStatusAsync()));
+                Console.WriteLine("    replicas: " + string.Join("; ", statuses.Select(st =>
+                    $"r{st.Replica}{(st.ActivePilot0 ? " P0" : "")}{(st.ActivePilot1 ? " P1" : "")} exec {st.Executed0}+{st.Executed1} cmds {st.CommandsExecuted} fast {st.FastCommits} slow {st.SlowPaths} takeovers {st.Takeovers} skips {st.NullDependencySkips}")));
+            }
+
             return new RunResult(
                 histogram.GetValueAtPercentile(50) / (double)TimeSpan.TicksPerMillisecond,
                 histogram.GetValueAtPercentile(90) / (double)TimeSpan.TicksPerMillisecond,

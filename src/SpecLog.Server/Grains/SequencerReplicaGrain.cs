@@ -45,6 +45,8 @@ internal sealed partial class SequencerReplicaGrain(
     private readonly SequencerOutput _output = new();
     private readonly HashSet<CommandId> _executedNow = [];
     private readonly HashSet<int> _answer = [];
+    private readonly Queue<(long Required, int To, Message<ShardReport> Message)> _pending = new();
+    private List<Message<ShardReport>>?[] _packets = [];
     private CopilotOptions _copilot = null!;
     private Replica<ShardReport> _replica = null!;
     private SequencerState _state = null!;
@@ -79,6 +81,7 @@ internal sealed partial class SequencerReplicaGrain(
         _id = (int)key;
         _activatedAt = timeProvider.GetUtcNow();
         _copilot = replication.ToCopilotOptions();
+        _packets = new List<Message<ShardReport>>?[_copilot.ReplicaCount];
         _log = siloLogs.Open(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, $"sequencer-replica-{_id}"),
@@ -378,16 +381,9 @@ internal sealed partial class SequencerReplicaGrain(
             return;
         }
 
-        if (_log.DurableIndex < _log.NextIndex)
-        {
-            await _log.FlushAsync(); // covers this call's records and any peer epoch remembered before them
-        }
-
-        if (_deactivating)
-        {
-            return;
-        }
-
+        // Every message of this call waits until the log is durable up to everything appended so far. Messages of
+        // calls that share one group commit leave together, one packet per destination.
+        var required = _log.NextIndex;
         for (var to = 0; to < _copilot.ReplicaCount; to++)
         {
             if (to == _id)
@@ -395,20 +391,52 @@ internal sealed partial class SequencerReplicaGrain(
                 continue;
             }
 
-            List<Message<ShardReport>>? messages = null;
             if (outbox is not null && outbox.TryGetValue(to, out var own))
             {
-                messages = own;
+                foreach (var m in own)
+                {
+                    _pending.Enqueue((required, to, m));
+                }
             }
 
             if (broadcast is not null)
             {
-                messages = messages is null ? broadcast : [.. messages, .. broadcast];
+                foreach (var m in broadcast)
+                {
+                    _pending.Enqueue((required, to, m));
+                }
             }
+        }
 
-            if (messages is not null)
+        if (_log.DurableIndex < required)
+        {
+            await _log.FlushAsync(); // covers this call's records and any peer epoch remembered before them
+        }
+
+        SendDurable();
+    }
+
+    /// <summary>Sends every queued message whose records are durable, one packet per destination.</summary>
+    private void SendDurable()
+    {
+        if (_deactivating)
+        {
+            return;
+        }
+
+        var durable = _log.DurableIndex;
+        while (_pending.Count > 0 && _pending.Peek().Required <= durable)
+        {
+            var (_, to, message) = _pending.Dequeue();
+            (_packets[to] ??= []).Add(message);
+        }
+
+        for (var to = 0; to < _packets.Length; to++)
+        {
+            if (_packets[to] is { Count: > 0 } packet)
             {
-                GrainFactory.GetGrain<ISequencerReplicaGrain>(to).Deliver(_id, _epoch, ReplicaCodec.EncodeMessages(messages)).Ignore();
+                GrainFactory.GetGrain<ISequencerReplicaGrain>(to).Deliver(_id, _epoch, ReplicaCodec.EncodeMessages(packet)).Ignore();
+                packet.Clear();
             }
         }
     }
