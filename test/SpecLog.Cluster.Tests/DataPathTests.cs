@@ -3,8 +3,25 @@ using SpecLog.Client;
 
 namespace SpecLog.Cluster.Tests;
 
+/// <summary>On the shared one-silo cluster (the sequencer replicated with Copilot, the default).</summary>
 [Collection(SharedClusterCollection.Name)]
-public sealed class DataPathTests(ClusterFixture fixture)
+public sealed class DataPathTests(ClusterFixture fixture) : DataPathTestsBase(fixture);
+
+/// <summary>The same tests with the unreplicated single sequencer.</summary>
+public sealed class SingleSequencerDataPathTests(SingleSequencerClusterFixture fixture)
+    : DataPathTestsBase(fixture), IClassFixture<SingleSequencerClusterFixture>;
+
+/// <summary>The same tests on three silos, the replicas on distinct silos.</summary>
+public sealed class ThreeSiloDataPathTests(ThreeSiloClusterFixture fixture)
+    : DataPathTestsBase(fixture), IClassFixture<ThreeSiloClusterFixture>;
+
+public sealed class SingleSequencerClusterFixture : ClusterFixture
+{
+    protected override void Configure(SpecLog.Server.SpecLogOptions options) => options.Replication.Mode = SpecLog.Server.SequencerReplication.Single;
+}
+
+/// <summary>The data-path tests of issue 2, run unchanged against each ordering layer.</summary>
+public abstract class DataPathTestsBase(ClusterFixture fixture)
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
 
