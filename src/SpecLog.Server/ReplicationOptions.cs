@@ -25,7 +25,7 @@ public sealed class ReplicationOptions
     public int Replicas { get; set; } = 3;
 
     /// <summary>How often each replica tells the others it is alive.</summary>
-    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>How long a log's pilot may stay silent before the other replicas elect a new one (view change).</summary>
     public TimeSpan ElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(300);
