@@ -24,9 +24,12 @@ public sealed partial class Replica<T>
             _pilotHeard[m.Log] = _now;
             if (m.Slot > _lastOtherFastAccept[m.Log])
             {
-                // Ping-pong batching: the other pilot's FastAccept closes this pilot's batch.
+                // Ping-pong batching: the other pilot's FastAccept closes this pilot's batch. If it did not see this
+                // pilot's latest proposal, the two crossed (each depends on something older than the other): were both
+                // to take that as their turn, their next proposals would cross again, for ever. Only log 0's pilot
+                // takes it; log 1's waits for a FastAccept that depends on its latest, which restores alternation.
                 _lastOtherFastAccept[m.Log] = m.Slot;
-                if (from != Id && _pilots[1 - m.Log] is { } mine)
+                if (from != Id && _pilots[1 - m.Log] is { } mine && (mine.Log == 0 || m.Value.Dep >= mine.LastProposed))
                 {
                     mine.MyTurn = true;
                 }

@@ -47,6 +47,9 @@ public sealed partial class Replica<T>
 
         /// <summary>True when the other pilot proposed since this pilot's last proposal: the batch closes at once.</summary>
         public bool MyTurn { get; set; }
+
+        /// <summary>This pilot's latest proposed entry (-1 for none): ping-pong batching tells crossing proposals by it.</summary>
+        public long LastProposed { get; set; } = -1;
     }
 
     /// <summary>One entry this replica is driving to commit: its own proposal, a takeover, or a view recovery.</summary>
@@ -117,6 +120,7 @@ public sealed partial class Replica<T>
             var ids = s.Value.Commands.Select(c => c.Id).ToArray();
             pilot.InFlight[slot] = ids;
             pilot.Pending.UnionWith(ids);
+            pilot.LastProposed = slot;
         }
     }
 
@@ -188,6 +192,7 @@ public sealed partial class Replica<T>
         var value = new EntryValue<T>(false, dep, commands.ToImmutable());
         pilot.InFlight[slot] = value.Commands.Select(c => c.Id).ToArray();
         pilot.MyTurn = false;
+        pilot.LastProposed = slot;
         var p = new Proposal(pilot.Log, slot, pilot.Ballot, ProposalKind.Pilot, _copilotMode ? Phase.FastAccept : Phase.Accept)
         {
             Value = value,
