@@ -10,6 +10,7 @@ public static class Program
     [
         new StorageScenario(),
         new OrderingScenario(),
+        new FloorsScenario(),
     ];
 
     public static async Task<int> Main(string[] args)
