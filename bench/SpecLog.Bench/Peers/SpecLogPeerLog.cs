@@ -1,0 +1,140 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Orleans.TestingHost;
+using SpecLog.Client;
+using SpecLog.Server;
+
+namespace SpecLog.Bench.Peers;
+
+/// <summary>
+/// SpecLog under the peers workload: an in-process single-silo cluster (as the ordering scenario starts one), the
+/// unreplicated sequencer (<see cref="SequencerReplication.Single"/>), real storage with fsync on. Append ack is
+/// <see cref="SpecLogClient.AppendAsync"/>; the consumer is one <see cref="SpecLogClient.SubscribeAsync"/>: kind 0 is
+/// speculative delivery (<see cref="SpeculativeRecord"/>, durable on its shard), kind 1 is confirmed delivery (the
+/// <see cref="ConfirmedRange"/> that covers the record).
+/// </summary>
+internal sealed class SpecLogPeerLog : IPeerLog
+{
+    private readonly InProcessTestCluster _cluster;
+    private readonly SpecLogClient _client;
+    private readonly string _dataDirectory;
+    private Task? _consumer;
+
+    private SpecLogPeerLog(InProcessTestCluster cluster, SpecLogClient client, string dataDirectory)
+    {
+        _cluster = cluster;
+        _client = client;
+        _dataDirectory = dataDirectory;
+    }
+
+    public string Name => "SpecLog";
+
+    public IReadOnlyList<string> DeliveryKinds { get; } = ["speculative", "confirmed"];
+
+    public static async Task<SpecLogPeerLog> StartAsync(int shards, bool fsync)
+    {
+        var dataDirectory = Path.Combine(Path.GetTempPath(), "speclog-bench", Guid.NewGuid().ToString("N"));
+        var builder = new InProcessTestClusterBuilder(1);
+        builder.ConfigureSilo((_, silo) => silo.AddSpecLog(o =>
+        {
+            o.DataDirectory = dataDirectory;
+            o.ShardCount = shards;
+            o.Fsync = fsync;
+            o.Replication.Mode = SequencerReplication.Single;
+        }));
+        builder.ConfigureSiloHost((_, host) => host.Logging.SetMinimumLevel(LogLevel.Warning));
+        builder.ConfigureClientHost(host => host.Logging.SetMinimumLevel(LogLevel.Warning));
+        builder.ConfigureClient(client => client.AddSpecLogClient());
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        var client = cluster.Client.ServiceProvider.GetRequiredService<SpecLogClient>();
+        var peer = new SpecLogPeerLog(cluster, client, dataDirectory);
+        try
+        {
+            // Activate every shard and the sequencer before anything is measured.
+            for (var s = 0; s < shards; s++)
+            {
+                await client.AppendAsync(PeerRecord.Create(16, -1), s);
+            }
+        }
+        catch
+        {
+            await peer.DisposeAsync();
+            throw;
+        }
+
+        return peer;
+    }
+
+    public Task AppendAsync(byte[] record, CancellationToken cancellationToken) => _client.AppendAsync(record, cancellationToken: cancellationToken);
+
+    public Task StartConsumerAsync(Action<int, ReadOnlySpan<byte>> delivered, CancellationToken cancellationToken)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _consumer = Task.Run(async () =>
+        {
+            // Speculative records arrive in GSN order; remember their stamps until a confirmed range covers them.
+            var pending = new Queue<(long Gsn, byte[] Header)>();
+            try
+            {
+                var stream = _client.SubscribeAsync(0, cancellationToken).GetAsyncEnumerator(cancellationToken);
+                await using (stream)
+                {
+                    var first = stream.MoveNextAsync();
+                    started.TrySetResult();
+                    while (await first)
+                    {
+                        switch (stream.Current)
+                        {
+                            case SpeculativeRecord r:
+                                delivered(0, r.Payload.Span);
+                                pending.Enqueue((r.Gsn, r.Payload[..Math.Min(PeerRecord.HEADER_BYTES, r.Payload.Length)].ToArray()));
+                                break;
+                            case ConfirmedRange c:
+                                while (pending.Count > 0 && pending.Peek().Gsn < c.ToGsn)
+                                {
+                                    delivered(1, pending.Dequeue().Header);
+                                }
+
+                                break;
+                        }
+
+                        first = stream.MoveNextAsync();
+                    }
+                }
+            }
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
+            {
+            }
+            finally
+            {
+                started.TrySetResult();
+            }
+        }, CancellationToken.None);
+        // The subscription attaches to the shards asynchronously; give it a moment before appends start.
+        return started.Task.ContinueWith(_ => Task.Delay(200, CancellationToken.None), TaskScheduler.Default).Unwrap();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_consumer is not null)
+        {
+            try
+            {
+                await _consumer.WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
+        await _cluster.DisposeAsync();
+        try
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
