@@ -11,6 +11,7 @@ public static class Program
         new StorageScenario(),
         new OrderingScenario(),
         new FloorsScenario(),
+        new PeersScenario(),
     ];
 
     public static async Task<int> Main(string[] args)
