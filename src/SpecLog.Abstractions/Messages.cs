@@ -110,6 +110,7 @@ public sealed record SequencerStatus(
 /// <param name="NullDependencySkips">Dependencies skipped by null-dependency elimination.</param>
 /// <param name="StaleMessagesDropped">Messages dropped because they came from an older incarnation of their sender.</param>
 /// <param name="ActivatedAt">When this activation started.</param>
+/// <param name="Wakeups">Timer wake-ups this activation ran (deadline ticker and grain timer).</param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaStatus")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Replica,
@@ -130,4 +131,5 @@ public sealed record ReplicaStatus(
     [property: Id(15)] long ViewsWon,
     [property: Id(16)] long NullDependencySkips,
     [property: Id(17)] long StaleMessagesDropped,
-    [property: Id(18)] DateTimeOffset ActivatedAt);
+    [property: Id(18)] DateTimeOffset ActivatedAt,
+    [property: Id(19)] long Wakeups);

@@ -15,6 +15,9 @@ public sealed class SpecLogOptions
     /// <summary>Default most records in one batched append.</summary>
     public const int DEFAULT_MAX_BATCH_RECORDS = 10_000;
 
+    /// <summary>Default size of a shard log segment file (64 MiB).</summary>
+    public const long DEFAULT_SEGMENT_SIZE = 64L << 20;
+
     /// <summary>Default data directory, relative to the working directory.</summary>
     public const string DEFAULT_DATA_DIRECTORY = "speclog-data";
 
@@ -32,6 +35,12 @@ public sealed class SpecLogOptions
 
     /// <summary>Where shard logs and the sequencer's window log live.</summary>
     public string DataDirectory { get; set; } = DEFAULT_DATA_DIRECTORY;
+
+    /// <summary>
+    /// Size of each shard log segment file. The next segment is zero-filled in the background ahead of need, so
+    /// appends never extend a file; smaller segments mean less of that I/O at start (tests use 4 MiB).
+    /// </summary>
+    public long SegmentSize { get; set; } = DEFAULT_SEGMENT_SIZE;
 
     /// <summary>Largest record accepted, in bytes; larger appends are refused with an <see cref="ArgumentException"/>.</summary>
     public int MaxRecordSize { get; set; } = DEFAULT_MAX_RECORD_SIZE;
@@ -78,6 +87,16 @@ public sealed class SpecLogOptionsValidator : IValidateOptions<SpecLogOptions>
         if (options.MaxRecordSize is < 1 or > 64 << 20)
         {
             errors.Add($"SpecLog:MaxRecordSize must be in [1, 64 MiB] (got {options.MaxRecordSize}).");
+        }
+
+        if (options.SegmentSize is < 1L << 20 or > 1L << 30)
+        {
+            errors.Add($"SpecLog:SegmentSize must be in [1 MiB, 1 GiB] (got {options.SegmentSize}).");
+        }
+
+        if (options.SegmentSize < (long)options.MaxRecordSize + 4096)
+        {
+            errors.Add($"SpecLog:SegmentSize ({options.SegmentSize}) must exceed MaxRecordSize ({options.MaxRecordSize}) by at least 4 KiB.");
         }
 
         if (options.MaxBatchRecords < 1)

@@ -38,6 +38,7 @@ public class ClusterFixture : IAsyncLifetime
             silo.AddSpecLog(o =>
             {
                 o.DataDirectory = _dataDirectory;
+                o.SegmentSize = 4 << 20; // many clusters start at once: keep the background segment zero-filling small
                 Configure(o);
             });
             ConfigureSilo(silo);

@@ -176,7 +176,7 @@ public sealed class OrderingScenario : IScenario
             {
                 var statuses = await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => cluster.Client.GetGrain<ISequencerReplicaGrain>(r).GetStatusAsync()));
                 Console.WriteLine("    replicas: " + string.Join("; ", statuses.Select(st =>
-                    $"r{st.Replica}{(st.ActivePilot0 ? " P0" : "")}{(st.ActivePilot1 ? " P1" : "")} exec {st.Executed0}+{st.Executed1} cmds {st.CommandsExecuted} fast {st.FastCommits} slow {st.SlowPaths} takeovers {st.Takeovers} skips {st.NullDependencySkips}")));
+                    $"r{st.Replica}{(st.ActivePilot0 ? " P0" : "")}{(st.ActivePilot1 ? " P1" : "")} exec {st.Executed0}+{st.Executed1} cmds {st.CommandsExecuted} fast {st.FastCommits} slow {st.SlowPaths} takeovers {st.Takeovers} skips {st.NullDependencySkips} wakeups {st.Wakeups}")));
             }
 
             return new RunResult(

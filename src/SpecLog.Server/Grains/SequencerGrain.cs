@@ -45,7 +45,7 @@ internal sealed partial class SequencerGrain(
             return;
         }
 
-        _windowLog = siloLogs.Open(new DurableLogOptions
+        _windowLog = await siloLogs.OpenAsync(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, "sequencer"),
             SegmentSize = 4 << 20,

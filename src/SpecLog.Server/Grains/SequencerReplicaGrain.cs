@@ -59,6 +59,7 @@ internal sealed partial class SequencerReplicaGrain(
     private int _id;
     private long _commandsExecuted;
     private long _staleDropped;
+    private long _wakeups;
     private long _lastProgressCut = -1;
     private long _lastProgressMicros;
     private DateTimeOffset _activatedAt;
@@ -82,10 +83,10 @@ internal sealed partial class SequencerReplicaGrain(
         _activatedAt = timeProvider.GetUtcNow();
         _copilot = replication.ToCopilotOptions();
         _packets = new List<Message<ShardReport>>?[_copilot.ReplicaCount];
-        _log = siloLogs.Open(new DurableLogOptions
+        _log = await siloLogs.OpenAsync(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, $"sequencer-replica-{_id}"),
-            SegmentSize = 8 << 20,
+            SegmentSize = Math.Min(8L << 20, _options.SegmentSize),
             Fsync = _options.Fsync,
         });
         var records = ReadLog(out var lastEpoch);
@@ -240,7 +241,8 @@ internal sealed partial class SequencerReplicaGrain(
             c.ViewsWon,
             c.NullDependencySkips,
             _staleDropped,
-            _activatedAt));
+            _activatedAt,
+            _wakeups));
     }
 
     private IEnumerable<int> BelievedPilots() =>
@@ -255,6 +257,7 @@ internal sealed partial class SequencerReplicaGrain(
             return;
         }
 
+        _wakeups++;
         var effects = new List<Effect<ShardReport>>();
         _replica.Tick(NowMicros(), effects);
         ProcessAsync(effects).Ignore();

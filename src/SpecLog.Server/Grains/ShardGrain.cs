@@ -64,10 +64,11 @@ internal sealed partial class ShardGrain(
         _activatedAt = timeProvider.GetUtcNow();
         _core = new ShardCore(_shard, _options.Ordering);
         _cache = new EntryCache(_options.RecentCacheBytes);
-        _log = siloLogs.Open(new DurableLogOptions
+        _log = await siloLogs.OpenAsync(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, $"shard-{_shard}"),
             MaxEntrySize = Math.Max(_options.MaxRecordSize, 64),
+            SegmentSize = _options.SegmentSize,
             Fsync = _options.Fsync,
         });
         var noOps = Recover();

@@ -20,6 +20,13 @@ internal class SiloLogs : IAsyncDisposable
         return log;
     }
 
+    /// <summary>
+    /// Opens a log on a dedicated thread: opening creates and fsyncs files and may recover a long log, and grains
+    /// activating at once must not tie up the thread pool with that blocking I/O (on two cores they starved it).
+    /// </summary>
+    public Task<DurableLog> OpenAsync(DurableLogOptions options) =>
+        Task.Factory.StartNew(() => Open(options), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
     /// <summary>Closes a log opened here (flushes, seals, releases its lock).</summary>
     public async ValueTask CloseAsync(DurableLog log)
     {
