@@ -12,6 +12,8 @@ public static class Program
         new OrderingScenario(),
         new FloorsScenario(),
         new PeersScenario(),
+        new ShardsScenario(),
+        new HeadlineScenario(),
     ];
 
     public static async Task<int> Main(string[] args)

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Hosting;
 using Orleans.TestingHost;
+using SpecLog.Bench.Reporting;
 using SpecLog.Client;
 using SpecLog.Server;
 
@@ -77,8 +78,36 @@ public sealed class OrderingScenario : IScenario
         }
 
         Console.WriteLine("(medians over rounds of each run's percentiles; latency from each append's scheduled start, so queueing counts)");
+
+        var report = new BenchReport("Ordering layer: a slow pilot or leader (scenario 6)");
+        var section = report.AddSection($"Append latency, healthy and with every message to the pilot/leader delayed {delay.TotalMilliseconds} ms");
+        section.AddText(string.Create(CultureInfo.InvariantCulture,
+            $"{silos} silos in one process, {replicas} replicas, {rate} appends/s open loop, {seconds} s per run after {warmup} s warm-up, {rounds} round(s) interleaved; medians over rounds of each run's percentiles (ms)."));
+        var table = section.AddTable("configuration", "p50", "p90", "p99", "completed/offered", "slow ÷ healthy p50", "slow ÷ healthy p99");
+        foreach (var config in configs)
+        {
+            var list = results[config];
+            var healthy = results[(config.Mode, false)];
+            var p50 = Median(list.Select(r => r.P50));
+            var p99 = Median(list.Select(r => r.P99));
+            var ratio99 = p99 / Median(healthy.Select(r => r.P99));
+            table.AddRow(Label(config.Mode, config.Slow), F(p50), F(Median(list.Select(r => r.P90))), F(p99),
+                $"{list.Sum(r => r.Completed)}/{list.Sum(r => r.Issued)}", F(p50 / Median(healthy.Select(r => r.P50))), F(ratio99));
+            if (config.Slow)
+            {
+                report.SetFigure($"slow_pilot_p99_ratio_{config.Mode.ToString().ToLowerInvariant()}", ratio99);
+            }
+        }
+
+        report.Finish();
+        var outDir = args.Get("out") ?? Path.Combine("bench", "results");
+        var (markdown, _) = await report.WriteAsync(outDir, "ordering");
+        await report.MergeFiguresAsync(Path.Combine(outDir, "latest.json"), report.Figures.Keys.ToList());
+        Console.WriteLine($"wrote {markdown}");
         return 0;
     }
+
+    private static string F(double value) => value.ToString("F2", CultureInfo.InvariantCulture);
 
     private static string Label(SequencerReplication mode, bool slow) => $"{mode}{(slow ? ", slow leader" : ", healthy")}";
 

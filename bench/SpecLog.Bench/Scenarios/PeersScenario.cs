@@ -1,3 +1,4 @@
+using SpecLog.Bench.Reporting;
 using System.Globalization;
 using SpecLog.Bench.Peers;
 
@@ -177,6 +178,7 @@ public sealed class PeersScenario : IScenario
         }
 
         PrintTable(systems, results, skipped, redisOff?.Name ?? "redis (AOF off)", redisAlways?.Name ?? "redis (AOF, appendfsync always)", postgres?.Name ?? "PostgreSQL");
+        await WriteReportAsync(args.Get("out") ?? Path.Combine("bench", "results"), skipped);
         Console.WriteLine("(latencies in ms, from the moment each record is handed to the client library, which is stamped into the record; medians over rounds; open loop: appends are sent on schedule whether or not earlier ones are acknowledged)");
         return 0;
     }
@@ -258,6 +260,46 @@ public sealed class PeersScenario : IScenario
     }
 
     private static string F(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Writes peers.md/.json and merges the headline peer figures into latest.json.</summary>
+    private async Task WriteReportAsync(string outDir, Dictionary<string, string> skipped)
+    {
+        var report = new BenchReport("Peers: the same open-loop workload against Redis Streams, PostgreSQL and SpecLog");
+        var section = report.AddSection("Append acknowledgement and delivery latency (ms), saturation throughput");
+        section.AddText("Open-loop appenders, records stamped when handed to the client library; delivery measured by one consumer. " +
+            "Redis: XADD, delivery by XREAD BLOCK on a raw RESP connection. PostgreSQL: INSERT + pg_notify in one transaction, delivery by LISTEN. " +
+            "SpecLog: one in-process silo, single sequencer, fsync on; speculative and confirmed delivery from one subscription.");
+        var reference = LastResults.FirstOrDefault(r => r.Label.StartsWith("SpecLog, speculative", StringComparison.Ordinal));
+        var table = section.AddTable("system", "ack p50", "ack p99", "delivery p50", "delivery p99", "delivered/acked/sent", "max appends/s", "delivery p50 ÷ SpecLog spec.");
+        foreach (var r in LastResults)
+        {
+            table.AddRow(r.Label, F($"{r.AckP50:F3}"), F($"{r.AckP99:F3}"), F($"{r.DeliveryP50:F3}"), F($"{r.DeliveryP99:F3}"),
+                F($"{r.Delivered}/{r.Acked}/{r.Sent}"), r.MaxAppendsPerSecond is { } m ? F($"{m:F0}") : "—",
+                reference is null ? "—" : F($"{r.DeliveryP50 / reference.DeliveryP50:F2}"));
+        }
+
+        foreach (var (system, reason) in skipped)
+        {
+            table.AddRow(system, "skipped: " + reason.ReplaceLineEndings(" "), "", "", "", "", "", "");
+        }
+
+        void Figure(string key, string system, Func<PeerSummary, double?> value)
+        {
+            if (LastResults.FirstOrDefault(r => r.System == system) is { } row && value(row) is { } v && !double.IsNaN(v))
+            {
+                report.SetFigure(key, v);
+            }
+        }
+
+        Figure("redis_aof_off_delivery_p50_us", REDIS_OFF, r => r.DeliveryP50 * 1000);
+        Figure("redis_aof_always_delivery_p50_us", REDIS_ALWAYS, r => r.DeliveryP50 * 1000);
+        Figure("postgres_delivery_p50_us", POSTGRES, r => r.DeliveryP50 * 1000);
+        Figure("redis_aof_always_max_appends_per_s", REDIS_ALWAYS, r => r.MaxAppendsPerSecond);
+        report.Finish();
+        var (markdown, _) = await report.WriteAsync(outDir, "peers");
+        await report.MergeFiguresAsync(Path.Combine(outDir, "latest.json"), report.Figures.Keys.ToList());
+        Console.WriteLine($"wrote {markdown}");
+    }
 
     private static double Median(IEnumerable<double> values)
     {

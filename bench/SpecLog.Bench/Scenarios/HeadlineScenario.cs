@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using SpecLog.Bench.Reporting;
+
+namespace SpecLog.Bench.Scenarios;
+
+/// <summary>
+/// The headline run: short versions of the scenarios behind the project's claims, one after the other, then
+/// <c>latest.md</c> (the targets, met or missed, and every scenario's tables) next to <c>latest.json</c>.
+/// </summary>
+public sealed class HeadlineScenario : IScenario
+{
+    /// <summary>Issue 4's targets: key in latest.json, description, whether lower is better, the bound.</summary>
+    private static readonly (string Key, string What, bool LowerIsBetter, double Bound, string Unit)[] s_targets =
+    [
+        ("spec_delivery_p50_us", "speculative delivery p50 (records fsync'd first)", true, 600, "µs"),
+        ("append_p50_us", "append p50 at 20,000 appends/s over 4 shards", true, 1500, "µs"),
+        ("append_p99_us", "append p99 at 20,000 appends/s over 4 shards", true, 5000, "µs"),
+        ("e2e_ratio_compute_1_5ms", "E2E at 1.5 ms compute, Scalog mode ÷ SpecLog (p50)", false, 1.6, "×"),
+        ("noop_fraction", "no-op share of positions at steady load", true, 0.05, ""),
+        ("max_durable_appends_per_s", "durable appends/s at saturation", false, 100_000, "/s"),
+        ("slow_pilot_p99_ratio_copilot", "append p99 with a 20 ms-slow pilot ÷ without (Copilot)", true, 1.2, "×"),
+    ];
+
+    public string Name => "headline";
+
+    public string Description => "short versions of the main scenarios (≤ 10 min on 2 cores); writes bench/results/latest.md and latest.json [--out bench/results --skip peers,...]";
+
+    public async Task<int> RunAsync(BenchArgs args)
+    {
+        var outDir = args.Get("out") ?? Path.Combine("bench", "results");
+        var skip = (args.Get("skip") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        Directory.CreateDirectory(outDir);
+        var latestJson = Path.Combine(outDir, "latest.json");
+        File.Delete(latestJson); // every figure in it comes from this run
+        var machine = MachineInfo.Capture();
+        var started = Stopwatch.StartNew();
+        var steps = new List<(string Name, IScenario Scenario, string[] Args)>
+        {
+            ("floors", new FloorsScenario(), ["--samples", "2000", "--out", outDir]),
+            ("ordering", new OrderingScenario(), ["--modes", "Copilot,MultiPaxos", "--rounds", "1", "--seconds", "5", "--warmup", "2", "--rate", "500", "--out", outDir]),
+            ("peers", new PeersScenario(), ["--seconds", "4", "--warmup", "1", "--saturate", "--out", outDir]),
+        };
+
+        var outcomes = new List<(string Name, int Exit, TimeSpan Took)>();
+        foreach (var (name, scenario, stepArgs) in steps)
+        {
+            if (skip.Contains(name))
+            {
+                outcomes.Add((name, -1, TimeSpan.Zero));
+                continue;
+            }
+
+            Console.WriteLine($"== headline: {name} ({started.Elapsed:mm\\:ss} elapsed) ==");
+            var t = Stopwatch.StartNew();
+            int exit;
+            try
+            {
+                exit = await scenario.RunAsync(BenchArgs.Parse(stepArgs));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Console.Error.WriteLine($"{name} failed: {e.Message}");
+                exit = 2;
+            }
+
+            outcomes.Add((name, exit, t.Elapsed));
+        }
+
+        machine.MarkEnd();
+        var figures = ReadFigures(latestJson);
+        var md = new StringBuilder();
+        md.AppendLine("# SpecLogOrleans — headline benchmark results").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC in {started.Elapsed.TotalMinutes:F1} min with `dotnet run -c Release --project bench/SpecLog.Bench -- headline`.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {machine.Describe()}").AppendLine();
+        md.AppendLine("Shared and noisy machine: compare the ratios measured side by side within one scenario, not absolute numbers across runs.").AppendLine();
+        md.AppendLine("## Targets (issue 4; reported, not gates)").AppendLine();
+        md.AppendLine("| target | bound | measured | verdict |").AppendLine("|---|---|---|---|");
+        foreach (var (key, what, lower, bound, unit) in s_targets)
+        {
+            if (figures.TryGetValue(key, out var value))
+            {
+                var met = lower ? value <= bound : value >= bound;
+                var miss = lower ? value / bound : bound / value;
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {what} | {(lower ? "≤" : "≥")} {BenchReport.FormatNumber(bound)} {unit} | {BenchReport.FormatNumber(value)} {unit} | {(met ? "met" : $"missed ({miss:F1}× off)")} |");
+            }
+            else
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {(lower ? "≤" : "≥")} {BenchReport.FormatNumber(bound)} {unit} | not measured | scenario not in this run |");
+            }
+        }
+
+        md.AppendLine().AppendLine("## Steps").AppendLine();
+        md.AppendLine("| scenario | outcome | took |").AppendLine("|---|---|---|");
+        foreach (var (name, exit, took) in outcomes)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {(exit == -1 ? "skipped" : exit == 0 ? "ok" : $"exit {exit}")} | {took.TotalSeconds:F0} s |");
+        }
+
+        foreach (var (name, exit, _) in outcomes.Where(o => o.Exit == 0))
+        {
+            var path = Path.Combine(outDir, name + ".md");
+            if (File.Exists(path))
+            {
+                md.AppendLine().AppendLine("---").AppendLine();
+                foreach (var line in await File.ReadAllLinesAsync(path))
+                {
+                    md.AppendLine(line.StartsWith('#') ? "#" + line : line); // one level down under this file's title
+                }
+            }
+        }
+
+        var latestMd = Path.Combine(outDir, "latest.md");
+        await File.WriteAllTextAsync(latestMd, md.ToString());
+        Console.WriteLine($"wrote {latestMd} and {latestJson} in {started.Elapsed.TotalMinutes:F1} min");
+        return outcomes.Any(o => o.Exit > 0) ? 1 : 0;
+    }
+
+    private static Dictionary<string, double> ReadFigures(string path)
+    {
+        var result = new Dictionary<string, double>(StringComparer.Ordinal);
+        if (!File.Exists(path) || JsonNode.Parse(File.ReadAllText(path)) is not JsonObject root || root["figures"] is not JsonObject figures)
+        {
+            return result;
+        }
+
+        foreach (var (key, node) in figures)
+        {
+            if (node is JsonValue v && v.TryGetValue<double>(out var d))
+            {
+                result[key] = d;
+            }
+        }
+
+        return result;
+    }
+}
