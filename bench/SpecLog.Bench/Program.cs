@@ -12,7 +12,6 @@ public static class Program
         new OrderingScenario(),
         new FloorsScenario(),
         new PeersScenario(),
-        new ShardsScenario(),
         new HeadlineScenario(),
     ];
 
