@@ -12,6 +12,7 @@ public static class Program
         new OrderingScenario(),
         new FloorsScenario(),
         new PeersScenario(),
+        new ShardsScenario(),
         new HeadlineScenario(),
     ];
 
