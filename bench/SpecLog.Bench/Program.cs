@@ -12,6 +12,7 @@ public static class Program
         new OrderingScenario(),
         new FloorsScenario(),
         new PeersScenario(),
+        new E2eScenario(),
         new ShardsScenario(),
         new HeadlineScenario(),
     ];
