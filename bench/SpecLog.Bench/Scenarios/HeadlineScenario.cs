@@ -7,7 +7,8 @@ using SpecLog.Bench.Reporting;
 namespace SpecLog.Bench.Scenarios;
 
 /// <summary>
-/// The headline run: short versions of the scenarios behind the project's claims, one after the other, then
+/// The headline run: short versions of scenarios 8 (floors), 2 (shards), 1 (E2E), 6 (slow pilot) and 7 (peers), one
+/// after the other, then
 /// <c>latest.md</c> (the targets, met or missed, and every scenario's tables) next to <c>latest.json</c>.
 /// </summary>
 public sealed class HeadlineScenario : IScenario
@@ -40,6 +41,8 @@ public sealed class HeadlineScenario : IScenario
         var steps = new List<(string Name, IScenario Scenario, string[] Args)>
         {
             ("floors", new FloorsScenario(), ["--samples", "2000", "--out", outDir]),
+            ("shards", new ShardsScenario(), ["--short", "--out", outDir]),
+            ("e2e", new E2eScenario(), ["--short", "--out", outDir]),
             ("ordering", new OrderingScenario(), ["--modes", "Copilot,MultiPaxos", "--rounds", "1", "--seconds", "5", "--warmup", "2", "--rate", "500", "--out", outDir]),
             ("peers", new PeersScenario(), ["--seconds", "4", "--warmup", "1", "--saturate", "--out", outDir]),
         };
