@@ -12,8 +12,14 @@ public sealed class SingleSequencerDataPathTests(SingleSequencerClusterFixture f
     : DataPathTestsBase(fixture), IClassFixture<SingleSequencerClusterFixture>;
 
 /// <summary>The same tests on three silos, the replicas on distinct silos.</summary>
-public sealed class ThreeSiloDataPathTests(ThreeSiloClusterFixture fixture)
-    : DataPathTestsBase(fixture), IClassFixture<ThreeSiloClusterFixture>;
+public sealed class ThreeSiloDataPathTests(PlainThreeSiloClusterFixture fixture)
+    : DataPathTestsBase(fixture), IClassFixture<PlainThreeSiloClusterFixture>;
+
+/// <summary>Three silos without the slow-replica filter (its switch is process-wide, so only the slow-pilot tests' cluster has it).</summary>
+public sealed class PlainThreeSiloClusterFixture : ClusterFixture
+{
+    protected override int Silos => 3;
+}
 
 public sealed class SingleSequencerClusterFixture : ClusterFixture
 {

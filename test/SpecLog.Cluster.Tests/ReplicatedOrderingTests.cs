@@ -71,13 +71,13 @@ internal sealed class BlockableSiloLogs : SpecLog.Server.Hosting.SiloLogs
 }
 
 /// <summary>Its own three-silo cluster, because the test kills silos; storage can be made unavailable.</summary>
-public sealed class KillableClusterFixture : ThreeSiloClusterFixture
+public sealed class KillableClusterFixture : ClusterFixture
 {
-    protected override void ConfigureSilo(ISiloBuilder silo)
-    {
-        base.ConfigureSilo(silo);
+    protected override int Silos => 3;
+
+    // No slow-replica filter here: its switch is process-wide and the slow-pilot test may flip it meanwhile.
+    protected override void ConfigureSilo(ISiloBuilder silo) =>
         silo.Services.AddSingleton<SpecLog.Server.Hosting.SiloLogs, BlockableSiloLogs>();
-    }
 }
 
 /// <summary>Records appended by concurrent producers until told to stop; remembers every acknowledgement.</summary>
