@@ -1,6 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Orleans.TestingHost;
 using SpecLog.Client;
 using SpecLog.Server;
 
@@ -15,16 +12,14 @@ namespace SpecLog.Bench.Peers;
 /// </summary>
 internal sealed class SpecLogPeerLog : IPeerLog
 {
-    private readonly InProcessTestCluster _cluster;
+    private readonly BenchCluster _bench;
     private readonly SpecLogClient _client;
-    private readonly string _dataDirectory;
     private Task? _consumer;
 
-    private SpecLogPeerLog(InProcessTestCluster cluster, SpecLogClient client, string dataDirectory)
+    private SpecLogPeerLog(BenchCluster bench)
     {
-        _cluster = cluster;
-        _client = client;
-        _dataDirectory = dataDirectory;
+        _bench = bench;
+        _client = bench.Client;
     }
 
     public string Name => "SpecLog";
@@ -33,22 +28,14 @@ internal sealed class SpecLogPeerLog : IPeerLog
 
     public static async Task<SpecLogPeerLog> StartAsync(int shards, bool fsync)
     {
-        var dataDirectory = Path.Combine(Path.GetTempPath(), "speclog-bench", Guid.NewGuid().ToString("N"));
-        var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) => silo.AddSpecLog(o =>
+        var bench = await BenchCluster.StartAsync(1, o =>
         {
-            o.DataDirectory = dataDirectory;
             o.ShardCount = shards;
             o.Fsync = fsync;
             o.Replication.Mode = SequencerReplication.Single;
-        }));
-        builder.ConfigureSiloHost((_, host) => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClientHost(host => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClient(client => client.AddSpecLogClient());
-        var cluster = builder.Build();
-        await cluster.DeployAsync();
-        var client = cluster.Client.ServiceProvider.GetRequiredService<SpecLogClient>();
-        var peer = new SpecLogPeerLog(cluster, client, dataDirectory);
+        });
+        var client = bench.Client;
+        var peer = new SpecLogPeerLog(bench);
         try
         {
             // Activate every shard and the sequencer before anything is measured.
@@ -128,13 +115,6 @@ internal sealed class SpecLogPeerLog : IPeerLog
             }
         }
 
-        await _cluster.DisposeAsync();
-        try
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        await _bench.DisposeAsync();
     }
 }

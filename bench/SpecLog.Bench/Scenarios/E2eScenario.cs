@@ -3,9 +3,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using HdrHistogram;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Orleans.TestingHost;
 using SpecLog.Bench.Reporting;
 using SpecLog.Client;
 using SpecLog.FixAnte;
@@ -218,22 +215,14 @@ public sealed class E2eScenario : IScenario
 
     private static async Task<RunResult> RunOnceAsync(OrderingMode mode, double computeMs, double rate, int appenders, int recordSize, int shards, double seconds, double warmup)
     {
-        var dataDirectory = Path.Combine(Path.GetTempPath(), "speclog-bench", Guid.NewGuid().ToString("N"));
-        var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) => silo.AddSpecLog(o =>
+        var bench = await BenchCluster.StartAsync(1, o =>
         {
-            o.DataDirectory = dataDirectory;
             o.ShardCount = shards;
             o.Fsync = true;
             o.SegmentSize = 16L << 20;
             o.Ordering.Mode = mode;
             o.Replication.Mode = SequencerReplication.Single;
-        }));
-        builder.ConfigureSiloHost((_, host) => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClientHost(host => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClient(client => client.AddSpecLogClient());
-        var cluster = builder.Build();
-        await cluster.DeployAsync();
+        });
         using var stop = new CancellationTokenSource();
         using var queue = new BlockingCollection<(long Gsn, long Sequence, long Start, long Delivered)>();
         var consumed = new List<Consumed>();
@@ -263,7 +252,7 @@ public sealed class E2eScenario : IScenario
         Task subscription = Task.CompletedTask;
         try
         {
-            var client = cluster.Client.ServiceProvider.GetRequiredService<SpecLogClient>();
+            var client = bench.Client;
             var firstPayload = new byte[recordSize];
             BinaryPrimitives.WriteInt64LittleEndian(firstPayload.AsSpan(8), -1); // sequence −1: not measured
             await client.AppendAsync(firstPayload); // activates the shards and the sequencer
@@ -444,14 +433,7 @@ public sealed class E2eScenario : IScenario
                 consumer.Join();
             }
 
-            await cluster.DisposeAsync();
-            try
-            {
-                Directory.Delete(dataDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            await bench.DisposeAsync();
         }
     }
 

@@ -1,10 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using HdrHistogram;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Orleans.Hosting;
-using Orleans.TestingHost;
 using SpecLog.Bench.Reporting;
 using SpecLog.Client;
 using SpecLog.Server;
@@ -134,35 +130,26 @@ public sealed class OrderingScenario : IScenario
     private static async Task<RunResult> RunOnceAsync(
         SequencerReplication mode, bool slow, int silos, int replicas, int rate, double seconds, double warmup, TimeSpan delay, TimeSpan pingPong, TimeSpan takeover, bool fsync)
     {
-        var dataDirectory = Path.Combine(Path.GetTempPath(), "speclog-bench", Guid.NewGuid().ToString("N"));
-        var builder = new InProcessTestClusterBuilder((short)silos);
-        builder.ConfigureSilo((_, silo) =>
-        {
-            silo.AddSpecLog(o =>
+        var bench = await BenchCluster.StartAsync(
+            silos,
+            o =>
             {
-                o.DataDirectory = dataDirectory;
                 o.Replication.Mode = mode;
                 o.Fsync = fsync;
                 o.Replication.Replicas = replicas;
                 o.Replication.PingPongWait = pingPong;
                 o.Replication.TakeoverTimeout = takeover;
-            });
-            silo.AddIncomingGrainCallFilter<SlowLeaderFilter>();
-        });
-        builder.ConfigureSiloHost((_, host) => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClientHost(host => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClient(client => client.AddSpecLogClient());
-        var cluster = builder.Build();
-        await cluster.DeployAsync();
+            },
+            silo => silo.AddIncomingGrainCallFilter<SlowLeaderFilter>());
         try
         {
-            var client = cluster.Client.ServiceProvider.GetRequiredService<SpecLogClient>();
+            var client = bench.Client;
             var payload = new byte[100];
             await client.AppendAsync(payload); // activates shards and the ordering layer
             if (slow)
             {
                 SlowLeaderFilter.Delay = delay;
-                SlowLeaderFilter.Target = (await cluster.Client.GetGrain<ISequencerReplicaGrain>(1 % replicas).GetStatusAsync()).Pilot0;
+                SlowLeaderFilter.Target = (await bench.Grains.GetGrain<ISequencerReplicaGrain>(1 % replicas).GetStatusAsync()).Pilot0;
             }
 
             var histogram = new LongHistogram(TimeSpan.FromSeconds(60).Ticks, 3);
@@ -203,7 +190,7 @@ public sealed class OrderingScenario : IScenario
             await Task.WhenAll(inFlight);
             if (mode != SequencerReplication.Single)
             {
-                var statuses = await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => cluster.Client.GetGrain<ISequencerReplicaGrain>(r).GetStatusAsync()));
+                var statuses = await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => bench.Grains.GetGrain<ISequencerReplicaGrain>(r).GetStatusAsync()));
                 Console.WriteLine("    replicas: " + string.Join("; ", statuses.Select(st =>
                     $"r{st.Replica}{(st.ActivePilot0 ? " P0" : "")}{(st.ActivePilot1 ? " P1" : "")} exec {st.Executed0}+{st.Executed1} cmds {st.CommandsExecuted} fast {st.FastCommits} slow {st.SlowPaths} takeovers {st.Takeovers} skips {st.NullDependencySkips} wakeups {st.Wakeups}")));
             }
@@ -245,14 +232,7 @@ public sealed class OrderingScenario : IScenario
         finally
         {
             SlowLeaderFilter.Target = SlowLeaderFilter.None;
-            await cluster.DisposeAsync();
-            try
-            {
-                Directory.Delete(dataDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            await bench.DisposeAsync();
         }
     }
 

@@ -2,9 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using HdrHistogram;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Orleans.TestingHost;
 using SpecLog.Bench.Reporting;
 using SpecLog.Client;
 using SpecLog.FixAnte;
@@ -257,26 +254,18 @@ public sealed class ShardsScenario : IScenario
 
     private static async Task<RunResult> RunOnceAsync(int shards, OrderingMode mode, Settings s)
     {
-        var dataDirectory = Path.Combine(Path.GetTempPath(), "speclog-bench", "shards-" + Guid.NewGuid().ToString("N"));
-        var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) => silo.AddSpecLog(o =>
+        var bench = await BenchCluster.StartAsync(1, o =>
         {
-            o.DataDirectory = dataDirectory;
             o.ShardCount = shards;
             o.Ordering.Mode = mode;
             o.Replication.Mode = s.Replication;
             o.Fsync = s.Fsync;
             o.SegmentSize = s.SegmentBytes;
-        }));
-        builder.ConfigureSiloHost((_, host) => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClientHost(host => host.Logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureClient(client => client.AddSpecLogClient());
-        var cluster = builder.Build();
-        await cluster.DeployAsync();
+        });
         try
         {
-            var client = cluster.Client.ServiceProvider.GetRequiredService<SpecLogClient>();
-            var grains = cluster.Client;
+            var client = bench.Client;
+            var grains = bench.Grains;
             var warm = new byte[s.RecordSize];
             for (var i = 0; i < shards; i++)
             {
@@ -429,14 +418,7 @@ public sealed class ShardsScenario : IScenario
         }
         finally
         {
-            await cluster.DisposeAsync();
-            try
-            {
-                Directory.Delete(dataDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            await bench.DisposeAsync();
         }
     }
 
