@@ -120,9 +120,7 @@ internal sealed partial class SequencerGrain(
             return ordering.GetWindowsAsync(fromWindow);
         }
 
-        var all = _state.History.Windows;
-        var from = (int)Math.Min(fromWindow, all.Count);
-        return Task.FromResult(all.Skip(from).ToArray());
+        return Task.FromResult(SequencerPublisher.WindowsFrom(_state, fromWindow));
     }
 
     public Task<SequencerStatus> GetStatusAsync() =>

@@ -209,13 +209,7 @@ internal sealed partial class SequencerReplicaGrain(
         return ProcessAsync(effects);
     }
 
-    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(fromWindow);
-        var all = _state.History.Windows;
-        var from = (int)Math.Min(fromWindow, all.Count);
-        return Task.FromResult(all.Skip(from).ToArray());
-    }
+    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow) => Task.FromResult(SequencerPublisher.WindowsFrom(_state, fromWindow));
 
     public Task<SequencerStatus> GetSequencerStatusAsync() => Task.FromResult(SequencerPublisher.Describe(_state, _options));
 
@@ -319,8 +313,7 @@ internal sealed partial class SequencerReplicaGrain(
             return;
         }
 
-        Dictionary<int, List<Message<ShardReport>>>? outbox = null;
-        List<Message<ShardReport>>? broadcast = null;
+        List<Effect<ShardReport>>? sends = null;
         _output.Clear();
         _executedNow.Clear();
         _answer.Clear();
@@ -332,17 +325,8 @@ internal sealed partial class SequencerReplicaGrain(
                 case PersistEffect<ShardReport> p:
                     _log.Append(ReplicaCodec.RecordKind, ReplicaCodec.EncodeRecord(p.Record));
                     break;
-                case SendEffect<ShardReport> s:
-                    outbox ??= [];
-                    if (!outbox.TryGetValue(s.To, out var list))
-                    {
-                        outbox[s.To] = list = [];
-                    }
-
-                    list.Add(s.Message);
-                    break;
-                case BroadcastEffect<ShardReport> b:
-                    (broadcast ??= []).Add(b.Message);
+                case SendEffect<ShardReport> or BroadcastEffect<ShardReport>:
+                    (sends ??= []).Add(effect);
                     break;
                 case ExecuteEffect<ShardReport> e:
                     _state.Apply(e.Command.Payload, _output);
@@ -379,7 +363,7 @@ internal sealed partial class SequencerReplicaGrain(
         }
 
         ScheduleWakeup();
-        if (outbox is null && broadcast is null)
+        if (sends is null)
         {
             return;
         }
@@ -387,26 +371,24 @@ internal sealed partial class SequencerReplicaGrain(
         // Every message of this call waits until the log is durable up to everything appended so far. Messages of
         // calls that share one group commit leave together, one packet per destination.
         var required = _log.NextIndex;
-        for (var to = 0; to < _copilot.ReplicaCount; to++)
+        foreach (var send in sends)
         {
-            if (to == _id)
+            if (send is SendEffect<ShardReport> one)
             {
+                if (one.To != _id && (uint)one.To < (uint)_copilot.ReplicaCount)
+                {
+                    _pending.Enqueue((required, one.To, one.Message));
+                }
+
                 continue;
             }
 
-            if (outbox is not null && outbox.TryGetValue(to, out var own))
+            var message = ((BroadcastEffect<ShardReport>)send).Message;
+            for (var to = 0; to < _copilot.ReplicaCount; to++)
             {
-                foreach (var m in own)
+                if (to != _id)
                 {
-                    _pending.Enqueue((required, to, m));
-                }
-            }
-
-            if (broadcast is not null)
-            {
-                foreach (var m in broadcast)
-                {
-                    _pending.Enqueue((required, to, m));
+                    _pending.Enqueue((required, to, message));
                 }
             }
         }

@@ -42,6 +42,14 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         }
     }
 
+    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above (none past the last).</summary>
+    public static WindowConfig[] WindowsFrom(SequencerState state, long fromWindow)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(fromWindow);
+        var all = state.History.Windows;
+        return fromWindow >= all.Count ? [] : all.Skip((int)fromWindow).ToArray();
+    }
+
     /// <summary>The state machine's status for operators, tests and clients (record size limits come from the options).</summary>
     public static SequencerStatus Describe(SequencerState state, SpecLogOptions options)
     {
@@ -68,9 +76,8 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)
     {
-        var all = state.History.Windows;
-        var windows = fromWindow >= all.Count ? [] : all.Skip((int)fromWindow).ToArray();
-        _sentWindows[shard] = all.Count;
+        var windows = WindowsFrom(state, fromWindow);
+        _sentWindows[shard] = state.History.Count;
         grainFactory.GetGrain<IShardGrain>(shard)
             .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting))
             .Ignore();
