@@ -199,6 +199,7 @@ internal sealed class Harness
 
         foreach (var effect in fx)
         {
+            Checker.Observe(r, effect, Now);
             switch (effect)
             {
                 case SendEffect<int> s:
@@ -216,18 +217,12 @@ internal sealed class Harness
                     break;
                 case CommittedEffect<int> c:
                     Commits.Add((r, c.Log, c.Slot, c.Value, Now));
-                    Checker.OnCommitted(r, c.Log, c.Slot, c.Value);
                     break;
                 case ExecuteEffect<int> x:
                     Executed.Add((r, x.Command.Id));
-                    Checker.OnExecute(r, x.Command.Id, x.Log, x.Slot);
-                    break;
-                case EntryExecutedEffect<int> x:
-                    Checker.OnEntryExecuted(r, x.Log, x.Slot);
                     break;
                 case ReplyEffect<int> reply:
                     Replies.Add((r, reply.Command, Now));
-                    Checker.OnReply(r, reply.Command, Now);
                     break;
             }
         }

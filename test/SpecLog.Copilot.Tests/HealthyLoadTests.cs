@@ -291,6 +291,7 @@ internal sealed class HealthyLoadDriver
         var sends = new List<(int To, Message<int> Message)>();
         foreach (var effect in fx)
         {
+            _checker.Observe(r, effect, _now);
             switch (effect)
             {
                 case SendEffect<int> s:
@@ -306,17 +307,7 @@ internal sealed class HealthyLoadDriver
                     }
 
                     break;
-                case CommittedEffect<int> c:
-                    _checker.OnCommitted(r, c.Log, c.Slot, c.Value);
-                    break;
-                case ExecuteEffect<int> x:
-                    _checker.OnExecute(r, x.Command.Id, x.Log, x.Slot);
-                    break;
-                case EntryExecutedEffect<int> x:
-                    _checker.OnEntryExecuted(r, x.Log, x.Slot);
-                    break;
                 case ReplyEffect<int> reply:
-                    _checker.OnReply(r, reply.Command, _now);
                     if (_submittedAt.Remove(reply.Command, out var at))
                     {
                         _latencies.Add(_now + Draw(_net) - at);

@@ -40,6 +40,26 @@ internal sealed class InvariantChecker
     /// <summary>A replica restarted: its executor replays from the beginning (a new life).</summary>
     public void OnRestart(int replica) => _lives[replica] = new Life();
 
+    /// <summary>Feeds one effect of a replica call to its check (commit, execution, finished entry, reply); other effects are the host's.</summary>
+    public void Observe(int replica, Effect<int> effect, long now)
+    {
+        switch (effect)
+        {
+            case CommittedEffect<int> c:
+                OnCommitted(replica, c.Log, c.Slot, c.Value);
+                break;
+            case ExecuteEffect<int> x:
+                OnExecute(replica, x.Command.Id, x.Log, x.Slot);
+                break;
+            case EntryExecutedEffect<int> x:
+                OnEntryExecuted(replica, x.Log, x.Slot);
+                break;
+            case ReplyEffect<int> reply:
+                OnReply(replica, reply.Command, now);
+                break;
+        }
+    }
+
     public void OnCommitted(int replica, int log, long slot, EntryValue<int> value)
     {
         var list = _committed[log];

@@ -470,6 +470,7 @@ internal sealed class Simulation
 
         foreach (var effect in fx)
         {
+            _checker.Observe(r, effect, _now);
             switch (effect)
             {
                 case SendEffect<int> s:
@@ -485,17 +486,7 @@ internal sealed class Simulation
                     }
 
                     break;
-                case CommittedEffect<int> c:
-                    _checker.OnCommitted(r, c.Log, c.Slot, c.Value);
-                    break;
-                case ExecuteEffect<int> x:
-                    _checker.OnExecute(r, x.Command.Id, x.Log, x.Slot);
-                    break;
-                case EntryExecutedEffect<int> x:
-                    _checker.OnEntryExecuted(r, x.Log, x.Slot);
-                    break;
                 case ReplyEffect<int> reply:
-                    _checker.OnReply(r, reply.Command, _now);
                     if (_rng.NextDouble() >= _dropRate)
                     {
                         Schedule(_now + Delay(r, -1), new ClientReply(reply.Command.Client, reply.Command, r));
