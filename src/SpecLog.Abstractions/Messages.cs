@@ -72,7 +72,8 @@ public sealed record ShardStatus(
     [property: Id(10)] int Subscribers,
     [property: Id(11)] long PendingAppends,
     [property: Id(12)] string Mode,
-    [property: Id(13)] DateTimeOffset ActivatedAt);
+    [property: Id(13)] DateTimeOffset ActivatedAt,
+    [property: Id(14)] long WindowWaitMicros = 0);
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]

@@ -15,6 +15,7 @@ public sealed class ShardCore
     private long _lagFixAnswerSlot = -1;
     private long _lastRecordSlot = -1;
     private bool _lastReportedWaiting;
+    private long _windowWaitSince = -1;
 
     /// <summary>Creates the core of shard <paramref name="shardId"/>.</summary>
     public ShardCore(int shardId, FixAnteOptions options)
@@ -63,6 +64,13 @@ public sealed class ShardCore
 
     /// <summary>Lag-fix signals that made this shard fill no-ops.</summary>
     public long LagFixes { get; private set; }
+
+    /// <summary>
+    /// Microseconds (host clock) this shard spent with durable slots beyond the windows it knows: records it could not
+    /// position, and so not deliver, until the next window arrived. Counted only from calls that pass the time; a wait
+    /// still in progress is included up to the last such call.
+    /// </summary>
+    public long WindowWaitMicros { get; private set; }
 
     /// <summary>True while this shard holds a real record whose cut is not committed yet.</summary>
     public bool HasUncommittedRecords => _lastRecordSlot >= CommittedSlots;
@@ -117,11 +125,35 @@ public sealed class ShardCore
         return first;
     }
 
-    /// <summary>Records that slots below <paramref name="slots"/> are durable, of which <paramref name="records"/> are real records.</summary>
-    public void OnDurable(long slots, long records)
+    /// <summary>
+    /// Records that slots below <paramref name="slots"/> are durable, of which <paramref name="records"/> are real records.
+    /// <paramref name="nowMicros"/> (host clock) feeds <see cref="WindowWaitMicros"/>; a negative value leaves it alone.
+    /// </summary>
+    public void OnDurable(long slots, long records, long nowMicros = -1)
     {
         DurableSlots = Math.Max(DurableSlots, slots);
         DurableRecords = Math.Max(DurableRecords, records);
+        TrackWindowWait(nowMicros);
+    }
+
+    // Fix-Ante only: a shard waits for a window while durable slots lie beyond the windows it knows.
+    private void TrackWindowWait(long nowMicros)
+    {
+        if (nowMicros < 0 || _options.Mode != OrderingMode.FixAnte)
+        {
+            return;
+        }
+
+        var waiting = History.Count > 0 && DurableSlots > History.KnownSlots(ShardId);
+        if (_windowWaitSince >= 0)
+        {
+            WindowWaitMicros += Math.Max(0, nowMicros - _windowWaitSince);
+            _windowWaitSince = waiting ? nowMicros : -1;
+        }
+        else if (waiting)
+        {
+            _windowWaitSince = nowMicros;
+        }
     }
 
     /// <summary>
@@ -234,6 +266,7 @@ public sealed class ShardCore
         }
 
         CommittedSlots = History.Count == 0 ? 0 : History.SlotsBeforeCut(ShardId, CommittedCut);
+        TrackWindowWait(nowMicros);
         return added;
     }
 

@@ -236,7 +236,8 @@ internal sealed partial class ShardGrain(
             _subscribers.Count,
             _pending.Sum(p => (long)p.Count),
             _options.Ordering.Mode.ToString(),
-            _activatedAt));
+            _activatedAt,
+            _core.WindowWaitMicros));
     }
 
     private long NowMicros() => timeProvider.GetUtcNow().UtcTicks / 10 - _epochMicros;
@@ -336,9 +337,10 @@ internal sealed partial class ShardGrain(
             _durableRecords += head.IsRecord ? 1 : 0;
         }
 
-        _core.OnDurable(_durableSlots, _durableRecords);
+        var now = NowMicros();
+        _core.OnDurable(_durableSlots, _durableRecords, now);
         _cache.Trim(durableIndex);
-        MaybeFillAndReport(NowMicros());
+        MaybeFillAndReport(now);
         PumpAll();
     }
 
