@@ -14,6 +14,7 @@ public static class Program
         new PeersScenario(),
         new E2eScenario(),
         new ShardsScenario(),
+        new BurstScenario(),
         new HeadlineScenario(),
     ];
 

@@ -95,6 +95,12 @@ public sealed class BenchReport
         Directory.CreateDirectory(dir);
         string markdownPath = Path.Combine(dir, name + ".md");
         string jsonPath = Path.Combine(dir, name + ".json");
+        foreach (ReportChart chart in _sections.SelectMany(section => section.Content.OfType<ReportChart>()))
+        {
+            chart.FileName = $"{name}-{chart.Slug}.png";
+            chart.Render(Path.Combine(dir, chart.FileName));
+        }
+
         await WriteAtomicAsync(markdownPath, ToMarkdown(), cancellationToken);
         await WriteAtomicAsync(jsonPath, ToJson().ToJsonString(s_json) + "\n", cancellationToken);
         return (markdownPath, jsonPath);
@@ -232,7 +238,7 @@ public sealed class BenchReport
 /// <summary>One "## heading" of a <see cref="BenchReport"/>: free text paragraphs and tables, in the order added.</summary>
 public sealed class ReportSection
 {
-    private readonly List<object> _content = []; // string (Markdown text) or ReportTable
+    private readonly List<object> _content = []; // string (Markdown text), ReportTable or ReportChart
 
     internal ReportSection(string heading)
     {
@@ -243,7 +249,7 @@ public sealed class ReportSection
     /// <summary>The section's heading.</summary>
     public string Heading { get; }
 
-    /// <summary>Text (string, Markdown) and <see cref="ReportTable"/> blocks in order.</summary>
+    /// <summary>Text (string, Markdown), <see cref="ReportTable"/> and <see cref="ReportChart"/> blocks in order.</summary>
     public IReadOnlyList<object> Content => _content;
 
     /// <summary>Appends a paragraph of Markdown text.</summary>
@@ -260,6 +266,17 @@ public sealed class ReportSection
         var table = new ReportTable(columns);
         _content.Add(table);
         return table;
+    }
+
+    /// <summary>
+    /// Appends a line chart (rendered to PNG when the report is written); fill it with <see cref="ReportChart.AddSeries"/>.
+    /// <paramref name="slug"/> names the file and must be unique within the report.
+    /// </summary>
+    public ReportChart AddChart(string slug, string title, string xLabel, string yLabel)
+    {
+        var chart = new ReportChart(slug, title, xLabel, yLabel);
+        _content.Add(chart);
+        return chart;
     }
 
     /// <summary>Appends a table with these columns and rows.</summary>
@@ -283,6 +300,10 @@ public sealed class ReportSection
             {
                 table.AppendMarkdown(md);
             }
+            else if (block is ReportChart chart)
+            {
+                md.Append(chart.FileName is { } file ? $"![{chart.Title}]({file})" : $"*(chart \"{chart.Title}\" is drawn when the report is written)*").Append("\n\n");
+            }
             else
             {
                 md.Append((string)block).Append("\n\n");
@@ -295,9 +316,12 @@ public sealed class ReportSection
         var content = new JsonArray();
         foreach (object block in _content)
         {
-            content.Add(block is ReportTable table
-                ? table.ToJson()
-                : new JsonObject { ["type"] = "text", ["text"] = (string)block });
+            content.Add(block switch
+            {
+                ReportTable table => table.ToJson(),
+                ReportChart chart => chart.ToJson(),
+                _ => new JsonObject { ["type"] = "text", ["text"] = (string)block },
+            });
         }
 
         return new JsonObject { ["heading"] = Heading, ["content"] = content };
