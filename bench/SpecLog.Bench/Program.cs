@@ -15,6 +15,7 @@ public static class Program
         new E2eScenario(),
         new ShardsScenario(),
         new BurstScenario(),
+        new RateChangeScenario(),
         new HeadlineScenario(),
     ];
 
