@@ -16,6 +16,7 @@ public static class Program
         new ShardsScenario(),
         new BurstScenario(),
         new RateChangeScenario(),
+        new WindowScenario(),
         new HeadlineScenario(),
     ];
 
