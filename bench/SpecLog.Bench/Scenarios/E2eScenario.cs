@@ -124,6 +124,21 @@ public sealed class E2eScenario : IScenario
         }
 
         main.AddText("Ratios above 1 mean SpecLog's end-to-end latency is lower. The paper (Belfast) reports about 1.6× at 1.5 ms of compute.");
+        if (computeMs.Length > 1)
+        {
+            var chart = main.AddChart("e2e", "E2E latency against per-record compute", "compute per record (ms)", "E2E (ms)");
+            chart.LogX = true;
+            foreach (var m in systems)
+            {
+                chart.AddSeries($"{Label(m)} p50", computeMs, computeMs.Select(c => results[(c, m)].E2e().P50Us / 1000));
+                chart.AddSeries($"{Label(m)} p99", computeMs, computeMs.Select(c => results[(c, m)].E2e().P99Us / 1000));
+            }
+
+            var ratioChart = main.AddChart("ratio", "Scalog-mode E2E ÷ SpecLog E2E", "compute per record (ms)", "ratio (above 1: SpecLog lower)");
+            ratioChart.LogX = true;
+            ratioChart.AddSeries("p50", computeMs, computeMs.Select(c => results[(c, OrderingMode.Scalog)].E2e().P50Us / results[(c, OrderingMode.FixAnte)].E2e().P50Us));
+            ratioChart.AddSeries("p99", computeMs, computeMs.Select(c => results[(c, OrderingMode.Scalog)].E2e().P99Us / results[(c, OrderingMode.FixAnte)].E2e().P99Us));
+        }
 
         var detail = report.AddSection("Where the time goes");
         var dt = detail.AddTable("compute (ms)", "system", "measured/offered", "failed", "delivery p50 (ms)", "confirm p50 (ms)", "confirm p99 (ms)", "wait for consumer p99 (ms)", "E2E p50 (ms)", "E2E p90 (ms)", "E2E p99.9 (ms)", "E2E max (ms)");

@@ -209,6 +209,21 @@ public sealed class ShardsScenario : IScenario
             }
         }
 
+        if (shardCounts.Length > 1)
+        {
+            var xs = shardCounts.Select(c => (double)c).ToArray();
+            var lat = latency.AddChart("append", $"Append latency against shards ({s.Rate} appends/s offered)", "shards", "append latency (ms)");
+            var sat = saturation.AddChart("saturation", "Saturation throughput against shards", "shards", "durable appends/s");
+            foreach (var mode in s_modes)
+            {
+                lat.AddSeries($"{ModeName(mode)} p50", xs, shardCounts.Select(c => Median(results[(c, mode)].Select(r => r.Append.P50Us)) / 1000));
+                lat.AddSeries($"{ModeName(mode)} p99", xs, shardCounts.Select(c => Median(results[(c, mode)].Select(r => r.Append.P99Us)) / 1000));
+                sat.AddSeries(ModeName(mode), xs, shardCounts.Select(c => Median(results[(c, mode)].Select(r => r.SaturationRate))));
+            }
+
+            lat.AddSeries("SpecLog delivery p50", xs, shardCounts.Select(c => Median(results[(c, OrderingMode.FixAnte)].Select(r => r.Delivery.P50Us)) / 1000));
+        }
+
         // Headline figures: SpecLog at 4 shards (or the shard count nearest 4 when 4 was not run) at the configured rate.
         var headline = shardCounts.OrderBy(c => Math.Abs(c - 4)).ThenByDescending(c => c).First();
         var hs = results[(headline, OrderingMode.FixAnte)];
