@@ -143,7 +143,8 @@ public sealed class BurstScenario : IScenario
         Console.WriteLine();
         Console.Write(report.ToMarkdown());
         var (md, json) = await report.WriteAsync(outDir, "burst");
-        Console.WriteLine($"wrote {md} and {json}");
+        await report.MergeFiguresAsync(Path.Combine(outDir, "latest.json"), report.Figures.Keys.ToList());
+        Console.WriteLine($"wrote {md} and {json}; merged its figures into latest.json");
         return results.Values.Any(l => l.Any(r => r.Records.Count == 0)) ? 2 : 0;
     }
 

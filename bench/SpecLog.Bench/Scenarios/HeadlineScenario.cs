@@ -7,8 +7,8 @@ using SpecLog.Bench.Reporting;
 namespace SpecLog.Bench.Scenarios;
 
 /// <summary>
-/// The headline run: short versions of scenarios 8 (floors), 2 (shards), 1 (E2E), 6 (slow pilot) and 7 (peers), one
-/// after the other, then
+/// The headline run: short versions of scenarios 8 (floors), 2 (shards), 1 (E2E), 6 (slow pilot), 7 (peers) and 3
+/// (burst), one after the other, then
 /// <c>latest.md</c> (the targets, met or missed, and every scenario's tables) next to <c>latest.json</c>.
 /// </summary>
 public sealed class HeadlineScenario : IScenario
@@ -41,10 +41,11 @@ public sealed class HeadlineScenario : IScenario
         var steps = new List<(string Name, IScenario Scenario, string[] Args)>
         {
             ("floors", new FloorsScenario(), ["--samples", "2000", "--out", outDir]),
-            ("shards", new ShardsScenario(), ["--short", "--out", outDir]),
-            ("e2e", new E2eScenario(), ["--short", "--out", outDir]),
-            ("ordering", new OrderingScenario(), ["--modes", "Copilot,MultiPaxos", "--rounds", "1", "--seconds", "5", "--warmup", "2", "--rate", "500", "--out", outDir]),
+            ("shards", new ShardsScenario(), ["--shards", "1,2,4", "--seconds", "4", "--warmup", "1", "--sat-seconds", "3", "--rounds", "1", "--out", outDir]),
+            ("e2e", new E2eScenario(), ["--compute-ms", "0.5,1.5,5", "--seconds", "3", "--rounds", "3", "--out", outDir]),
+            ("ordering", new OrderingScenario(), ["--modes", "Copilot,MultiPaxos", "--delay-ms", "1,20", "--rounds", "2", "--seconds", "5", "--warmup", "2", "--rate", "500", "--out", outDir]),
             ("peers", new PeersScenario(), ["--seconds", "4", "--warmup", "1", "--saturate", "--out", outDir]),
+            ("burst", new BurstScenario(), ["--rounds", "1", "--seconds", "3", "--out", outDir]),
         };
 
         var outcomes = new List<(string Name, int Exit, TimeSpan Took)>();
@@ -95,6 +96,25 @@ public sealed class HeadlineScenario : IScenario
                 md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {(lower ? "≤" : "≥")} {BenchReport.FormatNumber(bound)} {unit} | not measured | scenario not in this run |");
             }
         }
+
+        md.AppendLine().AppendLine("## Ratios measured side by side").AppendLine();
+        md.AppendLine("Each ratio compares two systems run alternately in the same scenario, so machine noise mostly cancels.").AppendLine();
+        md.AppendLine("| comparison | ratio | reading |").AppendLine("|---|---|---|");
+        void Ratio(string what, double? value, string reading)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {(value is { } v && double.IsFinite(v) ? v.ToString("F2", CultureInfo.InvariantCulture) + "×" : "not measured")} | {reading} |");
+        }
+
+        double? Get(string key) => figures.TryGetValue(key, out var v) ? v : null;
+        double? Div(string a, string b) => Get(a) is { } x && Get(b) is { } y && y != 0 ? x / y : null;
+        Ratio("E2E at 1.5 ms compute, Scalog mode ÷ SpecLog (p50)", Get("e2e_ratio_compute_1_5ms"), "above 1: speculation lowers E2E (paper: 1.6×)");
+        Ratio("append p50, SpecLog ÷ Scalog mode (4 shards)", Div("append_p50_us", "scalog_append_p50_us"), "SpecLog's append overhead (paper: ≤ 1.058×)");
+        Ratio("append p99 with a 20 ms-slow pilot ÷ healthy, Copilot", Get("slow_pilot_p99_ratio_copilot"), "target ≤ 1.2×");
+        Ratio("append p99 with a 20 ms-slow leader ÷ healthy, Multi-Paxos", Get("slow_pilot_p99_ratio_multipaxos"), "what Copilot avoids");
+        Ratio("delivery p50, SpecLog speculative ÷ Redis appendfsync always", Div("peers_speclog_spec_delivery_p50_us", "redis_aof_always_delivery_p50_us"), "both fsync before delivering; below 1: SpecLog faster");
+        Ratio("delivery p50, SpecLog speculative ÷ Redis AOF off", Div("peers_speclog_spec_delivery_p50_us", "redis_aof_off_delivery_p50_us"), "Redis without durability");
+        Ratio("saturation, SpecLog ÷ Redis appendfsync always", Div("peers_speclog_max_appends_per_s", "redis_aof_always_max_appends_per_s"), "durable appends/s, same client load");
+        Ratio("burst records' E2E p99, lag-fix off ÷ on", Get("burst_e2e_p99_ratio_lagfix_off_on"), "above 1: lag-fix helps");
 
         md.AppendLine().AppendLine("## Steps").AppendLine();
         md.AppendLine("| scenario | outcome | took |").AppendLine("|---|---|---|");

@@ -295,6 +295,22 @@ public sealed class PeersScenario : IScenario
         Figure("redis_aof_always_delivery_p50_us", REDIS_ALWAYS, r => r.DeliveryP50 * 1000);
         Figure("postgres_delivery_p50_us", POSTGRES, r => r.DeliveryP50 * 1000);
         Figure("redis_aof_always_max_appends_per_s", REDIS_ALWAYS, r => r.MaxAppendsPerSecond);
+        Figure("redis_aof_off_max_appends_per_s", REDIS_OFF, r => r.MaxAppendsPerSecond);
+        if (reference is not null)
+        {
+            // SpecLog's own figures under the same workload, so ratios against the peers can be read from latest.json.
+            report.SetFigure("peers_speclog_spec_delivery_p50_us", reference.DeliveryP50 * 1000);
+            report.SetFigure("peers_speclog_ack_p50_us", reference.AckP50 * 1000);
+            if (reference.MaxAppendsPerSecond is { } max)
+            {
+                report.SetFigure("peers_speclog_max_appends_per_s", max);
+            }
+        }
+
+        if (LastResults.FirstOrDefault(r => r.Label.StartsWith("SpecLog, confirmed", StringComparison.Ordinal)) is { } confirmed)
+        {
+            report.SetFigure("peers_speclog_confirmed_delivery_p50_us", confirmed.DeliveryP50 * 1000);
+        }
         report.Finish();
         var (markdown, _) = await report.WriteAsync(outDir, "peers");
         await report.MergeFiguresAsync(Path.Combine(outDir, "latest.json"), report.Figures.Keys.ToList());
