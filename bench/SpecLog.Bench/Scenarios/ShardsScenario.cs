@@ -209,6 +209,22 @@ public sealed class ShardsScenario : IScenario
             }
         }
 
+        var cpu = report.AddSection("CPU cost (whole process: load generator, client, silo, subscriber)");
+        cpu.AddText(string.Create(CultureInfo.InvariantCulture,
+            $"Process CPU time over the measured period ÷ appends issued (open loop) or acknowledged (saturation). Everything runs in one process on {report.Machine.Cores} cores, "
+            + $"so {report.Machine.Cores} ÷ (CPU per append) bounds the rate this machine can sustain whatever the protocol does."));
+        var ct = cpu.AddTable("shards", "mode", "open loop: cores used", "CPU µs per append", "saturation: cores used", "CPU µs per append");
+        foreach (var shards in shardCounts)
+        {
+            foreach (var mode in s_modes)
+            {
+                var list = results[(shards, mode)];
+                ct.AddRow(shards.ToString(CultureInfo.InvariantCulture), ModeName(mode),
+                    F(Median(list.Select(r => r.CoresUsed)), "F2"), F(Median(list.Select(r => r.CpuUsPerAppend)), "F1"),
+                    F(Median(list.Select(r => r.SaturationCoresUsed)), "F2"), F(Median(list.Select(r => r.SaturationCpuUsPerAppend)), "F1"));
+            }
+        }
+
         if (shardCounts.Length > 1)
         {
             var xs = shardCounts.Select(c => (double)c).ToArray();
@@ -237,6 +253,9 @@ public sealed class ShardsScenario : IScenario
         report.SetFigure("noop_fraction", Math.Round(Median(hs.Select(r => r.NoOpFraction)), 5));
         report.SetFigure("max_durable_appends_per_s", Math.Round(results.Where(kv => kv.Key.Mode == OrderingMode.FixAnte).SelectMany(kv => kv.Value).Max(r => r.SaturationRate)));
         report.SetFigure("shards_headline_shard_count", headline);
+        report.SetFigure("shards_headline_cpu_us_per_append", Math.Round(Median(hs.Select(r => r.CpuUsPerAppend)), 1));
+        report.SetFigure("shards_headline_cores_used", Math.Round(Median(hs.Select(r => r.CoresUsed)), 2));
+        report.SetFigure("saturation_cpu_us_per_append", Math.Round(Median(hs.Select(r => r.SaturationCpuUsPerAppend)), 1));
         report.SetFigure("shards_headline_offered_per_s", s.Rate);
         report.SetFigure("shards_headline_achieved_per_s", Math.Round(Median(hs.Select(r => r.AchievedRate))));
         report.SetFigure("shards_headline_failed", hs.Sum(r => r.Failed + r.TimedOut));
@@ -265,7 +284,8 @@ public sealed class ShardsScenario : IScenario
     private sealed record RunResult(
         LatencySummary Append, LatencySummary AppendScheduled, LatencySummary Delivery, LatencySummary Confirmed,
         long Issued, long Completed, long Failed, long TimedOut, double AchievedRate, double NoOpFraction,
-        double SaturationRate, long SaturationFailed, LatencySummary Saturation);
+        double SaturationRate, long SaturationFailed, LatencySummary Saturation,
+        double CoresUsed, double CpuUsPerAppend, double SaturationCoresUsed, double SaturationCpuUsPerAppend);
 
     private static async Task<RunResult> RunOnceAsync(int shards, OrderingMode mode, Settings s)
     {
@@ -325,6 +345,7 @@ public sealed class ShardsScenario : IScenario
 
             long issued = 0, completed = 0, completedInWindow = 0, failed = 0, timedOut = 0, outstanding = 0;
             var statusBefore = Array.Empty<ShardStatus>();
+            (TimeSpan Cpu, long At) cpuBefore = default;
             var perAppender = s.Rate / (double)s.Appenders;
             var start = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 100;
             var warmupEnd = start + (long)(s.Warmup * Stopwatch.Frequency);
@@ -337,6 +358,7 @@ public sealed class ShardsScenario : IScenario
                     await Task.Delay(wait);
                 }
 
+                cpuBefore = (Process.GetCurrentProcess().TotalProcessorTime, Stopwatch.GetTimestamp());
                 statusBefore = await ShardStatusesAsync(grains, shards);
             });
 
@@ -365,6 +387,7 @@ public sealed class ShardsScenario : IScenario
                 }
             })).ToArray();
             await Task.WhenAll(appenders);
+            var cpuAfter = (Cpu: Process.GetCurrentProcess().TotalProcessorTime, At: Stopwatch.GetTimestamp());
             await measuredStartStatus;
             var issueEnd = Stopwatch.GetTimestamp();
             var drainDeadline = issueEnd + 35 * Stopwatch.Frequency;
@@ -387,10 +410,13 @@ public sealed class ShardsScenario : IScenario
             }
 
             var noOpFraction = noOps + records == 0 ? double.NaN : noOps / (double)(noOps + records);
-            var (satRate, satFailed, satLatency) = await SaturateAsync(client, s);
+            var (satRate, satFailed, satLatency, satCores, satCpuPerAppend) = await SaturateAsync(client, s);
+            var cpuSeconds = (cpuAfter.Cpu - cpuBefore.Cpu).TotalSeconds;
+            var cores = cpuSeconds / Stopwatch.GetElapsedTime(cpuBefore.At, cpuAfter.At).TotalSeconds;
             return new RunResult(
                 LatencySummary.FromTicks(append), LatencySummary.FromTicks(appendScheduled), LatencySummary.FromTicks(delivery), LatencySummary.FromTicks(confirmed),
-                issued, completed, failed, timedOut, achieved, noOpFraction, satRate, satFailed, satLatency);
+                issued, completed, failed, timedOut, achieved, noOpFraction, satRate, satFailed, satLatency,
+                cores, issued == 0 ? double.NaN : cpuSeconds * 1e6 / issued, satCores, satCpuPerAppend);
 
             async Task AppendOneAsync(long scheduled, bool measured)
             {
@@ -437,11 +463,16 @@ public sealed class ShardsScenario : IScenario
         }
     }
 
-    private static async Task<(double Rate, long Failed, LatencySummary Latency)> SaturateAsync(SpecLogClient client, Settings s)
+    private static async Task<(double Rate, long Failed, LatencySummary Latency, double Cores, double CpuUsPerAppend)> SaturateAsync(SpecLogClient client, Settings s)
     {
         var histogram = LatencySummary.NewHistogram();
         long completed = 0, failed = 0;
         var measureStart = Stopwatch.GetTimestamp() + Stopwatch.Frequency; // 1 s ramp-up
+        var cpuAtStart = Task.Run(async () =>
+        {
+            await Task.Delay(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), measureStart));
+            return (Cpu: Process.GetCurrentProcess().TotalProcessorTime, At: Stopwatch.GetTimestamp());
+        });
         var end = measureStart + (long)(s.SaturationSeconds * Stopwatch.Frequency);
         var workers = Enumerable.Range(0, s.SaturationConcurrency).Select(_ => Task.Run(async () =>
         {
@@ -472,7 +503,11 @@ public sealed class ShardsScenario : IScenario
             }
         })).ToArray();
         await Task.WhenAll(workers);
-        return (completed / s.SaturationSeconds, failed, LatencySummary.FromTicks(histogram));
+        var cpuEnd = (Cpu: Process.GetCurrentProcess().TotalProcessorTime, At: Stopwatch.GetTimestamp());
+        var cpuStart = await cpuAtStart;
+        var cpuSeconds = (cpuEnd.Cpu - cpuStart.Cpu).TotalSeconds;
+        return (completed / s.SaturationSeconds, failed, LatencySummary.FromTicks(histogram),
+            cpuSeconds / Stopwatch.GetElapsedTime(cpuStart.At, cpuEnd.At).TotalSeconds, completed == 0 ? double.NaN : cpuSeconds * 1e6 / completed);
     }
 
     private static async Task<ShardStatus[]> ShardStatusesAsync(IGrainFactory grains, int shards) =>
