@@ -40,6 +40,9 @@ public sealed class HeadlineScenario : IScenario
         var started = Stopwatch.StartNew();
         var steps = new List<(string Name, IScenario Scenario, string[] Args)>
         {
+            // Not reported: runs the log's code paths until the JIT has tiered them up, as in a silo that has been up
+            // for a while; otherwise the first measured runs share the 2 cores with background recompilation.
+            ("warm-up", new ShardsScenario(), ["--shards", "4", "--rate", "8000", "--seconds", "4", "--warmup", "1", "--sat-seconds", "2", "--rounds", "1", "--out", Path.Combine(Path.GetTempPath(), "speclog-bench-warmup")]),
             ("floors", new FloorsScenario(), ["--samples", "2000", "--out", outDir]),
             ("shards", new ShardsScenario(), ["--shards", "1,2,4", "--seconds", "4", "--warmup", "1", "--sat-seconds", "3", "--rounds", "1", "--out", outDir]),
             ("e2e", new E2eScenario(), ["--compute-ms", "0.5,1.5,5", "--seconds", "3", "--rounds", "3", "--out", outDir]),
