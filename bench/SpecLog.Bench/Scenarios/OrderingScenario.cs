@@ -18,7 +18,7 @@ public sealed class OrderingScenario : IScenario
 
     public string Description =>
         "append p50/p99 with and without a slowed pilot/leader, for several delays: Copilot vs Multi-Paxos (vs Single) "
-        + "[--modes Copilot,MultiPaxos,Single --delay-ms 0.1,1,10,20 --silos 3 --replicas 3 --rate 1000 --seconds 8 --warmup 2 --rounds 3 --pingpong-ms 6 --takeover-ms 10 --no-fsync --out bench/results]";
+        + "[--modes Copilot,MultiPaxos,Single --delay-ms 0.1,1,10,20 --silos 3 --replicas 3 --rate 1000 --record-size 100 --seconds 8 --warmup 2 --rounds 3 --pingpong-ms 6 --takeover-ms 10 --no-fsync --out bench/results]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -27,6 +27,7 @@ public sealed class OrderingScenario : IScenario
         var silos = args.GetInt("silos", 3);
         var replicas = args.GetInt("replicas", 3);
         var rate = args.GetInt("rate", 1000);
+        var recordSize = args.GetInt("record-size", 100);
         var seconds = args.GetDouble("seconds", 8);
         var warmup = args.GetDouble("warmup", 2);
         var rounds = args.GetInt("rounds", 3);
@@ -36,9 +37,9 @@ public sealed class OrderingScenario : IScenario
         var pingPong = TimeSpan.FromMilliseconds(args.GetDouble("pingpong-ms", defaults.PingPongWait.TotalMilliseconds));
         var fsync = args.Get("no-fsync") is null;
         var takeover = TimeSpan.FromMilliseconds(args.GetDouble("takeover-ms", defaults.TakeoverTimeout.TotalMilliseconds));
-        if (silos < 1 || rate < 1 || seconds <= 0 || rounds < 1 || modes.Length == 0 || delays.Length == 0 || delays.Any(d => d <= 0))
+        if (silos < 1 || rate < 1 || recordSize < 1 || seconds <= 0 || rounds < 1 || modes.Length == 0 || delays.Length == 0 || delays.Any(d => d <= 0))
         {
-            throw new ArgumentException("--silos, --rate, --seconds, --rounds and every --delay-ms value must be positive; --modes must name at least one mode.");
+            throw new ArgumentException("--silos, --rate, --record-size, --seconds, --rounds and every --delay-ms value must be positive; --modes must name at least one mode.");
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -59,7 +60,7 @@ public sealed class OrderingScenario : IScenario
             foreach (var config in round % 2 == 0 ? configs : configs.Reverse())
             {
                 progress.Step($"round {round + 1}/{rounds}, {Label(config.Mode, config.Delay)}");
-                var r = await RunOnceAsync(config.Mode, TimeSpan.FromMilliseconds(config.Delay), silos, replicas, rate, seconds, warmup, pingPong, takeover, fsync);
+                var r = await RunOnceAsync(config.Mode, TimeSpan.FromMilliseconds(config.Delay), silos, replicas, rate, recordSize, seconds, warmup, pingPong, takeover, fsync);
                 results[config].Add(r);
                 progress.Report(++done, string.Create(CultureInfo.InvariantCulture,
                     $"{Label(config.Mode, config.Delay)}: p50 {r.P50:F2} ms p90 {r.P90:F2} p99 {r.P99:F2} max {r.Max:F1}, done {r.Completed}/{r.Issued}, failed {r.Failed}{(config.Delay > 0 ? $", injected delay p50 {r.InjectedP50:F3} ms" : "")}"));
@@ -70,7 +71,7 @@ public sealed class OrderingScenario : IScenario
         var report = new BenchReport("Ordering layer: a slow pilot or leader (scenario 6)");
         var section = report.AddSection("Append latency, healthy and with every message to the pilot/leader delayed");
         section.AddText(string.Create(CultureInfo.InvariantCulture,
-            $"{silos} silos in one process (in-memory transport between silos), {replicas} replicas, fsync {(fsync ? "on" : "OFF")}, {rate} appends/s open loop from one client, latency from each append's scheduled start; "
+            $"{silos} silos in one process (in-memory transport between silos), {replicas} replicas, fsync {(fsync ? "on" : "OFF")}, {rate} appends/s open loop from one client ({recordSize} B records), latency from each append's scheduled start; "
             + $"{seconds} s per run after {warmup} s warm-up, a fresh cluster per run, {rounds} round(s) with the configurations interleaved (order reversed every other round); medians over rounds of each run's percentiles (ms). "
             + $"*Slow*: an incoming grain-call filter delays every call to the replica that pilots log 0 (the Multi-Paxos leader) by the given time before it runs; "
             + $"delays under 0.5 ms are spun (timers are too coarse), longer ones use a timer, so the *injected* column shows what the filter actually waited (p50). "
@@ -157,7 +158,7 @@ public sealed class OrderingScenario : IScenario
     private sealed record RunResult(double P50, double P90, double P99, double Max, long Issued, long Completed, long Failed, double InjectedP50);
 
     private static async Task<RunResult> RunOnceAsync(
-        SequencerReplication mode, TimeSpan delay, int silos, int replicas, int rate, double seconds, double warmup, TimeSpan pingPong, TimeSpan takeover, bool fsync)
+        SequencerReplication mode, TimeSpan delay, int silos, int replicas, int rate, int recordSize, double seconds, double warmup, TimeSpan pingPong, TimeSpan takeover, bool fsync)
     {
         var bench = await BenchCluster.StartAsync(
             silos,
@@ -173,7 +174,7 @@ public sealed class OrderingScenario : IScenario
         try
         {
             var client = bench.Client;
-            var payload = new byte[100];
+            var payload = new byte[recordSize];
             await client.AppendAsync(payload); // activates shards and the ordering layer
             SlowLeaderFilter.Injected.Reset();
             if (delay > TimeSpan.Zero)
