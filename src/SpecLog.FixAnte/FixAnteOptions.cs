@@ -31,6 +31,15 @@ public sealed class FixAnteOptions
     /// <summary>Default lag, as a fraction of W, at which a shard is told to fill its missing cuts.</summary>
     public const double DEFAULT_LAG_FIX_FRACTION = 0.03;
 
+    /// <summary>Default number of reports over which a shard's lag-fix slack forgets a jump (it loses 1/N per report).</summary>
+    public const int DEFAULT_LAG_FIX_SLACK_REPORTS = 8;
+
+    /// <summary>Default largest lag-fix slack, as a fraction of W.</summary>
+    public const double DEFAULT_LAG_FIX_MAX_SLACK_FRACTION = 0.1;
+
+    /// <summary>Default shortest span, as a fraction of a window's nominal duration (W × T_ord), over which rates are measured.</summary>
+    public const double DEFAULT_RATE_MEASURE_FRACTION = 0.5;
+
     /// <summary>Default no-op deadline, in multiples of T_ord after the shard's last report.</summary>
     public const double DEFAULT_NOOP_DEADLINE_FACTOR = 1.5;
 
@@ -77,11 +86,52 @@ public sealed class FixAnteOptions
     /// <summary>Whether the sequencer issues lag-fix signals (off only for experiments).</summary>
     public bool LagFixEnabled { get; set; } = true;
 
+    /// <summary>
+    /// Whether lag-fix leaves each shard the slack of its own jumps (on by default). A shard's records arrive and become
+    /// durable in batches (client batches, group commit), so one report of a shard that keeps pace completes several
+    /// cuts at once, and such a shard is normally up to one jump behind whichever shard reported last. With slack on,
+    /// the sequencer keeps, per shard, the envelope of the cuts of new records its recent reports brought (the slack,
+    /// see <see cref="SequencerState.LagFixSlackOf"/>); a shard lags only when it is <see cref="LagFixThreshold"/> cuts
+    /// behind the leader on top of its slack, and is filled only up to the leader minus its slack, so its own next
+    /// records complete the leader's cut instead of landing beyond it. Off: Belfast's rule, which fills every shard
+    /// <see cref="LagFixThreshold"/> cuts behind up to the leader; with jumpy reports that makes the shard that reported
+    /// last set the pace of the cuts for everyone, and a third of the slots become no-ops. A shard without records
+    /// has no slack, and the fallback always fills up to the leader.
+    /// </summary>
+    public bool LagFixSlack { get; set; } = true;
+
+    /// <summary>
+    /// Over how many reports a shard's lag-fix slack forgets a jump: the envelope loses 1/N of itself with every report
+    /// that brought records or moved the shard, and grows at once to any bigger jump. Used only with <see cref="LagFixSlack"/>.
+    /// </summary>
+    public int LagFixSlackReports { get; set; } = DEFAULT_LAG_FIX_SLACK_REPORTS;
+
+    /// <summary>
+    /// The largest lag-fix slack, as a fraction of W (rounded down to whole cuts): a report that brings more is a burst
+    /// or a backlog after a stall, not a shard's normal step, and counts as this much. It also keeps the lag-fix trigger
+    /// well inside the half window after which the next window must be decided. Used only with <see cref="LagFixSlack"/>.
+    /// </summary>
+    public double LagFixMaxSlackFraction { get; set; } = DEFAULT_LAG_FIX_MAX_SLACK_FRACTION;
+
     /// <summary>Whether quotas follow measured rates (off only for experiments: quotas stay at <see cref="InitialQuota"/>).</summary>
     public bool RateBasedQuotas { get; set; } = true;
 
+    /// <summary>
+    /// The shortest span of a shard's own clock, as a fraction of a window's nominal duration (W × T_ord), over which
+    /// its rate is measured for the next quotas. Windows are normally decided about that far apart; when they come
+    /// faster, the rate is measured from an earlier decision instead of from the previous one, so a quota never follows
+    /// a few milliseconds of bursty arrivals. 0: always from the previous decision (Belfast's per-window rates).
+    /// </summary>
+    public double RateMeasureFraction { get; set; } = DEFAULT_RATE_MEASURE_FRACTION;
+
     /// <summary>Lag in cuts that triggers a lag-fix: at least one cut.</summary>
     public long LagFixThreshold(int cutsPerWindow) => Math.Max(1, (long)Math.Ceiling(LagFixFraction * cutsPerWindow - 1e-9));
+
+    /// <summary>The largest lag-fix slack in cuts for windows of <paramref name="cutsPerWindow"/> cuts (see <see cref="LagFixMaxSlackFraction"/>).</summary>
+    public long LagFixMaxSlack(int cutsPerWindow) => (long)Math.Floor(LagFixMaxSlackFraction * cutsPerWindow + 1e-9);
+
+    /// <summary>The shortest span, in µs of a shard's clock, over which its rate is measured (see <see cref="RateMeasureFraction"/>).</summary>
+    public long RateMeasureSpanMicros(int cutsPerWindow) => (long)(RateMeasureFraction * cutsPerWindow * OrderingInterval.TotalMicroseconds);
 
     /// <summary>The no-op deadline as a duration.</summary>
     public TimeSpan NoOpDeadline => OrderingInterval * NoOpDeadlineFactor;
@@ -104,6 +154,9 @@ public sealed class FixAnteOptions
         Check(MaxQuota >= MinQuota, $"{nameof(MaxQuota)} must be at least {nameof(MinQuota)}.");
         Check(InitialQuota >= MinQuota && InitialQuota <= MaxQuota, $"{nameof(InitialQuota)} must lie in [{nameof(MinQuota)}, {nameof(MaxQuota)}].");
         Check(LagFixFraction is > 0 and <= 1, $"{nameof(LagFixFraction)} must be in (0, 1].");
+        Check(RateMeasureFraction is >= 0 and <= 16, $"{nameof(RateMeasureFraction)} must be in [0, 16].");
+        Check(LagFixSlackReports is >= 1 and <= 1024, $"{nameof(LagFixSlackReports)} must be in [1, 1024].");
+        Check(LagFixMaxSlackFraction is >= 0 and < 0.5, $"{nameof(LagFixMaxSlackFraction)} must be in [0, 0.5).");
         Check(FallbackInterval > TimeSpan.Zero, $"{nameof(FallbackInterval)} must be positive.");
         Check(NoOpDeadlineFactor > 0, $"{nameof(NoOpDeadlineFactor)} must be positive.");
     }

@@ -9,16 +9,25 @@ namespace SpecLog.FixAnte;
 /// </summary>
 public sealed class SequencerState
 {
+    // Fixed-point scale of the jump envelopes (integer arithmetic keeps replicas bit-identical on every platform).
+    private const long JUMP_SCALE = 256;
+
+    // Rate marks kept per shard: enough to reach back over the minimum measuring span even when windows are decided
+    // much faster than nominally (a shard whose quota is far too small makes the cuts race).
+    private const int RATE_MARKS = 16;
+
     private readonly FixAnteOptions _options;
     private readonly long[] _durableSlots;
     private readonly long[] _appliedSeq;
     private readonly long[] _lagFixTarget;
-    private readonly (long Micros, long Records)[] _rateMark;
+    private readonly Queue<(long Micros, long Records)>[] _rateMarks;
     private readonly (long Micros, long Records)[] _latest;
     private readonly int[] _knownWindows;
     private readonly bool[] _reportedSinceCut;
     private readonly long[] _cutBase;
     private readonly bool[] _waiting;
+    private readonly long[] _jumpEnvelope;
+    private readonly long[] _jumpRecords;
     private int _waitingCount;
 
     /// <summary>Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any.</summary>
@@ -32,12 +41,14 @@ public sealed class SequencerState
         _durableSlots = new long[shardCount];
         _appliedSeq = Enumerable.Repeat(-1L, shardCount).ToArray();
         _lagFixTarget = new long[shardCount];
-        _rateMark = new (long, long)[shardCount];
+        _rateMarks = Enumerable.Range(0, shardCount).Select(_ => new Queue<(long, long)>(RATE_MARKS)).ToArray();
         _latest = new (long, long)[shardCount];
         _knownWindows = new int[shardCount];
         _reportedSinceCut = new bool[shardCount];
         _cutBase = new long[shardCount];
         _waiting = new bool[shardCount];
+        _jumpEnvelope = Enumerable.Repeat(-1L, shardCount).ToArray();
+        _jumpRecords = Enumerable.Repeat(-1L, shardCount).ToArray();
         if (recoveredWindows is not null)
         {
             History.AddRange(recoveredWindows);
@@ -91,6 +102,17 @@ public sealed class SequencerState
     /// <summary>The windows a shard said it knows in its latest report.</summary>
     public int KnownWindowsOf(int shard) => _knownWindows[shard];
 
+    /// <summary>
+    /// The lag-fix slack of a shard, in cuts: how many cuts of its own records one of its reports brings at most,
+    /// lately. It is the rounded envelope of new records ÷ quota over its reports (each jump capped at
+    /// <see cref="FixAnteOptions.LagFixMaxSlack"/>; the envelope rises at once to a bigger jump and loses
+    /// 1/<see cref="FixAnteOptions.LagFixSlackReports"/> of itself with every report that brought records or moved the
+    /// shard, so a shard that only gets no-op fills loses its slack). 0 until measured, or when
+    /// <see cref="FixAnteOptions.LagFixSlack"/> is off.
+    /// </summary>
+    public long LagFixSlackOf(int shard) =>
+        _options.LagFixSlack && _jumpEnvelope[shard] > 0 ? (_jumpEnvelope[shard] + JUMP_SCALE / 2) / JUMP_SCALE : 0;
+
     /// <summary>Cuts a shard has completed according to its reports.</summary>
     public long CompletedCutOf(int shard) => History.Count == 0 ? 0 : History.CompletedCut(shard, _durableSlots[shard]);
 
@@ -127,6 +149,7 @@ public sealed class SequencerState
         _appliedSeq[s] = report.ReportSeq;
         ReportsApplied++;
         _knownWindows[s] = Math.Max(_knownWindows[s], report.KnownWindows);
+        var completedBefore = _options.Mode == OrderingMode.FixAnte && History.Count > 0 ? History.CompletedCut(s, _durableSlots[s]) : 0;
         if (report.DurableSlots > _durableSlots[s])
         {
             _durableSlots[s] = report.DurableSlots;
@@ -135,7 +158,8 @@ public sealed class SequencerState
         if (_latest[s] == default || report.TimestampMicros < _latest[s].Micros || report.RealRecords < _latest[s].Records)
         {
             // First report, or the shard restarted with another clock: measure from here.
-            _rateMark[s] = (report.TimestampMicros, report.RealRecords);
+            _rateMarks[s].Clear();
+            _rateMarks[s].Enqueue((report.TimestampMicros, report.RealRecords));
         }
 
         _latest[s] = (report.TimestampMicros, report.RealRecords);
@@ -164,6 +188,7 @@ public sealed class SequencerState
             throw new InvalidOperationException("Initialize must decide window 0 before reports are applied in Fix-Ante mode.");
         }
 
+        MeasureJump(s, report.RealRecords, completedBefore);
         AdvanceFixAnte(output);
     }
 
@@ -236,6 +261,45 @@ public sealed class SequencerState
         output.CommitAdvanced = true;
     }
 
+    /// <summary>
+    /// Folds the cuts of new records a shard's report brought into its jump envelope. Only real records make a jump:
+    /// no-op fills (deadline or lag-fix) are not the shard's own records, which are what a leaner lag-fix waits for. A
+    /// report that moved the shard's completed cut with no new record (a fill) is a jump of 0, so the slack of a shard
+    /// without records fades and it is filled up to the leader again; a report that moved nothing (retransmission,
+    /// waiting change) does not count. The first report of a shard (and one after a restart, whose count went back)
+    /// only sets the baseline. Depends only on the reports and the decided windows (replicas agree).
+    /// </summary>
+    private void MeasureJump(int shard, long realRecords, long completedBefore)
+    {
+        var last = _jumpRecords[shard];
+        _jumpRecords[shard] = realRecords;
+        var completed = History.CompletedCut(shard, _durableSlots[shard]);
+        if (last < 0 || realRecords < last || (realRecords == last && completed <= completedBefore))
+        {
+            return;
+        }
+
+        var cfg = History[Math.Max(0, History.WindowOfCut(Math.Min(completed, History.KnownEndCut - 1)))];
+        var quota = cfg.QuotaOf(shard);
+        if (quota == 0)
+        {
+            return;
+        }
+
+        var jump = Math.Min(realRecords - last, quota * _options.LagFixMaxSlack(cfg.CutsPerWindow)) * JUMP_SCALE / quota;
+        var envelope = _jumpEnvelope[shard];
+        _jumpEnvelope[shard] = envelope < 0 ? jump : Math.Max(jump, envelope - envelope / _options.LagFixSlackReports);
+    }
+
+    /// <summary>
+    /// Lag-fix. Each shard s has a slack: the cuts its own next report may bring (<see cref="LagFixSlackOf"/>; 0 with
+    /// slack off, which is Belfast's rule, or for a shard without records). A shard that keeps pace is up to one such
+    /// jump behind the leader, so s lags only when it is at least the threshold behind the leader minus its slack, and is
+    /// filled only to that point (never below its completed cut plus the threshold): its own next records then complete
+    /// the leader's cut rather than landing beyond it. Filling it up to the leader would make it, once its next records
+    /// land, the leader the others are filled up to in turn, and the cuts would run at the pace of the latest flush.
+    /// A shard is told again only once its target moved the threshold past the last one it was given.
+    /// </summary>
     private void IssueLagFixes(long leader, SequencerOutput output)
     {
         var cfg = History[Math.Max(0, History.WindowOfCut(Math.Min(leader, History.KnownEndCut - 1)))];
@@ -243,28 +307,52 @@ public sealed class SequencerState
         for (var s = 0; s < ShardCount; s++)
         {
             var completed = History.CompletedCut(s, _durableSlots[s]);
-            if (completed + threshold <= leader && _lagFixTarget[s] + threshold <= leader)
+            var target = leader - LagFixSlackOf(s);
+            if (completed + threshold <= target && _lagFixTarget[s] + threshold <= target)
             {
-                _lagFixTarget[s] = leader;
+                _lagFixTarget[s] = target;
                 LagFixesIssued++;
-                output.LagFixes.Add((s, leader));
+                output.LagFixes.Add((s, target));
             }
         }
     }
 
+    /// <summary>
+    /// Next-window quotas: each shard's rate (records over time, both from its own reports) times T_ord. The rate is
+    /// measured from the shard's position at an earlier decision (a mark) at least the measuring span back
+    /// (<see cref="FixAnteOptions.RateMeasureSpanMicros"/>), or from the oldest mark kept: when windows are decided
+    /// in quick succession (the cuts race because some quota is far too small), a rate over the few milliseconds since
+    /// the previous decision is mostly the luck of which client batch landed when, and a quota set from it makes the
+    /// cuts race even more.
+    /// </summary>
     private ImmutableArray<int> NextQuotas(WindowConfig last)
     {
         var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
         var tOrdSeconds = _options.OrderingInterval.TotalSeconds;
+        var span = _options.RateMeasureSpanMicros(last.CutsPerWindow);
         for (var s = 0; s < ShardCount; s++)
         {
             var old = last.QuotaOf(s);
             var q = Math.Max(old, _options.MinQuota);
-            if (_options.RateBasedQuotas)
+            var marks = _rateMarks[s];
+            if (_options.RateBasedQuotas && marks.Count > 0)
             {
-                var (m0, r0) = _rateMark[s];
                 var (m1, r1) = _latest[s];
-                if (m1 > m0)
+                (long Micros, long Records) from = default, newest = default;
+                var first = true;
+                foreach (var mark in marks)
+                {
+                    if (first || mark.Micros <= m1 - span)
+                    {
+                        from = mark; // the oldest, or the newest one far enough back
+                    }
+
+                    first = false;
+                    newest = mark;
+                }
+
+                var (m0, r0) = from;
+                if (m1 > newest.Micros && m1 > m0)
                 {
                     var perSecond = (r1 - r0) * 1_000_000.0 / (m1 - m0);
                     var target = (int)Math.Clamp(Math.Round(perSecond * tOrdSeconds), _options.MinQuota, _options.MaxQuota);
@@ -272,8 +360,16 @@ public sealed class SequencerState
                     {
                         q = target;
                     }
+                }
 
-                    _rateMark[s] = _latest[s];
+                if (m1 > newest.Micros)
+                {
+                    if (marks.Count == RATE_MARKS)
+                    {
+                        marks.Dequeue();
+                    }
+
+                    marks.Enqueue(_latest[s]);
                 }
             }
 

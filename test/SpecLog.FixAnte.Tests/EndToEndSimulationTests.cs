@@ -35,12 +35,114 @@ public sealed class EndToEndSimulationTests(ITestOutputHelper output)
     }
 }
 
+/// <summary>
+/// The workload, disk and network of a <see cref="Simulation"/> run. The default is the randomised one of the
+/// end-to-end tests: random load phases per shard, one disk write per append call (20–300 µs) and W of 8, 20 or 50.
+/// </summary>
+internal sealed record SimulationLoad
+{
+    /// <summary>W; null picks 8, 20 or 50 at random.</summary>
+    public int? CutsPerWindow { get; init; }
+
+    /// <summary>
+    /// Steady load: every shard receives this many records per millisecond, exactly on average (as a client sending
+    /// to the shards in turn does), in client batches <see cref="BatchGapMinMicros"/>..<see cref="BatchGapMaxMicros"/>
+    /// apart that carry whatever accumulated since the previous one. Null: random phases (idle, slow, medium, fast, burst).
+    /// </summary>
+    public double? SteadyRecordsPerMs { get; init; }
+
+    /// <summary>Shortest gap between client batches of the steady load (µs).</summary>
+    public int BatchGapMinMicros { get; init; } = 1_000;
+
+    /// <summary>Longest gap between client batches of the steady load (µs).</summary>
+    public int BatchGapMaxMicros { get; init; } = 1_000;
+
+    /// <summary>
+    /// With <see cref="SteadyRecordsPerMs"/>: the records go through a client batcher per shard, as SpecLogClient's
+    /// AppendBatcher does: they queue at the client, which keeps at most <see cref="ClientMaxInFlight"/> batch calls
+    /// outstanding per shard; a call carries everything queued when it is sent and completes when the shard acknowledges
+    /// it (its records committed, plus the network back). Batches then grow with the commit latency and arrive together
+    /// after commit notices, as in the shards bench. The client is topped up every BatchGapMin..BatchGapMax µs.
+    /// </summary>
+    public bool ClientBatching { get; init; }
+
+    /// <summary>Outstanding batch calls per shard (AppendBatcher.MaxInFlight).</summary>
+    public int ClientMaxInFlight { get; init; } = 4;
+
+    /// <summary>Extra records one shard receives at once at <see cref="BurstAtMicros"/> (0: none).</summary>
+    public int BurstRecords { get; init; }
+
+    /// <summary>When the burst of <see cref="BurstRecords"/> arrives at <see cref="BurstShard"/>.</summary>
+    public long BurstAtMicros { get; init; }
+
+    /// <summary>The shard that receives the burst.</summary>
+    public int BurstShard { get; init; }
+
+    /// <summary>A shard whose appends stop at <see cref="StopAtMicros"/> (null: none).</summary>
+    public int? StoppedShard { get; init; }
+
+    /// <summary>When <see cref="StoppedShard"/>'s appends stop.</summary>
+    public long StopAtMicros { get; init; }
+
+    /// <summary>
+    /// Group commit: a shard has one flush in flight, which takes FlushMin..FlushMax µs and makes durable everything
+    /// assigned when it started; what arrives meanwhile waits for the next flush (as ShardGrain's flush loop does).
+    /// Off: every append call is its own write of 20–300 µs, completed in order.
+    /// </summary>
+    public bool GroupCommit { get; init; }
+
+    /// <summary>Shortest flush (group commit).</summary>
+    public int FlushMinMicros { get; init; }
+
+    /// <summary>Longest flush (group commit).</summary>
+    public int FlushMaxMicros { get; init; }
+
+    /// <summary>One-way network delay, shortest.</summary>
+    public int NetMinMicros { get; init; } = 20;
+
+    /// <summary>One-way network delay, longest.</summary>
+    public int NetMaxMicros { get; init; } = 500;
+
+    /// <summary>Appends stop at this time (µs).</summary>
+    public long AppendStopMicros { get; init; } = 150_000;
+
+    /// <summary>The run ends at this time (µs).</summary>
+    public long EndMicros { get; init; } = 260_000;
+
+    /// <summary>The measured period (no-op fraction, lag-fixes, cut pace) starts here and ends at <see cref="AppendStopMicros"/>.</summary>
+    public long MeasureFromMicros { get; init; }
+
+    /// <summary>Changes to the default options (after W and the mode are set).</summary>
+    public Action<FixAnteOptions>? Configure { get; init; }
+}
+
+/// <summary>What a simulation measured over <see cref="SimulationLoad.MeasureFromMicros"/>..<see cref="SimulationLoad.AppendStopMicros"/>.</summary>
+internal sealed record SimulationMeasure(
+    long Records,
+    long NoOpSlots,
+    long LagFixNoOpSlots,
+    long LagFixes,
+    long LagFixesToLeader,
+    long Cuts,
+    double Millis,
+    long CommitP50Micros,
+    long CommitP99Micros)
+{
+    /// <summary>No-op slots ÷ (no-op slots + records), as the shards bench computes it.</summary>
+    public double NoOpFraction => Records + NoOpSlots == 0 ? 0 : (double)NoOpSlots / (Records + NoOpSlots);
+
+    /// <summary>Committed cuts per millisecond.</summary>
+    public double CutsPerMs => Cuts / Millis;
+
+    public override string ToString() => FormattableString.Invariant(
+        $"measured {Millis:F0} ms: records {Records}, no-op slots {NoOpSlots} ({NoOpFraction * 100:F1} %, {LagFixNoOpSlots} of them lag-fix fills), lag-fixes {LagFixes} ({LagFixesToLeader} to the leader's cut), {CutsPerMs:F2} cuts/ms, record to commit p50 {CommitP50Micros} us p99 {CommitP99Micros} us");
+}
+
 internal sealed class Simulation
 {
     private const int SHARDS = 4;
-    private const long APPEND_STOP = 150_000;
-    private const long END = 260_000;
 
+    private readonly SimulationLoad _load;
     private readonly int _seed;
     private readonly OrderingMode _mode;
     private readonly Random _rng;
@@ -61,17 +163,27 @@ internal sealed class Simulation
     private long _reportsMissingFixedLag;
     private long _maxFillDurableToAck;
 
-    public Simulation(int seed, OrderingMode mode)
+    private long[]? _measureStart;
+    private long _measureStartCut;
+    private long _measuredLagFixes;
+    private long _measuredLagFixesToLeader;
+    private long _lagFixNoOpSlots;
+    private long _measureStartLagFixNoOps;
+    private readonly List<long> _commitLatencies = [];
+
+    public Simulation(int seed, OrderingMode mode, SimulationLoad? load = null)
     {
+        _load = load ?? new SimulationLoad();
         _seed = seed;
         _mode = mode;
         _rng = new Random(seed);
         _options = new FixAnteOptions
         {
             Mode = mode,
-            CutsPerWindow = new[] { 8, 20, 50 }[_rng.Next(3)],
+            CutsPerWindow = _load.CutsPerWindow ?? new[] { 8, 20, 50 }[_rng.Next(3)],
             OrderingInterval = TimeSpan.FromMilliseconds(1),
         };
+        _load.Configure?.Invoke(_options);
         _seq = new SequencerState(_options, SHARDS);
         _shards = Enumerable.Range(0, SHARDS).Select(s => new ShardHost(new ShardCore(s, _options))).ToArray();
     }
@@ -90,11 +202,28 @@ internal sealed class Simulation
 
         public long DiskFreeAt { get; set; }
 
+        public bool Flushing { get; set; }
+
         public long Delivered { get; set; }
 
         public double MeanGapMicros { get; set; }
 
         public int Burst { get; set; } = 1;
+
+        /// <summary>Records owed to the steady load but not appended yet (fractional).</summary>
+        public double Owed { get; set; }
+
+        public long LastBatchAt { get; set; }
+
+        /// <summary>Client batcher: records queued at the client, batch calls outstanding, and the shard's unacknowledged batches (end slot).</summary>
+        public long ClientQueued { get; set; }
+
+        public int ClientInFlight { get; set; }
+
+        public Queue<long> PendingBatches { get; } = new();
+
+        /// <summary>Records appended in the measured period and not committed yet: (slot, when appended).</summary>
+        public Queue<(long Slot, long Micros)> Uncommitted { get; } = new();
 
         /// <summary>End of the last lag-fix fill not yet acknowledged by a FixedLag report.</summary>
         public long? LagFillEnd { get; set; }
@@ -117,6 +246,33 @@ internal sealed class Simulation
 
     private long Delay(int min, int max) => _now + _rng.Next(min, max + 1);
 
+    private long NetDelay() => Delay(_load.NetMinMicros, _load.NetMaxMicros);
+
+    /// <summary>What the measured period saw; set once the run is over.</summary>
+    public SimulationMeasure? Measure { get; private set; }
+
+    /// <summary>Committed records per GSN of the committed prefix (whole run).</summary>
+    public (long Records, long NoOps) Committed { get; private set; }
+
+    /// <summary>The sequencer, for inspection after the run.</summary>
+    public SequencerState Sequencer => _seq;
+
+    /// <summary>Every report the sequencer received, in order (duplicates included), with what applying it produced.</summary>
+    public List<(ShardReport Report, string Output)> Applied { get; } = [];
+
+    /// <summary>Every lag-fix signal: when, to which shard, the target cut, and the leading shard's completed cut then.</summary>
+    public List<(long Micros, int Shard, long Target, long Leader)> LagFixLog { get; } = [];
+
+    /// <summary>Every advance of the committed cut: when, and the new committed cut.</summary>
+    public List<(long Micros, long Cut)> Commits { get; } = [];
+
+    /// <summary>The options in force.</summary>
+    public FixAnteOptions Options => _options;
+
+    /// <summary>A canonical description of one sequencer output (for comparing runs).</summary>
+    public static string Describe(SequencerOutput o) =>
+        $"adv={o.CommitAdvanced} dup={o.Duplicate} wait={o.WaitingChanged} win=[{string.Join(';', o.NewWindows)}] lag=[{string.Join(';', o.LagFixes)}]";
+
     public string Run()
     {
         var init = new SequencerOutput();
@@ -130,7 +286,14 @@ internal sealed class Simulation
             At(_rng.Next(0, 500), () => Append(shard));
         }
 
-        while (_events.TryDequeue(out var action, out var key) && key.Item1 <= END)
+        if (_load.BurstRecords > 0)
+        {
+            At(_load.BurstAtMicros, () => AppendRecords(_load.BurstShard, _load.BurstRecords));
+        }
+
+        At(_load.MeasureFromMicros, StartMeasure);
+        At(_load.AppendStopMicros, StopMeasure);
+        while (_events.TryDequeue(out var action, out var key) && key.Item1 <= _load.EndMicros)
         {
             _now = key.Item1;
             action();
@@ -139,9 +302,47 @@ internal sealed class Simulation
         return FinalChecks();
     }
 
+    private void StartMeasure()
+    {
+        _measureStart = [.. _shards.Select(h => h.AssignedRecords), .. _shards.Select(h => h.Core.NoOpSlots)];
+        _measureStartCut = _seq.CommittedCut;
+        _measureStartLagFixNoOps = _lagFixNoOpSlots;
+    }
+
+    private void StopMeasure()
+    {
+        var start = _measureStart!;
+        Measure = new SimulationMeasure(
+            _shards.Sum(h => h.AssignedRecords) - start.Take(SHARDS).Sum(),
+            _shards.Sum(h => h.Core.NoOpSlots) - start.Skip(SHARDS).Sum(),
+            _lagFixNoOpSlots - _measureStartLagFixNoOps,
+            _measuredLagFixes,
+            _measuredLagFixesToLeader,
+            _seq.CommittedCut - _measureStartCut,
+            (_load.AppendStopMicros - _load.MeasureFromMicros) / 1000.0,
+            Percentile(0.50),
+            Percentile(0.99));
+    }
+
+    private long Percentile(double p)
+    {
+        if (_commitLatencies.Count == 0)
+        {
+            return 0;
+        }
+
+        var sorted = _commitLatencies.Order().ToArray();
+        return sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
+    }
+
     private void ChangePhase(int s)
     {
         var host = _shards[s];
+        if (_load.SteadyRecordsPerMs is not null)
+        {
+            return; // Append paces itself
+        }
+
         (host.MeanGapMicros, host.Burst) = _rng.Next(5) switch
         {
             0 => (0, 1),          // idle
@@ -162,24 +363,94 @@ internal sealed class Simulation
     private void Append(int s)
     {
         var host = _shards[s];
-        if (_now < APPEND_STOP && host.MeanGapMicros > 0)
+        if (_load.SteadyRecordsPerMs is { } perMs)
         {
-            var n = 1 + _rng.Next(host.Burst);
-            for (var i = 0; i < n; i++)
+            var stopped = _load.StoppedShard == s && _now >= _load.StopAtMicros;
+            if (_now < _load.AppendStopMicros && !stopped)
             {
-                var slot = host.Core.AssignRecord();
-                Check(slot == host.IsRecord.Count, () => $"shard {s}: record got slot {slot}, expected {host.IsRecord.Count}");
-                host.IsRecord.Add(true);
-                host.SpecGsn.Add(host.Core.History.TryGsnOfSlot(s, slot));
-                host.AssignedRecords++;
+                host.Owed += (_now - host.LastBatchAt) * perMs / 1000;
+                host.LastBatchAt = _now;
+                var n = (int)host.Owed;
+                host.Owed -= n;
+                if (_load.ClientBatching)
+                {
+                    host.ClientQueued += n;
+                    ClientSend(s);
+                }
+                else
+                {
+                    AppendRecords(s, n);
+                }
             }
 
-            Write(s);
-            Pump(s);
+            At(Delay(_load.BatchGapMinMicros, _load.BatchGapMaxMicros), () => Append(s));
+            return;
+        }
+
+        if (_now < _load.AppendStopMicros && host.MeanGapMicros > 0)
+        {
+            AppendRecords(s, 1 + _rng.Next(host.Burst));
         }
 
         var gap = host.MeanGapMicros > 0 ? 1 + (long)(-Math.Log(1 - _rng.NextDouble()) * host.MeanGapMicros) : 1_000;
         At(_now + gap, () => Append(s));
+    }
+
+    private void ClientSend(int s)
+    {
+        var host = _shards[s];
+        while (host.ClientInFlight < _load.ClientMaxInFlight && host.ClientQueued > 0)
+        {
+            var n = (int)host.ClientQueued;
+            host.ClientQueued = 0;
+            host.ClientInFlight++;
+            At(NetDelay(), () =>
+            {
+                AppendRecords(s, n);
+                host.PendingBatches.Enqueue(host.Core.AssignedSlots);
+                AckBatches(s);
+            });
+        }
+    }
+
+    /// <summary>The shard acknowledges every batch whose records are committed; the client then sends what queued.</summary>
+    private void AckBatches(int s)
+    {
+        var host = _shards[s];
+        while (host.PendingBatches.TryPeek(out var end) && end <= host.Core.CommittedSlots)
+        {
+            host.PendingBatches.Dequeue();
+            At(NetDelay(), () =>
+            {
+                host.ClientInFlight--;
+                ClientSend(s);
+            });
+        }
+    }
+
+    private void AppendRecords(int s, int n)
+    {
+        if (n <= 0)
+        {
+            return;
+        }
+
+        var host = _shards[s];
+        for (var i = 0; i < n; i++)
+        {
+            var slot = host.Core.AssignRecord();
+            Check(slot == host.IsRecord.Count, () => $"shard {s}: record got slot {slot}, expected {host.IsRecord.Count}");
+            host.IsRecord.Add(true);
+            host.SpecGsn.Add(host.Core.History.TryGsnOfSlot(s, slot));
+            host.AssignedRecords++;
+            if (_measureStart is not null && _now < _load.AppendStopMicros - 50_000) // committed before the measure ends
+            {
+                host.Uncommitted.Enqueue((slot, _now));
+            }
+        }
+
+        Write(s);
+        Pump(s);
     }
 
     private void AssignNoOps(int s, long n)
@@ -196,10 +467,16 @@ internal sealed class Simulation
         Write(s);
     }
 
-    /// <summary>Group-commits everything assigned so far; the disk completes writes in order.</summary>
+    /// <summary>Makes everything assigned so far durable, in order: one write per call, or group commit.</summary>
     private void Write(int s)
     {
         var host = _shards[s];
+        if (_load.GroupCommit)
+        {
+            Flush(s);
+            return;
+        }
+
         var end = host.Core.AssignedSlots;
         var records = host.AssignedRecords;
         host.DiskFreeAt = Math.Max(host.DiskFreeAt, Delay(20, 300));
@@ -207,6 +484,26 @@ internal sealed class Simulation
         {
             host.Core.OnDurable(end, records);
             Pump(s);
+        });
+    }
+
+    private void Flush(int s)
+    {
+        var host = _shards[s];
+        if (host.Flushing || host.Core.AssignedSlots == host.Core.DurableSlots)
+        {
+            return; // the flush in flight picks up what arrives meanwhile
+        }
+
+        host.Flushing = true;
+        var end = host.Core.AssignedSlots;
+        var records = host.AssignedRecords;
+        At(Delay(_load.FlushMinMicros, _load.FlushMaxMicros), () =>
+        {
+            host.Core.OnDurable(end, records);
+            host.Flushing = false;
+            Pump(s);
+            Flush(s);
         });
     }
 
@@ -239,7 +536,7 @@ internal sealed class Simulation
                 _reportsMissingFixedLag++; // the fill is durable but this report does not say so (see LagFixAnswerTests)
             }
 
-            At(Delay(20, 500), () => SequencerReceive(report));
+            At(NetDelay(), () => SequencerReceive(report));
             if (_rng.Next(30) == 0)
             {
                 At(Delay(20, 2_000), () => SequencerReceive(report)); // duplicate, possibly much later
@@ -270,7 +567,32 @@ internal sealed class Simulation
         var o = new SequencerOutput();
         var before = _seq.CommittedCut;
         _seq.Apply(report, o);
+        Applied.Add((report, Describe(o)));
         Check(_seq.CommittedCut >= before, () => "committed cut went backwards");
+        if (o.CommitAdvanced)
+        {
+            Commits.Add((_now, _seq.CommittedCut));
+            if (Measure is null)
+            {
+                for (var x = 0; x < SHARDS; x++)
+                {
+                    var committedSlots = _seq.History.SlotsBeforeCut(x, _seq.CommittedCut);
+                    var queue = _shards[x].Uncommitted;
+                    while (queue.TryPeek(out var r) && r.Slot < committedSlots)
+                    {
+                        queue.Dequeue();
+                        _commitLatencies.Add(_now - r.Micros);
+                    }
+                }
+            }
+        }
+
+        if (o.LagFixes.Count > 0)
+        {
+            var lead = Enumerable.Range(0, SHARDS).Max(_seq.CompletedCutOf);
+            LagFixLog.AddRange(o.LagFixes.Select(l => (_now, l.Shard, l.TargetCut, lead)));
+        }
+
         if (!o.Duplicate && report.FixedLag && _unackedLagFixSince[report.Shard] is { } since)
         {
             _maxLagFixAckMicros = Math.Max(_maxLagFixAckMicros, _now - since);
@@ -302,15 +624,23 @@ internal sealed class Simulation
             Broadcast();
         }
 
+        if (_measureStart is not null && Measure is null && o.LagFixes.Count > 0)
+        {
+            var leader = LagFixLog[^1].Leader;
+            _measuredLagFixes += o.LagFixes.Count;
+            _measuredLagFixesToLeader += o.LagFixes.Count(l => l.TargetCut == leader);
+        }
+
         foreach (var (shard, target) in o.LagFixes)
         {
             _lagFixesSent++;
             _unackedLagFixSince[shard] ??= _now;
-            At(Delay(20, 500), () =>
+            At(NetDelay(), () =>
             {
                 var n = _shards[shard].Core.NoOpsForLagFix(target);
                 if (n > 0)
                 {
+                    _lagFixNoOpSlots += n;
                     AssignNoOps(shard, n);
                     _shards[shard].LagFillEnd = _shards[shard].Core.AssignedSlots;
                     _shards[shard].LagFillDurableAt = null;
@@ -334,11 +664,12 @@ internal sealed class Simulation
         {
             var shard = s;
             _noticesSent++;
-            At(Delay(20, 500), () =>
+            At(NetDelay(), () =>
             {
                 var core = _shards[shard].Core;
                 core.OnCommitted(cut, windows, _now, waiting);
                 Check(core.CommittedSlots <= core.DurableSlots, () => $"shard {shard}: committed slots {core.CommittedSlots} beyond durable {core.DurableSlots}");
+                AckBatches(shard);
                 Pump(shard);
             });
         }
@@ -417,11 +748,13 @@ internal sealed class Simulation
 
         Check(committedRecords + committedNoOps == committedGsn, () => "tiling count");
         Check(committedRecords == records, () => $"{committedRecords} records committed of {records}");
+        Committed = (committedRecords, committedNoOps);
         Check(_seq.CommittedCut > 20, () => $"only {_seq.CommittedCut} cuts committed");
 
         return $"seed {_seed} {_mode} W={_options.CutsPerWindow}: records {records}, committed cut {_seq.CommittedCut} gsn {committedGsn} "
             + $"(no-ops {committedNoOps}), windows {history.Count}, reports {_seq.ReportsApplied}, lag-fixes {_seq.LagFixesIssued} ({_lagFixesSent} delivered, {_seq.LagFixesAcknowledged} acked, slowest ack {_maxLagFixAckMicros}us, {_lagFixesUnackedOver50Ms} acks later than 50 ms, "
             + $"{_unackedLagFixSince.Count(x => x is not null)} never acked, {_lagFixesWithoutFill} needed no fill; "
-            + $"{_reportsMissingFixedLag} reports after a durable fill without FixedLag, slowest fill-durable-to-ack {_maxFillDurableToAck}us), notices {_noticesSent}, max commit gap {_maxCommitGap}us, quotas of last window [{string.Join(',', history.Last?.Quotas ?? [])}]";
+            + $"{_reportsMissingFixedLag} reports after a durable fill without FixedLag, slowest fill-durable-to-ack {_maxFillDurableToAck}us), notices {_noticesSent}, max commit gap {_maxCommitGap}us, quotas of last window [{string.Join(',', history.Last?.Quotas ?? [])}]"
+            + (Measure is null ? "" : $"; {Measure}");
     }
 }

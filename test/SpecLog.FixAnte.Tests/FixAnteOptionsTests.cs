@@ -14,6 +14,11 @@ public sealed class FixAnteOptionsTests
         Assert.Equal(3, o.LagFixThreshold(100));
         Assert.True(o.LagFixEnabled);
         Assert.True(o.RateBasedQuotas);
+        Assert.True(o.LagFixSlack);
+        Assert.Equal(8, o.LagFixSlackReports);
+        Assert.Equal(10, o.LagFixMaxSlack(100));
+        Assert.Equal(0, o.LagFixMaxSlack(9));
+        Assert.Equal(50_000, o.RateMeasureSpanMicros(100));
     }
 
     [Fact]
@@ -31,7 +36,8 @@ public sealed class FixAnteOptionsTests
     }
 
     public static TheoryData<string> Invalid => new(
-        "W", "TOrd", "TolNeg", "TolOne", "MinQ", "MaxQ", "InitLow", "InitHigh", "LagZero", "LagBig", "Deadline");
+        "W", "TOrd", "TolNeg", "TolOne", "MinQ", "MaxQ", "InitLow", "InitHigh", "LagZero", "LagBig", "Deadline",
+        "SlackReportsZero", "SlackReportsBig", "MaxSlackNeg", "MaxSlackHalf", "RateSpanNeg", "RateSpanBig");
 
     [Theory]
     [MemberData(nameof(Invalid))]
@@ -51,6 +57,12 @@ public sealed class FixAnteOptionsTests
             case "InitHigh": o.InitialQuota = 11; break;
             case "LagZero": o.LagFixFraction = 0; break;
             case "LagBig": o.LagFixFraction = 1.01; break;
+            case "SlackReportsZero": o.LagFixSlackReports = 0; break;
+            case "SlackReportsBig": o.LagFixSlackReports = 1025; break;
+            case "MaxSlackNeg": o.LagFixMaxSlackFraction = -0.01; break;
+            case "MaxSlackHalf": o.LagFixMaxSlackFraction = 0.5; break;
+            case "RateSpanNeg": o.RateMeasureFraction = -0.1; break;
+            case "RateSpanBig": o.RateMeasureFraction = 16.5; break;
             default: o.NoOpDeadlineFactor = 0; break;
         }
 

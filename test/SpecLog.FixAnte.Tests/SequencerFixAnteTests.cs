@@ -11,15 +11,18 @@ public sealed class SequencerFixAnteTests
         public override string ToString() => $"({Shard},+{SlotInc}s,+{RecInc}r,+{Dt}us,k{Kind})";
     }
 
-    public sealed record Scenario(int Shards, int W, int LagPercent, bool LagFix, bool RateBased, int InitialQuota, List<Step> Steps)
+    public sealed record Scenario(int Shards, int W, int LagPercent, bool LagFix, bool RateBased, int InitialQuota, List<Step> Steps, bool Slack = true, int SlackReports = 8, int MaxSlackPercent = 10)
     {
         public override string ToString() =>
-            $"shards={Shards} W={W} lag%={LagPercent} lagFix={LagFix} rate={RateBased} q0={InitialQuota} steps=[{string.Join(' ', Steps)}]";
+            $"shards={Shards} W={W} lag%={LagPercent} lagFix={LagFix} slack={Slack}/{SlackReports}/{MaxSlackPercent}% rate={RateBased} q0={InitialQuota} steps=[{string.Join(' ', Steps)}]";
 
         public FixAnteOptions Options() => new()
         {
             CutsPerWindow = W,
             LagFixEnabled = LagFix,
+            LagFixSlack = Slack,
+            LagFixSlackReports = SlackReports,
+            LagFixMaxSlackFraction = MaxSlackPercent / 100.0,
             LagFixFraction = LagPercent / 100.0,
             RateBasedQuotas = RateBased,
             InitialQuota = InitialQuota,
@@ -37,8 +40,12 @@ public sealed class SequencerFixAnteTests
         .Select(t => new Step(t.Item1, t.Item2, t.Item3, t.Item4, t.Item5));
 
     internal static readonly Gen<Scenario> GenScenario =
-        Gen.Select(Gen.Int[1, 4], Gen.Int[2, 12], Gen.OneOf(Gen.Const(3), Gen.Const(20), Gen.Const(50)), Gen.Bool, Gen.Bool, Gen.Int[1, 3], GenStep.List[1, 160])
-        .Select(t => new Scenario(t.Item1, t.Item2, t.Item3, t.Item4, t.Item5, t.Item6, t.Item7));
+        Gen.Select(
+            Gen.Select(Gen.Int[1, 4], Gen.Int[2, 24], Gen.OneOf(Gen.Const(3), Gen.Const(20), Gen.Const(50)), Gen.Bool, Gen.Bool, Gen.Int[1, 3], GenStep.List[1, 160]),
+            Gen.Bool,
+            Gen.OneOf(Gen.Const(1), Gen.Const(3), Gen.Const(8)),
+            Gen.OneOf(Gen.Const(0), Gen.Const(10), Gen.Const(40)))
+        .Select(t => new Scenario(t.Item1.Item1, t.Item1.Item2, t.Item1.Item3, t.Item1.Item4, t.Item1.Item5, t.Item1.Item6, t.Item1.Item7, t.Item2, t.Item3, t.Item4));
 
     private static string Describe(SequencerOutput o) =>
         $"adv={o.CommitAdvanced} dup={o.Duplicate} win=[{string.Join(';', o.NewWindows)}] lag=[{string.Join(';', o.LagFixes)}]";
@@ -74,6 +81,8 @@ public sealed class SequencerFixAnteTests
             var applied = Enumerable.Repeat(-1L, sc.Shards).ToArray();
             var sent = Enumerable.Range(0, sc.Shards).Select(_ => new List<ShardReport>()).ToArray();
             var lastTarget = new long[sc.Shards];
+            var jumpEnvelope = Enumerable.Repeat(-1L, sc.Shards).ToArray(); // × 256, -1 = nothing measured yet
+            var jumpRecords = Enumerable.Repeat(-1L, sc.Shards).ToArray(); // records of the last report, -1 = none yet
             var acks = 0L;
             var reportsApplied = 0L;
             var seen = new List<WindowConfig>(seq.History.Windows);
@@ -94,8 +103,29 @@ public sealed class SequencerFixAnteTests
                 }
                 else
                 {
+                    var completedBefore = layout.CompletedCut(s, durable[s]);
                     durable[s] += step.SlotInc;
                     records[s] += Math.Min(step.RecInc, step.SlotInc);
+
+                    // The slack model: new records since the shard's previous report, in cuts of the quota of the window
+                    // holding its completed cut (windows known before this report), capped at MaxSlackPercent of W; the
+                    // envelope takes a bigger jump at once and otherwise loses 1/SlackReports of itself. A report that
+                    // completed cuts without new records is a jump of 0; one that completed nothing and brought no record
+                    // does not count. The first report only sets the baseline.
+                    var moved = layout.CompletedCut(s, durable[s]) > completedBefore;
+                    if (jumpRecords[s] >= 0 && (records[s] > jumpRecords[s] || moved))
+                    {
+                        var c = Math.Min(layout.CompletedCut(s, durable[s]), layout.TotalCuts - 1);
+                        var w = Enumerable.Range(0, seen.Count).Last(x => layout.WindowFirstCut(x) <= c);
+                        var quota = seen[w].QuotaOf(s);
+                        if (quota > 0)
+                        {
+                            var jump = Math.Min(records[s] - jumpRecords[s], (long)quota * (sc.MaxSlackPercent * sc.W / 100)) * 256 / quota;
+                            jumpEnvelope[s] = jumpEnvelope[s] < 0 ? jump : Math.Max(jump, jumpEnvelope[s] - jumpEnvelope[s] / sc.SlackReports);
+                        }
+                    }
+
+                    jumpRecords[s] = records[s];
                     micros[s] += step.Dt;
                     report = new ShardReport(s, applied[s] + 1, durable[s], records[s], micros[s], seq.History.Count, step.Kind == 1);
                     sent[s].Add(report);
@@ -173,16 +203,22 @@ public sealed class SequencerFixAnteTests
                     Expect.Equal(w < windows.Count - 1, seq.CommittedCut >= mid, () => $"step {at}: {windows.Count} windows with committed cut {seq.CommittedCut}, mid of window {window} is {mid}");
                 }
 
-                // Lag-fix: one signal per shard that is threshold cuts behind, re-issued only once the leader moved threshold past the last target.
+                // Lag-fix: a shard's target is the leader minus its slack (its rounded jump envelope; 0 with slack off).
+                // One signal per shard that is threshold cuts behind its target, re-issued only once the target moved
+                // threshold past the last one.
                 var expectedLag = new List<(int, long)>();
                 if (sc.LagFix)
                 {
                     for (var x = 0; x < sc.Shards; x++)
                     {
-                        if (completed[x] + threshold <= leader && lastTarget[x] + threshold <= leader)
+                        var slack = sc.Slack && jumpEnvelope[x] > 0 ? (jumpEnvelope[x] + 128) / 256 : 0;
+                        var shard = x;
+                        Expect.Equal(slack, seq.LagFixSlackOf(x), () => $"step {at}: LagFixSlackOf({shard})");
+                        var target = leader - slack;
+                        if (completed[x] + threshold <= target && lastTarget[x] + threshold <= target)
                         {
-                            lastTarget[x] = leader;
-                            expectedLag.Add((x, leader));
+                            lastTarget[x] = target;
+                            expectedLag.Add((x, target));
                         }
                     }
                 }
@@ -443,6 +479,26 @@ public sealed class SequencerFixAnteTests
         Assert.Same(decided[0], d.State.History[1]);
         Assert.Equal([50, 1], d.State.History[2].Quotas);
         Assert.Equal(15, d.State.CommittedCut); // mid of window 1 (cuts 10..19)
+    }
+
+    [Theory]
+    [InlineData(0.0, 40, 2)]   // Belfast: the rate since the previous decision, 1 ms ago: one client batch decides
+    [InlineData(0.5, 8, 1)]    // at least W/2 T_ord back: from the first mark, 11 ms ago
+    public void A_window_decided_soon_after_the_previous_one_measures_the_rate_over_the_minimum_span(double fraction, int quota0, int quota1)
+    {
+        var options = SequencerDriver.Options(w: 10);
+        options.RateMeasureFraction = fraction;
+        var d = new SequencerDriver(options, 2);
+        d.Report(0, 0, records: 0, micros: 1_000);
+        d.Report(1, 0, records: 0, micros: 1_000);
+        d.Report(0, d.SlotsToComplete(0, 5), records: 50, micros: 11_000);  // 5 per ms for 10 ms
+        var w1 = Assert.Single(d.Report(1, d.SlotsToComplete(1, 5), records: 10, micros: 11_000).NewWindows);
+        Assert.Equal([5, 1], w1.Quotas);
+
+        // 1 ms later a burst of 40 records completes the middle of window 1 at once: window 2 is decided.
+        d.Report(0, d.SlotsToComplete(0, 15), records: 90, micros: 12_000);
+        var w2 = Assert.Single(d.Report(1, d.SlotsToComplete(1, 15), records: 12, micros: 12_000).NewWindows);
+        Assert.Equal([quota0, quota1], w2.Quotas);
     }
 
     [Fact]
