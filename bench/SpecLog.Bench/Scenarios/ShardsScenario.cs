@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using HdrHistogram;
 using SpecLog.Bench.Reporting;
+using SpecLog.Bench.Workloads;
 using SpecLog.Client;
 using SpecLog.FixAnte;
 using SpecLog.Server;
@@ -32,7 +33,7 @@ public sealed class ShardsScenario : IScenario
     public string Description =>
         "append/delivery latency, no-ops and saturation vs shard count, SpecLog vs Scalog mode "
         + "[--shards 1,2,4,8 --rate 20000 --appenders 20 --record-size 100 --seconds 8 --warmup 2 --rounds 2 "
-        + "--sat-seconds 4 --sat-concurrency 256,1024,4096 --replication Single|Copilot --segment-mb 32 --no-fsync --out bench/results --short]";
+        + "--sat-seconds 4 --sat-concurrency 256,1024,4096 --replication Single|Copilot --segment-mb 32 --no-fsync --ordering Name=Value,... --out bench/results --short]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -51,7 +52,9 @@ public sealed class ShardsScenario : IScenario
                 .Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray(),
             Replication: Enum.Parse<SequencerReplication>(args.Get("replication") ?? nameof(SequencerReplication.Single), ignoreCase: true),
             SegmentBytes: (long)args.GetInt("segment-mb", 32) << 20,
-            Fsync: args.Get("no-fsync") is null);
+            Fsync: args.Get("no-fsync") is null,
+            Ordering: args.Get("ordering"));
+        var ordering = OrderingOverrides.Parse(settings.Ordering);
         var rounds = args.GetInt("rounds", isShort ? 1 : 2);
         var outDir = args.Get("out") ?? Path.Combine("bench", "results");
         if (shardCounts.Length == 0 || shardCounts.Any(s => s < 1) || settings.Rate < 1 || settings.Appenders < 1 || settings.Seconds <= 0
@@ -84,7 +87,7 @@ public sealed class ShardsScenario : IScenario
                 foreach (var mode in order)
                 {
                     progress.Step($"round {round + 1}/{rounds}, {shards} shard(s), {ModeName(mode)}");
-                    var r = await RunOnceAsync(shards, mode, settings);
+                    var r = await RunOnceAsync(shards, mode, settings, ordering);
                     if (!results.TryGetValue((shards, mode), out var list))
                     {
                         results[(shards, mode)] = list = [];
@@ -130,7 +133,7 @@ public sealed class ShardsScenario : IScenario
 
         var setup = report.AddSection("Setup");
         setup.AddText(string.Create(CultureInfo.InvariantCulture,
-            $"One fresh in-process cluster per run: a single silo, {s.Replication} ordering layer, fsync {(s.Fsync ? "on (records are fdatasync'd before they count as durable)" : "OFF")}, "
+            $"One fresh in-process cluster per run: a single silo, {s.Replication} ordering layer, {OrderingOverrides.Describe(s.Ordering)}, fsync {(s.Fsync ? "on (records are fdatasync'd before they count as durable)" : "OFF")}, "
             + $"{s.SegmentBytes >> 20} MiB segments. SpecLog = `OrderingMode.FixAnte` (speculative delivery), Scalog = `OrderingMode.Scalog` (delivery after ordering); "
             + $"the two alternate within each of {rounds} round(s), and every figure is the median over rounds of that run's value.\n\n"
             + $"- **Open loop**: {s.Appenders} appenders together offer {s.Rate} appends/s ({s.Rate / (double)s.Appenders:F0}/s each) of {s.RecordSize}-byte records through one `SpecLogClient` "
@@ -282,7 +285,7 @@ public sealed class ShardsScenario : IScenario
 
     private sealed record Settings(
         int Rate, int Appenders, int RecordSize, double Seconds, double Warmup, double SaturationSeconds, int[] SaturationConcurrency,
-        SequencerReplication Replication, long SegmentBytes, bool Fsync);
+        SequencerReplication Replication, long SegmentBytes, bool Fsync, string? Ordering);
 
     private sealed record RunResult(
         LatencySummary Append, LatencySummary AppendScheduled, LatencySummary Delivery, LatencySummary Confirmed,
@@ -290,11 +293,12 @@ public sealed class ShardsScenario : IScenario
         double SaturationRate, long SaturationFailed, LatencySummary Saturation,
         double CoresUsed, double CpuUsPerAppend, double SaturationCoresUsed, double SaturationCpuUsPerAppend, int SaturationConcurrency);
 
-    private static async Task<RunResult> RunOnceAsync(int shards, OrderingMode mode, Settings s)
+    private static async Task<RunResult> RunOnceAsync(int shards, OrderingMode mode, Settings s, Action<FixAnteOptions> ordering)
     {
         var bench = await BenchCluster.StartAsync(1, o =>
         {
             o.ShardCount = shards;
+            ordering(o.Ordering);
             o.Ordering.Mode = mode;
             o.Replication.Mode = s.Replication;
             o.Fsync = s.Fsync;
