@@ -2,16 +2,13 @@ namespace SpecLog.Client;
 
 /// <summary>
 /// Coalesces concurrent single-record appends to one shard into batched grain calls. A record is sent at once while
-/// fewer than <see cref="MaxInFlight"/> calls to the shard are outstanding; otherwise it waits for the next call,
+/// fewer than <c>maxInFlight</c> calls to the shard are outstanding; otherwise it waits for the next call,
 /// which carries everything that queued meanwhile. At low rates this adds nothing; at high rates it turns thousands
 /// of grain calls into a few batches per commit cycle. Records are validated before they queue, so one bad record
 /// never fails the others in its batch.
 /// </summary>
-internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[]>> send, int maxBatch)
+internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[]>> send, int maxBatch, int maxInFlight)
 {
-    /// <summary>Outstanding batch calls per shard.</summary>
-    public const int MaxInFlight = 4;
-
     private readonly object _gate = new();
     private readonly Queue<Pending> _queue = new();
     private int _inFlight;
@@ -23,7 +20,7 @@ internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[
         lock (_gate)
         {
             _queue.Enqueue(pending);
-            if (_inFlight < MaxInFlight)
+            if (_inFlight < maxInFlight)
             {
                 _inFlight++;
                 batch = TakeBatch();

@@ -14,7 +14,7 @@ namespace SpecLog.Client;
 public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<SpecLogClientOptions> options, ILogger<SpecLogClient>? logger = null)
 {
     private readonly IGrainFactory _grainFactory = grainFactory;
-    private readonly SpecLogClientOptions _options = options.Value;
+    private readonly SpecLogClientOptions _options = Validated(options.Value);
     private readonly ILogger _logger = logger ?? NullLogger<SpecLogClient>.Instance;
     private readonly SemaphoreSlim _historyLock = new(1, 1);
     private readonly WindowHistory _history = new();
@@ -22,6 +22,27 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     private int _shardCount;
     private int _maxRecordSize;
     private AppendBatcher[] _batchers = [];
+
+    private static SpecLogClientOptions Validated(SpecLogClientOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        if (o.MaxAppendsInFlightPerShard < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.MaxAppendsInFlightPerShard, $"{nameof(SpecLogClientOptions.MaxAppendsInFlightPerShard)} must be at least 1.");
+        }
+
+        if (o.SubscriptionBuffer < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionBuffer, $"{nameof(SpecLogClientOptions.SubscriptionBuffer)} must be at least 1.");
+        }
+
+        if (o.SubscriptionRefresh <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionRefresh, $"{nameof(SpecLogClientOptions.SubscriptionRefresh)} must be positive.");
+        }
+
+        return o;
+    }
 
     /// <summary>Creates a client with default options.</summary>
     public SpecLogClient(IGrainFactory grainFactory)
@@ -40,7 +61,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             var status = await Sequencer.GetStatusAsync();
             var grains = _grainFactory;
             _batchers = Enumerable.Range(0, status.ShardCount)
-                .Select(s => new AppendBatcher((payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendBatchAsync(payloads, ct), status.MaxBatchRecords))
+                .Select(s => new AppendBatcher((payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendBatchAsync(payloads, ct), status.MaxBatchRecords, _options.MaxAppendsInFlightPerShard))
                 .ToArray();
             _maxRecordSize = status.MaxRecordSize;
             _shardCount = status.ShardCount;

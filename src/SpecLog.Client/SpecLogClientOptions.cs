@@ -9,6 +9,17 @@ public sealed class SpecLogClientOptions
     /// <summary>Default number of shard pushes a subscription buffers before it slows the shards down.</summary>
     public const int DEFAULT_SUBSCRIPTION_BUFFER = 64;
 
+    /// <summary>Default number of append calls the client keeps outstanding per shard.</summary>
+    public const int DEFAULT_MAX_APPENDS_IN_FLIGHT_PER_SHARD = 32;
+
+    /// <summary>
+    /// Append calls outstanding per shard. An append call lasts until its records are committed (a few ms), so this
+    /// bounds how many commit cycles overlap: below the limit each append leaves at once; at the limit appends queue and
+    /// the next call carries them all as one batch. Too low makes records wait at the client and reach the shard in
+    /// bursts (which also costs no-op fillers); too high only costs more, smaller grain calls under heavy load.
+    /// </summary>
+    public int MaxAppendsInFlightPerShard { get; set; } = DEFAULT_MAX_APPENDS_IN_FLIGHT_PER_SHARD;
+
     /// <summary>How often subscriptions re-register with their shards.</summary>
     public TimeSpan SubscriptionRefresh { get; set; } = DEFAULT_SUBSCRIPTION_REFRESH;
 
