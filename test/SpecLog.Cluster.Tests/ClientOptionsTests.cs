@@ -36,7 +36,7 @@ public sealed class ClientOptionsTests(ClusterFixture fixture)
     {
         // At the limit, appends queue and leave together in the next call: each still gets its own, increasing GSN.
         var client = new SpecLogClient(fixture.Cluster.Client, Options.Create(new SpecLogClientOptions { MaxAppendsInFlightPerShard = 1 }));
-        var payloads = Enumerable.Range(0, 50).Select(i => new byte[] { (byte)i, 7 }).ToArray();
+        var payloads = Enumerable.Range(0, 50).Select(i => Payload.Make(nameof(One_append_in_flight_per_shard_still_commits_every_concurrent_append_in_order), 0, i)).ToArray();
         var gsns = await Task.WhenAll(payloads.Select(p => client.AppendAsync(p, 0, TestContext.Current.CancellationToken)));
         Assert.Equal(gsns.Length, gsns.Distinct().Count());
         for (var i = 0; i < gsns.Length; i++)
