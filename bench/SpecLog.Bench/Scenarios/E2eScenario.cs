@@ -17,7 +17,7 @@ namespace SpecLog.Bench.Scenarios;
 /// records reach the consumer only once ordered, i.e. at confirmation. E2E of a record is
 /// <c>max(confirmation seen, compute done) − append start</c>, where the append start is the record's scheduled
 /// open-loop send time carried in its payload. Each run uses a fresh single-silo in-process cluster with fsync on and
-/// the unreplicated sequencer (<see cref="SequencerReplication.Single"/>); the two systems alternate within each
+/// the unreplicated sequencer (<see cref="SequencerReplication.Single"/>) unless <c>--replication</c> says otherwise; the two systems alternate within each
 /// compute time, over several rounds, and each system's rounds are merged into one histogram.
 /// </summary>
 public sealed class E2eScenario : IScenario
@@ -30,7 +30,7 @@ public sealed class E2eScenario : IScenario
 
     public string Description =>
         "E2E latency vs per-record compute time, SpecLog (speculative) vs Scalog mode "
-        + "[--compute-ms 0.1,0.5,1,1.5,2,5 --appenders 4 --rate 500 --max-utilization 0.5 --record-size 100 --shards 4 --seconds 5 --warmup 1 --rounds 2 --short --out bench/results]";
+        + "[--compute-ms 0.1,0.5,1,1.5,2,5 --appenders 4 --rate 500 --max-utilization 0.5 --record-size 100 --shards 4 --seconds 5 --warmup 1 --rounds 2 --replication Single|Copilot|MultiPaxos --short --out bench/results]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -46,6 +46,7 @@ public sealed class E2eScenario : IScenario
         var seconds = args.GetDouble("seconds", isShort ? 3 : 5);
         var warmup = args.GetDouble("warmup", 1);
         var rounds = args.GetInt("rounds", isShort ? 1 : 2);
+        var replication = Enum.Parse<SequencerReplication>(args.Get("replication") ?? nameof(SequencerReplication.Single), ignoreCase: true);
         var outDir = args.Get("out") ?? Path.Combine("bench", "results");
         if (computeMs.Length == 0 || computeMs.Any(c => c <= 0) || appenders < 1 || ratePerAppender <= 0 || maxUtilization is <= 0 or > 1
             || recordSize < 16 || shards < 1 || seconds <= 0 || warmup < 0 || rounds < 1)
@@ -67,8 +68,9 @@ public sealed class E2eScenario : IScenario
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"e2e: compute {string.Join(", ", computeMs.Select(c => c.ToString(CultureInfo.InvariantCulture)))} ms; {appenders} open-loop appenders at {ratePerAppender} appends/s each, capped so rate × compute ≤ {maxUtilization} of one core; {recordSize} B records; {shards} shards on one silo, sequencer replication Single, fsync on; {warmup} s warm-up + {seconds} s measured; {rounds} round(s)"));
-        var report = new BenchReport("E2E latency vs per-record compute: SpecLog vs Scalog mode (scenario 1)");
+            $"e2e: compute {string.Join(", ", computeMs.Select(c => c.ToString(CultureInfo.InvariantCulture)))} ms; {appenders} open-loop appenders at {ratePerAppender} appends/s each, capped so rate × compute ≤ {maxUtilization} of one core; {recordSize} B records; {shards} shards on one silo, sequencer replication {replication}, fsync on; {warmup} s warm-up + {seconds} s measured; {rounds} round(s)"));
+        var report = new BenchReport("E2E latency vs per-record compute: SpecLog vs Scalog mode (scenario 1)"
+            + (replication == SequencerReplication.Single ? "" : $", ordering layer {replication}"));
         var runs = computeMs.Length * rounds * systems.Length;
         var progress = new ProgressLine("e2e", runs);
         var done = 0;
@@ -81,7 +83,7 @@ public sealed class E2eScenario : IScenario
                 foreach (var mode in order)
                 {
                     progress.Step(string.Create(CultureInfo.InvariantCulture, $"compute {c} ms, {Label(mode)}, round {round + 1}/{rounds}, {rates[c]:F0} appends/s"));
-                    var r = await RunOnceAsync(mode, c, rates[c], appenders, recordSize, shards, seconds, warmup);
+                    var r = await RunOnceAsync(mode, replication, c, rates[c], appenders, recordSize, shards, seconds, warmup);
                     results[(c, mode)].Add(r);
                     done++;
                     progress.Report(done, string.Create(CultureInfo.InvariantCulture,
@@ -98,7 +100,7 @@ public sealed class E2eScenario : IScenario
             + $"**SpecLog** (`OrderingMode.FixAnte`) starts computing on the `SpeculativeRecord`; in **Scalog mode** (`OrderingMode.Scalog`) records are delivered only once ordered, i.e. at confirmation. "
             + $"E2E per record = max(time its `ConfirmedRange` was seen, compute done) − append start; the append start is the record's scheduled open-loop send time, carried in its payload (so client-side queueing counts). "
             + $"{appenders} open-loop appenders (appender *i* → shard *i* mod {shards}) at {ratePerAppender} appends/s each, scaled down per compute time so that rate × compute ≤ {maxUtilization} of one core (the consumer never saturates); {recordSize} B records. "
-            + $"Each run: a fresh in-process single-silo cluster, {shards} shards, **sequencer replication `Single`** (unreplicated ordering layer), fsync on, {warmup} s warm-up then {seconds} s measured. "
+            + $"Each run: a fresh in-process single-silo cluster, {shards} shards, **sequencer replication `{replication}`**{(replication == SequencerReplication.Single ? " (unreplicated ordering layer)" : " (its replicas all on this one silo)")}, fsync on, {warmup} s warm-up then {seconds} s measured. "
             + $"The two systems alternate within each compute time (order swapped every round), {rounds} round(s); each system's rounds are merged into one histogram."));
 
         var main = report.AddSection("E2E latency");
@@ -160,7 +162,7 @@ public sealed class E2eScenario : IScenario
 
         Console.WriteLine();
         Console.Write(report.ToMarkdown());
-        var (md, json) = await report.WriteAsync(outDir, "e2e");
+        var (md, json) = await report.WriteAsync(outDir, replication == SequencerReplication.Single ? "e2e" : $"e2e-{replication.ToString().ToLowerInvariant()}");
         Console.WriteLine($"wrote {md} and {json}");
         if (report.Figures.ContainsKey(RatioKey))
         {
@@ -228,7 +230,7 @@ public sealed class E2eScenario : IScenario
     /// <summary>What the consumer thread saw of one record (Stopwatch timestamps).</summary>
     private readonly record struct Consumed(long Gsn, long Sequence, long Start, long Delivered, long ComputeBegin, long ComputeDone);
 
-    private static async Task<RunResult> RunOnceAsync(OrderingMode mode, double computeMs, double rate, int appenders, int recordSize, int shards, double seconds, double warmup)
+    private static async Task<RunResult> RunOnceAsync(OrderingMode mode, SequencerReplication replication, double computeMs, double rate, int appenders, int recordSize, int shards, double seconds, double warmup)
     {
         var bench = await BenchCluster.StartAsync(1, o =>
         {
@@ -236,7 +238,7 @@ public sealed class E2eScenario : IScenario
             o.Fsync = true;
             o.SegmentSize = 16L << 20;
             o.Ordering.Mode = mode;
-            o.Replication.Mode = SequencerReplication.Single;
+            o.Replication.Mode = replication;
         });
         using var stop = new CancellationTokenSource();
         using var queue = new BlockingCollection<(long Gsn, long Sequence, long Start, long Delivered)>();
