@@ -30,7 +30,7 @@ public sealed class E2eScenario : IScenario
 
     public string Description =>
         "E2E latency vs per-record compute time, SpecLog (speculative) vs Scalog mode "
-        + "[--compute-ms 0.1,0.5,1,1.5,2,5 --appenders 4 --rate 500 --max-utilization 0.5 --record-size 100 --shards 4 --seconds 5 --warmup 1 --rounds 2 --replication Single|Copilot|MultiPaxos --short --out bench/results]";
+        + "[--compute-ms 0.1,0.5,1,1.5,2,5 --appenders 4 --rate 1000 --max-utilization 0.5 --record-size 100 --shards 4 --seconds 5 --warmup 1 --rounds 2 --replication Single|Copilot|MultiPaxos --short --out bench/results]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -39,7 +39,7 @@ public sealed class E2eScenario : IScenario
             ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray()
             : isShort ? s_shortCompute : s_defaultCompute;
         var appenders = args.GetInt("appenders", 4);
-        var ratePerAppender = args.GetDouble("rate", 500);
+        var ratePerAppender = args.GetDouble("rate", 1000);
         var maxUtilization = args.GetDouble("max-utilization", 0.5);
         var recordSize = args.GetInt("record-size", 100);
         var shards = args.GetInt("shards", SpecLogOptions.DEFAULT_SHARD_COUNT);

@@ -128,10 +128,14 @@ public sealed class PeersScenario : IScenario
                 Console.WriteLine($"  peers: SKIPPING {system}: {reason}");
             }
 
+            var runnable = systems.Where(s => !skipped.ContainsKey(s)).ToArray();
+            var progress = new ProgressLine("peers", (long)rounds * runnable.Length);
+            long done = 0;
             for (var round = 0; round < rounds; round++)
             {
-                foreach (var system in systems.Where(s => !skipped.ContainsKey(s)))
+                foreach (var system in runnable)
                 {
+                    progress.Step($"round {round + 1}/{rounds}, {system}");
                     IPeerLog log;
                     try
                     {
@@ -146,6 +150,7 @@ public sealed class PeersScenario : IScenario
                     catch (Exception ex)
                     {
                         Console.WriteLine($"  round {round + 1} {system}: could not connect: {ex.Message}");
+                        progress.Report(++done);
                         continue;
                     }
 
@@ -168,9 +173,12 @@ public sealed class PeersScenario : IScenario
                         results[system].Add((run, max));
                         var deliveries = string.Join("  ", log.DeliveryKinds.Select((k, i) => F($"{k} p50 {run.Delivery[i].P50:F3} p99 {run.Delivery[i].P99:F3} ({run.Delivery[i].Count})")));
                         Console.WriteLine(F($"  round {round + 1} {log.Name,-34} ack p50 {run.Ack.P50:F3} ms p99 {run.Ack.P99:F3}  {deliveries}  acked {run.Acked}/{run.Issued} failed {run.Failed}{(max is { } m ? $"  saturation {m:F0}/s" : "")}"));
+                        progress.Report(++done);
                     }
                 }
             }
+
+            progress.Done();
         }
         finally
         {
