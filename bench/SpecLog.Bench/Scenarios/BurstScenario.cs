@@ -38,35 +38,26 @@ public sealed class BurstScenario : IScenario
 
         var bursts = Enumerable.Range(0, (int)Math.Floor(seconds / every)).Select(i => new Burst((i + 0.5) * every, 0, burst)).ToArray();
         var configs = new[] { true, false };
-        var results = configs.ToDictionary(c => c, _ => new List<ShardLoadResult>());
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"burst: {shards} shards at {rate} appends/s each, a burst of {burst} on shard 0 every {every} s ({bursts.Length} per run), compute {computeMs} ms, lag-fix on vs off, {rounds} round(s) of {warmup} + {seconds} s"));
-        var progress = new ProgressLine("burst", rounds * configs.Length);
-        var done = 0;
-        for (var round = 0; round < rounds; round++)
-        {
-            foreach (var lagFix in round % 2 == 0 ? configs : configs.Reverse())
+        var results = await ShardLoad.RunRoundsAsync("burst", configs, rounds, lagFix => $"lag-fix {(lagFix ? "on" : "off")}",
+            lagFix => new ShardLoadSpec
             {
-                progress.Step($"round {round + 1}/{rounds}, lag-fix {(lagFix ? "on" : "off")}");
-                var r = await ShardLoad.RunAsync(new ShardLoadSpec
-                {
-                    Shards = shards,
-                    Rate = (_, _) => rate,
-                    Bursts = bursts,
-                    ComputeMs = computeMs,
-                    RecordSize = recordSize,
-                    Warmup = warmup,
-                    Seconds = seconds,
-                    Ordering = o => o.LagFixEnabled = lagFix,
-                });
-                results[lagFix].Add(r);
+                Shards = shards,
+                Rate = (_, _) => rate,
+                Bursts = bursts,
+                ComputeMs = computeMs,
+                RecordSize = recordSize,
+                Warmup = warmup,
+                Seconds = seconds,
+                Ordering = o => o.LagFixEnabled = lagFix,
+            },
+            (_, r) =>
+            {
                 var b = r.Records.Where(x => x.Burst >= 0).Select(x => x.E2eUs).ToArray();
-                progress.Report(++done, string.Create(CultureInfo.InvariantCulture,
-                    $"lag-fix {(lagFix ? "on" : "off")}: burst E2E p50 {Ms(ShardLoad.Quantile(b, 0.5))} ms max {Ms(ShardLoad.Quantile(b, 1))}, {r.Records.Count}/{r.Issued} measured, {r.Failed} failed, no-ops {r.NoOpFraction * 100:F1} %"));
-            }
-        }
-
-        progress.Done();
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"burst E2E p50 {Ms(ShardLoad.Quantile(b, 0.5))} ms max {Ms(ShardLoad.Quantile(b, 1))}, {r.Records.Count}/{r.Issued} measured, {r.Failed} failed, no-ops {r.NoOpFraction * 100:F1} %");
+            });
         var report = new BenchReport("Burst on one shard: lag-fix on vs off (scenario 3)");
         report.AddSection("Setup").AddText(string.Create(CultureInfo.InvariantCulture,
             $"A fresh single-silo in-process cluster per run ({shards} shards, fsync on, unreplicated sequencer, default Fix-Ante settings: T_ord 1 ms, {Defaults.CutsPerWindow} cuts per window, lag-fix threshold {Defaults.LagFixFraction} × W). "

@@ -40,38 +40,26 @@ public sealed class RateChangeScenario : IScenario
         var initialQuota = (int)Math.Clamp(Math.Round(rate * defaults.OrderingInterval.TotalSeconds), defaults.MinQuota, defaults.MaxQuota);
         var change = seconds / 2;
         var configs = new[] { true, false };
-        var results = configs.ToDictionary(c => c, _ => new List<ShardLoadResult>());
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ratechange: {shards} shards at {rate} appends/s each; shard 0 goes to {rate * factor}/s at {change} s; quotas start at {initialQuota}; rate-based vs fixed, {rounds} round(s) of {warmup} + {seconds} s"));
-        var progress = new ProgressLine("ratechange", rounds * configs.Length);
-        var done = 0;
-        for (var round = 0; round < rounds; round++)
-        {
-            foreach (var adaptive in round % 2 == 0 ? configs : configs.Reverse())
+        var results = await ShardLoad.RunRoundsAsync("ratechange", configs, rounds, Label,
+            adaptive => new ShardLoadSpec
             {
-                progress.Step($"round {round + 1}/{rounds}, {Label(adaptive)}");
-                var r = await ShardLoad.RunAsync(new ShardLoadSpec
+                Shards = shards,
+                Rate = (s, t) => s == 0 && t >= change ? rate * factor : rate,
+                ComputeMs = computeMs,
+                RecordSize = recordSize,
+                Warmup = warmup,
+                Seconds = seconds,
+                SampleSeconds = 0.05,
+                Ordering = o =>
                 {
-                    Shards = shards,
-                    Rate = (s, t) => s == 0 && t >= change ? rate * factor : rate,
-                    ComputeMs = computeMs,
-                    RecordSize = recordSize,
-                    Warmup = warmup,
-                    Seconds = seconds,
-                    SampleSeconds = 0.05,
-                    Ordering = o =>
-                    {
-                        o.RateBasedQuotas = adaptive;
-                        o.InitialQuota = initialQuota;
-                    },
-                });
-                results[adaptive].Add(r);
-                progress.Report(++done, string.Create(CultureInfo.InvariantCulture,
-                    $"{Label(adaptive)}: no-ops before {Phase(r, false).NoOps * 100:F1} % after {Phase(r, true).NoOps * 100:F1} %, E2E p50 after {Ms(ShardLoad.Quantile(r.Records.Where(x => x.StartSeconds >= change).Select(x => x.E2eUs), 0.5))} ms, {r.Failed} failed"));
-            }
-        }
-
-        progress.Done();
+                    o.RateBasedQuotas = adaptive;
+                    o.InitialQuota = initialQuota;
+                },
+            },
+            (_, r) => string.Create(CultureInfo.InvariantCulture,
+                $"no-ops before {Phase(r, false).NoOps * 100:F1} % after {Phase(r, true).NoOps * 100:F1} %, E2E p50 after {Ms(ShardLoad.Quantile(r.Records.Where(x => x.StartSeconds >= change).Select(x => x.E2eUs), 0.5))} ms, {r.Failed} failed"));
         var report = new BenchReport("Rate change on one shard: rate-based vs fixed quotas (scenario 4)");
         report.AddSection("Setup").AddText(string.Create(CultureInfo.InvariantCulture,
             $"A fresh single-silo in-process cluster per run ({shards} shards, fsync on, unreplicated sequencer, T_ord {defaults.OrderingInterval.TotalMilliseconds} ms, {defaults.CutsPerWindow} cuts per window, lag-fix on). "

@@ -46,34 +46,22 @@ public sealed class WindowScenario : IScenario
             throw new ArgumentException("--shards × --rate × --compute-ms would keep the consumer over 90 % busy; E2E would measure its queue.");
         }
 
-        var results = windows.ToDictionary(w => w, _ => new List<ShardLoadResult>());
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"window: W = {string.Join(", ", windows)}; {shards} shards at {rate} appends/s each, compute {computeMs} ms, {rounds} round(s) of {warmup} + {seconds} s"));
-        var progress = new ProgressLine("window", rounds * windows.Length);
-        var done = 0;
-        for (var round = 0; round < rounds; round++)
-        {
-            foreach (var w in round % 2 == 0 ? windows : windows.Reverse())
+        var results = await ShardLoad.RunRoundsAsync("window", windows, rounds, w => $"W = {w}",
+            w => new ShardLoadSpec
             {
-                progress.Step($"round {round + 1}/{rounds}, W = {w}");
-                var r = await ShardLoad.RunAsync(new ShardLoadSpec
-                {
-                    Shards = shards,
-                    Rate = (_, _) => rate,
-                    ComputeMs = computeMs,
-                    RecordSize = recordSize,
-                    Warmup = warmup,
-                    Seconds = seconds,
-                    SampleSeconds = 0.25,
-                    Ordering = o => o.CutsPerWindow = w,
-                });
-                results[w].Add(r);
-                progress.Report(++done, string.Create(CultureInfo.InvariantCulture,
-                    $"W = {w}: E2E p50 {Ms(ShardLoad.Quantile(r.Records.Select(x => x.E2eUs), 0.5))} ms, delivery p50 {Ms(ShardLoad.Quantile(r.Records.Select(x => x.DeliveryUs), 0.5))} ms, window wait {r.WindowWaitMsPerSecond:F1} ms/s, {r.Failed} failed"));
-            }
-        }
-
-        progress.Done();
+                Shards = shards,
+                Rate = (_, _) => rate,
+                ComputeMs = computeMs,
+                RecordSize = recordSize,
+                Warmup = warmup,
+                Seconds = seconds,
+                SampleSeconds = 0.25,
+                Ordering = o => o.CutsPerWindow = w,
+            },
+            (_, r) => string.Create(CultureInfo.InvariantCulture,
+                $"E2E p50 {Ms(ShardLoad.Quantile(r.Records.Select(x => x.E2eUs), 0.5))} ms, delivery p50 {Ms(ShardLoad.Quantile(r.Records.Select(x => x.DeliveryUs), 0.5))} ms, window wait {r.WindowWaitMsPerSecond:F1} ms/s, {r.Failed} failed"));
         var defaults = new FixAnteOptions();
         var report = new BenchReport("Window size: E2E and waiting for the next window (scenario 5)");
         report.AddSection("Setup").AddText(string.Create(CultureInfo.InvariantCulture,

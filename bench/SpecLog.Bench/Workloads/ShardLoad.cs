@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using SpecLog.Bench.Reporting;
 using SpecLog.Client;
 using SpecLog.FixAnte;
 using SpecLog.Server;
@@ -372,6 +373,38 @@ internal static class ShardLoad
 
             await bench.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// Runs every configuration once per round, alternating (the order reversed every other round so none always runs on a
+    /// warmer or more tired machine), with a progress line; returns each configuration's runs.
+    /// </summary>
+    /// <param name="label">The progress line's label.</param>
+    /// <param name="configs">The configurations compared.</param>
+    /// <param name="rounds">Rounds.</param>
+    /// <param name="name">A configuration's name for the progress line.</param>
+    /// <param name="spec">The workload of a configuration.</param>
+    /// <param name="summary">One line on a finished run, for the progress line.</param>
+    public static async Task<Dictionary<T, List<ShardLoadResult>>> RunRoundsAsync<T>(
+        string label, IReadOnlyList<T> configs, int rounds, Func<T, string> name, Func<T, ShardLoadSpec> spec, Func<T, ShardLoadResult, string> summary)
+        where T : notnull
+    {
+        var results = configs.ToDictionary(c => c, _ => new List<ShardLoadResult>());
+        var progress = new ProgressLine(label, (long)rounds * configs.Count);
+        long done = 0;
+        for (var round = 0; round < rounds; round++)
+        {
+            foreach (var config in round % 2 == 0 ? configs : configs.Reverse())
+            {
+                progress.Step($"round {round + 1}/{rounds}, {name(config)}");
+                var r = await RunAsync(spec(config));
+                results[config].Add(r);
+                progress.Report(++done, $"{name(config)}: {summary(config, r)}");
+            }
+        }
+
+        progress.Done();
+        return results;
     }
 
     private static byte[] NewPayload(int size, long start, long sequence, int burst, int shard)
