@@ -1,4 +1,5 @@
 using SpecLog.Bench.Scenarios;
+using SpecLog.Bench.Workloads;
 
 namespace SpecLog.Bench;
 
@@ -38,7 +39,13 @@ public static class Program
 
         try
         {
-            return await scenario.RunAsync(BenchArgs.Parse(args.AsSpan(1)));
+            var parsed = BenchArgs.Parse(args.AsSpan(1));
+            if (scenario.UsesLog && parsed.Get("no-warmup") is null)
+            {
+                await JitWarmup.RunAsync();
+            }
+
+            return await scenario.RunAsync(parsed);
         }
         catch (ArgumentException ex)
         {
@@ -49,7 +56,8 @@ public static class Program
 
     private static void PrintUsage()
     {
-        Console.WriteLine("usage: SpecLog.Bench <scenario> [--option value ...]");
+        Console.WriteLine("usage: SpecLog.Bench <scenario> [--option value ...] [--no-warmup]");
+        Console.WriteLine("  scenarios that run the log first run it unmeasured for a few seconds (JIT tier-up); --no-warmup skips that");
         foreach (IScenario scenario in s_scenarios)
         {
             Console.WriteLine($"  {scenario.Name,-12} {scenario.Description}");

@@ -25,6 +25,9 @@ namespace SpecLog.Bench.Scenarios;
 /// </summary>
 public sealed class FloorsScenario : IScenario
 {
+    /// <summary>Measures the machine (or the storage alone), not the log: no JIT warm-up of the log first.</summary>
+    public bool UsesLog => false;
+
     private const int MessageSize = 100;
     private const int RecordStride = 128; // a 100-byte payload's frame in DurableLog
     private const long SyncFileSize = 4L << 20;

@@ -11,6 +11,9 @@ public interface IScenario
     /// <summary>One line for the usage text.</summary>
     string Description { get; }
 
+    /// <summary>Whether the scenario runs the log (and so wants the JIT warm-up first); false for machine-only ones.</summary>
+    bool UsesLog => true;
+
     /// <summary>Runs the scenario and returns the process exit code.</summary>
     Task<int> RunAsync(BenchArgs args);
 }

@@ -17,6 +17,9 @@ namespace SpecLog.Bench.Scenarios;
 /// </summary>
 public sealed class StorageScenario : IScenario
 {
+    /// <summary>Measures the machine (or the storage alone), not the log: no JIT warm-up of the log first.</summary>
+    public bool UsesLog => false;
+
     private const int PayloadSize = 100;
     private const int RawRecordSize = 128; // what a 100-byte payload occupies in a DurableLog frame
     private const long RawFileSize = 64L << 20;
