@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using HdrHistogram;
 using SpecLog.Bench.Reporting;
+using SpecLog.Bench.Workloads;
 using SpecLog.Client;
 using SpecLog.FixAnte;
 using SpecLog.Server;
@@ -243,9 +244,7 @@ public sealed class E2eScenario : IScenario
         using var stop = new CancellationTokenSource();
         using var queue = new BlockingCollection<(long Gsn, long Sequence, long Start, long Delivered)>();
         var consumed = new List<Consumed>();
-        var confirmEnds = new List<long>(); // ConfirmedRange.ToGsn, increasing
-        var confirmTimes = new List<long>();
-        var confirmedGsn = 0L;
+        var confirmations = new ConfirmationTimes();
         var computeTicks = (long)(computeMs / 1000 * Stopwatch.Frequency);
         var consumer = new Thread(() =>
         {
@@ -288,13 +287,7 @@ public sealed class E2eScenario : IScenario
                             Interlocked.Increment(ref delivered);
                             break;
                         case ConfirmedRange c:
-                            lock (confirmEnds)
-                            {
-                                confirmEnds.Add(c.ToGsn);
-                                confirmTimes.Add(now);
-                            }
-
-                            Volatile.Write(ref confirmedGsn, c.ToGsn);
+                            confirmations.Add(c.ToGsn, now);
                             break;
                         default:
                             break;
@@ -364,7 +357,7 @@ public sealed class E2eScenario : IScenario
                     count = consumed.Count;
                 }
 
-                if (count >= total + 1 - failed && Volatile.Read(ref confirmedGsn) > Interlocked.Read(ref maxGsn))
+                if (count >= total + 1 - failed && confirmations.LastEnd > Interlocked.Read(ref maxGsn))
                 {
                     break;
                 }
@@ -392,13 +385,11 @@ public sealed class E2eScenario : IScenario
                     continue;
                 }
 
-                var k = LowerBoundAbove(confirmEnds, c.Gsn);
-                if (k < 0)
+                if (confirmations.TimeOf(c.Gsn) is not { } confirmed)
                 {
                     continue; // never confirmed within the drain: counts as not measured
                 }
 
-                var confirmed = confirmTimes[k];
                 Record(result.E2eHistogram, Math.Max(confirmed, c.ComputeDone) - c.Start);
                 Record(result.DeliveryHistogram, c.Delivered - c.Start);
                 Record(result.ConfirmHistogram, confirmed - c.Start);
@@ -452,25 +443,5 @@ public sealed class E2eScenario : IScenario
 
             await bench.DisposeAsync();
         }
-    }
-
-    /// <summary>Index of the first confirmation whose end lies above <paramref name="gsn"/>, or −1.</summary>
-    private static int LowerBoundAbove(List<long> ends, long gsn)
-    {
-        int lo = 0, hi = ends.Count;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) / 2;
-            if (ends[mid] > gsn)
-            {
-                hi = mid;
-            }
-            else
-            {
-                lo = mid + 1;
-            }
-        }
-
-        return lo < ends.Count ? lo : -1;
     }
 }

@@ -132,8 +132,7 @@ internal static class ShardLoad
         using var stop = new CancellationTokenSource();
         using var queue = new BlockingCollection<(long Start, long Sequence, int Burst, int Shard, long Gsn, long Delivered)>();
         var consumed = new List<(long Start, int Burst, int Shard, long Gsn, long Delivered, long ComputeDone)>();
-        var confirmEnds = new List<long>();
-        var confirmTimes = new List<long>();
+        var confirmations = new ConfirmationTimes();
         var computeTicks = (long)(spec.ComputeMs / 1000 * Stopwatch.Frequency);
         var consumer = new Thread(() =>
         {
@@ -181,11 +180,7 @@ internal static class ShardLoad
                         }
                         else if (e is ConfirmedRange c)
                         {
-                            lock (confirmEnds)
-                            {
-                                confirmEnds.Add(c.ToGsn);
-                                confirmTimes.Add(now);
-                            }
+                            confirmations.Add(c.ToGsn, now);
                         }
                     }
                 }
@@ -311,13 +306,7 @@ internal static class ShardLoad
                     count = consumed.Count;
                 }
 
-                long confirmedEnd;
-                lock (confirmEnds)
-                {
-                    confirmedEnd = confirmEnds.Count == 0 ? 0 : confirmEnds[^1];
-                }
-
-                if (Interlocked.Read(ref outstanding) == 0 && count >= result.Issued - Interlocked.Read(ref failed) && confirmedEnd > Interlocked.Read(ref maxGsn))
+                if (Interlocked.Read(ref outstanding) == 0 && count >= result.Issued - Interlocked.Read(ref failed) && confirmations.LastEnd > Interlocked.Read(ref maxGsn))
                 {
                     break;
                 }
@@ -333,13 +322,11 @@ internal static class ShardLoad
             var us = 1_000_000 / frequency;
             foreach (var c in consumed)
             {
-                var k = FirstAbove(confirmEnds, c.Gsn);
-                if (k < 0)
+                if (confirmations.TimeOf(c.Gsn) is not { } confirmed)
                 {
                     continue; // never confirmed within the drain: not measured
                 }
 
-                var confirmed = confirmTimes[k];
                 result.Records.Add(new RecordTiming(c.Shard, T(c.Start), c.Burst, (c.Delivered - c.Start) * us, (confirmed - c.Start) * us,
                     (Math.Max(confirmed, c.ComputeDone) - c.Start) * us));
             }
@@ -415,26 +402,6 @@ internal static class ShardLoad
         BinaryPrimitives.WriteInt32LittleEndian(payload.AsSpan(16), burst);
         BinaryPrimitives.WriteInt32LittleEndian(payload.AsSpan(20), shard);
         return payload;
-    }
-
-    /// <summary>Index of the first confirmation whose end lies above <paramref name="gsn"/>, or −1.</summary>
-    private static int FirstAbove(List<long> ends, long gsn)
-    {
-        int lo = 0, hi = ends.Count;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) / 2;
-            if (ends[mid] > gsn)
-            {
-                hi = mid;
-            }
-            else
-            {
-                lo = mid + 1;
-            }
-        }
-
-        return lo < ends.Count ? lo : -1;
     }
 
     /// <summary>The <paramref name="q"/> quantile (0–1) of <paramref name="values"/> (nearest rank), NaN when empty.</summary>
