@@ -131,7 +131,8 @@ public sealed class MachineInfo
         return line is not null ? line["PRETTY_NAME=".Length..].Trim().Trim('"') : RuntimeInformation.OSDescription;
     }
 
-    private static string? TryRead(string path)
+    /// <summary>The text of a small system file (/proc, /etc), or null when it cannot be read.</summary>
+    internal static string? TryRead(string path)
     {
         try
         {

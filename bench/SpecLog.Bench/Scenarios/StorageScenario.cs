@@ -469,9 +469,9 @@ public sealed class StorageScenario : IScenario
 
     private static string MachineInfo(string dir)
     {
-        string kernel = TryRead("/proc/sys/kernel/osrelease")?.Trim() ?? Environment.OSVersion.VersionString;
+        string kernel = Reporting.MachineInfo.TryRead("/proc/sys/kernel/osrelease")?.Trim() ?? Environment.OSVersion.VersionString;
         string memory = "?";
-        string? meminfo = TryRead("/proc/meminfo");
+        string? meminfo = Reporting.MachineInfo.TryRead("/proc/meminfo");
         if (meminfo is not null)
         {
             string? line = meminfo.Split('\n').FirstOrDefault(l => l.StartsWith("MemTotal:", StringComparison.Ordinal));
@@ -482,7 +482,7 @@ public sealed class StorageScenario : IScenario
         }
 
         string fs = "?";
-        string? mounts = TryRead("/proc/mounts");
+        string? mounts = Reporting.MachineInfo.TryRead("/proc/mounts");
         if (mounts is not null)
         {
             string best = string.Empty;
@@ -498,21 +498,5 @@ public sealed class StorageScenario : IScenario
         }
 
         return $"machine: {Environment.ProcessorCount} CPUs, {memory} RAM, kernel {kernel}, .NET {Environment.Version}; data dir {dir}: {fs}";
-    }
-
-    private static string? TryRead(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
-        }
     }
 }
