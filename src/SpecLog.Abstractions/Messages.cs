@@ -7,12 +7,14 @@ namespace SpecLog;
 /// <param name="Windows">Windows with numbers at or above the shard's <see cref="ShardReport.KnownWindows"/>, oldest first.</param>
 /// <param name="LagFixTargetCut">If positive, the shard must fill its missing cuts below this with no-ops at once.</param>
 /// <param name="Waiting">Whether some shard holds uncommitted records; when false, idle shards stop filling and reporting.</param>
+/// <param name="CommittedAtMicros">When the ordering layer committed <paramref name="CommittedCut"/> (UTC µs; 0 if unknown), for stage latencies.</param>
 [GenerateSerializer, Immutable, Alias("speclog.CommitNotice")]
 public sealed record CommitNotice(
     [property: Id(0)] long CommittedCut,
     [property: Id(1)] WindowConfig[] Windows,
     [property: Id(2)] long LagFixTargetCut,
-    [property: Id(3)] bool Waiting);
+    [property: Id(3)] bool Waiting,
+    [property: Id(4)] long CommittedAtMicros = 0);
 
 /// <summary>One entry of a shard as delivered to subscribers: a record with its GSN, or a run of no-op slots.</summary>
 /// <param name="Slot">The shard-local slot of the entry (the first slot, for a no-op run).</param>
@@ -46,7 +48,8 @@ public sealed record ShardEventBatch(
     [property: Id(4)] WindowConfig[] Windows,
     [property: Id(5)] long ConfirmedGsn,
     [property: Id(6)] long MisSpeculatedFromGsn,
-    [property: Id(7)] long MisSpeculatedToGsn);
+    [property: Id(7)] long MisSpeculatedToGsn,
+    [property: Id(8)] long SentAtMicros = 0);
 
 /// <summary>The answer to a read of shard slots: consecutive entries starting at the requested slot.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.ShardReadResult")]
@@ -73,7 +76,11 @@ public sealed record ShardStatus(
     [property: Id(11)] long PendingAppends,
     [property: Id(12)] string Mode,
     [property: Id(13)] DateTimeOffset ActivatedAt,
-    [property: Id(14)] long WindowWaitMicros = 0);
+    [property: Id(14)] long WindowWaitMicros = 0,
+    [property: Id(15)] long NoticesReceived = 0,
+    [property: Id(16)] long PushesSent = 0,
+    [property: Id(17)] long Wakeups = 0,
+    [property: Id(18)] long CutIntervalMicros = 0);
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]

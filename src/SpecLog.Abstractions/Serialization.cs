@@ -19,6 +19,8 @@ public struct WindowConfigSurrogate
     [Id(4)] public int[] Quotas;
     /// <summary>See <see cref="WindowConfig.ViewId"/>.</summary>
     [Id(5)] public long ViewId;
+    /// <summary>See <see cref="WindowConfig.CutIntervalFactor"/> (0 on the wire from older senders means 1).</summary>
+    [Id(6)] public int CutIntervalFactor;
 }
 
 /// <summary>Converts <see cref="WindowConfig"/> to and from its wire form.</summary>
@@ -27,7 +29,7 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
 {
     /// <inheritdoc />
     public WindowConfig ConvertFromSurrogate(in WindowConfigSurrogate s) =>
-        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId);
+        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor));
 
     /// <inheritdoc />
     public WindowConfigSurrogate ConvertToSurrogate(in WindowConfig v) => new()
@@ -38,6 +40,7 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
         CutsPerWindow = v.CutsPerWindow,
         Quotas = [.. v.Quotas],
         ViewId = v.ViewId,
+        CutIntervalFactor = v.CutIntervalFactor,
     };
 }
 

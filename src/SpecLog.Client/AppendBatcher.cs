@@ -61,9 +61,18 @@ internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[
             {
                 try
                 {
+                    var measured = SpecLogMetrics.StageDuration.Enabled;
+                    var sentAt = measured ? SpecLogMetrics.NowMicros() : 0;
                     var gsns = await send([.. batch.Select(p => p.Payload)], CancellationToken.None);
+                    var ackedAt = measured ? SpecLogMetrics.NowMicros() : 0;
                     for (var i = 0; i < batch.Count; i++)
                     {
+                        if (measured)
+                        {
+                            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ClientQueue, batch[i].EnqueuedMicros, sentAt);
+                            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ClientAppend, batch[i].EnqueuedMicros, ackedAt);
+                        }
+
                         batch[i].Complete(gsns[i]);
                     }
                 }
@@ -94,6 +103,8 @@ internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[
         private readonly TaskCompletionSource<long> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public byte[] Payload { get; } = payload;
+
+        public long EnqueuedMicros { get; } = SpecLogMetrics.StageDuration.Enabled ? SpecLogMetrics.NowMicros() : 0;
 
         public CancellationToken CancellationToken { get; } = cancellationToken;
 

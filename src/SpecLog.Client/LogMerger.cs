@@ -9,7 +9,8 @@ namespace SpecLog.Client;
 public sealed class LogMerger
 {
     private readonly WindowHistory _history = new();
-    private readonly Queue<ShardEntry>[] _entries;
+    private readonly Queue<(ShardEntry Entry, long ReceivedMicros)>[] _entries;
+    private readonly Queue<(long Gsn, long ReleasedMicros)> _released = new();
     private readonly long[] _expectedSlot;
     private long _confirmedSeen;
     private long _confirmedEmitted;
@@ -24,11 +25,11 @@ public sealed class LogMerger
             throw new ArgumentOutOfRangeException(nameof(fromGsn), fromGsn, $"Subscriptions can start in [0, {_history.KnownEndGsn}] now.");
         }
 
-        _entries = new Queue<ShardEntry>[shardCount];
+        _entries = new Queue<(ShardEntry, long)>[shardCount];
         _expectedSlot = new long[shardCount];
         for (var s = 0; s < shardCount; s++)
         {
-            _entries[s] = new Queue<ShardEntry>();
+            _entries[s] = new Queue<(ShardEntry, long)>();
             _expectedSlot[s] = _history.SlotsBefore(s, fromGsn);
         }
 
@@ -43,7 +44,13 @@ public sealed class LogMerger
     public long ExpectedSlot(int shard) => Volatile.Read(ref _expectedSlot[shard]);
 
     /// <summary>Takes one shard push. Entries below the expected slot (a repeated push) are ignored.</summary>
-    public void Add(ShardEventBatch batch)
+    public void Add(ShardEventBatch batch) => Add(batch, 0);
+
+    /// <summary>
+    /// Takes one shard push that arrived at <paramref name="receivedMicros"/> (UTC µs, for the order-wait stage
+    /// latency; 0 if unmeasured). Entries below the expected slot (a repeated push) are ignored.
+    /// </summary>
+    public void Add(ShardEventBatch batch, long receivedMicros)
     {
         ArgumentNullException.ThrowIfNull(batch);
         var s = batch.Shard;
@@ -64,7 +71,7 @@ public sealed class LogMerger
             }
 
             var entry = e.Slot < expected ? e with { Slot = expected, NoOpSlots = end - expected } : e;
-            _entries[s].Enqueue(entry);
+            _entries[s].Enqueue((entry, receivedMicros));
             expected = end;
         }
 
@@ -83,18 +90,31 @@ public sealed class LogMerger
             }
 
             var queue = _entries[shard];
-            while (queue.TryPeek(out var head) && head.Slot + head.SlotCount <= slot)
+            while (queue.TryPeek(out var head) && head.Entry.Slot + head.Entry.SlotCount <= slot)
             {
                 queue.Dequeue();
             }
 
-            if (!queue.TryPeek(out var entry) || entry.Slot > slot)
+            if (!queue.TryPeek(out var item) || item.Entry.Slot > slot)
             {
                 throw new InvalidOperationException($"Shard {shard} slot {slot} (GSN {NextGsn}) is missing from its pushes.");
             }
 
+            var entry = item.Entry;
             if (!entry.IsNoOp)
             {
+                if (item.ReceivedMicros > 0 && SpecLogMetrics.StageDuration.Enabled)
+                {
+                    var now = SpecLogMetrics.NowMicros();
+                    SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.OrderWait, item.ReceivedMicros, now);
+                    if (_released.Count == 65_536)
+                    {
+                        _released.Dequeue(); // confirmations stopped coming; keep the measurement bounded
+                    }
+
+                    _released.Enqueue((NextGsn, now));
+                }
+
                 events.Add(new SpeculativeRecord(NextGsn, shard, entry.Payload));
                 queue.Dequeue();
                 NextGsn++;
@@ -113,6 +133,16 @@ public sealed class LogMerger
         var confirmed = Math.Min(_confirmedSeen, NextGsn);
         if (confirmed > _confirmedEmitted)
         {
+            if (_released.Count > 0)
+            {
+                var now = SpecLogMetrics.NowMicros();
+                while (_released.TryPeek(out var r) && r.Gsn < confirmed)
+                {
+                    _released.Dequeue();
+                    SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ConfirmWait, r.ReleasedMicros, now);
+                }
+            }
+
             events.Add(new ConfirmedRange(_confirmedEmitted, confirmed));
             _confirmedEmitted = confirmed;
         }

@@ -144,9 +144,9 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
         await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, shardCount).ToArray(), merger.ExpectedSlot, cancellationToken);
         var events = new List<SpecLogEvent>();
-        await foreach (var batch in feed.Reader.ReadAllAsync(cancellationToken))
+        await foreach (var (batch, receivedAt) in feed.Reader.ReadAllAsync(cancellationToken))
         {
-            merger.Add(batch);
+            merger.Add(batch, receivedAt);
             events.Clear();
             merger.Drain(events);
             foreach (var e in events)
@@ -163,20 +163,80 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     public async IAsyncEnumerable<SpecLogEvent> SubscribeShardAsync(int shard, long fromSlot = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await CheckShardAsync(shard, cancellationToken);
-        var next = fromSlot;
-        var confirmed = -1L;
-        await using var feed = await ShardFeed.StartAsync(this, [shard], _ => Volatile.Read(ref next), cancellationToken);
-        await foreach (var batch in feed.Reader.ReadAllAsync(cancellationToken))
+        await foreach (var e in SubscribeUnorderedCoreAsync([shard], [fromSlot], cancellationToken))
         {
+            yield return e;
+        }
+    }
+
+    /// <summary>
+    /// The whole log from <paramref name="fromGsn"/>, unordered: every record the moment its shard holds it durably and
+    /// knows its position, with its speculative GSN (records of one shard arrive in their order; records of different
+    /// shards interleave as they become durable, not in GSN order), and confirmations as committed ranges
+    /// [from, to) of the log, each starting where the previous one ended (a range may cover records of other shards
+    /// that are still on their way: they arrive already confirmed). No-ops never appear. For consumers whose
+    /// state is per shard or per key and who want each record without waiting for lower positions of other shards.
+    /// </summary>
+    public async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedAsync(long fromGsn = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var shardCount = await GetShardCountAsync(cancellationToken);
+        await RefreshWindowsAsync(0, cancellationToken);
+        if (fromGsn > _history.KnownEndGsn)
+        {
+            await RefreshWindowsAsync(_history.Count, cancellationToken);
+        }
+
+        long[] fromSlots;
+        await _historyLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (fromGsn < 0 || fromGsn > _history.KnownEndGsn)
+            {
+                throw new ArgumentOutOfRangeException(nameof(fromGsn), fromGsn, $"Subscriptions can start in [0, {_history.KnownEndGsn}] now.");
+            }
+
+            fromSlots = Enumerable.Range(0, shardCount).Select(s => _history.SlotsBefore(s, fromGsn)).ToArray();
+        }
+        finally
+        {
+            _historyLock.Release();
+        }
+
+        await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, cancellationToken, fromGsn))
+        {
+            yield return e;
+        }
+    }
+
+    /// <summary>
+    /// Passes the records of <paramref name="shards"/> through as they arrive and the confirmed prefix as ranges. The
+    /// first confirmation starts at <paramref name="confirmedFrom"/>, or, when it is negative, at the confirmed prefix
+    /// the first push reports (a per-shard subscription does not know where the log's prefix stood before).
+    /// </summary>
+    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1)
+    {
+        var next = new long[shards.Length];
+        var index = new Dictionary<int, int>();
+        for (var i = 0; i < shards.Length; i++)
+        {
+            next[i] = fromSlots[i];
+            index[shards[i]] = i;
+        }
+
+        var confirmed = confirmedFrom;
+        await using var feed = await ShardFeed.StartAsync(this, shards, s => Volatile.Read(ref next[index[s]]), cancellationToken);
+        await foreach (var (batch, _) in feed.Reader.ReadAllAsync(cancellationToken))
+        {
+            var i = index[batch.Shard];
             foreach (var e in batch.Entries)
             {
-                if (!e.IsNoOp && e.Slot >= next)
+                if (!e.IsNoOp && e.Slot >= next[i])
                 {
-                    yield return new SpeculativeRecord(e.Gsn, shard, e.Payload);
+                    yield return new SpeculativeRecord(e.Gsn, batch.Shard, e.Payload);
                 }
             }
 
-            Volatile.Write(ref next, Math.Max(next, batch.ToSlot));
+            Volatile.Write(ref next[i], Math.Max(next[i], batch.ToSlot));
             if (confirmed < 0)
             {
                 confirmed = batch.ConfirmedGsn;
@@ -311,7 +371,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         private readonly SpecLogClient _client;
         private readonly int[] _shards;
         private readonly Func<int, long> _position;
-        private readonly Channel<ShardEventBatch> _channel;
+        private readonly Channel<(ShardEventBatch Batch, long ReceivedMicros)> _channel;
         private readonly Guid[] _ids;
         private readonly CancellationTokenSource _stop = new();
         private readonly CancellationTokenSource _stopRefresh = new();
@@ -323,11 +383,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             _client = client;
             _shards = shards;
             _position = position;
-            _channel = Channel.CreateBounded<ShardEventBatch>(new BoundedChannelOptions(client._options.SubscriptionBuffer) { SingleReader = true });
+            _channel = Channel.CreateBounded<(ShardEventBatch, long)>(new BoundedChannelOptions(client._options.SubscriptionBuffer) { SingleReader = true });
             _ids = shards.Select(_ => Guid.NewGuid()).ToArray();
         }
 
-        public ChannelReader<ShardEventBatch> Reader => _channel.Reader;
+        public ChannelReader<(ShardEventBatch Batch, long ReceivedMicros)> Reader => _channel.Reader;
 
         public static async Task<ShardFeed> StartAsync(SpecLogClient client, int[] shards, Func<int, long> position, CancellationToken cancellationToken)
         {
@@ -338,7 +398,12 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             return feed;
         }
 
-        public async Task OnShardEvents(ShardEventBatch batch) => await _channel.Writer.WriteAsync(batch, _stop.Token);
+        public async Task OnShardEvents(ShardEventBatch batch)
+        {
+            var now = SpecLogMetrics.StageDuration.Enabled ? SpecLogMetrics.NowMicros() : 0;
+            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.PushTransit, batch.SentAtMicros, now);
+            await _channel.Writer.WriteAsync((batch, now), _stop.Token);
+        }
 
         public async ValueTask DisposeAsync()
         {

@@ -10,6 +10,21 @@ public enum OrderingMode
     Scalog = 1,
 }
 
+/// <summary>When a shard short of its quota fills the rest of its current cut with no-ops.</summary>
+public enum NoOpFillPolicy
+{
+    /// <summary>Belfast's rule (the default): <see cref="FixAnteOptions.NoOpDeadlineFactor"/> × the cut interval after the shard's last report.</summary>
+    AfterLastReport = 0,
+
+    /// <summary>
+    /// Experimental: Belfast's deadline after the shard's last completed cut (one interval for an empty cut), taken at
+    /// the next tick of a cut clock shared by every shard (multiples of the window's cut interval on the hosts'
+    /// clocks), so all shards that fell short fill at the same instants. In the simulator under bursty client batches
+    /// it fills about a fifth more cuts than <see cref="AfterLastReport"/> (docs/performance.md).
+    /// </summary>
+    CutClock = 1,
+}
+
 /// <summary>The parameters of Fix-Ante ordering, shared by shards and the sequencer (they must agree).</summary>
 public sealed class FixAnteOptions
 {
@@ -43,6 +58,15 @@ public sealed class FixAnteOptions
     /// <summary>Default no-op deadline, in multiples of T_ord after the shard's last report.</summary>
     public const double DEFAULT_NOOP_DEADLINE_FACTOR = 1.5;
 
+    /// <summary>Default shortest gap between two reports of a shard, as a fraction of the cut interval.</summary>
+    public const double DEFAULT_REPORT_SPACING_FACTOR = 0.9;
+
+    /// <summary>Default largest cut interval, in multiples of T_ord, that the sequencer chooses at low rates.</summary>
+    public const int DEFAULT_MAX_CUT_INTERVAL_FACTOR = 2;
+
+    /// <summary>Default records a shard should bring to a cut, on average, before the cut interval stops growing.</summary>
+    public const double DEFAULT_MIN_RECORDS_PER_CUT = 0.9;
+
     /// <summary>Default time without a committed cut after which the sequencer runs its fallback evaluation.</summary>
     public static readonly TimeSpan DEFAULT_FALLBACK_INTERVAL = TimeSpan.FromMilliseconds(10);
 
@@ -73,8 +97,33 @@ public sealed class FixAnteOptions
     /// <summary>Lag (fraction of W cuts behind the leading shard) that triggers a lag-fix.</summary>
     public double LagFixFraction { get; set; } = DEFAULT_LAG_FIX_FRACTION;
 
-    /// <summary>A shard fills its current cut with no-ops this many T_ord after its last report.</summary>
+    /// <summary>
+    /// With <see cref="NoOpFillPolicy.AfterLastReport"/>: a shard fills its current cut with no-ops this many cut
+    /// intervals after its last report.
+    /// </summary>
     public double NoOpDeadlineFactor { get; set; } = DEFAULT_NOOP_DEADLINE_FACTOR;
+
+    /// <summary>When shards fill their cuts with no-ops: Belfast's per-shard deadline (default) or at the ticks of a shared cut clock.</summary>
+    public NoOpFillPolicy NoOpFill { get; set; } = NoOpFillPolicy.AfterLastReport;
+
+    /// <summary>
+    /// Fix-Ante: the shortest gap between two reports of a shard, as a fraction of the cut interval. A report carries
+    /// every cut completed since the previous one, so a shard sends about one report per cut interval at any load
+    /// (reports that answer a lag-fix or say the shard stopped waiting are sent at once). 0 reports every newly
+    /// completed cut at once (one ordering-layer command per cut per shard).
+    /// </summary>
+    public double ReportSpacingFactor { get; set; } = DEFAULT_REPORT_SPACING_FACTOR;
+
+    /// <summary>
+    /// The largest cut interval, in multiples of T_ord, the sequencer may give a window. At low rates a quota of one
+    /// record per T_ord is mostly no-ops; the sequencer then doubles the window's cut interval (up to this factor) until
+    /// an average shard brings <see cref="MinRecordsPerCut"/> records per cut. 1 keeps every cut at T_ord (Belfast).
+    /// Longer cuts trade no-ops for latency: a record waits for its cut's tick.
+    /// </summary>
+    public int MaxCutIntervalFactor { get; set; } = DEFAULT_MAX_CUT_INTERVAL_FACTOR;
+
+    /// <summary>Records an average shard should bring per cut; below it the next window's cut interval doubles (see <see cref="MaxCutIntervalFactor"/>).</summary>
+    public double MinRecordsPerCut { get; set; } = DEFAULT_MIN_RECORDS_PER_CUT;
 
     /// <summary>
     /// Whether shards stop filling no-ops and reporting while no shard holds an uncommitted record (an idle log costs
@@ -133,8 +182,11 @@ public sealed class FixAnteOptions
     /// <summary>The shortest span, in µs of a shard's clock, over which its rate is measured (see <see cref="RateMeasureFraction"/>).</summary>
     public long RateMeasureSpanMicros(int cutsPerWindow) => (long)(RateMeasureFraction * cutsPerWindow * OrderingInterval.TotalMicroseconds);
 
-    /// <summary>The no-op deadline as a duration.</summary>
+    /// <summary>The no-op deadline as a duration (for a cut interval of one T_ord).</summary>
     public TimeSpan NoOpDeadline => OrderingInterval * NoOpDeadlineFactor;
+
+    /// <summary>T_ord in microseconds (at least 1).</summary>
+    public long OrderingIntervalMicros => Math.Max(1, (long)OrderingInterval.TotalMicroseconds);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
@@ -159,5 +211,9 @@ public sealed class FixAnteOptions
         Check(LagFixMaxSlackFraction is >= 0 and < 0.5, $"{nameof(LagFixMaxSlackFraction)} must be in [0, 0.5).");
         Check(FallbackInterval > TimeSpan.Zero, $"{nameof(FallbackInterval)} must be positive.");
         Check(NoOpDeadlineFactor > 0, $"{nameof(NoOpDeadlineFactor)} must be positive.");
+        Check(Enum.IsDefined(NoOpFill), $"{nameof(NoOpFill)} must be CutClock or AfterLastReport.");
+        Check(ReportSpacingFactor is >= 0 and <= 4, $"{nameof(ReportSpacingFactor)} must be in [0, 4].");
+        Check(MaxCutIntervalFactor is >= 1 and <= 64, $"{nameof(MaxCutIntervalFactor)} must be in [1, 64].");
+        Check(MinRecordsPerCut is >= 0 and <= 1000, $"{nameof(MinRecordsPerCut)} must be in [0, 1000].");
     }
 }

@@ -215,7 +215,8 @@ public sealed class SequencerState
             var last = History.Last!;
             if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2)
             {
-                var next = last.Next(NextQuotas(last));
+                var (quotas, factor) = NextQuotas(last);
+                var next = last.Next(quotas, cutIntervalFactor: factor);
                 History.Add(next);
                 output.NewWindows.Add(next);
                 continue; // zero-quota shards may complete further cuts with the new window
@@ -318,65 +319,94 @@ public sealed class SequencerState
     }
 
     /// <summary>
-    /// Next-window quotas: each shard's rate (records over time, both from its own reports) times T_ord. The rate is
-    /// measured from the shard's position at an earlier decision (a mark) at least the measuring span back
+    /// Next-window quotas and cut interval. Each shard's rate (records over time, both from its own reports) is measured
+    /// from the shard's position at an earlier decision (a mark) at least the measuring span back
     /// (<see cref="FixAnteOptions.RateMeasureSpanMicros"/>), or from the oldest mark kept: when windows are decided
     /// in quick succession (the cuts race because some quota is far too small), a rate over the few milliseconds since
     /// the previous decision is mostly the luck of which client batch landed when, and a quota set from it makes the
-    /// cuts race even more.
+    /// cuts race even more. The cut interval is T_ord times the smallest power of two (at most
+    /// <see cref="FixAnteOptions.MaxCutIntervalFactor"/>) at which an average shard brings
+    /// <see cref="FixAnteOptions.MinRecordsPerCut"/> records per cut, so low rates are not mostly no-ops; each quota is
+    /// then the shard's rate times the cut interval. Integer and double arithmetic on the reports only: replicas agree.
     /// </summary>
-    private ImmutableArray<int> NextQuotas(WindowConfig last)
+    private (ImmutableArray<int> Quotas, int Factor) NextQuotas(WindowConfig last)
     {
-        var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
         var tOrdSeconds = _options.OrderingInterval.TotalSeconds;
         var span = _options.RateMeasureSpanMicros(last.CutsPerWindow);
+        Span<double> rates = stackalloc double[ShardCount];
+        var measured = 0;
+        var total = 0.0;
+        for (var s = 0; s < ShardCount; s++)
+        {
+            rates[s] = double.NaN;
+            var marks = _rateMarks[s];
+            if (!_options.RateBasedQuotas || marks.Count == 0)
+            {
+                continue;
+            }
+
+            var (m1, r1) = _latest[s];
+            (long Micros, long Records) from = default, newest = default;
+            var first = true;
+            foreach (var mark in marks)
+            {
+                if (first || mark.Micros <= m1 - span)
+                {
+                    from = mark; // the oldest, or the newest one far enough back
+                }
+
+                first = false;
+                newest = mark;
+            }
+
+            var (m0, r0) = from;
+            if (m1 > newest.Micros && m1 > m0)
+            {
+                rates[s] = (r1 - r0) * 1_000_000.0 / (m1 - m0);
+                measured++;
+                total += rates[s];
+            }
+
+            if (m1 > newest.Micros)
+            {
+                if (marks.Count == RATE_MARKS)
+                {
+                    marks.Dequeue();
+                }
+
+                marks.Enqueue(_latest[s]);
+            }
+        }
+
+        var factor = last.CutIntervalFactor;
+        if (measured == ShardCount)
+        {
+            var perShardPerTOrd = total / ShardCount * tOrdSeconds;
+            factor = 1;
+            while (factor < _options.MaxCutIntervalFactor && perShardPerTOrd * factor < _options.MinRecordsPerCut)
+            {
+                factor = Math.Min(_options.MaxCutIntervalFactor, factor * 2);
+            }
+        }
+
+        var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
         for (var s = 0; s < ShardCount; s++)
         {
             var old = last.QuotaOf(s);
             var q = Math.Max(old, _options.MinQuota);
-            var marks = _rateMarks[s];
-            if (_options.RateBasedQuotas && marks.Count > 0)
+            if (!double.IsNaN(rates[s]))
             {
-                var (m1, r1) = _latest[s];
-                (long Micros, long Records) from = default, newest = default;
-                var first = true;
-                foreach (var mark in marks)
+                var target = (int)Math.Clamp(Math.Round(rates[s] * tOrdSeconds * factor), _options.MinQuota, _options.MaxQuota);
+                if (factor != last.CutIntervalFactor || Math.Abs(target - old) > _options.QuotaTolerance * old)
                 {
-                    if (first || mark.Micros <= m1 - span)
-                    {
-                        from = mark; // the oldest, or the newest one far enough back
-                    }
-
-                    first = false;
-                    newest = mark;
-                }
-
-                var (m0, r0) = from;
-                if (m1 > newest.Micros && m1 > m0)
-                {
-                    var perSecond = (r1 - r0) * 1_000_000.0 / (m1 - m0);
-                    var target = (int)Math.Clamp(Math.Round(perSecond * tOrdSeconds), _options.MinQuota, _options.MaxQuota);
-                    if (Math.Abs(target - old) > _options.QuotaTolerance * old)
-                    {
-                        q = target;
-                    }
-                }
-
-                if (m1 > newest.Micros)
-                {
-                    if (marks.Count == RATE_MARKS)
-                    {
-                        marks.Dequeue();
-                    }
-
-                    marks.Enqueue(_latest[s]);
+                    q = target;
                 }
             }
 
             quotas.Add(q);
         }
 
-        return quotas.MoveToImmutable();
+        return (quotas.MoveToImmutable(), factor);
     }
 
     // Scalog baseline: once every shard has reported since the last cut, the next cut takes whatever each holds.

@@ -8,8 +8,10 @@ namespace SpecLog.FixAnte;
 public sealed class ShardCore
 {
     private readonly FixAnteOptions _options;
-    private readonly long _deadlineMicros;
     private readonly long _retransmitMicros;
+    private long _nextTickMicros = long.MinValue;
+    private long _seenCut = -1;
+    private long _completedMicros = long.MinValue / 2;
     private long _lastReportMicros = long.MinValue / 2;
     private long _lastNoticeMicros;
     private long _lagFixAnswerSlot = -1;
@@ -25,7 +27,6 @@ public sealed class ShardCore
         options.Validate();
         ShardId = shardId;
         _options = options;
-        _deadlineMicros = Math.Max(1, (long)(options.NoOpDeadline.TotalMilliseconds * 1000));
         _retransmitMicros = Math.Max(5_000, (long)(options.OrderingInterval.TotalMilliseconds * 1000 * 20));
     }
 
@@ -175,7 +176,9 @@ public sealed class ShardCore
             return nowMicros - _lastReportMicros >= _retransmitMicros;
         }
 
-        return History.CompletedCut(ShardId, DurableSlots) > LastReportedCut
+        // Reports are coalesced: one carries every cut completed since the previous one, and they are at least the
+        // report spacing apart, so a shard costs the ordering layer about one command per cut interval at any load.
+        return (History.CompletedCut(ShardId, DurableSlots) > LastReportedCut && nowMicros - _lastReportMicros >= ReportSpacingMicros)
             || LagFixAnswerReady
             || waitingChanged
             || (Active && nowMicros - _lastNoticeMicros >= _retransmitMicros && nowMicros - _lastReportMicros >= _retransmitMicros);
@@ -199,17 +202,62 @@ public sealed class ShardCore
     }
 
     /// <summary>
-    /// No-op slots to fill because the deadline (NoOpDeadlineFactor × T_ord after the last report) passed with the
-    /// current cut still short of its quota; 0 if none. Fills exactly to the end of the current cut.
+    /// No-op slots to fill now; 0 if none. Fills exactly to the end of the current cut. With the cut clock
+    /// (<see cref="NoOpFillPolicy.CutClock"/>): at the first call after each tick (a multiple of the cut interval on the
+    /// host clock, the same instants on every shard), if the shard completed no cut since the previous tick. With
+    /// <see cref="NoOpFillPolicy.AfterLastReport"/> (Belfast): once NoOpDeadlineFactor cut intervals passed since the
+    /// last report with the current cut still short of its quota.
     /// </summary>
     public long NoOpsForDeadline(long nowMicros)
     {
-        if (_options.Mode != OrderingMode.FixAnte || History.Count == 0 || !Active || nowMicros - _lastReportMicros < _deadlineMicros)
+        if (_options.Mode != OrderingMode.FixAnte || History.Count == 0 || !Active)
         {
             return 0;
         }
 
         var cut = History.CompletedCut(ShardId, AssignedSlots);
+        if (_options.NoOpFill == NoOpFillPolicy.CutClock)
+        {
+            if (cut != _seenCut)
+            {
+                // A cut completed (seen now: assignments carry no time).
+                _seenCut = cut;
+                _completedMicros = nowMicros;
+            }
+
+            if (nowMicros < _nextTickMicros)
+            {
+                return 0;
+            }
+
+            var period = CutIntervalMicros;
+            var tick = nowMicros / period * period;
+            _nextTickMicros = tick + period;
+            if (cut >= History.KnownEndCut)
+            {
+                return 0; // the next window is not known yet
+            }
+
+            // Belfast's deadline after the last completed cut, taken at the next tick so that every shard that fell
+            // short fills at the same instants: NoOpDeadlineFactor intervals for a cut under way, one interval for an
+            // empty one (an idle shard then marches one cut per tick, as everyone waits for it).
+            var empty = AssignedSlots == History.SlotsBeforeCut(ShardId, cut);
+            var deadline = empty ? period - period / 16 : DeadlineMicros;
+            if (nowMicros - _completedMicros < deadline)
+            {
+                return 0;
+            }
+
+            _seenCut = cut + 1;
+            _completedMicros = tick;
+            return History.SlotsBeforeCut(ShardId, cut + 1) - AssignedSlots;
+        }
+
+        if (nowMicros - _lastReportMicros < DeadlineMicros)
+        {
+            return 0;
+        }
+
         if (cut > LastReportedCut || cut >= History.KnownEndCut)
         {
             return 0; // what is on its way to disk completes a cut, or the next window is not known yet
@@ -219,10 +267,45 @@ public sealed class ShardCore
     }
 
     /// <summary>
-    /// When (host clock, µs) <see cref="NoOpsForDeadline"/> may next return slots: the no-op deadline after the last
-    /// report. The host wakes up then rather than polling.
+    /// When (host clock, µs) <see cref="NoOpsForDeadline"/> may next return slots, or a held-back report becomes due:
+    /// the next cut-clock tick (or the no-op deadline after the last report), or the end of the report spacing when a
+    /// completed cut waits to be reported. The host wakes up then rather than polling.
     /// </summary>
-    public long NextDeadlineMicros => _lastReportMicros + _deadlineMicros;
+    public long NextDeadlineMicros
+    {
+        get
+        {
+            var next = _options.NoOpFill == NoOpFillPolicy.CutClock ? _nextTickMicros : _lastReportMicros + DeadlineMicros;
+            if (_options.Mode == OrderingMode.FixAnte && History.Count > 0 && History.CompletedCut(ShardId, DurableSlots) > LastReportedCut)
+            {
+                next = Math.Min(next, _lastReportMicros + ReportSpacingMicros);
+            }
+
+            return next;
+        }
+    }
+
+    /// <summary>
+    /// The cut interval (µs) of the window the shard is filling now: T_ord times the window's
+    /// <see cref="WindowConfig.CutIntervalFactor"/>. It is the cut clock's period.
+    /// </summary>
+    public long CutIntervalMicros
+    {
+        get
+        {
+            if (History.Count == 0)
+            {
+                return _options.OrderingIntervalMicros;
+            }
+
+            var cut = Math.Min(History.CompletedCut(ShardId, AssignedSlots), History.KnownEndCut - 1);
+            return _options.OrderingIntervalMicros * History[Math.Max(0, History.WindowOfCut(cut))].CutIntervalFactor;
+        }
+    }
+
+    private long DeadlineMicros => Math.Max(1, (long)(_options.NoOpDeadlineFactor * CutIntervalMicros));
+
+    private long ReportSpacingMicros => (long)(_options.ReportSpacingFactor * CutIntervalMicros);
 
     /// <summary>
     /// Takes a lag-fix signal: returns the no-op slots to fill, in one entry, to complete every cut below

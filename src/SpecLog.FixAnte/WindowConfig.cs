@@ -17,8 +17,9 @@ public sealed class WindowConfig
     private readonly long[] _prefix;
 
     /// <summary>Creates a window configuration; quotas are per shard id (index) and their sum must be positive.</summary>
-    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0)
+    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0, int cutIntervalFactor = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(cutIntervalFactor, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(window);
         ArgumentOutOfRangeException.ThrowIfNegative(startGsn);
         ArgumentOutOfRangeException.ThrowIfNegative(firstCut);
@@ -46,6 +47,7 @@ public sealed class WindowConfig
         CutsPerWindow = cutsPerWindow;
         Quotas = quotas;
         ViewId = viewId;
+        CutIntervalFactor = cutIntervalFactor;
     }
 
     /// <summary>The window number (0, 1, 2, …).</summary>
@@ -65,6 +67,12 @@ public sealed class WindowConfig
 
     /// <summary>The ordering-layer view that decided this window (informational).</summary>
     public long ViewId { get; }
+
+    /// <summary>
+    /// The window's cut interval in multiples of T_ord: shards fill one cut per cut-clock tick of this many T_ord. The
+    /// sequencer raises it at low rates so that quotas of one record per cut are mostly real records, not no-ops.
+    /// </summary>
+    public int CutIntervalFactor { get; }
 
     /// <summary>Number of shards the configuration names (shards beyond it have quota 0).</summary>
     public int ShardCount => Quotas.Length;
@@ -151,10 +159,10 @@ public sealed class WindowConfig
     }
 
     /// <summary>The configuration of the window that follows this one, with the given quotas and W.</summary>
-    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null) =>
-        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId);
+    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null, int? cutIntervalFactor = null) =>
+        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId, cutIntervalFactor ?? CutIntervalFactor);
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]";
+        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}");
 }

@@ -29,8 +29,9 @@ internal sealed class SequencerDriver
     /// <summary>The slots shard <paramref name="shard"/> needs to complete every cut below <paramref name="cut"/>, by the naive layout.</summary>
     public long SlotsToComplete(int shard, long cut) => NaiveLayout.OfConfigs(State.History.Windows).SlotsBeforeCut(shard, cut);
 
-    public static FixAnteOptions Options(int w = 10, bool lagFix = false, bool rateBased = true, int tOrdMicros = 1000, int initialQuota = 1) => new()
+    public static FixAnteOptions Options(int w = 10, bool lagFix = false, bool rateBased = true, int tOrdMicros = 1000, int initialQuota = 1, int maxCutIntervalFactor = 1) => new()
     {
+        MaxCutIntervalFactor = maxCutIntervalFactor, // 1: Belfast's cuts of one T_ord, which most tests pin
         CutsPerWindow = w,
         LagFixEnabled = lagFix,
         RateBasedQuotas = rateBased,

@@ -11,6 +11,9 @@ public sealed class ShardCoreTests
         OrderingInterval = TimeSpan.FromMicroseconds(tOrdMicros),
         NoOpDeadlineFactor = factor,
         Mode = mode,
+        // These tests pin Belfast's rules: the deadline after the last report, and a report for every completed cut.
+        NoOpFill = NoOpFillPolicy.AfterLastReport,
+        ReportSpacingFactor = 0,
     };
 
     private static ShardCore Core(int shard, FixAnteOptions options, params WindowConfig[] windows)

@@ -99,9 +99,12 @@ internal sealed partial class SequencerGrain(
             return;
         }
 
+        var received = SpecLogMetrics.NowMicros();
+        SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ReportTransit, report.TimestampMicros, received);
         _output.Clear();
         _state.Apply(report, _output);
         await PersistNewWindowsAsync();
+        SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Ordering, received, SpecLogMetrics.NowMicros());
         if (_output.Duplicate)
         {
             // A retransmission: the shard missed something. Answer it alone with everything it lacks.

@@ -45,6 +45,7 @@ internal sealed partial class SequencerReplicaGrain(
     private readonly SequencerOutput _output = new();
     private readonly HashSet<CommandId> _executedNow = [];
     private readonly HashSet<int> _answer = [];
+    private readonly Dictionary<CommandId, long> _submittedAt = [];
     private readonly Queue<(long Required, int To, Message<ShardReport> Message)> _pending = new();
     private List<Message<ShardReport>>?[] _packets = [];
     private CopilotOptions _copilot = null!;
@@ -205,7 +206,20 @@ internal sealed partial class SequencerReplicaGrain(
         }
 
         var effects = new List<Effect<ShardReport>>();
-        _replica.Submit(new Command<ShardReport>(new CommandId(report.Shard, report.ReportSeq), report), NowMicros(), effects);
+        var id = new CommandId(report.Shard, report.ReportSeq);
+        if (SpecLogMetrics.StageDuration.Enabled)
+        {
+            var now = SpecLogMetrics.NowMicros();
+            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ReportTransit, report.TimestampMicros, now);
+            if (_submittedAt.Count > 65_536)
+            {
+                _submittedAt.Clear(); // commands that never executed here (another pilot ordered them)
+            }
+
+            _submittedAt.TryAdd(id, now);
+        }
+
+        _replica.Submit(new Command<ShardReport>(id, report), NowMicros(), effects);
         return ProcessAsync(effects);
     }
 
@@ -331,6 +345,11 @@ internal sealed partial class SequencerReplicaGrain(
                 case ExecuteEffect<ShardReport> e:
                     _state.Apply(e.Command.Payload, _output);
                     _executedNow.Add(e.Command.Id);
+                    if (_submittedAt.Remove(e.Command.Id, out var submitted))
+                    {
+                        SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Ordering, submitted, SpecLogMetrics.NowMicros());
+                    }
+
                     _commandsExecuted++;
                     break;
                 case ReplyEffect<ShardReport> r:

@@ -6,6 +6,7 @@ using Orleans.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
 using SpecLog.Server.Scheduling;
+using SpecLog.Server.Diagnostics;
 using SpecLog.Server.Hosting;
 using SpecLog.Storage;
 
@@ -36,6 +37,8 @@ internal sealed partial class ShardGrain(
     private readonly Queue<(long StorageIndex, long SlotEnd, bool IsRecord)> _notYetDurable = new();
     private readonly List<(long Slot, long StorageIndex)> _sparseIndex = [];
     private readonly Dictionary<Guid, Subscriber> _subscribers = [];
+    private readonly StageMarks _durableMarks = new();
+    private readonly StageMarks _reportMarks = new();
     private readonly long _epochMicros = DateTimeOffset.UnixEpoch.Ticks / 10;
     private int _shard;
     private string? _invalidReason;
@@ -49,6 +52,9 @@ internal sealed partial class ShardGrain(
     private DeadlineTicker.Registration? _ticker;
     private DateTimeOffset _activatedAt;
     private bool _deactivating;
+    private long _notices;
+    private long _pushes;
+    private long _wakeups;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -80,7 +86,7 @@ internal sealed partial class ShardGrain(
         // timers give (they tick every few milliseconds), so the silo's deadline ticker wakes the shard for each one.
         var housekeeping = TimeSpan.FromMilliseconds(Math.Max(5, _options.Ordering.OrderingInterval.TotalMilliseconds * 20));
         _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(housekeeping, housekeeping) { KeepAlive = true });
-        _ticker = deadlineTicker.Register(GrainContext.Scheduler, () => MaybeFillAndReport(NowMicros()));
+        _ticker = deadlineTicker.Register(GrainContext.Scheduler, OnWakeup);
         SendReport(NowMicros()); // tell the ordering layer where this shard stands
         ScheduleDeadline(NowMicros());
         await base.OnActivateAsync(cancellationToken);
@@ -110,7 +116,7 @@ internal sealed partial class ShardGrain(
         EnsureValid();
         ValidateRecord(payload, 0);
         cancellationToken.ThrowIfCancellationRequested();
-        var pending = new PendingAppend(AppendRecord(payload), 1);
+        var pending = new PendingAppend(AppendRecord(payload), 1, NowMicros());
         _pending.Enqueue(pending);
         EnsureFlushing();
         var gsns = await pending.Task.WaitAsync(cancellationToken);
@@ -144,7 +150,7 @@ internal sealed partial class ShardGrain(
             first = first < 0 ? slot : first;
         }
 
-        var pending = new PendingAppend(first, payloads.Length);
+        var pending = new PendingAppend(first, payloads.Length, NowMicros());
         _pending.Enqueue(pending);
         EnsureFlushing();
         return pending.Task.WaitAsync(cancellationToken);
@@ -200,7 +206,9 @@ internal sealed partial class ShardGrain(
         }
 
         var now = NowMicros();
-        var learned = _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting);
+        _notices++;
+        SpecLogMetrics.Notices.Add(1);
+        _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting);
         if (notice.LagFixTargetCut > 0)
         {
             var n = _core.NoOpsForLagFix(notice.LagFixTargetCut);
@@ -211,7 +219,7 @@ internal sealed partial class ShardGrain(
             }
         }
 
-        AcknowledgeCommitted();
+        AcknowledgeCommitted(now, notice.CommittedAtMicros);
         MaybeFillAndReport(now); // new windows may complete cuts; a change of who waits may start or stop filling
 
         PumpAll();
@@ -237,7 +245,11 @@ internal sealed partial class ShardGrain(
             _pending.Sum(p => (long)p.Count),
             _options.Ordering.Mode.ToString(),
             _activatedAt,
-            _core.WindowWaitMicros));
+            _core.WindowWaitMicros,
+            _notices,
+            _pushes,
+            _wakeups,
+            _core.CutIntervalMicros));
     }
 
     private long NowMicros() => timeProvider.GetUtcNow().UtcTicks / 10 - _epochMicros;
@@ -278,6 +290,7 @@ internal sealed partial class ShardGrain(
         BinaryPrimitives.WriteInt64LittleEndian(payload, count);
         var index = _log.Append(NoOpKind, payload);
         var slot = _core.AssignNoOp(count);
+        SpecLogMetrics.NoOpSlots.Add(count);
         Track(new CachedEntry(slot, count, index, null));
         EnsureFlushing();
     }
@@ -330,6 +343,7 @@ internal sealed partial class ShardGrain(
 
     private void OnStorageDurable(long durableIndex)
     {
+        var records = _durableRecords;
         while (_notYetDurable.TryPeek(out var head) && head.StorageIndex < durableIndex)
         {
             _notYetDurable.Dequeue();
@@ -338,10 +352,19 @@ internal sealed partial class ShardGrain(
         }
 
         var now = NowMicros();
+        SpecLogMetrics.Records.Add(_durableRecords - records);
+        _durableMarks.Add(_durableSlots, now);
         _core.OnDurable(_durableSlots, _durableRecords, now);
         _cache.Trim(durableIndex);
         MaybeFillAndReport(now);
         PumpAll();
+    }
+
+    private void OnWakeup()
+    {
+        _wakeups++;
+        SpecLogMetrics.Wakeups.Add(1);
+        MaybeFillAndReport(NowMicros());
     }
 
     private Task OnTimerAsync(CancellationToken cancellationToken)
@@ -374,7 +397,7 @@ internal sealed partial class ShardGrain(
             return; // idle: the next append or notice wakes the shard
         }
 
-        var wait = Math.Clamp(_core.NextDeadlineMicros - now, 0, _tOrdMicros);
+        var wait = Math.Clamp(_core.NextDeadlineMicros - now, 0, Math.Max(_tOrdMicros, _core.CutIntervalMicros));
         _ticker?.WakeIn(TimeSpan.FromMicroseconds(wait));
     }
 
@@ -382,16 +405,32 @@ internal sealed partial class ShardGrain(
     {
         if (!_deactivating)
         {
-            ordering.SendReport(_core.MakeReport(now));
+            var report = _core.MakeReport(now);
+            SpecLogMetrics.Reports.Add(1);
+            _reportMarks.Add(report.DurableSlots, now);
+            ordering.SendReport(report);
         }
     }
 
-    private void AcknowledgeCommitted()
+    /// <summary>Acknowledges every append whose slots are committed, and records the stages each passed through.</summary>
+    private void AcknowledgeCommitted(long now, long committedAt)
     {
         var committed = _core.CommittedSlots;
         while (_pending.TryPeek(out var p) && p.FirstSlot + p.Count <= committed)
         {
             _pending.Dequeue();
+            if (SpecLogMetrics.StageDuration.Enabled)
+            {
+                var end = p.FirstSlot + p.Count;
+                var durableAt = _durableMarks.FirstCovering(end);
+                var reportedAt = _reportMarks.FirstCovering(end);
+                SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Durable, p.ReceivedMicros, durableAt);
+                SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ReportWait, durableAt, reportedAt);
+                SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Commit, reportedAt, committedAt);
+                SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.NoticeTransit, committedAt, now);
+                SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ShardAppend, p.ReceivedMicros, now);
+            }
+
             var gsns = new long[p.Count];
             for (var i = 0; i < gsns.Length; i++)
             {
@@ -400,6 +439,21 @@ internal sealed partial class ShardGrain(
 
             p.Complete(gsns);
         }
+
+        TrimMarks();
+    }
+
+    /// <summary>Forgets stage marks no pending append and no subscriber can still need.</summary>
+    private void TrimMarks()
+    {
+        var keep = _pending.TryPeek(out var next) ? next.FirstSlot + 1 : _core.DurableSlots + 1;
+        foreach (var sub in _subscribers.Values)
+        {
+            keep = Math.Min(keep, sub.NextSlot + 1);
+        }
+
+        _durableMarks.TrimBelow(keep);
+        _reportMarks.TrimBelow(keep);
     }
 
     private void PumpAll()
@@ -430,7 +484,15 @@ internal sealed partial class ShardGrain(
             ? Collect(sub.NextSlot, limit, _options.PushMaxEntries, _options.PushMaxBytes, out toSlot)
             : [];
         var newWindows = sub.KnownWindows < windows ? _core.History.Windows.Skip(sub.KnownWindows).ToArray() : [];
-        var batch = new ShardEventBatch(_shard, sub.NextSlot, toSlot, entries, newWindows, confirmed, 0, 0);
+        var now = NowMicros();
+        var batch = new ShardEventBatch(_shard, sub.NextSlot, toSlot, entries, newWindows, confirmed, 0, 0, now);
+        if (toSlot > sub.NextSlot)
+        {
+            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.DeliverWait, _durableMarks.FirstCovering(toSlot), now);
+        }
+
+        _pushes++;
+        SpecLogMetrics.Pushes.Add(1);
         sub.InFlight = true;
         PushAsync(sub, batch, windows).Ignore();
     }
@@ -602,8 +664,10 @@ internal sealed partial class ShardGrain(
         public bool InFlight { get; set; }
     }
 
-    private sealed class PendingAppend(long firstSlot, int count)
+    private sealed class PendingAppend(long firstSlot, int count, long receivedMicros)
     {
+        public long ReceivedMicros { get; } = receivedMicros;
+
         private readonly TaskCompletionSource<long[]> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long FirstSlot { get; } = firstSlot;

@@ -10,6 +10,8 @@ namespace SpecLog.Server.Ordering;
 internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory)
 {
     private readonly long[] _sentWindows = new long[shardCount];
+    private long _committedCut = -1;
+    private long _committedAtMicros;
 
     /// <summary>After applying reports or a fallback: notify every shard if the commit, the windows or the waiting flag changed, and shards with a lag-fix.</summary>
     public void Publish(SequencerState state, SequencerOutput output)
@@ -18,6 +20,12 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         foreach (var (shard, target) in output.LagFixes)
         {
             lagTarget[shard] = Math.Max(lagTarget[shard], target);
+        }
+
+        if (state.CommittedCut != _committedCut)
+        {
+            _committedCut = state.CommittedCut;
+            _committedAtMicros = SpecLogMetrics.NowMicros();
         }
 
         var broadcast = output.CommitAdvanced || output.NewWindows.Count > 0 || output.WaitingChanged;
@@ -79,7 +87,7 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         var windows = WindowsFrom(state, fromWindow);
         _sentWindows[shard] = state.History.Count;
         grainFactory.GetGrain<IShardGrain>(shard)
-            .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting))
+            .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting, _committedAtMicros))
             .Ignore();
     }
 }
