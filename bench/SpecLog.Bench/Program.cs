@@ -15,6 +15,7 @@ public static class Program
         new PeersScenario(),
         new E2eScenario(),
         new ShardsScenario(),
+        new AnatomyScenario(),
         new BurstScenario(),
         new RateChangeScenario(),
         new WindowScenario(),

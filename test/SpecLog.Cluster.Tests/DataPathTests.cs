@@ -89,6 +89,93 @@ public abstract class DataPathTestsBase(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task UnorderedSubscription_DeliversEveryRecordOnceAtItsAckedGsn_AndContiguousConfirmations()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var client = fixture.Client;
+        var start = (await fixture.Grains.GetGrain<ISequencerGrain>(0).GetStatusAsync()).CommittedGsn;
+        await using var probe = new LogProbe(client.SubscribeUnorderedAsync(start, ct), ct);
+        var acks = new ConcurrentDictionary<long, string>();
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(p => Task.Run(async () =>
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                var payload = Payload.Make(nameof(UnorderedSubscription_DeliversEveryRecordOnceAtItsAckedGsn_AndContiguousConfirmations), p, i);
+                Assert.True(acks.TryAdd(await client.AppendAsync(payload, cancellationToken: ct), Payload.Text(payload)));
+            }
+        }, ct)));
+
+        var maxGsn = acks.Keys.Max();
+        await probe.WaitUntilAsync(pr => pr.ConfirmedUpTo > maxGsn && acks.Keys.All(g => pr.Records.Any(r => r.Gsn == g)), Deadline, $"every record and confirmation past GSN {maxGsn}");
+        var records = probe.Records;
+        Assert.Equal(records.Count, records.Select(r => r.Gsn).Distinct().Count()); // each record once
+        Assert.All(records, r => Assert.True(r.Gsn >= start, $"GSN {r.Gsn} before the subscription's start {start}"));
+        foreach (var (gsn, text) in acks)
+        {
+            Assert.Equal(text, Payload.Text(records.Single(r => r.Gsn == gsn).Payload));
+        }
+
+        // Per shard, records arrive in GSN order; confirmations tile the log from the start.
+        foreach (var shard in records.GroupBy(r => r.Shard))
+        {
+            var gsns = shard.Select(r => r.Gsn).ToList();
+            Assert.Equal(gsns.Order(), gsns);
+        }
+
+        var confirmations = probe.Confirmations;
+        Assert.Equal(start, confirmations[0].FromGsn);
+        for (var i = 1; i < confirmations.Count; i++)
+        {
+            Assert.Equal(confirmations[i - 1].ToGsn, confirmations[i].FromGsn);
+        }
+    }
+
+    [Fact]
+    public async Task StageLatencies_AreRecordedOnTheSpecLogMeter_ForEveryStageOfAnAppendAndADelivery()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var seen = new ConcurrentDictionary<string, int>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == SpecLogMetrics.MeterName && instrument.Name == SpecLogMetrics.StageInstrument)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
+        {
+            Assert.True(value >= 0, "a stage latency is never negative");
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "stage" && tag.Value is string stage)
+                {
+                    seen.AddOrUpdate(stage, 1, (_, n) => n + 1);
+                }
+            }
+        });
+        listener.Start();
+
+        await using var probe = new LogProbe(fixture.Client.SubscribeAsync((await fixture.Grains.GetGrain<ISequencerGrain>(0).GetStatusAsync()).CommittedGsn, ct), ct);
+        var last = 0L;
+        for (var i = 0; i < 40; i++)
+        {
+            last = await fixture.Client.AppendAsync(Payload.Make(nameof(StageLatencies_AreRecordedOnTheSpecLogMeter_ForEveryStageOfAnAppendAndADelivery), 0, i), cancellationToken: ct);
+        }
+
+        await probe.WaitUntilAsync(p => p.ConfirmedUpTo > last, Deadline, $"confirmation past GSN {last}");
+        string[] expected =
+        [
+            SpecLogMetrics.Stages.ClientQueue, SpecLogMetrics.Stages.ClientAppend, SpecLogMetrics.Stages.Durable, SpecLogMetrics.Stages.ReportWait,
+            SpecLogMetrics.Stages.ReportTransit, SpecLogMetrics.Stages.Ordering, SpecLogMetrics.Stages.Commit, SpecLogMetrics.Stages.NoticeTransit,
+            SpecLogMetrics.Stages.ShardAppend, SpecLogMetrics.Stages.DeliverWait, SpecLogMetrics.Stages.PushTransit, SpecLogMetrics.Stages.OrderWait,
+            SpecLogMetrics.Stages.ConfirmWait,
+        ];
+        Assert.All(expected, stage => Assert.True(seen.ContainsKey(stage), $"no {stage} measurement (seen: {string.Join(", ", seen.Keys)})"));
+        Assert.True(seen[SpecLogMetrics.Stages.ClientAppend] >= 40, "one client.append per acknowledged append");
+    }
+
+    [Fact]
     public async Task BatchAppend_GetsConsecutiveShardSlots_AndReadsBackInOrder()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -44,6 +44,15 @@ public sealed class ReportChart
     /// <summary>Draw points only, no connecting lines (for scatter of many samples).</summary>
     public bool MarkersOnly { get; set; }
 
+    /// <summary>
+    /// Draw the series as stacked bars instead of lines: one bar per x value (labelled by <see cref="Categories"/>),
+    /// each series a segment on top of the previous ones (for "where the time goes").
+    /// </summary>
+    public bool StackedBars { get; set; }
+
+    /// <summary>Labels of the x positions 0, 1, 2, … when <see cref="StackedBars"/> is set.</summary>
+    public IReadOnlyList<string> Categories { get; set; } = [];
+
     /// <summary>The PNG's file name once the report has been written (relative to the report's directory).</summary>
     public string? FileName { get; internal set; }
 
@@ -65,6 +74,13 @@ public sealed class ReportChart
         plot.Title(Title);
         plot.XLabel(LogX ? XLabel + " (log scale)" : XLabel);
         plot.YLabel(YLabel);
+        if (StackedBars)
+        {
+            RenderStacked(plot);
+            plot.SavePng(path, width, height);
+            return;
+        }
+
         foreach (var (name, xs, ys) in _series)
         {
             if (xs.Length == 0)
@@ -87,6 +103,35 @@ public sealed class ReportChart
         plot.Axes.Margins(0.05, 0.1);
         plot.ShowLegend(Alignment.UpperLeft);
         plot.SavePng(path, width, height);
+    }
+
+    private void RenderStacked(Plot plot)
+    {
+        var palette = new ScottPlot.Palettes.Category10();
+        var tops = new Dictionary<double, double>();
+        for (var i = 0; i < _series.Count; i++)
+        {
+            var (name, xs, ys) = _series[i];
+            var color = palette.GetColor(i);
+            for (var k = 0; k < xs.Length; k++)
+            {
+                var bottom = tops.GetValueOrDefault(xs[k]);
+                var bar = plot.Add.Bar(new Bar { Position = xs[k], ValueBase = bottom, Value = bottom + Math.Max(0, ys[k]), FillColor = color, Size = 0.6 });
+                _ = bar;
+                tops[xs[k]] = bottom + Math.Max(0, ys[k]);
+            }
+
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = name, FillColor = color });
+        }
+
+        if (Categories.Count > 0)
+        {
+            plot.Axes.Bottom.SetTicks(Enumerable.Range(0, Categories.Count).Select(i => (double)i).ToArray(), [.. Categories]);
+        }
+
+        plot.Axes.Margins(0.05, 0.1);
+        plot.Axes.SetLimitsY(0, tops.Count == 0 ? 1 : tops.Values.Max() * 1.1);
+        plot.ShowLegend(Alignment.UpperRight);
     }
 
     internal JsonObject ToJson() => new()
