@@ -45,6 +45,7 @@ internal sealed partial class SequencerGrain(
             return;
         }
 
+        OrderingModeGuard.Check(_options.DataDirectory, SequencerReplication.Single);
         _windowLog = await siloLogs.OpenAsync(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, "sequencer"),

@@ -84,6 +84,7 @@ internal sealed partial class SequencerReplicaGrain(
         _activatedAt = timeProvider.GetUtcNow();
         _copilot = replication.ToCopilotOptions();
         _packets = new List<Message<ShardReport>>?[_copilot.ReplicaCount];
+        OrderingModeGuard.Check(_options.DataDirectory, replication.Mode);
         _log = await siloLogs.OpenAsync(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, $"sequencer-replica-{_id}"),

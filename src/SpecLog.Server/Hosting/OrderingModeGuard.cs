@@ -1,0 +1,34 @@
+namespace SpecLog.Server.Hosting;
+
+/// <summary>
+/// Keeps one replication mode per data directory. The single sequencer keeps its windows in <c>sequencer/</c>, the
+/// replicated ordering layer in <c>sequencer-replica-N/</c>; the shards' positions depend on those windows, so a log
+/// started in one mode must never be reopened in the other (it would decide different windows for the same data).
+/// </summary>
+internal static class OrderingModeGuard
+{
+    /// <summary>Throws a clear error when <paramref name="dataDirectory"/> holds the other mode's ordering data.</summary>
+    public static void Check(string dataDirectory, SequencerReplication mode)
+    {
+        if (!Directory.Exists(dataDirectory))
+        {
+            return;
+        }
+
+        var single = Path.Combine(dataDirectory, "sequencer");
+        var replicated = Directory.GetDirectories(dataDirectory, "sequencer-replica-*");
+        var other = mode == SequencerReplication.Single
+            ? replicated.FirstOrDefault(HasFiles)
+            : (HasFiles(single) ? single : null);
+        if (other is not null)
+        {
+            var was = mode == SequencerReplication.Single ? "a replicated ordering layer (Copilot or MultiPaxos)" : "the single sequencer (Single)";
+            throw new InvalidOperationException(
+                $"The data directory {dataDirectory} was written with {was} ({other} exists), but SpecLog:Replication:Mode is now {mode}. "
+                + "The replication mode is fixed for a data directory: start with the mode it was created with, or use a new data directory.");
+        }
+    }
+
+    private static bool HasFiles(string directory) =>
+        Directory.Exists(directory) && Directory.EnumerateFiles(directory).Any(f => Path.GetFileName(f) != "LOCK");
+}
