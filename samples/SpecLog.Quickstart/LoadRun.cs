@@ -39,6 +39,7 @@ internal sealed class LoadRun(QuickstartOptions options, SpecLogClient client, I
         await WarmUpAsync(stopping);
         var status = await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync();
         var fromGsn = status.CommittedGsn;
+        var shardsBefore = await ShardStatusesAsync(status.ShardCount);
         Console.WriteLine($"Subscribing to the whole log from GSN {fromGsn} (the committed end); {options.Producers} producers, {options.Rate:0} appends/s in total, {options.Duration.TotalSeconds:0.#} s, {options.PayloadSize}-byte records.");
 
         using var subscription = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -56,14 +57,32 @@ internal sealed class LoadRun(QuickstartOptions options, SpecLogClient client, I
 
         // Every append is answered (acknowledged or failed); now let the subscriber catch up with the acknowledged ones.
         var caughtUp = await WaitForSubscriberAsync(stopping);
+        var shardsAfter = await ShardStatusesAsync(status.ShardCount);
         await live.CancelAsync();
         await IgnoreCancellation(liveLines);
         LogConnection.TearingDown = true;
         await subscription.CancelAsync();
         await IgnoreCancellation(subscriber);
 
-        return Report(producing, caughtUp, stopping.IsCancellationRequested);
+        var code = Report(producing, caughtUp, stopping.IsCancellationRequested);
+        long noOps = 0, records = 0;
+        for (var i = 0; i < shardsAfter.Length; i++)
+        {
+            noOps += shardsAfter[i].NoOpSlots - shardsBefore[i].NoOpSlots;
+            records += shardsAfter[i].DurableRecords - shardsBefore[i].DurableRecords;
+        }
+
+        if (noOps + records > 0)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"No-op share of the positions the run used: {noOps * 100.0 / (noOps + records):0.0} % ({noOps} no-op slots, {records} records over {shardsAfter.Length} shards; cut interval now {shardsAfter.Max(x => x.CutIntervalMicros) / 1000.0:0.#} ms)."));
+        }
+
+        return code;
     }
+
+    private Task<ShardStatus[]> ShardStatusesAsync(int shards) =>
+        Task.WhenAll(Enumerable.Range(0, shards).Select(i => grains.GetGrain<IShardGrain>(i).GetStatusAsync()));
 
     /// <summary>A few appends that are not measured, so the first measured ones do not pay for JIT and connection set-up.</summary>
     private async Task WarmUpAsync(CancellationToken cancellationToken)

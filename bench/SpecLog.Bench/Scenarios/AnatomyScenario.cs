@@ -130,12 +130,12 @@ public sealed class AnatomyScenario : IScenario
 
         var traffic = report.AddSection("Control traffic");
         traffic.AddText("Per second and per acknowledged append over the measured period. Reports are ordering-layer commands (one per report); entries are "
-            + "log entries the pilots committed (Copilot / Multi-Paxos), with the share on the fast path; wake-ups are the shards' deadline-ticker wake-ups.");
+            + "log entries executed (both logs; Copilot / Multi-Paxos), with the share the pilots committed on the fast path; wake-ups are the shards' deadline-ticker wake-ups.");
         var tt = traffic.AddTable("config", "offered/s", "reports/s", "per append", "notices/s", "per append", "pushes/s", "per append", "wake-ups/s", "per append", "entries/s", "fast path", "takeovers", "no-op share");
         foreach (var r in results)
         {
             tt.AddRow(r.Config.Name, N(r.Rate), N(r.Reports / r.Seconds), F2(r.PerAppend(r.Reports)), N(r.Notices / r.Seconds), F2(r.PerAppend(r.Notices)), N(r.Pushes / r.Seconds), F2(r.PerAppend(r.Pushes)),
-                N(r.Wakeups / r.Seconds), F2(r.PerAppend(r.Wakeups)), r.Entries < 0 ? "—" : N(r.Entries / r.Seconds), r.Entries <= 0 ? "—" : Pct(r.FastShare), r.Entries < 0 ? "—" : N(r.Takeovers), Pct(r.NoOpFraction));
+                N(r.Wakeups / r.Seconds), F2(r.PerAppend(r.Wakeups)), r.Entries < 0 ? "—" : N(r.Entries / r.Seconds), r.Entries <= 0 || double.IsNaN(r.FastShare) ? "—" : Pct(r.FastShare), r.Entries < 0 ? "—" : N(r.Takeovers), Pct(r.NoOpFraction));
         }
 
         var charts = report.AddSection("Where the time goes (p50 of each stage)");
@@ -304,7 +304,7 @@ public sealed class AnatomyScenario : IScenario
                 LatencySummary.FromTicks(append), LatencySummary.FromTicks(ordered), LatencySummary.FromTicks(unordered), LatencySummary.FromTicks(confirmed),
                 stageHistograms.Where(p => p.Value.TotalCount > 0).ToDictionary(p => p.Key, p => LatencySummary.FromTicks(p.Value)),
                 after.Reports - before.Reports, after.Notices - before.Notices, after.Pushes - before.Pushes, after.Wakeups - before.Wakeups,
-                after.Entries < 0 ? -1 : after.Entries - before.Entries, after.Fast - before.Fast, after.Takeovers - before.Takeovers,
+                after.Entries < 0 ? -1 : after.Entries - before.Entries, after.Fast - before.Fast, after.Slow - before.Slow, after.Takeovers - before.Takeovers,
                 after.NoOps - before.NoOps, after.Records - before.Records);
 
             async Task AppendOneAsync(bool measured)
@@ -396,32 +396,33 @@ public sealed class AnatomyScenario : IScenario
         public string Key => $"{Mode.ToString().ToLowerInvariant()}_{Silos}silo";
     }
 
-    private sealed record Snapshot(long Reports, long Notices, long Pushes, long Wakeups, long NoOps, long Records, long Entries, long Fast, long Takeovers)
+    private sealed record Snapshot(long Reports, long Notices, long Pushes, long Wakeups, long NoOps, long Records, long Entries, long Fast, long Slow, long Takeovers)
     {
         public static async Task<Snapshot> TakeAsync(IGrainFactory grains, int shards, Config config)
         {
             var st = await Task.WhenAll(Enumerable.Range(0, shards).Select(i => grains.GetGrain<IShardGrain>(i).GetStatusAsync()));
-            long entries = -1, fast = 0, takeovers = 0;
+            long entries = -1, fast = 0, slow = 0, takeovers = 0;
             if (config.Mode != SequencerReplication.Single)
             {
                 var replicas = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => grains.GetGrain<ISequencerReplicaGrain>(i).GetStatusAsync()));
-                entries = replicas.Sum(r => r.FastCommits + r.SlowPaths);
+                entries = replicas.Max(r => r.Executed0 + r.Executed1); // entries of both logs committed and executed
                 fast = replicas.Sum(r => r.FastCommits);
+                slow = replicas.Sum(r => r.SlowPaths);
                 takeovers = replicas.Sum(r => r.Takeovers);
             }
 
             return new Snapshot(st.Sum(x => x.ReportsSent), st.Sum(x => x.NoticesReceived), st.Sum(x => x.PushesSent), st.Sum(x => x.Wakeups),
-                st.Sum(x => x.NoOpSlots), st.Sum(x => x.DurableRecords), entries, fast, takeovers);
+                st.Sum(x => x.NoOpSlots), st.Sum(x => x.DurableRecords), entries, fast, slow, takeovers);
         }
     }
 
     private sealed record RunResult(
         Config Config, int Rate, double Seconds, double Achieved, LatencySummary Append, LatencySummary Ordered, LatencySummary Unordered, LatencySummary Confirmed,
-        Dictionary<string, LatencySummary> Stages, long Reports, long Notices, long Pushes, long Wakeups, long Entries, long Fast, long Takeovers, long NoOps, long Records)
+        Dictionary<string, LatencySummary> Stages, long Reports, long Notices, long Pushes, long Wakeups, long Entries, long Fast, long Slow, long Takeovers, long NoOps, long Records)
     {
         public double NoOpFraction => NoOps + Records == 0 ? double.NaN : NoOps / (double)(NoOps + Records);
 
-        public double FastShare => Entries <= 0 ? double.NaN : Fast / (double)Entries;
+        public double FastShare => Slow + Fast <= 0 ? double.NaN : Fast / (double)(Fast + Slow);
 
         public double PerAppend(long count) => Records == 0 ? double.NaN : count / (double)Records;
     }
