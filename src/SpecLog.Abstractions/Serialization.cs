@@ -21,6 +21,8 @@ public struct WindowConfigSurrogate
     [Id(5)] public long ViewId;
     /// <summary>See <see cref="WindowConfig.CutIntervalFactor"/> (0 on the wire from older senders means 1).</summary>
     [Id(6)] public int CutIntervalFactor;
+    /// <summary>See <see cref="WindowConfig.RequestedLayout"/> (0, blocked, from older senders).</summary>
+    [Id(7)] public CutLayout Layout;
 }
 
 /// <summary>Converts <see cref="WindowConfig"/> to and from its wire form.</summary>
@@ -29,7 +31,7 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
 {
     /// <inheritdoc />
     public WindowConfig ConvertFromSurrogate(in WindowConfigSurrogate s) =>
-        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor));
+        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor), s.Layout);
 
     /// <inheritdoc />
     public WindowConfigSurrogate ConvertToSurrogate(in WindowConfig v) => new()
@@ -41,6 +43,7 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
         Quotas = [.. v.Quotas],
         ViewId = v.ViewId,
         CutIntervalFactor = v.CutIntervalFactor,
+        Layout = v.RequestedLayout,
     };
 }
 

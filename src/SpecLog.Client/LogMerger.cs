@@ -121,9 +121,16 @@ public sealed class LogMerger
                 continue;
             }
 
-            // Skip the no-op slots of this shard that are contiguous in GSN space: the rest of its run in this cut.
+            // Skip the no-op slots of this shard that are contiguous in GSN space: the rest of its run in this cut
+            // (blocked layout); in an interleaved cut the next position usually belongs to another shard.
             var w = _history.WindowOfGsn(NextGsn);
             var cfg = _history[w];
+            if (cfg.Layout == CutLayout.Interleaved)
+            {
+                NextGsn++;
+                continue;
+            }
+
             var q = cfg.QuotaOf(shard);
             var inCut = (slot - _history.SlotStart(w, shard)) % q;
             var run = Math.Min(q - inCut, entry.Slot + entry.SlotCount - slot);

@@ -122,6 +122,15 @@ public sealed class FixAnteOptions
     /// </summary>
     public int MaxCutIntervalFactor { get; set; } = DEFAULT_MAX_CUT_INTERVAL_FACTOR;
 
+    /// <summary>
+    /// How the sequencer lays out the slots of a cut among the shards in the windows it decides (Fix-Ante mode).
+    /// <see cref="FixAnte.CutLayout.Interleaved"/> (default) spreads each shard's slots over the cut in proportion to
+    /// the quotas, so GSN-ordered delivery waits for the other shards only at their own pace, not for their whole
+    /// block; <see cref="FixAnte.CutLayout.Blocked"/> is Belfast's layout. Recorded in every window, so a log may
+    /// change it at any window boundary.
+    /// </summary>
+    public CutLayout CutLayout { get; set; } = CutLayout.Interleaved;
+
     /// <summary>Records an average shard should bring per cut; below it the next window's cut interval doubles (see <see cref="MaxCutIntervalFactor"/>).</summary>
     public double MinRecordsPerCut { get; set; } = DEFAULT_MIN_RECORDS_PER_CUT;
 
@@ -211,6 +220,7 @@ public sealed class FixAnteOptions
         Check(LagFixMaxSlackFraction is >= 0 and < 0.5, $"{nameof(LagFixMaxSlackFraction)} must be in [0, 0.5).");
         Check(FallbackInterval > TimeSpan.Zero, $"{nameof(FallbackInterval)} must be positive.");
         Check(NoOpDeadlineFactor > 0, $"{nameof(NoOpDeadlineFactor)} must be positive.");
+        Check(Enum.IsDefined(CutLayout), $"{nameof(CutLayout)} must be Blocked or Interleaved.");
         Check(Enum.IsDefined(NoOpFill), $"{nameof(NoOpFill)} must be CutClock or AfterLastReport.");
         Check(ReportSpacingFactor is >= 0 and <= 4, $"{nameof(ReportSpacingFactor)} must be in [0, 4].");
         Check(MaxCutIntervalFactor is >= 1 and <= 64, $"{nameof(MaxCutIntervalFactor)} must be in [1, 64].");

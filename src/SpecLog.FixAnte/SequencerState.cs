@@ -125,7 +125,7 @@ public sealed class SequencerState
         if (_options.Mode == OrderingMode.FixAnte && History.Count == 0)
         {
             var quotas = ImmutableArray.CreateRange(Enumerable.Repeat(_options.InitialQuota, ShardCount));
-            var first = new WindowConfig(0, 0, 0, _options.CutsPerWindow, quotas);
+            var first = new WindowConfig(0, 0, 0, _options.CutsPerWindow, quotas, layout: _options.CutLayout);
             History.Add(first);
             output.NewWindows.Add(first);
         }
@@ -216,7 +216,7 @@ public sealed class SequencerState
             if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2)
             {
                 var (quotas, factor) = NextQuotas(last);
-                var next = last.Next(quotas, cutIntervalFactor: factor);
+                var next = last.Next(quotas, cutIntervalFactor: factor, layout: _options.CutLayout);
                 History.Add(next);
                 output.NewWindows.Add(next);
                 continue; // zero-quota shards may complete further cuts with the new window
@@ -443,7 +443,7 @@ public sealed class SequencerState
         }
 
         var q = quotas.MoveToImmutable();
-        var cut = History.Last is { } last ? last.Next(q, 1) : new WindowConfig(0, 0, 0, 1, q);
+        var cut = History.Last is { } last ? last.Next(q, 1, layout: CutLayout.Blocked) : new WindowConfig(0, 0, 0, 1, q);
         History.Add(cut);
         output.NewWindows.Add(cut);
         CommittedCut = cut.EndCut;

@@ -2,22 +2,44 @@ using System.Collections.Immutable;
 
 namespace SpecLog.FixAnte;
 
+/// <summary>How a cut's slots are ordered among the shards (the cut itself, its slots per shard, is the same).</summary>
+public enum CutLayout
+{
+    /// <summary>Belfast: each shard's <c>q[s]</c> slots of a cut are consecutive, shards ordered by id.</summary>
+    Blocked = 0,
+
+    /// <summary>
+    /// The shards' slots are spread over the cut in proportion to their quotas (shard s's k-th slot of a cut sits at
+    /// the fraction (2k+1)/(2q[s]) of the cut, ties by shard id), so a record waits in GSN order only for the slots the
+    /// other shards fill at about the same pace, not for whole blocks of theirs.
+    /// </summary>
+    Interleaved = 1,
+}
+
 /// <summary>
 /// The predetermined cuts of one speculation-lease window: <see cref="CutsPerWindow"/> cuts, each made of
-/// <c>Quotas[s]</c> consecutive slots of every shard <c>s</c>, shards ordered by id inside a cut.
+/// <c>Quotas[s]</c> slots of every shard <c>s</c>, in the window's <see cref="Layout"/> inside a cut.
 /// This is the one place where the Fix-Ante formula lives.
 /// </summary>
 /// <remarks>
-/// <c>cutSize = Σ q[s]</c>; shard <c>s</c>'s slots of cut <c>c</c> start at
-/// <c>StartGsn + (c − FirstCut)·cutSize + Σ_{j&lt;s} q[j]</c>; the next window starts at
-/// <c>StartGsn + CutsPerWindow·cutSize</c>. A shard with quota 0 has no slot in the window.
+/// <c>cutSize = Σ q[s]</c>; the next window starts at <c>StartGsn + CutsPerWindow·cutSize</c>; shard <c>s</c>'s k-th
+/// slot of cut <c>c</c> is at <c>StartGsn + (c − FirstCut)·cutSize + offset(s, k)</c>, where offset is
+/// <c>Σ_{j&lt;s} q[j] + k</c> (blocked) or the rank of (s, k) when the cut's slots are ordered by (2k+1)/(2q[s]) and
+/// shard id (interleaved). A shard with quota 0 has no slot in the window.
 /// </remarks>
 public sealed class WindowConfig
 {
+    /// <summary>Largest cut that is interleaved; bigger cuts stay blocked (the offset tables grow with the cut).</summary>
+    public const int MaxInterleavedCutSize = 1 << 16;
+
     private readonly long[] _prefix;
+    private readonly CutLayout _requestedLayout;
+    private readonly int[][]? _offsets; // interleaved: per shard, the in-cut offsets of its slots, ascending
+    private readonly int[]? _ownerAt;    // interleaved: the shard owning each in-cut offset
+    private readonly int[]? _indexAt;    // interleaved: which of its owner's slots each offset is
 
     /// <summary>Creates a window configuration; quotas are per shard id (index) and their sum must be positive.</summary>
-    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0, int cutIntervalFactor = 1)
+    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0, int cutIntervalFactor = 1, CutLayout layout = CutLayout.Blocked)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cutIntervalFactor, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(window);
@@ -48,6 +70,58 @@ public sealed class WindowConfig
         Quotas = quotas;
         ViewId = viewId;
         CutIntervalFactor = cutIntervalFactor;
+        if (!Enum.IsDefined(layout))
+        {
+            throw new ArgumentOutOfRangeException(nameof(layout), layout, "Unknown cut layout.");
+        }
+
+        _requestedLayout = layout;
+        if (layout == CutLayout.Interleaved && _prefix[^1] <= MaxInterleavedCutSize && quotas.Count(q => q > 0) > 1)
+        {
+            Layout = CutLayout.Interleaved;
+            (_offsets, _ownerAt, _indexAt) = Interleave(quotas, (int)_prefix[^1]);
+        }
+    }
+
+    /// <summary>How the cut's slots are ordered among the shards (interleaving is kept only for cuts of at most
+    /// <see cref="MaxInterleavedCutSize"/> slots and more than one shard; otherwise blocked).</summary>
+    public CutLayout Layout { get; }
+
+    private static (int[][] Offsets, int[] OwnerAt, int[] IndexAt) Interleave(ImmutableArray<int> quotas, int cutSize)
+    {
+        var slots = new (int Shard, int K)[cutSize];
+        var n = 0;
+        for (var s = 0; s < quotas.Length; s++)
+        {
+            for (var k = 0; k < quotas[s]; k++)
+            {
+                slots[n++] = (s, k);
+            }
+        }
+
+        // Order by (2k+1)/(2q) exactly (cross-multiplied), ties by shard id: integer arithmetic, the same everywhere.
+        Array.Sort(slots, (a, b) =>
+        {
+            var c = ((2L * a.K + 1) * quotas[b.Shard]).CompareTo((2L * b.K + 1) * quotas[a.Shard]);
+            return c != 0 ? c : a.Shard.CompareTo(b.Shard);
+        });
+        var offsets = new int[quotas.Length][];
+        for (var s = 0; s < quotas.Length; s++)
+        {
+            offsets[s] = new int[quotas[s]];
+        }
+
+        var ownerAt = new int[cutSize];
+        var indexAt = new int[cutSize];
+        for (var o = 0; o < cutSize; o++)
+        {
+            var (shard, k) = slots[o];
+            offsets[shard][k] = o;
+            ownerAt[o] = shard;
+            indexAt[o] = k;
+        }
+
+        return (offsets, ownerAt, indexAt);
     }
 
     /// <summary>The window number (0, 1, 2, …).</summary>
@@ -92,7 +166,7 @@ public sealed class WindowConfig
     /// <summary>The number of slots a shard owns in the whole window.</summary>
     public long SlotsOf(int shard) => (long)CutsPerWindow * QuotaOf(shard);
 
-    /// <summary>Offset of a shard's first slot inside every cut: the sum of the quotas of lower shard ids.</summary>
+    /// <summary>Blocked layout: offset of a shard's first slot inside every cut, the sum of the quotas of lower shard ids.</summary>
     public long PrefixOf(int shard) => _prefix[Math.Min(Math.Max(shard, 0), Quotas.Length)];
 
     /// <summary>The GSN of a shard's <paramref name="slotInWindow"/>-th slot of this window.</summary>
@@ -105,7 +179,8 @@ public sealed class WindowConfig
         }
 
         var cut = slotInWindow / q;
-        return StartGsn + cut * CutSize + _prefix[shard] + slotInWindow % q;
+        var offset = _offsets is null ? _prefix[shard] + slotInWindow % q : _offsets[shard][slotInWindow % q];
+        return StartGsn + cut * CutSize + offset;
     }
 
     /// <summary>The inverse of <see cref="GsnOf"/>: which shard owns <paramref name="gsn"/> and at which slot of the window.</summary>
@@ -119,6 +194,12 @@ public sealed class WindowConfig
         var rel = gsn - StartGsn;
         var cut = rel / CutSize;
         var within = rel % CutSize;
+        if (_ownerAt is not null)
+        {
+            var owner = _ownerAt[within];
+            return (owner, cut * Quotas[owner] + _indexAt![within]);
+        }
+
         var shard = Array.BinarySearch(_prefix, within);
         shard = shard >= 0 ? shard : ~shard - 1;
         while (Quotas[shard] == 0)
@@ -144,6 +225,17 @@ public sealed class WindowConfig
 
         var rel = gsn - StartGsn;
         var q = QuotaOf(shard);
+        if (_offsets is not null)
+        {
+            if (q == 0)
+            {
+                return 0;
+            }
+
+            var i = Array.BinarySearch(_offsets[shard], (int)(rel % CutSize));
+            return rel / CutSize * q + (i >= 0 ? i : ~i);
+        }
+
         return rel / CutSize * q + Math.Clamp(rel % CutSize - PrefixOf(shard), 0, q);
     }
 
@@ -159,10 +251,16 @@ public sealed class WindowConfig
     }
 
     /// <summary>The configuration of the window that follows this one, with the given quotas and W.</summary>
-    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null, int? cutIntervalFactor = null) =>
-        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId, cutIntervalFactor ?? CutIntervalFactor);
+    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null, int? cutIntervalFactor = null, CutLayout? layout = null) =>
+        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId, cutIntervalFactor ?? CutIntervalFactor, layout ?? RequestedLayout);
+
+    /// <summary>
+    /// The layout the window was created with (what is stored and sent); <see cref="Layout"/> is what it uses, blocked
+    /// when interleaving would change nothing (one shard) or the cut is too big. <see cref="Next"/> passes it on.
+    /// </summary>
+    public CutLayout RequestedLayout => _requestedLayout;
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}");
+        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}") + (Layout == CutLayout.Blocked ? "" : " interleaved");
 }

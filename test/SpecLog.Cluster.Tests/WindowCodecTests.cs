@@ -8,14 +8,16 @@ namespace SpecLog.Cluster.Tests;
 public sealed class WindowCodecTests
 {
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(8)]
-    public void A_window_round_trips_with_its_cut_interval_factor(int factor)
+    [InlineData(1, CutLayout.Blocked)]
+    [InlineData(2, CutLayout.Blocked)]
+    [InlineData(1, CutLayout.Interleaved)]
+    [InlineData(8, CutLayout.Interleaved)]
+    public void A_window_round_trips_with_its_cut_interval_factor_and_layout(int factor, CutLayout layout)
     {
-        var w = new WindowConfig(7, 1234, 700, 100, ImmutableArray.Create(3, 0, 5), viewId: 2, cutIntervalFactor: factor);
+        var w = new WindowConfig(7, 1234, 700, 100, ImmutableArray.Create(3, 0, 5), viewId: 2, cutIntervalFactor: factor, layout: layout);
         var back = WindowCodec.Decode(WindowCodec.Encode(w));
-        Assert.Equal((w.Window, w.StartGsn, w.FirstCut, w.CutsPerWindow, w.ViewId, w.CutIntervalFactor), (back.Window, back.StartGsn, back.FirstCut, back.CutsPerWindow, back.ViewId, back.CutIntervalFactor));
+        Assert.Equal((w.Window, w.StartGsn, w.FirstCut, w.CutsPerWindow, w.ViewId, w.CutIntervalFactor, w.Layout), (back.Window, back.StartGsn, back.FirstCut, back.CutsPerWindow, back.ViewId, back.CutIntervalFactor, back.Layout));
+        Assert.Equal(w.GsnOf(2, 7), back.GsnOf(2, 7));
         Assert.Equal(w.Quotas, back.Quotas);
     }
 

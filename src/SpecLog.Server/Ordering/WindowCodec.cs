@@ -11,12 +11,14 @@ public static class WindowCodec
     public const byte Kind = 3;
 
     /// <summary>
-    /// Encodes a window: window, start GSN, first cut, view (8 bytes each), W, shard count (4 bytes each), quotas, and
-    /// the cut interval factor (4 bytes) when it is not 1 (so records of windows with the default stay as before).
+    /// Encodes a window: window, start GSN, first cut, view (8 bytes each), W, shard count (4 bytes each), quotas, then
+    /// the cut interval factor and the cut layout (4 bytes each) unless they are 1 and blocked (so records of windows
+    /// with Belfast's defaults stay as before). Records with only the factor (44 + 4n bytes) are still read.
     /// </summary>
     public static byte[] Encode(WindowConfig w)
     {
-        var bytes = new byte[40 + 4 * w.ShardCount + (w.CutIntervalFactor == 1 ? 0 : 4)];
+        var extended = w.CutIntervalFactor != 1 || w.RequestedLayout != CutLayout.Blocked;
+        var bytes = new byte[40 + 4 * w.ShardCount + (extended ? 8 : 0)];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteInt64LittleEndian(span, w.Window);
         BinaryPrimitives.WriteInt64LittleEndian(span[8..], w.StartGsn);
@@ -29,9 +31,10 @@ public static class WindowCodec
             BinaryPrimitives.WriteInt32LittleEndian(span[(40 + 4 * s)..], w.Quotas[s]);
         }
 
-        if (w.CutIntervalFactor != 1)
+        if (extended)
         {
             BinaryPrimitives.WriteInt32LittleEndian(span[(40 + 4 * w.ShardCount)..], w.CutIntervalFactor);
+            BinaryPrimitives.WriteInt32LittleEndian(span[(44 + 4 * w.ShardCount)..], (int)w.RequestedLayout);
         }
 
         return bytes;
@@ -46,9 +49,16 @@ public static class WindowCodec
         }
 
         var n = BinaryPrimitives.ReadInt32LittleEndian(span[36..]);
-        if (n < 1 || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n))
+        if (n < 1 || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n && span.Length != 48 + 4 * n))
         {
-            throw new InvalidDataException($"A window record for {n} shards must have {40 + 4 * n} or {44 + 4 * n} bytes, got {span.Length}.");
+            throw new InvalidDataException($"A window record for {n} shards must have {40 + 4 * n}, {44 + 4 * n} or {48 + 4 * n} bytes, got {span.Length}.");
+        }
+
+        var factor = span.Length >= 44 + 4 * n ? BinaryPrimitives.ReadInt32LittleEndian(span[(40 + 4 * n)..]) : 1;
+        var layout = span.Length == 48 + 4 * n ? (CutLayout)BinaryPrimitives.ReadInt32LittleEndian(span[(44 + 4 * n)..]) : CutLayout.Blocked;
+        if (factor < 1 || !Enum.IsDefined(layout))
+        {
+            throw new InvalidDataException($"A window record has cut interval factor {factor} and layout {(int)layout}; expected a factor of at least 1 and layout 0 or 1.");
         }
 
         var quotas = ImmutableArray.CreateBuilder<int>(n);
@@ -64,6 +74,7 @@ public static class WindowCodec
             BinaryPrimitives.ReadInt32LittleEndian(span[32..]),
             quotas.MoveToImmutable(),
             BinaryPrimitives.ReadInt64LittleEndian(span[24..]),
-            span.Length == 44 + 4 * n ? BinaryPrimitives.ReadInt32LittleEndian(span[(40 + 4 * n)..]) : 1);
+            factor,
+            layout);
     }
 }
