@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using SpecLog.Client;
+using SpecLog.FixAnte;
 
 namespace SpecLog.Cluster.Tests;
 
@@ -24,6 +25,20 @@ public sealed class PlainThreeSiloClusterFixture : ClusterFixture
 public sealed class SingleSequencerClusterFixture : ClusterFixture
 {
     protected override void Configure(SpecLog.Server.SpecLogOptions options) => options.Replication.Mode = SpecLog.Server.SequencerReplication.Single;
+}
+
+/// <summary>The same tests with interleaved cuts and the cut clock (single sequencer, to keep it quick).</summary>
+public sealed class InterleavedCutClockDataPathTests(InterleavedCutClockClusterFixture fixture)
+    : DataPathTestsBase(fixture), IClassFixture<InterleavedCutClockClusterFixture>;
+
+public sealed class InterleavedCutClockClusterFixture : ClusterFixture
+{
+    protected override void Configure(SpecLog.Server.SpecLogOptions options)
+    {
+        options.Replication.Mode = SpecLog.Server.SequencerReplication.Single;
+        options.Ordering.CutLayout = CutLayout.Interleaved;
+        options.Ordering.NoOpFill = NoOpFillPolicy.CutClock;
+    }
 }
 
 /// <summary>The data-path tests of issue 2, run unchanged against each ordering layer.</summary>

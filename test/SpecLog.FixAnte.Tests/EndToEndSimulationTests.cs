@@ -27,6 +27,15 @@ public sealed class EndToEndSimulationTests(ITestOutputHelper output)
         output.WriteLine(stats);
     }
 
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Fix_ante_with_interleaved_cuts_and_the_cut_clock_speculates_the_confirmed_gsns(int seed)
+    {
+        var load = new SimulationLoad { Configure = o => { o.CutLayout = CutLayout.Interleaved; o.NoOpFill = NoOpFillPolicy.CutClock; } };
+        var stats = new Simulation(seed, OrderingMode.FixAnte, load).Run();
+        output.WriteLine(stats);
+    }
+
     [Fact]
     public void Fix_ante_random_seeds()
     {
