@@ -14,6 +14,7 @@ public static class Program
         new FloorsScenario(),
         new PeersScenario(),
         new E2eScenario(),
+        new E2eBelfastScenario(),
         new ShardsScenario(),
         new AnatomyScenario(),
         new BurstScenario(),

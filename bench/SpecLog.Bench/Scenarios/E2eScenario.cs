@@ -31,10 +31,15 @@ public sealed class E2eScenario : IScenario
 
     public string Description =>
         "E2E latency vs per-record compute time, SpecLog (speculative) vs Scalog mode "
-        + "[--compute-ms 0.1,0.5,1,1.5,2,5 --appenders 4 --rate 1000 --max-utilization 0.5 --record-size 100 --shards 4 --seconds 5 --warmup 1 --rounds 2 --replication Single|Copilot|MultiPaxos --short --out bench/results]";
+        + "[--variant belfast (see e2e-belfast) --compute-ms 0.1,0.5,1,1.5,2,5 --appenders 4 --rate 1000 --max-utilization 0.5 --record-size 100 --shards 4 --seconds 5 --warmup 1 --rounds 2 --replication Single|Copilot|MultiPaxos --short --out bench/results]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
+        if (string.Equals(args.Get("variant"), "belfast", StringComparison.OrdinalIgnoreCase))
+        {
+            return await new E2eBelfastScenario().RunAsync(args); // Belfast's batched microbenchmark (also `e2e-belfast`)
+        }
+
         var isShort = args.Get("short") is not null;
         var computeMs = args.Get("compute-ms") is { } list
             ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray()

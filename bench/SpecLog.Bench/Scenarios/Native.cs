@@ -15,6 +15,42 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "sync")]
     private static partial void SyncNative();
 
+    [LibraryImport("libc", EntryPoint = "nanosleep")]
+    private static partial int NanoSleepNative(in TimeSpec request, IntPtr remaining);
+
+    /// <summary>
+    /// Blocks until <paramref name="untilTimestamp"/> (a <see cref="System.Diagnostics.Stopwatch"/> timestamp) without
+    /// burning a core: nanosleep until about 60 µs before, then spin the rest, so the wake-up is precise.
+    /// </summary>
+    public static void WaitUntil(long untilTimestamp)
+    {
+        var spinFrom = System.Diagnostics.Stopwatch.Frequency * 60 / 1_000_000;
+        while (true)
+        {
+            var remaining = untilTimestamp - System.Diagnostics.Stopwatch.GetTimestamp();
+            if (remaining <= 0)
+            {
+                return;
+            }
+
+            if (remaining <= spinFrom)
+            {
+                Thread.SpinWait(20);
+                continue;
+            }
+
+            var nanos = (remaining - spinFrom) * 1_000_000_000 / System.Diagnostics.Stopwatch.Frequency;
+            NanoSleepNative(new TimeSpec { Seconds = nanos / 1_000_000_000, Nanoseconds = nanos % 1_000_000_000 }, IntPtr.Zero);
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
     /// <summary>Flushes all file systems (sync(2)) so that one measurement's leftover writeback does not disturb the next.</summary>
     public static void SyncAll()
     {
