@@ -148,6 +148,7 @@ public sealed class HeadlineScenario : IScenario
         Ratio("append p99 with a 20 ms-slow leader ÷ healthy, Multi-Paxos", Get("slow_pilot_p99_ratio_multipaxos"), "what Copilot avoids");
         Ratio("delivery p50, SpecLog speculative ÷ Redis appendfsync always", Div("peers_speclog_spec_delivery_p50_us", "redis_aof_always_delivery_p50_us"), "both fsync before delivering; below 1: SpecLog faster");
         Ratio("delivery p50, SpecLog speculative ÷ Redis AOF off", Div("peers_speclog_spec_delivery_p50_us", "redis_aof_off_delivery_p50_us"), "Redis without durability");
+        Ratio("delivery p50, SpecLog speculative ÷ NATS JetStream (push consumer)", Div("peers_speclog_spec_delivery_p50_us", "nats_jetstream_delivery_p50_us"), "JetStream 2.9.10 fsyncs every 2 minutes, not per message (peers.md)");
         Ratio("saturation, SpecLog ÷ Redis appendfsync always", Div("peers_speclog_max_appends_per_s", "redis_aof_always_max_appends_per_s"), "durable appends/s with the same 64 closed-loop appenders each (peers scenario); SpecLog's commit latency caps it there — `shards` saturates it with up to 4,096");
         Ratio("burst records' E2E p99, lag-fix off ÷ on", Get("burst_e2e_p99_ratio_lagfix_off_on"), "above 1: lag-fix helps");
 

@@ -17,25 +17,26 @@ public sealed class PeersScenario : IScenario
     private const string REDIS_OFF = "redis-aof-off";
     private const string REDIS_ALWAYS = "redis-aof-always";
     private const string POSTGRES = "postgres";
+    private const string NATS = "nats";
 
     public string Name => "peers";
 
     public string Description =>
-        "append ack and append->delivery latency, SpecLog vs Redis Streams (AOF off / appendfsync always) vs PostgreSQL LISTEN/NOTIFY; installs and starts the servers "
-        + "[--systems speclog,redis-aof-off,redis-aof-always,postgres --appenders 4 --rate 1000 --seconds 10 --warmup 2 --record-size 100 --rounds 1 --shards 4 --saturate --saturate-seconds 3 --concurrency 64 --no-install]";
+        "append ack and append->delivery latency, SpecLog vs Redis Streams (AOF off / appendfsync always) vs PostgreSQL LISTEN/NOTIFY vs NATS JetStream; installs and starts the servers "
+        + "[--systems speclog,redis-aof-off,redis-aof-always,postgres,nats --appenders 4 --rate 1000 --seconds 10 --warmup 2 --record-size 100 --rounds 1 --shards 4 --saturate --saturate-seconds 3 --concurrency 64 --no-install]";
 
     /// <summary>Results of the last run, for a caller that writes reports: per system label.</summary>
     internal IReadOnlyList<PeerSummary> LastResults { get; private set; } = [];
 
     public async Task<int> RunAsync(BenchArgs args)
     {
-        var systems = (args.Get("systems") ?? $"{SPECLOG},{REDIS_OFF},{REDIS_ALWAYS},{POSTGRES}")
+        var systems = (args.Get("systems") ?? $"{SPECLOG},{REDIS_OFF},{REDIS_ALWAYS},{POSTGRES},{NATS}")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToLowerInvariant()).Distinct().ToList();
         foreach (var s in systems)
         {
-            if (s is not (SPECLOG or REDIS_OFF or REDIS_ALWAYS or POSTGRES))
+            if (s is not (SPECLOG or REDIS_OFF or REDIS_ALWAYS or POSTGRES or NATS))
             {
-                throw new ArgumentException($"Unknown system '{s}' (known: {SPECLOG}, {REDIS_OFF}, {REDIS_ALWAYS}, {POSTGRES}).");
+                throw new ArgumentException($"Unknown system '{s}' (known: {SPECLOG}, {REDIS_OFF}, {REDIS_ALWAYS}, {POSTGRES}, {NATS}).");
             }
         }
 
@@ -63,6 +64,7 @@ public sealed class PeersScenario : IScenario
         var skipped = new Dictionary<string, string>();
         RedisServer? redisOff = null, redisAlways = null;
         PostgresServer? postgres = null;
+        NatsServer? nats = null;
         try
         {
             // Servers: installed if missing (unless --no-install), started once for the whole run.
@@ -123,6 +125,27 @@ public sealed class PeersScenario : IScenario
                 }
             }
 
+            if (systems.Contains(NATS))
+            {
+                var exe = FindOrInstall("nats-server", install, NatsServer.EnsureInstalled, out var why);
+                Console.WriteLine($"  peers: nats-server: {why}");
+                if (exe is null)
+                {
+                    skipped[NATS] = why;
+                }
+                else
+                {
+                    try
+                    {
+                        nats = await NatsServer.StartAsync(exe);
+                    }
+                    catch (Exception ex) when (ex is InvalidOperationException or IOException or System.ComponentModel.Win32Exception)
+                    {
+                        skipped[NATS] = ex.Message;
+                    }
+                }
+            }
+
             foreach (var (system, reason) in skipped)
             {
                 Console.WriteLine($"  peers: SKIPPING {system}: {reason}");
@@ -144,6 +167,7 @@ public sealed class PeersScenario : IScenario
                             SPECLOG => await SpecLogPeerLog.StartAsync(shards, fsync: true),
                             REDIS_OFF => await RedisStreamLog.ConnectAsync(redisOff!.Name, redisOff.Port),
                             REDIS_ALWAYS => await RedisStreamLog.ConnectAsync(redisAlways!.Name, redisAlways.Port),
+                            NATS => await NatsJetStreamLog.ConnectAsync(nats!.Name, nats.Port),
                             _ => await PostgresNotifyLog.ConnectAsync(postgres!.Name, postgres.ConnectionString(Math.Max(concurrency, 64) + 8)),
                         };
                     }
@@ -185,8 +209,8 @@ public sealed class PeersScenario : IScenario
             PeerServer.StopAll();
         }
 
-        PrintTable(systems, results, skipped, redisOff?.Name ?? "redis (AOF off)", redisAlways?.Name ?? "redis (AOF, appendfsync always)", postgres?.Name ?? "PostgreSQL");
-        await WriteReportAsync(args.Get("out") ?? Path.Combine("bench", "results"), skipped);
+        PrintTable(systems, results, skipped, redisOff?.Name ?? "redis (AOF off)", redisAlways?.Name ?? "redis (AOF, appendfsync always)", postgres?.Name ?? "PostgreSQL", nats?.Name ?? "NATS JetStream");
+        await WriteReportAsync(args.Get("out") ?? Path.Combine("bench", "results"), skipped, nats?.Durability);
         Console.WriteLine("(latencies in ms, from the moment each record is handed to the client library, which is stamped into the record; medians over rounds; open loop: appends are sent on schedule whether or not earlier ones are acknowledged)");
         return 0;
     }
@@ -195,9 +219,9 @@ public sealed class PeersScenario : IScenario
     {
         if (!install)
         {
-            var found = what == "redis-server" ? Shell.Find("redis-server") : Shell.Find("pg_ctl", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin");
+            var found = what is "redis-server" or "nats-server" ? Shell.Find(what) : Shell.Find("pg_ctl", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin");
             message = found is null ? $"{what} is not installed and --no-install was given" : $"found {found}";
-            return what == "redis-server" || found is null ? found : Path.GetDirectoryName(found);
+            return what is "redis-server" or "nats-server" || found is null ? found : Path.GetDirectoryName(found);
         }
 
         try
@@ -213,7 +237,7 @@ public sealed class PeersScenario : IScenario
 
     private delegate string? EnsureInstalled(out string message);
 
-    private void PrintTable(List<string> systems, Dictionary<string, List<(OpenLoopResult Run, double? Max)>> results, Dictionary<string, string> skipped, string redisOffName, string redisAlwaysName, string postgresName)
+    private void PrintTable(List<string> systems, Dictionary<string, List<(OpenLoopResult Run, double? Max)>> results, Dictionary<string, string> skipped, string redisOffName, string redisAlwaysName, string postgresName, string natsName)
     {
         var rows = new List<PeerSummary>();
         foreach (var system in systems)
@@ -232,6 +256,7 @@ public sealed class PeersScenario : IScenario
                     SPECLOG => k == 0 ? "SpecLog, speculative delivery" : "SpecLog, confirmed delivery",
                     REDIS_OFF => $"Redis Streams, {redisOffName.Replace("redis (", "", StringComparison.Ordinal).TrimEnd(')')}",
                     REDIS_ALWAYS => $"Redis Streams, {redisAlwaysName.Replace("redis (", "", StringComparison.Ordinal).TrimEnd(')')}",
+                    NATS => $"{natsName}, push consumer",
                     _ => $"{postgresName} INSERT+NOTIFY",
                 };
                 var maxes = list.Where(r => r.Max is not null).Select(r => r.Max!.Value).ToList();
@@ -270,13 +295,15 @@ public sealed class PeersScenario : IScenario
     private static string F(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Writes peers.md/.json and merges the headline peer figures into latest.json.</summary>
-    private async Task WriteReportAsync(string outDir, Dictionary<string, string> skipped)
+    private async Task WriteReportAsync(string outDir, Dictionary<string, string> skipped, string? natsDurability)
     {
         var report = new BenchReport("Peers: the same open-loop workload against Redis Streams, PostgreSQL and SpecLog");
         var section = report.AddSection("Append acknowledgement and delivery latency (ms), saturation throughput");
         section.AddText("Open-loop appenders, records stamped when handed to the client library; delivery measured by one consumer. " +
             "Redis: XADD, delivery by XREAD BLOCK on a raw RESP connection. PostgreSQL: INSERT + pg_notify in one transaction, delivery by LISTEN. " +
-            "SpecLog: one in-process silo, single sequencer, fsync on; speculative and confirmed delivery from one subscription.");
+            "NATS: JetStream publish (ack = PubAck after the message is stored) to a file-storage stream, delivery by a push consumer (deliver subject, no acks). " +
+            "SpecLog: one in-process silo, single sequencer, fsync on; speculative and confirmed delivery from one subscription." +
+            (natsDurability is null ? "" : $" NATS durability in this run: {natsDurability}."));
         var reference = LastResults.FirstOrDefault(r => r.Label.StartsWith("SpecLog, speculative", StringComparison.Ordinal));
         var table = section.AddTable("system", "ack p50", "ack p99", "delivery p50", "delivery p99", "delivered/acked/sent", "max appends/s", "delivery p50 ÷ SpecLog spec.");
         foreach (var r in LastResults)
@@ -304,6 +331,9 @@ public sealed class PeersScenario : IScenario
         Figure("postgres_delivery_p50_us", POSTGRES, r => r.DeliveryP50 * 1000);
         Figure("redis_aof_always_max_appends_per_s", REDIS_ALWAYS, r => r.MaxAppendsPerSecond);
         Figure("redis_aof_off_max_appends_per_s", REDIS_OFF, r => r.MaxAppendsPerSecond);
+        Figure("nats_jetstream_ack_p50_us", NATS, r => r.AckP50 * 1000);
+        Figure("nats_jetstream_delivery_p50_us", NATS, r => r.DeliveryP50 * 1000);
+        Figure("nats_jetstream_max_appends_per_s", NATS, r => r.MaxAppendsPerSecond);
         if (reference is not null)
         {
             // SpecLog's own figures under the same workload, so ratios against the peers can be read from latest.json.
