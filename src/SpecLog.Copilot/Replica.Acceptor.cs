@@ -29,17 +29,9 @@ public sealed partial class Replica<T>
                 // to take that as their turn, their next proposals would cross again, for ever. Only log 0's pilot
                 // takes it; log 1's waits for a FastAccept that depends on its latest, which restores alternation.
                 _lastOtherFastAccept[m.Log] = m.Slot;
-                if (from != Id && _pilots[1 - m.Log] is { } mine)
+                if (from != Id && _pilots[1 - m.Log] is { } mine && (mine.Log == 0 || m.Value.Dep >= mine.LastProposed))
                 {
-                    if (mine.Log == 0 || m.Value.Dep >= mine.LastProposed)
-                    {
-                        mine.MyTurn = true;
-                    }
-
-                    if (_now - mine.LastProposedAt <= _options.PingPongWait)
-                    {
-                        mine.TurnTimeouts = 0; // the other pilot answers this pilot's turns in time again
-                    }
+                    mine.MyTurn = true;
                 }
             }
         }

@@ -50,23 +50,7 @@ public sealed partial class Replica<T>
 
         /// <summary>This pilot's latest proposed entry (-1 for none): ping-pong batching tells crossing proposals by it.</summary>
         public long LastProposed { get; set; } = -1;
-
-        /// <summary>When this pilot last proposed (replica clock).</summary>
-        public long LastProposedAt { get; set; } = long.MinValue / 2;
-
-        /// <summary>
-        /// Consecutive proposals whose batch closed because the ping-pong wait ran out (the other pilot did not take its
-        /// turn in time). From <see cref="SlowOtherAfter"/> on, this pilot stops waiting for the other's turn; the first
-        /// FastAccept of the other pilot that comes within the wait of this pilot's latest proposal restores it.
-        /// </summary>
-        public int TurnTimeouts { get; set; }
     }
-
-    /// <summary>Consecutive ping-pong timeouts after which a pilot takes the other pilot for slow and stops waiting for its turn.</summary>
-    private const int SlowOtherAfter = 2;
-
-    /// <summary>How long <paramref name="pilot"/> holds a batch for the other pilot's turn: the ping-pong wait, or 0 while the other is slow.</summary>
-    private long TurnWait(PilotState pilot) => pilot.TurnTimeouts >= SlowOtherAfter ? 0 : _options.PingPongWait;
 
     /// <summary>One entry this replica is driving to commit: its own proposal, a takeover, or a view recovery.</summary>
     private sealed class Proposal(int log, long slot, Ballot ballot, ProposalKind kind, Phase phase)
@@ -149,19 +133,13 @@ public sealed partial class Replica<T>
                 return;
             }
 
-            var timedOut = _copilotMode && !pilot.MyTurn && _now >= pilot.BatchOpenedAt + TurnWait(pilot);
             var close = !_copilotMode
                 || pilot.MyTurn
-                || timedOut
+                || _now >= pilot.BatchOpenedAt + _options.PingPongWait
                 || pilot.Buffer.Count >= _options.MaxBatch;
             if (!close)
             {
                 return;
-            }
-
-            if (_copilotMode)
-            {
-                pilot.TurnTimeouts = pilot.MyTurn ? 0 : timedOut ? pilot.TurnTimeouts + 1 : pilot.TurnTimeouts;
             }
 
             Propose(pilot);
@@ -215,7 +193,6 @@ public sealed partial class Replica<T>
         pilot.InFlight[slot] = value.Commands.Select(c => c.Id).ToArray();
         pilot.MyTurn = false;
         pilot.LastProposed = slot;
-        pilot.LastProposedAt = _now;
         var p = new Proposal(pilot.Log, slot, pilot.Ballot, ProposalKind.Pilot, _copilotMode ? Phase.FastAccept : Phase.Accept)
         {
             Value = value,

@@ -460,7 +460,7 @@ public sealed partial class Replica<T>
             if (_pilots[log] is { Buffer.Count: > 0 } pilot && WindowOpen(pilot))
             {
                 // A full window reopens on a message (an acknowledgement), not on a timer.
-                next = Math.Min(next, pilot.BatchOpenedAt + TurnWait(pilot));
+                next = Math.Min(next, pilot.BatchOpenedAt + _options.PingPongWait);
             }
         }
 
