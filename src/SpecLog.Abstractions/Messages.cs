@@ -8,13 +8,15 @@ namespace SpecLog;
 /// <param name="LagFixTargetCut">If positive, the shard must fill its missing cuts below this with no-ops at once.</param>
 /// <param name="Waiting">Whether some shard holds uncommitted records; when false, idle shards stop filling and reporting.</param>
 /// <param name="CommittedAtMicros">When the ordering layer committed <paramref name="CommittedCut"/> (UTC µs; 0 if unknown), for stage latencies.</param>
+/// <param name="StateVersion">Reports the sequencer state had applied when the notice was made (the same on every replica at the same state), so a shard can tell a stale notice from a newer one; 0 if unknown.</param>
 [GenerateSerializer, Immutable, Alias("speclog.CommitNotice")]
 public sealed record CommitNotice(
     [property: Id(0)] long CommittedCut,
     [property: Id(1)] WindowConfig[] Windows,
     [property: Id(2)] long LagFixTargetCut,
     [property: Id(3)] bool Waiting,
-    [property: Id(4)] long CommittedAtMicros = 0);
+    [property: Id(4)] long CommittedAtMicros = 0,
+    [property: Id(5)] long StateVersion = 0);
 
 /// <summary>One entry of a shard as delivered to subscribers: a record with its GSN, or a run of no-op slots.</summary>
 /// <param name="Slot">The shard-local slot of the entry (the first slot, for a no-op run).</param>

@@ -11,6 +11,7 @@ public sealed class ShardCore
     private readonly long _retransmitMicros;
     private long _nextTickMicros = long.MinValue;
     private long _seenCut = -1;
+    private long _noticeVersion;
     private long _completedMicros = long.MinValue / 2;
     private long _lastReportMicros = long.MinValue / 2;
     private long _lastNoticeMicros;
@@ -338,10 +339,22 @@ public sealed class ShardCore
     /// Takes a commit notice: windows the shard lacked, the committed cut, and whether any shard waits for cuts.
     /// Returns true if new windows were learned.
     /// </summary>
-    public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros, bool othersWaiting = true)
+    /// <remarks>
+    /// <paramref name="stateVersion"/> orders notices by the sequencer state they describe (reports applied; every
+    /// replica of the ordering layer has the same value at the same state). Cuts and windows only ever grow, so a stale
+    /// notice cannot move them back, but its waiting flag could: a notice from a pilot that executes behind the other
+    /// may say "nobody waits" after a newer one said the opposite, and the shard would stop filling while others wait.
+    /// The flag of a notice older than the newest seen is ignored (0 = unversioned, always taken).
+    /// </remarks>
+    public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros, bool othersWaiting = true, long stateVersion = 0)
     {
         _lastNoticeMicros = nowMicros;
-        OthersWaiting = othersWaiting;
+        if (stateVersion == 0 || stateVersion >= _noticeVersion)
+        {
+            _noticeVersion = Math.Max(_noticeVersion, stateVersion);
+            OthersWaiting = othersWaiting;
+        }
+
         var added = History.AddRange(windows) > 0;
         if (committedCut > CommittedCut)
         {

@@ -178,4 +178,18 @@ public sealed class ControlTrafficTests
         var ticks = fills.Where(f => f.Shard == "a").Select(f => f.At).ToArray();
         Assert.True(ticks.Zip(ticks.Skip(1)).All(p => p.Second - p.First == 1000), $"idle shard fills one cut per tick: {string.Join(",", ticks)}");
     }
+
+    [Fact]
+    public void A_stale_notice_from_a_pilot_executing_behind_cannot_tell_the_shard_that_nobody_waits()
+    {
+        var core = Core(new FixAnteOptions { CutsPerWindow = 10 }, Window(10, 1));
+        core.OnCommitted(2, [], 100, othersWaiting: true, stateVersion: 40);
+        core.OnCommitted(2, [], 110, othersWaiting: false, stateVersion: 35); // the slower pilot's older state
+        Assert.True(core.OthersWaiting);
+        Assert.True(core.Active);
+        core.OnCommitted(3, [], 120, othersWaiting: false, stateVersion: 41); // newer: nobody waits any more
+        Assert.False(core.OthersWaiting);
+        core.OnCommitted(3, [], 130, othersWaiting: true); // unversioned notices are always taken
+        Assert.True(core.OthersWaiting);
+    }
 }

@@ -65,7 +65,7 @@ internal sealed partial class SequencerGrain(
         }
 
         _state = new SequencerState(_options.Ordering, _options.ShardCount, windows);
-        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory);
+        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, versionBase: SpecLogMetrics.NowMicros());
         _output.Clear();
         _state.Initialize(_output);
         await PersistNewWindowsAsync();

@@ -209,7 +209,7 @@ internal sealed partial class ShardGrain(
         var now = NowMicros();
         _notices++;
         SpecLogMetrics.Notices.Add(1);
-        _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting);
+        _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting, notice.StateVersion);
         if (notice.LagFixTargetCut > 0)
         {
             var n = _core.NoOpsForLagFix(notice.LagFixTargetCut);

@@ -7,7 +7,13 @@ namespace SpecLog.Server.Ordering;
 /// whether anybody waits. Shared by the single sequencer and the Copilot pilots. Notices are one-way and idempotent
 /// (a shard keeps the highest cut it has heard of), so sending one twice, or from two pilots, is harmless.
 /// </summary>
-internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory)
+/// <remarks>
+/// Notices carry a state version, <paramref name="versionBase"/> + reports applied, so shards can tell a stale notice
+/// (from a pilot executing behind the other) from a newer one. Replicas pass 0: they all reach the same count at the
+/// same state, and recover it by re-executing their logs. The single sequencer, which recovers only its windows,
+/// passes the time of its activation in µs, larger than any version an earlier activation used.
+/// </remarks>
+internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory, long versionBase = 0)
 {
     private readonly long[] _sentWindows = new long[shardCount];
     private long _committedCut = -1;
@@ -87,7 +93,7 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         var windows = WindowsFrom(state, fromWindow);
         _sentWindows[shard] = state.History.Count;
         grainFactory.GetGrain<IShardGrain>(shard)
-            .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting, _committedAtMicros))
+            .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting, _committedAtMicros, versionBase + state.ReportsApplied + 1))
             .Ignore();
     }
 }
