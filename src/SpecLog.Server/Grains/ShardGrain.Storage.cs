@@ -1,0 +1,130 @@
+using System.Buffers.Binary;
+using SpecLog.Storage;
+
+namespace SpecLog.Server.Grains;
+
+/// <summary>The shard's storage side: appending records and no-op fills to its durable log, group commits, and recovery from the log.</summary>
+internal sealed partial class ShardGrain
+{
+    private long AppendRecord(byte[] payload)
+    {
+        // Storage first: if it refuses (failed disk), no slot has been handed out.
+        var index = _log.Append(RecordKind, payload);
+        var slot = _core.AssignRecord();
+        Track(new CachedEntry(slot, 1, index, payload));
+        return slot;
+    }
+
+    private void AppendNoOp(long count)
+    {
+        Span<byte> payload = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(payload, count);
+        var index = _log.Append(NoOpKind, payload);
+        var slot = _core.AssignNoOp(count);
+        SpecLogMetrics.NoOpSlots.Add(count);
+        Track(new CachedEntry(slot, count, index, null));
+        EnsureFlushing();
+    }
+
+    private void Track(in CachedEntry entry)
+    {
+        if (entry.StorageIndex % SparseIndexEvery == 0)
+        {
+            _sparseIndex.Add((entry.Slot, entry.StorageIndex));
+        }
+
+        _cache.Add(entry);
+        _notYetDurable.Enqueue((entry.StorageIndex, entry.SlotEnd, !entry.IsNoOp));
+    }
+
+    /// <summary>
+    /// Asks the log to make everything appended so far durable, at once: the log's writer starts that fsync the moment
+    /// the one in flight returns, without waiting for this grain to see the previous one (one thread handoff less per
+    /// group commit). Each call's completion runs <see cref="OnStorageDurable"/> on the grain; the log coalesces
+    /// concurrent requests into one write and fsync.
+    /// </summary>
+    private void EnsureFlushing()
+    {
+        var next = _log.NextIndex;
+        if (next > _flushRequestedUpTo && !_storageFailed)
+        {
+            _flushRequestedUpTo = next;
+            FlushAsync().Ignore();
+        }
+    }
+
+    private async Task FlushAsync()
+    {
+        try
+        {
+            var durable = await _log.FlushAsync();
+            OnStorageDurable(durable);
+        }
+        catch (Exception e)
+        {
+            if (_storageFailed)
+            {
+                return; // the first failure already failed the pending appends
+            }
+
+            _storageFailed = true;
+            LogStorageFailure(logger, e, _shard);
+            while (_pending.TryDequeue(out var p))
+            {
+                p.Fail(e);
+            }
+
+            DeactivateOnIdle();
+        }
+    }
+
+    private void OnStorageDurable(long durableIndex)
+    {
+        var records = _durableRecords;
+        while (_notYetDurable.TryPeek(out var head) && head.StorageIndex < durableIndex)
+        {
+            _notYetDurable.Dequeue();
+            _durableSlots = head.SlotEnd;
+            _durableRecords += head.IsRecord ? 1 : 0;
+        }
+
+        var now = NowMicros();
+        SpecLogMetrics.Records.Add(_durableRecords - records);
+        _durableMarks.Add(_durableSlots, now);
+        _core.OnDurable(_durableSlots, _durableRecords, now);
+        _cache.Trim(durableIndex);
+        MaybeFillAndReport(now);
+        PumpAll();
+    }
+
+    /// <summary>Rebuilds slots, counts, the sparse index and the recent-entry cache from the log; returns the no-op slots.</summary>
+    private long Recover()
+    {
+        long slot = 0, records = 0, noOps = 0;
+        _cache.Reset(0);
+        for (long index = 0; index < _log.NextIndex;)
+        {
+            var chunk = _log.ReadRange(index, 1024);
+            foreach (var e in chunk)
+            {
+                var (count, payload) = Decode(e);
+                if (e.Index % SparseIndexEvery == 0)
+                {
+                    _sparseIndex.Add((slot, e.Index));
+                }
+
+                _cache.Add(new CachedEntry(slot, count, e.Index, payload));
+                _cache.Trim(_log.NextIndex);
+                slot += count;
+                records += payload is null ? 0 : 1;
+                noOps += payload is null ? count : 0;
+            }
+
+            index += chunk.Count;
+        }
+
+        _durableSlots = slot;
+        _durableRecords = records;
+        return noOps;
+    }
+}
