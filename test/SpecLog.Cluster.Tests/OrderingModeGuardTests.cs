@@ -47,4 +47,20 @@ public sealed class OrderingModeGuardTests : IDisposable
         Assert.Contains("replicated ordering layer", e.Message, StringComparison.Ordinal);
         OrderingModeGuard.Check(_dir, SequencerReplication.Copilot);
     }
+
+    [Fact]
+    public void Detect_names_the_mode_a_directory_was_written_with_and_null_for_a_new_one()
+    {
+        Assert.Null(OrderingModeGuard.Detect(_dir));
+        Directory.CreateDirectory(Path.Combine(_dir, "sequencer-replica-0"));
+        File.WriteAllText(Path.Combine(_dir, "sequencer-replica-0", "LOCK"), "");
+        Assert.Null(OrderingModeGuard.Detect(_dir)); // a lock file alone: nothing was written
+        File.WriteAllText(Path.Combine(_dir, "sequencer-replica-0", "00000000.seg"), "x");
+        Assert.Equal(SequencerReplication.Copilot, OrderingModeGuard.Detect(_dir));
+
+        var single = Path.Combine(_dir, "other");
+        Directory.CreateDirectory(Path.Combine(single, "sequencer"));
+        File.WriteAllText(Path.Combine(single, "sequencer", "00000000.seg"), "x");
+        Assert.Equal(SequencerReplication.Single, OrderingModeGuard.Detect(single));
+    }
 }

@@ -5,8 +5,28 @@ namespace SpecLog.Server.Hosting;
 /// replicated ordering layer in <c>sequencer-replica-N/</c>; the shards' positions depend on those windows, so a log
 /// started in one mode must never be reopened in the other (it would decide different windows for the same data).
 /// </summary>
-internal static class OrderingModeGuard
+public static class OrderingModeGuard
 {
+    /// <summary>
+    /// The replication mode whose ordering data <paramref name="dataDirectory"/> holds: <see cref="SequencerReplication.Single"/>
+    /// for the single sequencer's window log, <see cref="SequencerReplication.Copilot"/> for replica logs (a replica
+    /// written in Multi-Paxos mode refuses Copilot with its own message), or null for a new or empty directory.
+    /// </summary>
+    public static SequencerReplication? Detect(string dataDirectory)
+    {
+        if (!Directory.Exists(dataDirectory))
+        {
+            return null;
+        }
+
+        if (HasFiles(Path.Combine(dataDirectory, "sequencer")))
+        {
+            return SequencerReplication.Single;
+        }
+
+        return Directory.GetDirectories(dataDirectory, "sequencer-replica-*").Any(HasFiles) ? SequencerReplication.Copilot : null;
+    }
+
     /// <summary>Throws a clear error when <paramref name="dataDirectory"/> holds the other mode's ordering data.</summary>
     public static void Check(string dataDirectory, SequencerReplication mode)
     {
