@@ -261,7 +261,7 @@ internal static partial class SiloHost
     /// <summary>
     /// The ordering layer when <c>SpecLog:Replication:Mode</c> is not set: the mode an existing data directory was
     /// written with; for a new one, <see cref="SequencerReplication.Single"/> with localhost clustering (one silo, where
-    /// replicas could not be placed on distinct silos: measured, Copilot there costs 2.1–2.3× the single sequencer's
+    /// replicas could not be placed on distinct silos: measured, Copilot there costs 1.95–2.3× (three runs) the single sequencer's
     /// append latency for no protection) and <see cref="SequencerReplication.Copilot"/> otherwise.
     /// </summary>
     internal static SequencerReplication DefaultReplication(SiloSettings settings, string dataDirectory) =>
