@@ -27,6 +27,19 @@ public sealed record LatencySummary(long Count, double MeanUs, double P50Us, dou
         histogram.RecordValue(Math.Clamp(ticks, 0, histogram.HighestTrackableValue));
     }
 
+    /// <summary>Records a duration in <see cref="TimeSpan"/> ticks, clamped; locks the histogram, so several threads may record into it.</summary>
+    public static void RecordTicks(LongHistogram histogram, long ticks)
+    {
+        lock (histogram)
+        {
+            histogram.RecordValue(Math.Clamp(ticks, 0, histogram.HighestTrackableValue));
+        }
+    }
+
+    /// <summary>Records a duration measured in <see cref="Stopwatch"/> ticks (converted to TimeSpan ticks), clamped; one recording thread.</summary>
+    public static void RecordStopwatchTicks(LongHistogram histogram, long stopwatchTicks) =>
+        histogram.RecordValue(Math.Clamp((long)(stopwatchTicks * ((double)TimeSpan.TicksPerSecond / Stopwatch.Frequency)), 0, histogram.HighestTrackableValue));
+
     /// <summary>Summarises a histogram recorded in <see cref="TimeSpan"/> ticks. An empty histogram gives NaN percentiles.</summary>
     public static LatencySummary FromTicks(HistogramBase histogram)
     {

@@ -4,6 +4,7 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using HdrHistogram;
 using SpecLog.Bench.Reporting;
+using SpecLog.Bench.Workloads;
 using SpecLog.Client;
 using SpecLog.Server;
 
@@ -17,7 +18,7 @@ namespace SpecLog.Bench.Scenarios;
 /// </summary>
 public sealed class AnatomyScenario : IScenario
 {
-    private const int HeaderBytes = 9;
+    private const int HeaderBytes = DeliveryProbe.HeaderBytes;
 
     private static readonly string[] s_appendStages =
     [
@@ -247,15 +248,15 @@ public sealed class AnatomyScenario : IScenario
                 {
                     if (tag.Key == "stage" && tag.Value is string stage && stageHistograms.TryGetValue(stage, out var h))
                     {
-                        Record(h, (long)(value * TimeSpan.TicksPerMillisecond));
+                        LatencySummary.RecordTicks(h, (long)(value * TimeSpan.TicksPerMillisecond));
                     }
                 }
             });
             listener.Start();
 
             using var stop = new CancellationTokenSource();
-            var orderedTask = Task.Run(() => SubscribeAsync(client.SubscribeAsync(0, stop.Token), ordered, confirmed, stop.Token));
-            var unorderedTask = Task.Run(() => SubscribeAsync(client.SubscribeUnorderedAsync(0, stop.Token), unordered, null, stop.Token));
+            var orderedTask = Task.Run(() => DeliveryProbe.RunAsync(client.SubscribeAsync(0, stop.Token), ordered, confirmed, stop.Token));
+            var unorderedTask = Task.Run(() => DeliveryProbe.RunAsync(client.SubscribeUnorderedAsync(0, stop.Token), unordered, null, stop.Token));
 
             long completed = 0, outstanding = 0;
             var perAppender = rate / (double)s.Appenders;
@@ -320,7 +321,7 @@ public sealed class AnatomyScenario : IScenario
                     var done = Stopwatch.GetTimestamp();
                     if (measured && done <= end)
                     {
-                        Record(append, Stopwatch.GetElapsedTime(sent, done).Ticks);
+                        LatencySummary.RecordTicks(append, Stopwatch.GetElapsedTime(sent, done).Ticks);
                         Interlocked.Increment(ref completed);
                     }
                 }
@@ -337,45 +338,6 @@ public sealed class AnatomyScenario : IScenario
         finally
         {
             await bench.DisposeAsync();
-        }
-    }
-
-    private static async Task SubscribeAsync(IAsyncEnumerable<SpecLogEvent> events, LongHistogram delivery, LongHistogram? confirmed, CancellationToken stop)
-    {
-        var pending = new Queue<(long Gsn, long Sent)>();
-        try
-        {
-            await foreach (var e in events)
-            {
-                var now = Stopwatch.GetTimestamp();
-                if (e is SpeculativeRecord rec && rec.Payload.Length >= HeaderBytes && rec.Payload.Span[8] == 1)
-                {
-                    var sent = BinaryPrimitives.ReadInt64LittleEndian(rec.Payload.Span);
-                    Record(delivery, Stopwatch.GetElapsedTime(sent, now).Ticks);
-                    if (confirmed is not null)
-                    {
-                        pending.Enqueue((rec.Gsn, sent));
-                    }
-                }
-                else if (e is ConfirmedRange range && confirmed is not null)
-                {
-                    while (pending.Count > 0 && pending.Peek().Gsn < range.ToGsn)
-                    {
-                        Record(confirmed, Stopwatch.GetElapsedTime(pending.Dequeue().Sent, now).Ticks);
-                    }
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-        }
-    }
-
-    private static void Record(LongHistogram histogram, long ticks)
-    {
-        lock (histogram)
-        {
-            histogram.RecordValue(Math.Clamp(ticks, 0, histogram.HighestTrackableValue));
         }
     }
 

@@ -261,9 +261,9 @@ public sealed class E2eBelfastScenario : IScenario
                 {
                     if (confirmations.TimeOf(gsn) is { } confirmedAt)
                     {
-                        Record(run.E2eHistogram, Math.Max(confirmedAt, doneAt) - sent);
-                        Record(run.DeliveryHistogram, delivered - sent);
-                        Record(run.ConfirmHistogram, confirmedAt - sent);
+                        LatencySummary.RecordStopwatchTicks(run.E2eHistogram, Math.Max(confirmedAt, doneAt) - sent);
+                        LatencySummary.RecordStopwatchTicks(run.DeliveryHistogram, delivered - sent);
+                        LatencySummary.RecordStopwatchTicks(run.ConfirmHistogram, confirmedAt - sent);
                     }
                 }
             }
@@ -297,8 +297,6 @@ public sealed class E2eBelfastScenario : IScenario
         }
     }
 
-    private static void Record(LongHistogram h, long stopwatchTicks) =>
-        h.RecordValue(Math.Clamp(stopwatchTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency, 0, h.HighestTrackableValue));
 
     private sealed record Settings(int Rate, int Appenders, int RecordSize, int Shards, double Seconds, double Warmup, bool Spin);
 

@@ -188,10 +188,6 @@ public sealed class E2eScenario : IScenario
 
     private static double Round(double us) => double.IsFinite(us) ? Math.Round(us, 1) : us;
 
-    private static long ToTimeSpanTicks(long stopwatchTicks) => (long)(stopwatchTicks * ((double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
-
-    private static void Record(LongHistogram h, long stopwatchTicks) =>
-        h.RecordValue(Math.Clamp(ToTimeSpanTicks(stopwatchTicks), 0, h.HighestTrackableValue));
 
     /// <summary>One run's histograms (TimeSpan ticks) and counts.</summary>
     private sealed class RunResult
@@ -395,10 +391,10 @@ public sealed class E2eScenario : IScenario
                     continue; // never confirmed within the drain: counts as not measured
                 }
 
-                Record(result.E2eHistogram, Math.Max(confirmed, c.ComputeDone) - c.Start);
-                Record(result.DeliveryHistogram, c.Delivered - c.Start);
-                Record(result.ConfirmHistogram, confirmed - c.Start);
-                Record(result.WaitHistogram, c.ComputeBegin - c.Delivered);
+                LatencySummary.RecordStopwatchTicks(result.E2eHistogram, Math.Max(confirmed, c.ComputeDone) - c.Start);
+                LatencySummary.RecordStopwatchTicks(result.DeliveryHistogram, c.Delivered - c.Start);
+                LatencySummary.RecordStopwatchTicks(result.ConfirmHistogram, confirmed - c.Start);
+                LatencySummary.RecordStopwatchTicks(result.WaitHistogram, c.ComputeBegin - c.Delivered);
                 result.Measured++;
             }
 

@@ -18,7 +18,7 @@ namespace SpecLog.Bench.Scenarios;
 /// </summary>
 public sealed class ShardsScenario : IScenario
 {
-    private const int HeaderBytes = 9; // 8-byte Stopwatch timestamp of the append call + 1 byte "measured" flag
+    private const int HeaderBytes = DeliveryProbe.HeaderBytes; // 8-byte Stopwatch timestamp of the append call + 1 byte "measured" flag
 
     private static readonly string[] s_latestKeys =
     [
@@ -322,33 +322,7 @@ public sealed class ShardsScenario : IScenario
             // One whole-log subscriber: speculative delivery from the send timestamp in the payload, and the
             // confirmation that covers each measured record.
             using var stopSubscriber = new CancellationTokenSource();
-            var subscriber = Task.Run(async () =>
-            {
-                var pending = new Queue<(long Gsn, long Sent)>();
-                try
-                {
-                    await foreach (var e in client.SubscribeAsync(0, stopSubscriber.Token))
-                    {
-                        var now = Stopwatch.GetTimestamp();
-                        if (e is SpeculativeRecord rec && rec.Payload.Length >= HeaderBytes && rec.Payload.Span[8] == 1)
-                        {
-                            var sent = BinaryPrimitives.ReadInt64LittleEndian(rec.Payload.Span);
-                            Record(delivery, Stopwatch.GetElapsedTime(sent, now).Ticks);
-                            pending.Enqueue((rec.Gsn, sent));
-                        }
-                        else if (e is ConfirmedRange range)
-                        {
-                            while (pending.Count > 0 && pending.Peek().Gsn < range.ToGsn)
-                            {
-                                Record(confirmed, Stopwatch.GetElapsedTime(pending.Dequeue().Sent, now).Ticks);
-                            }
-                        }
-                    }
-                }
-                catch (OperationCanceledException) when (stopSubscriber.IsCancellationRequested)
-                {
-                }
-            });
+            var subscriber = Task.Run(() => DeliveryProbe.RunAsync(client.SubscribeAsync(0, stopSubscriber.Token), delivery, confirmed, stopSubscriber.Token));
 
             long issued = 0, completed = 0, completedInWindow = 0, failed = 0, timedOut = 0, outstanding = 0;
             var statusBefore = Array.Empty<ShardStatus>();
@@ -450,8 +424,8 @@ public sealed class ShardsScenario : IScenario
                     if (measured)
                     {
                         var now = Stopwatch.GetTimestamp();
-                        Record(append, Stopwatch.GetElapsedTime(sent, now).Ticks);
-                        Record(appendScheduled, Stopwatch.GetElapsedTime(scheduled, now).Ticks);
+                        LatencySummary.RecordTicks(append, Stopwatch.GetElapsedTime(sent, now).Ticks);
+                        LatencySummary.RecordTicks(appendScheduled, Stopwatch.GetElapsedTime(scheduled, now).Ticks);
                         Interlocked.Increment(ref completed);
                         if (now <= end)
                         {
@@ -512,7 +486,7 @@ public sealed class ShardsScenario : IScenario
                     if (now >= measureStart && now <= end)
                     {
                         Interlocked.Increment(ref completed);
-                        Record(histogram, Stopwatch.GetElapsedTime(started, now).Ticks);
+                        LatencySummary.RecordTicks(histogram, Stopwatch.GetElapsedTime(started, now).Ticks);
                     }
                 }
                 catch (Exception)
@@ -531,12 +505,4 @@ public sealed class ShardsScenario : IScenario
 
     private static async Task<ShardStatus[]> ShardStatusesAsync(IGrainFactory grains, int shards) =>
         await Task.WhenAll(Enumerable.Range(0, shards).Select(i => grains.GetGrain<IShardGrain>(i).GetStatusAsync()));
-
-    private static void Record(LongHistogram histogram, long ticks)
-    {
-        lock (histogram)
-        {
-            histogram.RecordValue(Math.Clamp(ticks, 0, histogram.HighestTrackableValue));
-        }
-    }
 }
