@@ -123,25 +123,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     public async IAsyncEnumerable<SpecLogEvent> SubscribeAsync(long fromGsn = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var shardCount = await GetShardCountAsync(cancellationToken);
-        await RefreshWindowsAsync(0, cancellationToken);
-        LogMerger merger;
-        await _historyLock.WaitAsync(cancellationToken);
-        try
-        {
-            if (fromGsn > _history.KnownEndGsn)
-            {
-                _historyLock.Release();
-                await RefreshWindowsAsync(_history.Count, cancellationToken);
-                await _historyLock.WaitAsync(cancellationToken);
-            }
-
-            merger = new LogMerger(shardCount, fromGsn, _history.Windows);
-        }
-        finally
-        {
-            _historyLock.Release();
-        }
-
+        var merger = new LogMerger(shardCount, fromGsn, await WindowsCoveringAsync(fromGsn, cancellationToken));
         await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, shardCount).ToArray(), merger.ExpectedSlot, cancellationToken);
         var events = new List<SpecLogEvent>();
         await foreach (var (batch, receivedAt) in feed.Reader.ReadAllAsync(cancellationToken))
@@ -180,28 +162,9 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     public async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedAsync(long fromGsn = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var shardCount = await GetShardCountAsync(cancellationToken);
-        await RefreshWindowsAsync(0, cancellationToken);
-        if (fromGsn > _history.KnownEndGsn)
-        {
-            await RefreshWindowsAsync(_history.Count, cancellationToken);
-        }
-
-        long[] fromSlots;
-        await _historyLock.WaitAsync(cancellationToken);
-        try
-        {
-            if (fromGsn < 0 || fromGsn > _history.KnownEndGsn)
-            {
-                throw new ArgumentOutOfRangeException(nameof(fromGsn), fromGsn, $"Subscriptions can start in [0, {_history.KnownEndGsn}] now.");
-            }
-
-            fromSlots = Enumerable.Range(0, shardCount).Select(s => _history.SlotsBefore(s, fromGsn)).ToArray();
-        }
-        finally
-        {
-            _historyLock.Release();
-        }
-
+        // Where a GSN-ordered subscription from fromGsn would start on each shard (the merger also checks fromGsn).
+        var start = new LogMerger(shardCount, fromGsn, await WindowsCoveringAsync(fromGsn, cancellationToken));
+        var fromSlots = Enumerable.Range(0, shardCount).Select(start.ExpectedSlot).ToArray();
         await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, cancellationToken, fromGsn))
         {
             yield return e;
@@ -341,6 +304,26 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         if (shard < 0 || shard >= count)
         {
             throw new ArgumentOutOfRangeException(nameof(shard), shard, $"Unknown shard {shard}: the log has {count} shards (0 to {count - 1}).");
+        }
+    }
+
+    /// <summary>The windows known, refreshed first so that they reach <paramref name="fromGsn"/> if the log does.</summary>
+    private async Task<WindowConfig[]> WindowsCoveringAsync(long fromGsn, CancellationToken cancellationToken)
+    {
+        await RefreshWindowsAsync(0, cancellationToken);
+        if (fromGsn > _history.KnownEndGsn)
+        {
+            await RefreshWindowsAsync(_history.Count, cancellationToken);
+        }
+
+        await _historyLock.WaitAsync(cancellationToken);
+        try
+        {
+            return [.. _history.Windows];
+        }
+        finally
+        {
+            _historyLock.Release();
         }
     }
 

@@ -205,7 +205,8 @@ public sealed class ShardCore
     /// <summary>
     /// No-op slots to fill now; 0 if none. Fills exactly to the end of the current cut. With the cut clock
     /// (<see cref="NoOpFillPolicy.CutClock"/>): at the first call after each tick (a multiple of the cut interval on the
-    /// host clock, the same instants on every shard), if the shard completed no cut since the previous tick. With
+    /// host clock, the same instants on every shard), once NoOpDeadlineFactor intervals (one for an empty cut) passed
+    /// since the shard's last completed cut. With
     /// <see cref="NoOpFillPolicy.AfterLastReport"/> (Belfast): once NoOpDeadlineFactor cut intervals passed since the
     /// last report with the current cut still short of its quota.
     /// </summary>

@@ -31,7 +31,6 @@ internal sealed partial class ShardGrain(
     private const int SparseIndexEvery = 64;
 
     private readonly SpecLogOptions _options = options.Value;
-    private readonly long _tOrdMicros = Math.Max(1, (long)(options.Value.Ordering.OrderingInterval.TotalMilliseconds * 1000));
     private readonly Queue<PendingAppend> _pending = new();
     private readonly Queue<(long StorageIndex, long SlotEnd, bool IsRecord)> _notYetDurable = new();
     private readonly List<(long Slot, long StorageIndex)> _sparseIndex = [];
@@ -304,7 +303,7 @@ internal sealed partial class ShardGrain(
         ScheduleDeadline(now);
     }
 
-    /// <summary>Asks the ticker for a wake-up at the next no-op deadline (at the latest after one T_ord).</summary>
+    /// <summary>Asks the ticker for a wake-up at the next no-op deadline or held-back report (at the latest after one cut interval).</summary>
     private void ScheduleDeadline(long now)
     {
         if (!_core.Active)
@@ -312,7 +311,7 @@ internal sealed partial class ShardGrain(
             return; // idle: the next append or notice wakes the shard
         }
 
-        var wait = Math.Clamp(_core.NextDeadlineMicros - now, 0, Math.Max(_tOrdMicros, _core.CutIntervalMicros));
+        var wait = Math.Clamp(_core.NextDeadlineMicros - now, 0, _core.CutIntervalMicros);
         _ticker?.WakeIn(TimeSpan.FromMicroseconds(wait));
     }
 
