@@ -270,24 +270,14 @@ public sealed class AnatomyScenario : IScenario
                 before = await Snapshot.TakeAsync(bench.Grains, s.Shards, config);
                 Volatile.Write(ref measuring, 1);
             });
-            var appenders = Enumerable.Range(0, s.Appenders).Select(a => Task.Run(async () =>
+            using var giveUp = new CancellationTokenSource();
+            giveUp.CancelAfter(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), end) + TimeSpan.FromSeconds(30));
+            var appenders = OpenLoopPacer.RunAsync(s.Appenders, perAppender, start, end, (appender, k, due) =>
             {
-                var interval = Stopwatch.Frequency / perAppender;
-                var next = start + (long)(interval * a / s.Appenders);
-                while (next < end)
-                {
-                    var now = Stopwatch.GetTimestamp();
-                    while (next <= now && next < end)
-                    {
-                        Interlocked.Increment(ref outstanding);
-                        _ = AppendOneAsync(next >= warmupEnd);
-                        next += (long)interval;
-                    }
-
-                    await Task.Delay(1);
-                }
-            })).ToArray();
-            await Task.WhenAll(appenders);
+                Interlocked.Increment(ref outstanding);
+                _ = AppendOneAsync(due >= warmupEnd);
+            });
+            await appenders;
             await startSnapshot;
             Volatile.Write(ref measuring, 0);
             var after = await Snapshot.TakeAsync(bench.Grains, s.Shards, config);
@@ -316,8 +306,7 @@ public sealed class AnatomyScenario : IScenario
                 payload[8] = measured ? (byte)1 : (byte)0;
                 try
                 {
-                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                    await client.AppendAsync(payload, cancellationToken: timeout.Token);
+                    await client.AppendAsync(payload, cancellationToken: giveUp.Token);
                     var done = Stopwatch.GetTimestamp();
                     if (measured && done <= end)
                     {

@@ -225,23 +225,14 @@ public sealed class E2eBelfastScenario : IScenario
             var measureFrom = start + (long)(s.Warmup * Stopwatch.Frequency);
             var end = measureFrom + (long)(s.Seconds * Stopwatch.Frequency);
             var perAppender = s.Rate / (double)s.Appenders;
-            var appenders = Enumerable.Range(0, s.Appenders).Select(a => Task.Run(async () =>
+            using var giveUp = new CancellationTokenSource();
+            giveUp.CancelAfter(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), end) + TimeSpan.FromSeconds(30));
+            var appenders = OpenLoopPacer.RunAsync(s.Appenders, perAppender, start, end, (appender, k, due) =>
             {
-                var interval = Stopwatch.Frequency / perAppender;
-                var next = start + (long)(interval * a / s.Appenders);
-                while (next < end)
-                {
-                    while (next <= Stopwatch.GetTimestamp() && next < end)
-                    {
-                        Interlocked.Increment(ref outstanding);
-                        _ = AppendAsync(next >= measureFrom, a % s.Shards);
-                        next += (long)interval;
-                    }
-
-                    await Task.Delay(1);
-                }
-            })).ToArray();
-            await Task.WhenAll(appenders);
+                Interlocked.Increment(ref outstanding);
+                _ = AppendAsync(due >= measureFrom, appender % s.Shards);
+            });
+            await appenders;
             var drain = Stopwatch.GetTimestamp() + 30 * Stopwatch.Frequency;
             while (Interlocked.Read(ref outstanding) > 0 && Stopwatch.GetTimestamp() < drain)
             {
@@ -277,8 +268,7 @@ public sealed class E2eBelfastScenario : IScenario
                 payload[8] = measured ? (byte)1 : (byte)0;
                 try
                 {
-                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                    await client.AppendAsync(payload, shard, timeout.Token);
+                    await client.AppendAsync(payload, shard, giveUp.Token);
                 }
                 catch (Exception)
                 {

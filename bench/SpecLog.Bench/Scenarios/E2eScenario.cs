@@ -319,32 +319,18 @@ public sealed class E2eScenario : IScenario
             var inFlight = new List<Task>();
             long maxGsn = 0, failed = 0;
             var start = Stopwatch.GetTimestamp();
-            for (long i = 0; i < total; i++)
+            await OpenLoopPacer.RunAsync(appenders, rate / appenders, start, start + (long)(total * (double)Stopwatch.Frequency / rate), (appender, k, due) =>
             {
-                var due = start + (long)(i * (double)Stopwatch.Frequency / rate);
-                while (Stopwatch.GetTimestamp() < due)
-                {
-                    var waitMs = (due - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
-                    if (waitMs > 1)
-                    {
-                        await Task.Delay((int)waitMs - 1);
-                    }
-                    else
-                    {
-                        Thread.SpinWait(50);
-                    }
-                }
-
+                var i = k * appenders + appender;
                 var payload = new byte[recordSize];
                 BinaryPrimitives.WriteInt64LittleEndian(payload, due);
                 BinaryPrimitives.WriteInt64LittleEndian(payload.AsSpan(8), i);
-                var shard = (int)(i % appenders) % shards;
-                inFlight.Add(AppendOneAsync(payload, shard));
+                inFlight.Add(AppendOneAsync(payload, appender % shards));
                 if (inFlight.Count > 4096)
                 {
                     inFlight.RemoveAll(t => t.IsCompleted);
                 }
-            }
+            });
 
             await Task.WhenAll(inFlight);
 

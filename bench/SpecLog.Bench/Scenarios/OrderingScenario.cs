@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using HdrHistogram;
 using SpecLog.Bench.Reporting;
+using SpecLog.Bench.Workloads;
 using SpecLog.Client;
 using SpecLog.Server;
 
@@ -189,22 +190,8 @@ public sealed class OrderingScenario : IScenario
             var total = (long)((warmup + seconds) * rate);
             var warmupCount = (long)(warmup * rate);
             var start = Stopwatch.GetTimestamp();
-            for (long i = 0; i < total; i++)
+            await OpenLoopPacer.RunAsync(1, rate, start, start + (long)(total * (double)Stopwatch.Frequency / rate), (_, i, due) =>
             {
-                var due = start + (long)(i * (double)Stopwatch.Frequency / rate);
-                while (Stopwatch.GetTimestamp() < due)
-                {
-                    var wait = (due - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
-                    if (wait > 1)
-                    {
-                        await Task.Delay((int)wait - 1);
-                    }
-                    else
-                    {
-                        Thread.SpinWait(50);
-                    }
-                }
-
                 var measured = i >= warmupCount;
                 if (measured)
                 {
@@ -216,7 +203,7 @@ public sealed class OrderingScenario : IScenario
                 {
                     inFlight.RemoveAll(t => t.IsCompleted);
                 }
-            }
+            });
 
             await Task.WhenAll(inFlight);
             if (mode != SequencerReplication.Single)

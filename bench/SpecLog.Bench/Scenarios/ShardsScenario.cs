@@ -343,31 +343,21 @@ public sealed class ShardsScenario : IScenario
                 statusBefore = await ShardStatusesAsync(grains, shards);
             });
 
-            var appenders = Enumerable.Range(0, s.Appenders).Select(a => Task.Run(async () =>
+            // Appenders' schedules are staggered so their appends interleave instead of arriving together.
+            using var giveUp = new CancellationTokenSource();
+            giveUp.CancelAfter(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), end) + TimeSpan.FromSeconds(30));
+            var appenders = OpenLoopPacer.RunAsync(s.Appenders, perAppender, start, end, (appender, k, due) =>
             {
-                // Stagger the appenders' schedules so their appends interleave instead of arriving together.
-                var interval = Stopwatch.Frequency / perAppender;
-                var next = start + (long)(interval * a / s.Appenders);
-                while (next < end)
+                var measured = due >= warmupEnd;
+                if (measured)
                 {
-                    var now = Stopwatch.GetTimestamp();
-                    while (next <= now && next < end)
-                    {
-                        var measured = next >= warmupEnd;
-                        if (measured)
-                        {
-                            Interlocked.Increment(ref issued);
-                        }
-
-                        Interlocked.Increment(ref outstanding);
-                        _ = AppendOneAsync(next, measured);
-                        next += (long)interval;
-                    }
-
-                    await Task.Delay(1);
+                    Interlocked.Increment(ref issued);
                 }
-            })).ToArray();
-            await Task.WhenAll(appenders);
+
+                Interlocked.Increment(ref outstanding);
+                _ = AppendOneAsync(due, measured);
+            });
+            await appenders;
             var cpuAfter = (Cpu: Process.GetCurrentProcess().TotalProcessorTime, At: Stopwatch.GetTimestamp());
             await measuredStartStatus;
             var issueEnd = Stopwatch.GetTimestamp();
@@ -419,8 +409,7 @@ public sealed class ShardsScenario : IScenario
                 payload[8] = measured ? (byte)1 : (byte)0;
                 try
                 {
-                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                    await client.AppendAsync(payload, cancellationToken: timeout.Token);
+                    await client.AppendAsync(payload, cancellationToken: giveUp.Token);
                     if (measured)
                     {
                         var now = Stopwatch.GetTimestamp();
