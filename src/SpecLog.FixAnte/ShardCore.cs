@@ -14,6 +14,7 @@ public sealed class ShardCore
     private long _noticeVersion;
     private long _completedMicros = long.MinValue / 2;
     private long _lastReportMicros = long.MinValue / 2;
+    private long _lastProgressMicros = long.MinValue / 2;
     private long _lastNoticeMicros;
     private long _lagFixAnswerSlot = -1;
     private long _lastRecordSlot = -1;
@@ -179,7 +180,7 @@ public sealed class ShardCore
 
         // Reports are coalesced: one carries every cut completed since the previous one, and they are at least the
         // report spacing apart, so a shard costs the ordering layer about one command per cut interval at any load.
-        return (History.CompletedCut(ShardId, DurableSlots) > LastReportedCut && nowMicros - _lastReportMicros >= ReportSpacingMicros)
+        return (History.CompletedCut(ShardId, DurableSlots) > LastReportedCut && nowMicros - _lastProgressMicros >= ReportSpacingMicros)
             || LagFixAnswerReady
             || waitingChanged
             || (Active && nowMicros - _lastNoticeMicros >= _retransmitMicros && nowMicros - _lastReportMicros >= _retransmitMicros);
@@ -191,7 +192,16 @@ public sealed class ShardCore
         ReportSeq++;
         ReportsSent++;
         _lastReportMicros = nowMicros;
-        LastReportedCut = History.Count == 0 ? 0 : History.CompletedCut(ShardId, DurableSlots);
+        var cut = History.Count == 0 ? 0 : History.CompletedCut(ShardId, DurableSlots);
+        if (cut > LastReportedCut)
+        {
+            // Progress: the spacing of cut reports runs from here. A report that only says the shard stopped waiting
+            // (or retransmits) carries no cut, so it does not hold back the report of the next cut: at low rates every
+            // record's report used to wait most of a cut interval behind the previous record's stop-waiting report.
+            _lastProgressMicros = nowMicros;
+        }
+
+        LastReportedCut = cut;
         var fixedLag = LagFixAnswerReady;
         if (fixedLag)
         {
@@ -280,7 +290,7 @@ public sealed class ShardCore
             var next = _options.NoOpFill == NoOpFillPolicy.CutClock ? _nextTickMicros : _lastReportMicros + DeadlineMicros;
             if (_options.Mode == OrderingMode.FixAnte && History.Count > 0 && History.CompletedCut(ShardId, DurableSlots) > LastReportedCut)
             {
-                next = Math.Min(next, _lastReportMicros + ReportSpacingMicros);
+                next = Math.Min(next, _lastProgressMicros + ReportSpacingMicros);
             }
 
             return next;

@@ -43,6 +43,37 @@ public sealed class ControlTrafficTests
     }
 
     [Fact]
+    public void A_report_that_only_says_the_shard_stopped_waiting_does_not_hold_back_the_next_cut()
+    {
+        // Low rate: one record per cut. Record 0's cut commits and the shard says at once that it no longer waits; record
+        // 1 arrives 300 µs later and completes cut 1. Its report goes at once (the last report of a cut was 1 ms ago),
+        // not 0.9 ms after the stop-waiting report (before: every low-rate append waited most of a cut interval here).
+        var options = new FixAnteOptions { CutsPerWindow = 100 };
+        var core = Core(options, Window(100, 1));
+        core.AssignRecord();
+        core.OnDurable(1, 1, 1000);
+        Assert.True(core.ReportDue(1000));
+        Assert.True(core.MakeReport(1000).Waiting);
+        core.OnCommitted(1, [], 1500, othersWaiting: true);
+        Assert.True(core.ReportDue(1700)); // stopped waiting: news at once
+        var stopped = core.MakeReport(1700);
+        Assert.False(stopped.Waiting);
+        Assert.Equal(1, stopped.DurableSlots);
+        core.AssignRecord();
+        core.OnDurable(2, 2, 2000);
+        Assert.True(core.ReportDue(2000));
+        var next = core.MakeReport(2000);
+        Assert.Equal(2, next.DurableSlots);
+        Assert.True(next.Waiting);
+
+        // Cut reports stay spaced among themselves: cut 2 completing 100 µs later is held back until 0.9 ms after cut 1's.
+        core.AssignRecord();
+        core.OnDurable(3, 3, 2100);
+        Assert.False(core.ReportDue(2100));
+        Assert.Equal(2900, core.NextDeadlineMicros);
+    }
+
+    [Fact]
     public void With_report_spacing_off_every_completed_cut_is_reported_at_once()
     {
         var options = new FixAnteOptions { CutsPerWindow = 1000, ReportSpacingFactor = 0 };
