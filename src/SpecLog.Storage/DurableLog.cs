@@ -101,6 +101,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
 
         _writer = new Thread(WriterLoop) { IsBackground = true, Name = "SpecLog.Storage writer " + _directory };
         _writer.Start();
+        options.Journal?.Register(this);
     }
 
     /// <summary>Index that the next <see cref="Append"/> returns; entries are numbered contiguously from the first retained index.</summary>
@@ -138,6 +139,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
             SparseIndexCacheSegments = options.SparseIndexCacheSegments,
             MaxGroupCommitDelay = options.MaxGroupCommitDelay,
             WriterSpin = options.WriterSpin,
+            Journal = options.Fsync ? options.Journal : null,
         };
         Directory.CreateDirectory(copy.Directory);
         SafeFileHandle lockFile = File.OpenHandle(
@@ -389,8 +391,28 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// Fdatasyncs the segment being written (a journal checkpoint, called from another log's writer thread): every frame
+    /// this log journaled was written to its own files first, and segments before the last were synced when they rolled.
+    /// </summary>
+    internal void SyncOwnFiles()
+    {
+        lock (_segmentsLock)
+        {
+            try
+            {
+                NativeMethods.Fdatasync(_segments[^1].Handle);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Closed meanwhile: it synced as it closed.
+            }
+        }
+    }
+
     private void Cleanup()
     {
+        _options.Journal?.Unregister(this);
         _preallocator.Dispose();
         _segmentGate.EnterWriteLock();
         try
@@ -785,16 +807,26 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
                 if (batch is not null)
                 {
                     WriteBatch(batch);
+                    if (_options.Journal is not null && !last)
+                    {
+                        // Durable through the shared journal; the own files are synced at checkpoints, rolls and close
+                        // (so _syncedIndex, which frames record for recovery, stays where the own files really are).
+                        _options.Journal.Commit(_directory, batch.Data.AsSpan(0, batch.Length));
+                    }
                 }
 
                 if (sync)
                 {
-                    if (_options.Fsync && _syncedIndex < end)
+                    if (_options.Journal is null || last)
                     {
-                        NativeMethods.Fdatasync(_current.Handle);
+                        if (_options.Fsync && _syncedIndex < end)
+                        {
+                            NativeMethods.Fdatasync(_current.Handle);
+                        }
+
+                        _syncedIndex = end;
                     }
 
-                    _syncedIndex = end;
                     Interlocked.Increment(ref _flushCount);
                 }
 

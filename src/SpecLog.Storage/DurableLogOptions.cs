@@ -57,6 +57,14 @@ public sealed class DurableLogOptions
     /// </summary>
     public TimeSpan WriterSpin { get; set; } = TimeSpan.FromMicroseconds(100);
 
+    /// <summary>
+    /// The silo's shared group commit, or null for a log that fdatasyncs its own files on every flush. With a journal
+    /// (and <see cref="Fsync"/> on) a flush writes the log's frames to its own files and makes them durable through
+    /// one fdatasync of the journal shared with every other log on the disk; the log syncs its own files only when it
+    /// rolls a segment, closes, or the journal checkpoints. See <see cref="CommitJournal"/>.
+    /// </summary>
+    public CommitJournal? Journal { get; set; }
+
     internal void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(Directory);

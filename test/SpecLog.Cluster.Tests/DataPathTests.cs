@@ -41,6 +41,22 @@ public sealed class InterleavedCutClockClusterFixture : ClusterFixture
     }
 }
 
+/// <summary>
+/// The same tests with every log of the silo (four shards, three Copilot replicas) made durable through one shared group
+/// commit (<c>SpecLogOptions.SharedGroupCommit</c>).
+/// </summary>
+public sealed class SharedGroupCommitDataPathTests(SharedGroupCommitClusterFixture fixture)
+    : DataPathTestsBase(fixture), IClassFixture<SharedGroupCommitClusterFixture>;
+
+public sealed class SharedGroupCommitClusterFixture : ClusterFixture
+{
+    protected override void Configure(SpecLog.Server.SpecLogOptions options)
+    {
+        options.Replication.Mode = SpecLog.Server.SequencerReplication.Copilot;
+        options.SharedGroupCommit = true;
+    }
+}
+
 /// <summary>The data-path tests of issue 2, run unchanged against each ordering layer.</summary>
 public abstract class DataPathTestsBase(ClusterFixture fixture)
 {

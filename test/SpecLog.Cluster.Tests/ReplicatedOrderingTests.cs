@@ -48,7 +48,7 @@ public class ThreeSiloClusterFixture : ClusterFixture
 /// Storage that can be made unavailable: while <see cref="Blocked"/> names a directory, opening a log there fails, as
 /// when a dead silo's volume has not been attached elsewhere yet. Static because the in-process silos share it.
 /// </summary>
-internal sealed class BlockableSiloLogs : SpecLog.Server.Hosting.SiloLogs
+internal sealed class BlockableSiloLogs(Microsoft.Extensions.Options.IOptions<SpecLog.Server.SpecLogOptions> options) : SpecLog.Server.Hosting.SiloLogs(options)
 {
     private static string? _blocked;
 

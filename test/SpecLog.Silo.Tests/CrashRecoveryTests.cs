@@ -21,9 +21,12 @@ public sealed class CrashRecoveryTests
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(40);
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
 
-    [Fact(Timeout = 180_000)]
-    public async Task KillDash9_ThenRestart_KeepsAcknowledgedRecords_ReplaysConfirmedPrefix_AndOrdersNewAppendsAfter()
+    [Theory(Timeout = 180_000)]
+    [InlineData(false)]
+    [InlineData(true)] // every log durable through the silo's shared journal: the restart copies it back into the logs
+    public async Task KillDash9_ThenRestart_KeepsAcknowledgedRecords_ReplaysConfirmedPrefix_AndOrdersNewAppendsAfter(bool sharedGroupCommit)
     {
+        var setting = $"--SpecLog:SharedGroupCommit={(sharedGroupCommit ? "true" : "false")}";
         var ct = TestContext.Current.CancellationToken;
         var root = Path.Combine(Path.GetTempPath(), "speclog-silo-tests", Guid.NewGuid().ToString("N"));
         var dataDirectory = Path.Combine(root, "data");
@@ -38,7 +41,7 @@ public sealed class CrashRecoveryTests
             // ---- First life: 2,000 acknowledged appends, a subscriber from 0, then more load and kill -9 mid-flight.
             var acknowledged = new ConcurrentDictionary<long, byte[]>();
             var before = new SubscriptionRecorder();
-            await using (var silo = SiloProcess.Start("life-1", dataDirectory, Shards, output))
+            await using (var silo = SiloProcess.Start("life-1", dataDirectory, Shards, output, setting))
             {
                 var client = await TestClient.ConnectAsync(silo, StartTimeout, ct);
                 Note($"life 1: client connected to pid {silo.Id}");
@@ -87,7 +90,7 @@ public sealed class CrashRecoveryTests
             }
 
             // ---- Second life on the same data directory.
-            await using (var silo = SiloProcess.Start("life-2", dataDirectory, Shards, output))
+            await using (var silo = SiloProcess.Start("life-2", dataDirectory, Shards, output, setting))
             {
                 await using var client = await TestClient.ConnectAsync(silo, StartTimeout, ct);
                 Note($"life 2: client connected to pid {silo.Id}");

@@ -34,7 +34,7 @@ internal sealed class SiloProcess : IAsyncDisposable
     public string Output => string.Join(Environment.NewLine, _output);
 
     /// <summary>Starts the silo with the dashboard off, <paramref name="shards"/> shards and fsync on.</summary>
-    public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output)
+    public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output, params string[] settings)
     {
         var dll = LocateSiloDll();
         int siloPort = FreePort(), gatewayPort = FreePort();
@@ -58,6 +58,10 @@ internal sealed class SiloProcess : IAsyncDisposable
         start.ArgumentList.Add($"--Silo:GatewayPort={gatewayPort}");
         start.ArgumentList.Add("--Silo:Dashboard:Enabled=false");
         start.ArgumentList.Add("--environment=Production");
+        foreach (var setting in settings)
+        {
+            start.ArgumentList.Add(setting);
+        }
 
         // Settings of the developer's shell must not leak into the test.
         foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("SPECLOG_", StringComparison.OrdinalIgnoreCase)).ToList())

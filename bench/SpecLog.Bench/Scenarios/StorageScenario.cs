@@ -93,6 +93,10 @@ public sealed class StorageScenario : IScenario
                     ("group-fallocate-64", d => DurableLogThroughput(d, SegmentPreallocation.Fallocate, 64, 1, seconds)),
                     ("group-none-64", d => DurableLogThroughput(d, SegmentPreallocation.None, 64, 1, seconds)),
                     ("group-nofsync-64", d => DurableLogThroughput(d, SegmentPreallocation.ZeroFill, 64, 1, seconds, fsync: false)),
+                    ("logs4-own", d => MultiLogThroughput(d, 4, journal: false, seconds)),
+                    ("logs4-journal", d => MultiLogThroughput(d, 4, journal: true, seconds)),
+                    ("logs7-own", d => MultiLogThroughput(d, 7, journal: false, seconds)),
+                    ("logs7-journal", d => MultiLogThroughput(d, 7, journal: true, seconds)),
                 };
                 if (faster)
                 {
@@ -324,6 +328,40 @@ public sealed class StorageScenario : IScenario
         });
     }
 
+    /// <summary>
+    /// <paramref name="logs"/> logs on one disk (a silo's shards and ordering replicas), one producer each doing
+    /// Append + FlushAsync: each log fdatasyncing its own files, or all of them sharing one <see cref="CommitJournal"/>.
+    /// </summary>
+    private static async Task<ThroughputRow> MultiLogThroughput(string dir, int logs, bool journal, double seconds)
+    {
+        byte[] record = Record(PayloadSize);
+        using CommitJournal? shared = journal ? CommitJournal.Open(Path.Combine(dir, "journal")) : null;
+        var opened = new DurableLog[logs];
+        for (int i = 0; i < logs; i++)
+        {
+            var options = Options(Path.Combine(dir, $"log-{i}"), SegmentPreallocation.ZeroFill, fsync: true);
+            options.Journal = shared;
+            opened[i] = DurableLog.Open(options);
+        }
+
+        try
+        {
+            string name = $"{logs} DurableLogs, 1 producer each, Append + FlushAsync: {(journal ? "one shared CommitJournal" : "each fdatasyncs its own files")}";
+            return await RunProducers(name, logs, 1, seconds, () => journal ? shared!.SyncCount : opened.Sum(l => l.FlushCount), async me =>
+            {
+                opened[me].Append(1, record);
+                await opened[me].FlushAsync();
+            });
+        }
+        finally
+        {
+            foreach (DurableLog log in opened)
+            {
+                await log.DisposeAsync();
+            }
+        }
+    }
+
     /// <summary>Prints how long creating a log, reopening it cleanly and reopening a full 64 MiB segment take.</summary>
     private static async Task<bool> OpenTimes(string dir)
     {
@@ -365,7 +403,11 @@ public sealed class StorageScenario : IScenario
     }
 
     /// <summary>Runs concurrent async producers for 0.5 s of warm-up and then <paramref name="seconds"/>; reports records/s and per-commit latency.</summary>
-    private static async Task<ThroughputRow> RunProducers(string name, int producers, int batch, double seconds, Func<long> commits, Func<ValueTask> commit)
+    private static Task<ThroughputRow> RunProducers(string name, int producers, int batch, double seconds, Func<long> commits, Func<ValueTask> commit) =>
+        RunProducers(name, producers, batch, seconds, commits, _ => commit());
+
+    /// <summary>As above; <paramref name="commit"/> is given the producer's number.</summary>
+    private static async Task<ThroughputRow> RunProducers(string name, int producers, int batch, double seconds, Func<long> commits, Func<int, ValueTask> commit)
     {
         int phase = 0; // 0 warm-up, 1 measuring, 2 stop
         var histograms = new LongHistogram[producers];
@@ -386,7 +428,7 @@ public sealed class StorageScenario : IScenario
                     }
 
                     long start = Stopwatch.GetTimestamp();
-                    await commit();
+                    await commit(me);
                     if (now == 1 && Volatile.Read(ref phase) == 1)
                     {
                         histograms[me].RecordValue(NanosSince(start));

@@ -1,20 +1,35 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
 using SpecLog.Storage;
 
 namespace SpecLog.Server.Hosting;
 
 /// <summary>
-/// The durable logs grains on this silo have open. Grains close their log when they deactivate; whatever is still open
-/// when the silo's services are disposed (a silo stopped without deactivating its grains) is closed then, so its file
-/// lock is released as it would be when a process exits and another silo can take the grain over.
+/// The durable logs grains on this silo have open, and the silo's shared group commit (<see cref="CommitJournal"/>,
+/// under <c>journal/</c> in the data directory) that makes them durable with one fdatasync for all. Grains close their
+/// log when they deactivate; whatever is still open when the silo's services are disposed (a silo stopped without
+/// deactivating its grains) is closed then, so its file lock is released as it would be when a process exits and
+/// another silo can take the grain over.
 /// </summary>
-internal class SiloLogs : IAsyncDisposable
+internal class SiloLogs(IOptions<SpecLogOptions> options) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<DurableLog, byte> _open = new();
+    private readonly object _journalGate = new();
+    private readonly string _journalRoot = Path.Combine(options.Value.DataDirectory, "journal");
+    private readonly bool _shared = options.Value.SharedGroupCommit && options.Value.Fsync;
+    private CommitJournal? _journal;
 
-    /// <summary>Opens (or creates) a log and tracks it. Virtual so tests can make a volume unavailable.</summary>
+    /// <summary>
+    /// Opens (or creates) a log and tracks it; with the shared group commit on, journals that crashed processes left
+    /// behind are replayed first, so the log is complete when it opens. Virtual so tests can make a volume unavailable.
+    /// </summary>
     public virtual DurableLog Open(DurableLogOptions options)
     {
+        if (_shared && options.Fsync)
+        {
+            options.Journal = Journal();
+        }
+
         var log = DurableLog.Open(options);
         _open[log] = 0;
         return log;
@@ -27,7 +42,7 @@ internal class SiloLogs : IAsyncDisposable
     public Task<DurableLog> OpenAsync(DurableLogOptions options) =>
         Task.Factory.StartNew(() => Open(options), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    /// <summary>Closes a log opened here (flushes, seals, releases its lock).</summary>
+    /// <summary>Closes a log opened here (flushes, seals, syncs its own files, releases its lock).</summary>
     public async ValueTask CloseAsync(DurableLog log)
     {
         _open.TryRemove(log, out _);
@@ -40,6 +55,29 @@ internal class SiloLogs : IAsyncDisposable
         foreach (var log in _open.Keys)
         {
             await CloseAsync(log);
+        }
+
+        lock (_journalGate)
+        {
+            _journal?.Dispose();
+        }
+    }
+
+    private CommitJournal Journal()
+    {
+        lock (_journalGate)
+        {
+            if (_journal is null)
+            {
+                _journal = CommitJournal.Open(_journalRoot);
+            }
+            else
+            {
+                // Another process that shared this data directory may have died since (its logs may move here).
+                CommitJournal.ReplayOrphans(_journalRoot);
+            }
+
+            return _journal;
         }
     }
 }
