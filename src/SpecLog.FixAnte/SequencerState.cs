@@ -103,8 +103,9 @@ public sealed class SequencerState
     public int KnownWindowsOf(int shard) => _knownWindows[shard];
 
     /// <summary>
-    /// The lag-fix slack of a shard, in cuts: how many cuts of its own records one of its reports brings at most,
-    /// lately. It is the rounded envelope of new records ÷ quota over its reports (each jump capped at
+    /// The lag-fix slack of a shard, in cuts: how many cuts beyond the first its reports bring at most, lately (a shard
+    /// that reports one cut at a time keeps pace report by report and needs no slack beyond the threshold). It is the
+    /// rounded envelope of new records ÷ quota − 1 over its reports (each capped at
     /// <see cref="FixAnteOptions.LagFixMaxSlack"/>; the envelope rises at once to a bigger jump and loses
     /// 1/<see cref="FixAnteOptions.LagFixSlackReports"/> of itself with every report that brought records or moved the
     /// shard, so a shard that only gets no-op fills loses its slack). 0 until measured, or when
@@ -287,7 +288,9 @@ public sealed class SequencerState
             return;
         }
 
-        var jump = Math.Min(realRecords - last, quota * _options.LagFixMaxSlack(cfg.CutsPerWindow)) * JUMP_SCALE / quota;
+        // Cuts beyond the first: a shard whose reports bring one cut at a time keeps pace report by report and needs no
+        // slack beyond the threshold; only reports that bring several cuts at once (client batches, group commits) do.
+        var jump = Math.Min(Math.Max(0, (realRecords - last) * JUMP_SCALE / quota - JUMP_SCALE), _options.LagFixMaxSlack(cfg.CutsPerWindow) * JUMP_SCALE);
         var envelope = _jumpEnvelope[shard];
         _jumpEnvelope[shard] = envelope < 0 ? jump : Math.Max(jump, envelope - envelope / _options.LagFixSlackReports);
     }

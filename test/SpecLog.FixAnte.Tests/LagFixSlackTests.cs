@@ -95,7 +95,7 @@ public sealed class LagFixSlackTests(ITestOutputHelper output)
     {
         var model = new StaggeredShards(slack: true, s_jumps);
         model.Run(1, 100); // the sequencer learns each shard's jump
-        Assert.Equal(s_jumps.Select(j => (long)j), Enumerable.Range(0, 4).Select(model.State.LagFixSlackOf));
+        Assert.Equal(s_jumps.Select(j => (long)j - 1), Enumerable.Range(0, 4).Select(model.State.LagFixSlackOf)); // cuts beyond the first
         var before = (model.LagFixes.Count, model.NoOps.Sum());
         model.Run(100, 400);
 
@@ -193,18 +193,18 @@ public sealed class LagFixSlackTests(ITestOutputHelper output)
         Assert.Equal(0, d.State.LagFixSlackOf(0));
         d.Report(0, 4, records: 4);              // the first report only sets the baseline
         Assert.Equal(0, d.State.LagFixSlackOf(0));
-        d.Report(0, 10, records: 10);            // 6 records at quota 2: 3 cuts; the envelope starts at it
-        Assert.Equal(3, d.State.LagFixSlackOf(0));
+        d.Report(0, 10, records: 10);            // 6 records at quota 2: 3 cuts, 2 beyond the first; the envelope starts at it
+        Assert.Equal(2, d.State.LagFixSlackOf(0));
         d.Report(0, 10, records: 10);            // nothing new (a retransmission): not counted
-        Assert.Equal(3, d.State.LagFixSlackOf(0));
+        Assert.Equal(2, d.State.LagFixSlackOf(0));
         d.Report(0, 12, records: 10);            // a no-op fill moved it, no record: a jump of 0, the envelope fades
-        Assert.Equal(2, d.State.LagFixSlackOf(0)); // 3 - 3/4 = 2.25 -> 2
-        d.Report(0, 22, records: 20);            // 5 cuts: bigger, taken at once
-        Assert.Equal(5, d.State.LagFixSlackOf(0));
-        d.Report(0, 24, records: 22);            // 1 cut: 5 - 5/4 = 3.75 -> 4
+        Assert.Equal(2, d.State.LagFixSlackOf(0)); // 2 - 2/4 = 1.5 -> 2
+        d.Report(0, 22, records: 20);            // 5 cuts, 4 beyond the first: bigger, taken at once
         Assert.Equal(4, d.State.LagFixSlackOf(0));
-        d.Report(0, 40, records: 23, fixedLag: true); // a lag-fix fill counts only by its records: 3.75 - 0.94 = 2.81 -> 3
+        d.Report(0, 24, records: 22);            // 1 cut, none beyond: 4 - 4/4 = 3
         Assert.Equal(3, d.State.LagFixSlackOf(0));
+        d.Report(0, 40, records: 23, fixedLag: true); // a lag-fix fill counts only by its records: 3 - 0.75 = 2.25 -> 2
+        Assert.Equal(2, d.State.LagFixSlackOf(0));
         d.Report(0, 79, records: 71);            // 24 cuts, capped at 10
         Assert.Equal(10, d.State.LagFixSlackOf(0));
         Assert.Equal(0, d.State.LagFixSlackOf(1));

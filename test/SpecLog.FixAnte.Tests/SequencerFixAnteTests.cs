@@ -108,7 +108,7 @@ public sealed class SequencerFixAnteTests
                     records[s] += Math.Min(step.RecInc, step.SlotInc);
 
                     // The slack model: new records since the shard's previous report, in cuts of the quota of the window
-                    // holding its completed cut (windows known before this report), capped at MaxSlackPercent of W; the
+                    // holding its completed cut (windows known before this report), beyond the first cut, capped at MaxSlackPercent of W; the
                     // envelope takes a bigger jump at once and otherwise loses 1/SlackReports of itself. A report that
                     // completed cuts without new records is a jump of 0; one that completed nothing and brought no record
                     // does not count. The first report only sets the baseline.
@@ -120,7 +120,7 @@ public sealed class SequencerFixAnteTests
                         var quota = seen[w].QuotaOf(s);
                         if (quota > 0)
                         {
-                            var jump = Math.Min(records[s] - jumpRecords[s], (long)quota * (sc.MaxSlackPercent * sc.W / 100)) * 256 / quota;
+                            var jump = Math.Min(Math.Max(0, (records[s] - jumpRecords[s]) * 256 / quota - 256), (long)(sc.MaxSlackPercent * sc.W / 100) * 256);
                             jumpEnvelope[s] = jumpEnvelope[s] < 0 ? jump : Math.Max(jump, jumpEnvelope[s] - jumpEnvelope[s] / sc.SlackReports);
                         }
                     }
