@@ -19,6 +19,7 @@ public sealed class ShardCore
     private long _lagFixAnswerSlot = -1;
     private long _lastRecordSlot = -1;
     private bool _lastReportedWaiting;
+    private long _idleSinceMicros = long.MinValue / 2;
     private long _windowWaitSince = -1;
 
     /// <summary>Creates the core of shard <paramref name="shardId"/>.</summary>
@@ -168,6 +169,14 @@ public sealed class ShardCore
         // Stopping to wait is news (the others may quiesce); starting to wait travels with the report of the cut the
         // record completes, or of the no-op fill that completes it.
         var waitingChanged = _lastReportedWaiting && !HasUncommittedRecords;
+        if (_options.Mode == OrderingMode.FixAnte && waitingChanged && nowMicros - _idleSinceMicros < StopWaitingDelayMicros)
+        {
+            // Said only once the shard stayed without uncommitted records for a cut interval: at steady low rates the
+            // next record usually comes first and the news would be stale (half the reports at 2,000 appends/s were
+            // such), and an idle log quiesces one interval later.
+            waitingChanged = false;
+        }
+
         if (_options.Mode == OrderingMode.Scalog)
         {
             return (Active || waitingChanged) && nowMicros - _lastReportMicros >= (long)(_options.OrderingInterval.TotalMilliseconds * 1000);
@@ -293,6 +302,11 @@ public sealed class ShardCore
                 next = Math.Min(next, _lastProgressMicros + ReportSpacingMicros);
             }
 
+            if (_options.Mode == OrderingMode.FixAnte && _lastReportedWaiting && !HasUncommittedRecords)
+            {
+                next = Math.Min(next, _idleSinceMicros + StopWaitingDelayMicros);
+            }
+
             return next;
         }
     }
@@ -316,6 +330,8 @@ public sealed class ShardCore
     }
 
     private long DeadlineMicros => Math.Max(1, (long)(_options.NoOpDeadlineFactor * CutIntervalMicros));
+
+    private long StopWaitingDelayMicros => CutIntervalMicros;
 
     private long ReportSpacingMicros => (long)(_options.ReportSpacingFactor * CutIntervalMicros);
 
@@ -372,7 +388,13 @@ public sealed class ShardCore
             CommittedCut = Math.Min(committedCut, History.KnownEndCut);
         }
 
+        var wasWaiting = HasUncommittedRecords;
         CommittedSlots = History.Count == 0 ? 0 : History.SlotsBeforeCut(ShardId, CommittedCut);
+        if (wasWaiting && !HasUncommittedRecords)
+        {
+            _idleSinceMicros = nowMicros;
+        }
+
         TrackWindowWait(nowMicros);
         return added;
     }

@@ -292,8 +292,10 @@ public sealed class LagFixSlackTests(ITestOutputHelper output)
         var on = with.Measure!;
         var off = without.Measure!;
 
-        Assert.True(off.NoOpFraction > 0.2, $"slack off: {off}");
-        Assert.True(off.CutsPerMs > 1.25, $"slack off: {off}");
+        // Belfast's rule ratchets here too: far more no-ops, and the cuts run ahead of the records (compared with the
+        // same load and seed with slack; in absolute terms ~20-28 % and 1.24-1.4 cuts/ms).
+        Assert.True(off.NoOpFraction > Math.Max(0.15, 1.5 * on.NoOpFraction), $"slack off: {off}; on: {on}");
+        Assert.True(off.CutsPerMs > Math.Max(1.2, on.CutsPerMs + 0.08), $"slack off: {off}; on: {on}");
 
         Assert.Equal(0, on.LagFixesToLeader);
         Assert.True(on.NoOpFraction < 0.13, $"slack on: {on}");

@@ -327,6 +327,7 @@ public sealed class ShardCoreTests
             var recordsAssigned = new List<bool>(); // per slot: real record?
             long? lagFillEnd = null;
             var lastReportWaiting = false;
+            var idleSince = long.MinValue / 4; // when the shard's last uncommitted record got committed
             var expectedSeq = -1L;
 
             for (var i = 0; i < run.Ops.Count; i++)
@@ -404,15 +405,24 @@ public sealed class ShardCoreTests
                             known++;
                         }
 
+                    {
+                        var waitingBefore = recordsAssigned.Skip((int)Math.Min(core.CommittedSlots, recordsAssigned.Count)).Any(isRecord => isRecord);
                         core.OnCommitted(Math.Min(op.A, all.Take(known).LastOrDefault()?.EndCut ?? 0), all.Take(known), now);
                         layout = NaiveLayout.OfConfigs(all.Take(known));
+                        if (waitingBefore && !recordsAssigned.Skip((int)Math.Min(core.CommittedSlots, recordsAssigned.Count)).Any(isRecord => isRecord))
+                        {
+                            idleSince = now;
+                        }
+
                         break;
+                    }
                     default:
                     {
                         var newCut = known > 0 && layout.CompletedCut(run.Shard, core.DurableSlots) > lastReportedCut;
                         var answerOwed = lagFillEnd is { } owed && owed <= core.DurableSlots;
                         var uncommitted = recordsAssigned.Skip((int)Math.Min(core.CommittedSlots, recordsAssigned.Count)).Any(isRecord => isRecord);
-                        var stoppedWaiting = lastReportWaiting && !uncommitted;
+                        // The end of waiting is news once the shard stayed without uncommitted records for a cut interval.
+                        var stoppedWaiting = lastReportWaiting && !uncommitted && now - idleSince >= core.CutIntervalMicros;
                         var due = core.ReportDue(now);
                         Expect.True(!newCut || due, () => $"op {at}: a new cut completed but no report due");
                         Expect.True(!answerOwed || due, () => $"op {at}: a lag-fix answer is owed but no report due");
