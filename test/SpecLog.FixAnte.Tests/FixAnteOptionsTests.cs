@@ -3,7 +3,7 @@ namespace SpecLog.FixAnte.Tests;
 public sealed class FixAnteOptionsTests
 {
     [Fact]
-    public void Defaults_are_belfasts_and_valid()
+    public void Defaults_are_belfasts_except_the_measured_lag_fix_threshold_and_valid()
     {
         var o = new FixAnteOptions();
         o.Validate();
@@ -11,7 +11,7 @@ public sealed class FixAnteOptionsTests
         Assert.Equal(100, o.CutsPerWindow);
         Assert.Equal(TimeSpan.FromMilliseconds(1), o.OrderingInterval);
         Assert.Equal(TimeSpan.FromMicroseconds(1500), o.NoOpDeadline);
-        Assert.Equal(3, o.LagFixThreshold(100));
+        Assert.Equal(2, o.LagFixThreshold(100)); // 2 % of W, measured (Belfast: 3 %, three cuts)
         Assert.True(o.LagFixEnabled);
         Assert.True(o.RateBasedQuotas);
         Assert.True(o.LagFixSlack);
@@ -27,7 +27,7 @@ public sealed class FixAnteOptionsTests
         var o = new FixAnteOptions();
         for (var w = 1; w <= 1000; w++)
         {
-            Assert.Equal(Math.Max(1, (3 * w + 99) / 100), o.LagFixThreshold(w)); // integer ceil(3w/100)
+            Assert.Equal(Math.Max(1, (2 * w + 99) / 100), o.LagFixThreshold(w)); // integer ceil(2w/100), the default 2 %
         }
 
         o.LagFixFraction = 0.5;

@@ -32,6 +32,7 @@ internal sealed class SequencerDriver
     public static FixAnteOptions Options(int w = 10, bool lagFix = false, bool rateBased = true, int tOrdMicros = 1000, int initialQuota = 1, int maxCutIntervalFactor = 1) => new()
     {
         MaxCutIntervalFactor = maxCutIntervalFactor, // 1: Belfast's cuts of one T_ord, which most tests pin
+        LagFixFraction = 0.03, // Belfast's lag-fix threshold (3 cuts at W = 100), which these tests' arithmetic assumes
         CutsPerWindow = w,
         LagFixEnabled = lagFix,
         RateBasedQuotas = rateBased,
