@@ -62,8 +62,13 @@ public sealed class FixAnteOptions
     /// <summary>Default no-op deadline, in multiples of T_ord after the shard's last report.</summary>
     public const double DEFAULT_NOOP_DEADLINE_FACTOR = 1.5;
 
-    /// <summary>Default shortest gap between two reports of a shard, as a fraction of the cut interval.</summary>
-    public const double DEFAULT_REPORT_SPACING_FACTOR = 0.9;
+    /// <summary>
+    /// Default shortest gap between two reports of a shard that carry a newly completed cut, as a fraction of the cut
+    /// interval. Measured under a steady load (anatomy, Single): 0.5 gives append p50 1.20-1.25 ms at 2,000/s and
+    /// 1.45-1.58 ms at 20,000/s against 1.55-1.58 and 1.90-1.99 ms with 0.9, the same reports per append; 0 made the cuts
+    /// race at 2,000/s (16-19 % no-ops).
+    /// </summary>
+    public const double DEFAULT_REPORT_SPACING_FACTOR = 0.5;
 
     /// <summary>Default largest cut interval, in multiples of T_ord, that the sequencer chooses at low rates.</summary>
     public const int DEFAULT_MAX_CUT_INTERVAL_FACTOR = 2;

@@ -20,7 +20,7 @@ public sealed class ControlTrafficTests
     [Fact]
     public void A_shard_completing_a_cut_every_100us_reports_once_per_spacing_and_each_report_carries_every_completed_cut()
     {
-        var options = new FixAnteOptions { CutsPerWindow = 1000, OrderingInterval = TimeSpan.FromMilliseconds(1) };
+        var options = new FixAnteOptions { CutsPerWindow = 1000, OrderingInterval = TimeSpan.FromMilliseconds(1), ReportSpacingFactor = 0.9 };
         var core = Core(options, Window(1000, 1));
         var reports = new List<ShardReport>();
         for (long now = 1000; now <= 20_000; now += 100)
@@ -48,7 +48,7 @@ public sealed class ControlTrafficTests
         // Low rate: one record per cut. Record 0's cut commits; after a cut interval without uncommitted records the
         // shard says it no longer waits. Record 1 arrives 300 µs later and completes cut 1: its report goes at once (the
         // last report of a cut was 1.8 ms ago), not 0.9 ms after the stop-waiting report.
-        var options = new FixAnteOptions { CutsPerWindow = 100 };
+        var options = new FixAnteOptions { CutsPerWindow = 100, ReportSpacingFactor = 0.9 };
         var core = Core(options, Window(100, 1));
         core.AssignRecord();
         core.OnDurable(1, 1, 1000);
@@ -80,7 +80,7 @@ public sealed class ControlTrafficTests
     {
         // At steady low rates the next record usually comes before the news that the shard stopped waiting would be
         // due: then it is never sent (half the reports at 2,000 appends/s over 4 shards were such).
-        var options = new FixAnteOptions { CutsPerWindow = 100 };
+        var options = new FixAnteOptions { CutsPerWindow = 100, ReportSpacingFactor = 0.9 };
         var core = Core(options, Window(100, 1));
         var reports = new List<ShardReport>();
         for (long t = 1000; t < 21_000; t += 1000)
@@ -123,7 +123,7 @@ public sealed class ControlTrafficTests
     [Fact]
     public void A_held_back_report_becomes_due_at_the_end_of_the_spacing_and_the_shard_asks_to_be_woken_then()
     {
-        var options = new FixAnteOptions { CutsPerWindow = 100 };
+        var options = new FixAnteOptions { CutsPerWindow = 100, ReportSpacingFactor = 0.9 };
         var core = Core(options, Window(100, 1));
         core.AssignRecord();
         core.OnDurable(1, 1, 1000);
@@ -140,7 +140,7 @@ public sealed class ControlTrafficTests
     [Fact]
     public void Lag_fix_answers_and_the_end_of_waiting_are_not_held_back_by_the_spacing()
     {
-        var options = new FixAnteOptions { CutsPerWindow = 100 };
+        var options = new FixAnteOptions { CutsPerWindow = 100, ReportSpacingFactor = 0.9 };
         var core = Core(options, Window(100, 1));
         core.AssignRecord();
         core.OnDurable(1, 1, 1000);
