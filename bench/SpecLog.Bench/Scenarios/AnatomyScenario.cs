@@ -105,7 +105,7 @@ public sealed class AnatomyScenario : IScenario
     {
         var setup = report.AddSection("Setup");
         setup.AddText(string.Create(CultureInfo.InvariantCulture,
-            $"One fresh in-process cluster per run (fsync on), {s.Shards} shards, {s.Appenders} open-loop appenders sharing the rate, {s.RecordSize}-byte records, "
+            $"One fresh in-process cluster per run (fsync on), {s.Shards} shards, {s.Appenders} open-loop appenders sharing the rate (issued at their scheduled times, within 0.1 ms, by one pacer thread), {s.RecordSize}-byte records, "
             + $"{Workloads.OrderingOverrides.Describe(s.Ordering)}; {s.Warmup} s warm-up, {s.Seconds} s measured. Stage latencies are the log's own `speclog.stage.duration` "
             + $"histograms (Meter `SpecLog`), recorded where each stage happens from UTC-microsecond timestamps (shard stages once per append call: a client batch shares its times). "
             + $"*Append*, *ordered* / *unordered delivery* and *confirmation* are measured by the load generator from the append call (timestamp in the payload). "

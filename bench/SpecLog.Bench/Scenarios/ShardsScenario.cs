@@ -137,7 +137,7 @@ public sealed class ShardsScenario : IScenario
             + $"{s.SegmentBytes >> 20} MiB segments. SpecLog = `OrderingMode.FixAnte` (speculative delivery), Scalog = `OrderingMode.Scalog` (delivery after ordering); "
             + $"the two alternate within each of {rounds} round(s), and every figure is the median over rounds of that run's value.\n\n"
             + $"- **Open loop**: {s.Appenders} appenders together offer {s.Rate} appends/s ({s.Rate / (double)s.Appenders:F0}/s each) of {s.RecordSize}-byte records through one `SpecLogClient` "
-            + $"(shards in turn); each appender wakes about once a millisecond and issues every append that has come due, without waiting for earlier ones. "
+            + $"(shards in turn); one pacer thread (nanosleep steps of 0.1 ms) issues each appender's appends at their scheduled times, staggered between appenders, without waiting for earlier ones. "
             + $"{s.Warmup} s of warm-up, then {s.Seconds} s measured. *Append* is from the `AppendAsync` call to its acknowledgement (the record is durable and its GSN final); "
             + $"*append (sched.)* is from the time the append was due, so it also counts the appenders falling behind. "
             + $"*Delivery* is from the `AppendAsync` call (timestamp carried in the payload) to the record reaching one whole-log `SubscribeAsync` subscriber in the same process; "
