@@ -19,7 +19,7 @@ public sealed class OrderingScenario : IScenario
 
     public string Description =>
         "append p50/p99 with and without a slowed pilot/leader, for several delays: Copilot vs Multi-Paxos (vs Single) "
-        + "[--modes Copilot,MultiPaxos,Single --delay-ms 0.1,1,10,20 --silos 3 --replicas 3 --rate 1000 --record-size 100 --seconds 8 --warmup 2 --rounds 3 --pingpong-ms 6 --takeover-ms 10 --no-fsync --out bench/results]";
+        + "[--modes Copilot,MultiPaxos,Single --delay-ms 0.1,1,10,20 --silos 3 --replicas 3 --rate 1000 --record-size 100 --seconds 8 --warmup 2 --rounds 3 --pingpong-ms 6 --takeover-ms 10 --no-fsync --ordering Name=Value,... --out bench/results]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -38,6 +38,7 @@ public sealed class OrderingScenario : IScenario
         var pingPong = TimeSpan.FromMilliseconds(args.GetDouble("pingpong-ms", defaults.PingPongWait.TotalMilliseconds));
         var fsync = args.Get("no-fsync") is null;
         var takeover = TimeSpan.FromMilliseconds(args.GetDouble("takeover-ms", defaults.TakeoverTimeout.TotalMilliseconds));
+        var ordering = OrderingOverrides.Parse(args.Get("ordering"));
         if (silos < 1 || rate < 1 || recordSize < 1 || seconds <= 0 || rounds < 1 || modes.Length == 0 || delays.Length == 0 || delays.Any(d => d <= 0))
         {
             throw new ArgumentException("--silos, --rate, --record-size, --seconds, --rounds and every --delay-ms value must be positive; --modes must name at least one mode.");
@@ -61,7 +62,7 @@ public sealed class OrderingScenario : IScenario
             foreach (var config in round % 2 == 0 ? configs : configs.Reverse())
             {
                 progress.Step($"round {round + 1}/{rounds}, {Label(config.Mode, config.Delay)}");
-                var r = await RunOnceAsync(config.Mode, TimeSpan.FromMilliseconds(config.Delay), silos, replicas, rate, recordSize, seconds, warmup, pingPong, takeover, fsync);
+                var r = await RunOnceAsync(config.Mode, TimeSpan.FromMilliseconds(config.Delay), silos, replicas, rate, recordSize, seconds, warmup, pingPong, takeover, fsync, ordering);
                 results[config].Add(r);
                 progress.Report(++done, string.Create(CultureInfo.InvariantCulture,
                     $"{Label(config.Mode, config.Delay)}: p50 {r.P50:F2} ms p90 {r.P90:F2} p99 {r.P99:F2} max {r.Max:F1}, done {r.Completed}/{r.Issued}, failed {r.Failed}{(config.Delay > 0 ? $", injected delay p50 {r.InjectedP50:F3} ms" : "")}"));
@@ -159,7 +160,8 @@ public sealed class OrderingScenario : IScenario
     private sealed record RunResult(double P50, double P90, double P99, double Max, long Issued, long Completed, long Failed, double InjectedP50);
 
     private static async Task<RunResult> RunOnceAsync(
-        SequencerReplication mode, TimeSpan delay, int silos, int replicas, int rate, int recordSize, double seconds, double warmup, TimeSpan pingPong, TimeSpan takeover, bool fsync)
+        SequencerReplication mode, TimeSpan delay, int silos, int replicas, int rate, int recordSize, double seconds, double warmup, TimeSpan pingPong, TimeSpan takeover, bool fsync,
+        Action<SpecLog.FixAnte.FixAnteOptions> ordering)
     {
         var bench = await BenchCluster.StartAsync(
             silos,
@@ -170,6 +172,7 @@ public sealed class OrderingScenario : IScenario
                 o.Replication.Replicas = replicas;
                 o.Replication.PingPongWait = pingPong;
                 o.Replication.TakeoverTimeout = takeover;
+                ordering(o.Ordering);
             },
             silo => silo.AddIncomingGrainCallFilter<SlowLeaderFilter>());
         try
