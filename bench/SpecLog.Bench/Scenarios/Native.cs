@@ -44,6 +44,19 @@ internal static partial class Native
         }
     }
 
+    /// <summary>Sleeps about <paramref name="nanoseconds"/> (nanosleep; a 1 ms sleep off Linux), without spinning.</summary>
+    public static void Nap(long nanoseconds)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            NanoSleepNative(new TimeSpec { Seconds = nanoseconds / 1_000_000_000, Nanoseconds = nanoseconds % 1_000_000_000 }, IntPtr.Zero);
+        }
+        else
+        {
+            Thread.Sleep(1);
+        }
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     private struct TimeSpec
     {

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
+using SpecLog.Bench.Scenarios;
 
 namespace SpecLog.Bench.Workloads;
 
@@ -13,7 +13,7 @@ namespace SpecLog.Bench.Workloads;
 /// at <c>start + (k·n + a) / rate</c>); the pacer issues each within about one step of that time, without spinning a
 /// core (a pacer that spins takes one of this machine's two cores from the log).
 /// </summary>
-internal static partial class OpenLoopPacer
+internal static class OpenLoopPacer
 {
     /// <summary>How long the pacer thread sleeps between checks.</summary>
     public static readonly TimeSpan Step = TimeSpan.FromMicroseconds(100);
@@ -40,7 +40,7 @@ internal static partial class OpenLoopPacer
             next[a] = start + interval * a / appenders;
         }
 
-        var step = new TimeSpec { Seconds = 0, Nanoseconds = (long)(Step.TotalMilliseconds * 1_000_000) };
+        var step = (long)(Step.TotalMilliseconds * 1_000_000);
         while (true)
         {
             var now = Stopwatch.GetTimestamp();
@@ -61,24 +61,7 @@ internal static partial class OpenLoopPacer
                 return;
             }
 
-            if (OperatingSystem.IsLinux())
-            {
-                _ = NanoSleep(in step, IntPtr.Zero);
-            }
-            else
-            {
-                Thread.Sleep(1);
-            }
+            Native.Nap(step);
         }
     }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct TimeSpec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [LibraryImport("libc", EntryPoint = "nanosleep")]
-    private static partial int NanoSleep(in TimeSpec request, IntPtr remaining);
 }
