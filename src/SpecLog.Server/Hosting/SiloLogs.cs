@@ -5,8 +5,9 @@ using SpecLog.Storage;
 namespace SpecLog.Server.Hosting;
 
 /// <summary>
-/// The durable logs grains on this silo have open, and the silo's shared group commit (<see cref="CommitJournal"/>,
-/// under <c>journal/</c> in the data directory) that makes them durable with one fdatasync for all. Grains close their
+/// The durable logs grains on this silo have open, and, with <see cref="SpecLogOptions.SharedGroupCommit"/> on, the
+/// silo's shared group commit (<see cref="CommitJournal"/>, under <c>journal/</c> in the data directory) that makes them
+/// durable with one fdatasync for all. Grains close their
 /// log when they deactivate; whatever is still open when the silo's services are disposed (a silo stopped without
 /// deactivating its grains) is closed then, so its file lock is released as it would be when a process exits and
 /// another silo can take the grain over.
