@@ -27,16 +27,16 @@ public sealed class SingleSequencerClusterFixture : ClusterFixture
     protected override void Configure(SpecLog.Server.SpecLogOptions options) => options.Replication.Mode = SpecLog.Server.SequencerReplication.Single;
 }
 
-/// <summary>The same tests with interleaved cuts and the cut clock (single sequencer, to keep it quick).</summary>
-public sealed class InterleavedCutClockDataPathTests(InterleavedCutClockClusterFixture fixture)
-    : DataPathTestsBase(fixture), IClassFixture<InterleavedCutClockClusterFixture>;
+/// <summary>The same tests with Belfast's blocked cuts and the cut clock (single sequencer, to keep it quick).</summary>
+public sealed class BlockedCutClockDataPathTests(BlockedCutClockClusterFixture fixture)
+    : DataPathTestsBase(fixture), IClassFixture<BlockedCutClockClusterFixture>;
 
-public sealed class InterleavedCutClockClusterFixture : ClusterFixture
+public sealed class BlockedCutClockClusterFixture : ClusterFixture
 {
     protected override void Configure(SpecLog.Server.SpecLogOptions options)
     {
         options.Replication.Mode = SpecLog.Server.SequencerReplication.Single;
-        options.Ordering.CutLayout = CutLayout.Interleaved;
+        options.Ordering.CutLayout = CutLayout.Blocked;
         options.Ordering.NoOpFill = NoOpFillPolicy.CutClock;
     }
 }

@@ -72,11 +72,11 @@ public sealed class InterleavedLayoutTests
     }
 
     [Fact]
-    public void The_sequencer_decides_blocked_windows_by_default_and_interleaved_ones_when_asked()
+    public void The_sequencer_decides_interleaved_windows_by_default_and_blocked_ones_when_asked()
     {
         var d = new SequencerDriver(SequencerDriver.Options(), 3);
-        Assert.Equal(CutLayout.Blocked, Assert.Single(d.InitOutput.NewWindows).Layout);
-        var interleaved = new SequencerDriver(new FixAnteOptions { CutLayout = CutLayout.Interleaved }, 3);
-        Assert.Equal(CutLayout.Interleaved, Assert.Single(interleaved.InitOutput.NewWindows).Layout);
+        Assert.Equal(CutLayout.Interleaved, Assert.Single(d.InitOutput.NewWindows).Layout);
+        var blocked = new SequencerDriver(new FixAnteOptions { CutLayout = CutLayout.Blocked }, 3);
+        Assert.Equal(CutLayout.Blocked, Assert.Single(blocked.InitOutput.NewWindows).Layout);
     }
 }
