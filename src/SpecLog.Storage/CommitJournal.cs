@@ -133,19 +133,17 @@ public sealed class CommitJournal : IDisposable
                 continue; // a live journal (this process or another)
             }
 
-            using (lockFile)
+            try
             {
                 JournalReplay.Run(directory, SegmentExtension);
-                foreach (string file in System.IO.Directory.EnumerateFiles(directory))
-                {
-                    if (!file.EndsWith(LockFileName, StringComparison.Ordinal))
-                    {
-                        File.Delete(file);
-                    }
-                }
+            }
+            catch
+            {
+                lockFile.Dispose(); // the journal stays for the next attempt
+                throw;
             }
 
-            TryDeleteDirectory(directory);
+            Delete(directory, lockFile);
             replayed++;
         }
 
@@ -278,23 +276,14 @@ public sealed class CommitJournal : IDisposable
 
         _preallocator.Dispose();
         _segment.Dispose();
-        var delete = deleteIfUnused && unused && _failure is null;
-        if (delete)
+        if (deleteIfUnused && unused && _failure is null)
         {
-            foreach (string file in System.IO.Directory.EnumerateFiles(_directory))
-            {
-                if (!file.EndsWith(LockFileName, StringComparison.Ordinal))
-                {
-                    File.Delete(file);
-                }
-            }
-        }
-
-        _lockFile.Dispose();
-        if (delete)
-        {
-            TryDeleteDirectory(_directory);
+            Delete(_directory, _lockFile);
             NativeMethods.FsyncDirectory(_root);
+        }
+        else
+        {
+            _lockFile.Dispose();
         }
     }
 
@@ -401,15 +390,27 @@ public sealed class CommitJournal : IDisposable
         }
     }
 
-    private static void TryDeleteDirectory(string directory)
+    /// <summary>
+    /// Deletes a journal's segments while still holding its lock (so nobody replays it meanwhile), then the lock and the
+    /// directory; a directory left behind (empty, or with only its lock file) is removed by the next replay.
+    /// </summary>
+    private static void Delete(string directory, SafeFileHandle lockFile)
     {
+        foreach (string file in System.IO.Directory.EnumerateFiles(directory))
+        {
+            if (!file.EndsWith(LockFileName, StringComparison.Ordinal))
+            {
+                File.Delete(file);
+            }
+        }
+
+        lockFile.Dispose();
         try
         {
             System.IO.Directory.Delete(directory, recursive: true);
         }
         catch (IOException)
         {
-            // Left behind empty (or with only its lock file): the next replay removes it.
         }
         catch (UnauthorizedAccessException)
         {
