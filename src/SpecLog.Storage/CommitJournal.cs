@@ -29,7 +29,7 @@ public sealed class CommitJournal : IDisposable
     public const long DEFAULT_SEGMENT_SIZE = 16L << 20;
 
     private const uint RecordMagic = 0x314A4C53; // "SLJ1"
-    private const int RecordHeaderSize = 16;
+    internal const int RecordHeaderSize = 16;
     private const string DirectoryPrefix = "journal-";
     private const string SegmentExtension = ".jnl";
     private const string LockFileName = "LOCK";
@@ -76,9 +76,6 @@ public sealed class CommitJournal : IDisposable
 
     /// <summary>Group commits (one write and one fdatasync shared by every log that waited) done since open.</summary>
     public long SyncCount => Interlocked.Read(ref _syncCount);
-
-    /// <summary>The directory of this journal's segment files.</summary>
-    public string Directory => _directory;
 
     /// <summary>
     /// Replays and deletes the journals that crashed processes left under <paramref name="root"/>, then opens a new

@@ -10,8 +10,6 @@ namespace SpecLog.Storage;
 /// </summary>
 internal static class JournalReplay
 {
-    private const int RecordHeaderSize = 16;
-
     /// <summary>Replays every segment of the journal in <paramref name="directory"/> into the logs it names.</summary>
     public static void Run(string directory, string segmentExtension)
     {
@@ -46,12 +44,12 @@ internal static class JournalReplay
     {
         log = "";
         framesStart = framesLength = next = 0;
-        if (data.Length - offset < RecordHeaderSize || !CommitJournal.IsRecordStart(data.AsSpan(offset)))
+        if (data.Length - offset < CommitJournal.RecordHeaderSize || !CommitJournal.IsRecordStart(data.AsSpan(offset)))
         {
             return false;
         }
 
-        ReadOnlySpan<byte> header = data.AsSpan(offset, RecordHeaderSize);
+        ReadOnlySpan<byte> header = data.AsSpan(offset, CommitJournal.RecordHeaderSize);
         int pathBytes = BinaryPrimitives.ReadInt32LittleEndian(header[4..]);
         framesLength = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
         if (pathBytes <= 0 || framesLength < 0 || (framesLength & 7) != 0)
@@ -60,20 +58,20 @@ internal static class JournalReplay
         }
 
         int padded = CommitJournal.PaddedPathLength(pathBytes);
-        long end = (long)offset + RecordHeaderSize + padded + framesLength;
+        long end = (long)offset + CommitJournal.RecordHeaderSize + padded + framesLength;
         if (end > data.Length)
         {
             return false;
         }
 
-        ReadOnlySpan<byte> body = data.AsSpan(offset + RecordHeaderSize, padded + framesLength);
+        ReadOnlySpan<byte> body = data.AsSpan(offset + CommitJournal.RecordHeaderSize, padded + framesLength);
         if (BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != CommitJournal.RecordCrc(header, body))
         {
             return false;
         }
 
         log = Encoding.UTF8.GetString(body[..pathBytes]);
-        framesStart = offset + RecordHeaderSize + padded;
+        framesStart = offset + CommitJournal.RecordHeaderSize + padded;
         next = (int)end;
         return true;
     }
