@@ -29,9 +29,25 @@ public sealed partial class Replica<T>
                 // to take that as their turn, their next proposals would cross again, for ever. Only log 0's pilot
                 // takes it; log 1's waits for a FastAccept that depends on its latest, which restores alternation.
                 _lastOtherFastAccept[m.Log] = m.Slot;
-                if (from != Id && _pilots[1 - m.Log] is { } mine && (mine.Log == 0 || m.Value.Dep >= mine.LastProposed))
+                if (from != Id && _pilots[1 - m.Log] is { } mine)
                 {
-                    mine.MyTurn = true;
+                    mine.HeardOther = true;
+                    if (mine.Log == 0 || m.Value.Dep >= mine.LastProposed)
+                    {
+                        mine.MyTurn = true;
+                    }
+
+                    if (m.Value.Dep > mine.HighestAnswered)
+                    {
+                        // Adaptive ping-pong: an answer to a proposal made less than a wait ago means the other pilot
+                        // keeps pace again, so this pilot's batches wait for its turns again.
+                        mine.HighestAnswered = m.Value.Dep;
+                        if (mine.ProposedAt(m.Value.Dep) is { } at && _now - at <= _options.PingPongWait)
+                        {
+                            mine.OtherLate = false;
+                            mine.SilentWaits = 0;
+                        }
+                    }
                 }
             }
         }

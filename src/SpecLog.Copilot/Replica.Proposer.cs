@@ -50,6 +50,50 @@ public sealed partial class Replica<T>
 
         /// <summary>This pilot's latest proposed entry (-1 for none): ping-pong batching tells crossing proposals by it.</summary>
         public long LastProposed { get; set; } = -1;
+
+        /// <summary>
+        /// True while the other pilot is not taking its turns (it is slow or cut off): batches then close at once
+        /// instead of each waiting out the ping-pong wait. Set when two waits in a row pass without any proposal from
+        /// the other pilot (one may be a hiccup, or the start of a crossing); cleared when the other pilot proposes an
+        /// entry depending on one of this pilot's made less than a wait before (it answers in time again).
+        /// </summary>
+        public bool OtherLate { get; set; }
+
+        /// <summary>Consecutive batches that waited out the ping-pong wait without hearing from the other pilot.</summary>
+        public int SilentWaits { get; set; }
+
+        /// <summary>Whether a proposal of the other pilot arrived since this pilot's latest proposal.</summary>
+        public bool HeardOther { get; set; }
+
+        /// <summary>The highest entry of this pilot's log an entry of the other pilot has depended on.</summary>
+        public long HighestAnswered { get; set; } = -1;
+
+        private const int RecentProposals = 64;
+
+        private readonly long[] _recentSlots = InitRecent();
+        private readonly long[] _recentTimes = new long[RecentProposals];
+
+        /// <summary>Remembers when <paramref name="slot"/> was proposed (the last <see cref="RecentProposals"/> proposals).</summary>
+        public void NoteProposed(long slot, long now)
+        {
+            var i = (int)(slot % RecentProposals);
+            _recentSlots[i] = slot;
+            _recentTimes[i] = now;
+        }
+
+        /// <summary>When this pilot proposed <paramref name="slot"/>, if it is among its recent proposals.</summary>
+        public long? ProposedAt(long slot)
+        {
+            var i = (int)(slot % RecentProposals);
+            return slot >= 0 && _recentSlots[i] == slot ? _recentTimes[i] : null;
+        }
+
+        private static long[] InitRecent()
+        {
+            var slots = new long[RecentProposals];
+            Array.Fill(slots, -1L);
+            return slots;
+        }
     }
 
     /// <summary>One entry this replica is driving to commit: its own proposal, a takeover, or a view recovery.</summary>
@@ -133,13 +177,23 @@ public sealed partial class Replica<T>
                 return;
             }
 
+            var timedOut = _now >= pilot.BatchOpenedAt + _options.PingPongWait;
             var close = !_copilotMode
                 || pilot.MyTurn
-                || _now >= pilot.BatchOpenedAt + _options.PingPongWait
+                || pilot.OtherLate
+                || timedOut
                 || pilot.Buffer.Count >= _options.MaxBatch;
             if (!close)
             {
                 return;
+            }
+
+            if (_copilotMode && !pilot.MyTurn && !pilot.OtherLate)
+            {
+                // Two waits in a row without a single proposal of the other pilot: stop waiting for it until it
+                // answers in time. (A crossing proposal is not its turn but shows it is alive, so it resets the count.)
+                pilot.SilentWaits = pilot.HeardOther || !timedOut ? 0 : pilot.SilentWaits + 1;
+                pilot.OtherLate = pilot.SilentWaits >= 2;
             }
 
             Propose(pilot);
@@ -193,6 +247,8 @@ public sealed partial class Replica<T>
         pilot.InFlight[slot] = value.Commands.Select(c => c.Id).ToArray();
         pilot.MyTurn = false;
         pilot.LastProposed = slot;
+        pilot.HeardOther = false;
+        pilot.NoteProposed(slot, _now);
         var p = new Proposal(pilot.Log, slot, pilot.Ballot, ProposalKind.Pilot, _copilotMode ? Phase.FastAccept : Phase.Accept)
         {
             Value = value,

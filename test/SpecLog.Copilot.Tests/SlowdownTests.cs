@@ -37,6 +37,67 @@ public sealed class SlowdownTests(ITestOutputHelper output)
         Assert.True(fast >= 0.9 * proposed, $"only {fast} of {proposed} proposals took the fast path");
     }
 
+    /// <summary>
+    /// Adaptive ping-pong: once the other pilot lets two waits in a row pass without proposing anything, a pilot's next batches close at
+    /// once (a slow pilot costs the fast one no waiting); as soon as the other pilot answers a proposal within the wait,
+    /// batches wait for it again. Without the rule every batch of the fast pilot waited out PingPongWait.
+    /// </summary>
+    [Fact]
+    public void A_pilot_stops_waiting_for_a_late_pilot_and_waits_again_once_it_answers_in_time()
+    {
+        var d = Harness.Defaults(3);
+        var h = new Harness(new CopilotOptions
+        {
+            ReplicaCount = 3,
+            HeartbeatInterval = 1_000_000,
+            ElectionTimeout = 10_000_000,
+            TakeoverTimeout = d.TakeoverTimeout,
+            PingPongWait = 5_000,
+            FastPathWait = d.FastPathWait,
+            RetransmitInterval = 1_000_000,
+            BackoffBase = d.BackoffBase,
+            BackoffMax = d.BackoffMax,
+            PipelineWindow = d.PipelineWindow,
+        });
+        FastAccept<int>? Proposed(int log, long slot) =>
+            h.Pending.Select(e => e.Message).OfType<FastAccept<int>>().FirstOrDefault(m => m.Log == log && m.Slot == slot);
+
+        // Log 1's pilot (replica 1) starts without the turn: its first batch waits out the ping-pong wait.
+        h.Submit(1, client: 0, seq: 1);
+        Assert.Null(Proposed(1, 0));
+        h.Advance(4_000);
+        Assert.Null(Proposed(1, 0));
+        h.Advance(1_000);
+        Assert.NotNull(Proposed(1, 0));
+
+        // One silent wait may be a hiccup: the next batch waits again, and after a second silent wait...
+        h.Submit(1, client: 1, seq: 1);
+        Assert.Null(Proposed(1, 1));
+        h.Advance(5_000);
+        Assert.NotNull(Proposed(1, 1));
+
+        // ...log 1's pilot stops waiting for log 0's: the next batch closes at once.
+        h.Submit(1, client: 5, seq: 1);
+        Assert.NotNull(Proposed(1, 2));
+
+        // Log 0's pilot answers log 1's latest proposal at once (its entry depends on it): in time again.
+        h.Deliver(e => e.To == 0 && e.Message is FastAccept<int> { Log: 1 });
+        h.Submit(0, client: 2, seq: 1);
+        Assert.Equal(2, Proposed(0, 0)!.Value.Dep);
+        h.Deliver(e => e.To == 1 && e.Message is FastAccept<int> { Log: 0 });
+
+        // That answer was log 1's turn; after it, batches wait for log 0's pilot again.
+        h.Submit(1, client: 3, seq: 1);
+        Assert.NotNull(Proposed(1, 3));
+        h.Submit(1, client: 4, seq: 1);
+        Assert.Null(Proposed(1, 4));
+        h.Advance(4_000);
+        Assert.Null(Proposed(1, 4));
+        h.Advance(1_000);
+        Assert.NotNull(Proposed(1, 4));
+        h.ThrowIfBroken();
+    }
+
     [Theory]
     [InlineData(3)]
     [InlineData(5)]
