@@ -39,13 +39,22 @@ public sealed partial class Replica<T>
 
                     if (m.Value.Dep > mine.HighestAnswered)
                     {
-                        // Adaptive ping-pong: an answer to a proposal made less than a wait ago means the other pilot
-                        // keeps pace again, so this pilot's batches wait for its turns again.
+                        // Adaptive ping-pong: how long the other pilot took to answer a proposal of this pilot (the
+                        // newest its entry depends on) decides whether this pilot's batches wait for its turns: an
+                        // answer within the wait means it keeps pace; one after two waits (or to a proposal so old it
+                        // is forgotten), that waiting for it costs more than alternation buys. (One wait late is left
+                        // alone: on a loaded host healthy turns sometimes take that long, and not waiting then
+                        // makes the pilots cross.)
                         mine.HighestAnswered = m.Value.Dep;
-                        if (mine.ProposedAt(m.Value.Dep) is { } at && _now - at <= _options.PingPongWait)
+                        var lag = mine.ProposedAt(m.Value.Dep) is { } at ? _now - at : long.MaxValue;
+                        if (lag <= _options.PingPongWait)
                         {
                             mine.OtherLate = false;
                             mine.SilentWaits = 0;
+                        }
+                        else if (lag > 2 * _options.PingPongWait)
+                        {
+                            mine.OtherLate = true;
                         }
                     }
                 }

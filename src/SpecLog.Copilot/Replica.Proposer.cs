@@ -52,10 +52,10 @@ public sealed partial class Replica<T>
         public long LastProposed { get; set; } = -1;
 
         /// <summary>
-        /// True while the other pilot is not taking its turns (it is slow or cut off): batches then close at once
-        /// instead of each waiting out the ping-pong wait. Set when two waits in a row pass without any proposal from
-        /// the other pilot (one may be a hiccup, or the start of a crossing); cleared when the other pilot proposes an
-        /// entry depending on one of this pilot's made less than a wait before (it answers in time again).
+        /// True while the other pilot does not keep pace (it is slow or cut off): batches then close at once instead of
+        /// each waiting out the ping-pong wait. Set when the other pilot answers a proposal of this pilot (proposes an
+        /// entry depending on it) more than two waits after it was made, or when two waits in a row pass without any
+        /// proposal from it (one may be a hiccup, or the start of a crossing); cleared by an answer within the wait.
         /// </summary>
         public bool OtherLate { get; set; }
 
