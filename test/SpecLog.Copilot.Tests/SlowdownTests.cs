@@ -98,6 +98,60 @@ public sealed class SlowdownTests(ITestOutputHelper output)
         h.ThrowIfBroken();
     }
 
+    /// <summary>
+    /// Adaptive ping-pong, the other rule: a pilot whose proposal the other pilot answers (proposes an entry depending
+    /// on it) more than two waits late stops waiting for it, even though it is not silent; an answer within the wait
+    /// makes it wait again.
+    /// </summary>
+    [Fact]
+    public void A_pilot_stops_waiting_for_a_pilot_that_answers_more_than_two_waits_late()
+    {
+        var d = Harness.Defaults(3);
+        var h = new Harness(new CopilotOptions
+        {
+            ReplicaCount = 3,
+            HeartbeatInterval = 1_000_000,
+            ElectionTimeout = 10_000_000,
+            TakeoverTimeout = 1_000_000,
+            PingPongWait = 5_000,
+            FastPathWait = d.FastPathWait,
+            RetransmitInterval = 1_000_000,
+            BackoffBase = d.BackoffBase,
+            BackoffMax = d.BackoffMax,
+            PipelineWindow = d.PipelineWindow,
+        });
+        FastAccept<int>? Proposed(int log, long slot) =>
+            h.Pending.Select(e => e.Message).OfType<FastAccept<int>>().FirstOrDefault(m => m.Log == log && m.Slot == slot);
+
+        // Log 0's pilot (replica 0) proposes; log 1's pilot hears of it 11 ms later and answers at once.
+        h.Submit(0, client: 0, seq: 1);
+        Assert.NotNull(Proposed(0, 0));
+        h.Advance(11_000);
+        h.Deliver(e => e.To == 1 && e.Message is FastAccept<int> { Log: 0 });
+        h.Submit(1, client: 1, seq: 1);
+        Assert.Equal(0, Proposed(1, 0)!.Value.Dep);
+        h.Deliver(e => e.To == 0 && e.Message is FastAccept<int> { Log: 1 });
+
+        // That answer was its turn, and it came more than two waits late: no batch of log 0's pilot waits any more.
+        h.Submit(0, client: 2, seq: 1);
+        Assert.NotNull(Proposed(0, 1));
+        h.Submit(0, client: 3, seq: 1);
+        Assert.NotNull(Proposed(0, 2));
+
+        // Log 1's pilot answers log 0's latest at once: log 0's pilot waits for its turns again.
+        h.Deliver(e => e.To == 1 && e.Message is FastAccept<int> { Log: 0 });
+        h.Submit(1, client: 4, seq: 1);
+        Assert.Equal(2, Proposed(1, 1)!.Value.Dep);
+        h.Deliver(e => e.To == 0 && e.Message is FastAccept<int> { Log: 1 });
+        h.Submit(0, client: 5, seq: 1);
+        Assert.NotNull(Proposed(0, 3));
+        h.Submit(0, client: 6, seq: 1);
+        Assert.Null(Proposed(0, 4));
+        h.Advance(5_000);
+        Assert.NotNull(Proposed(0, 4));
+        h.ThrowIfBroken();
+    }
+
     [Theory]
     [InlineData(3)]
     [InlineData(5)]
