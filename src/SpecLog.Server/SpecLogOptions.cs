@@ -75,6 +75,14 @@ public sealed class SpecLogOptions
 
     /// <summary>How the ordering layer is replicated (Copilot with three replicas by default).</summary>
     public ReplicationOptions Replication { get; set; } = new();
+
+    /// <summary>
+    /// The cluster's data nodes, by silo name (<c>Silo:NodeName</c>), in a fixed order that must stay the same on every
+    /// silo and across restarts: shard i, ordering replica k and the single sequencer live on node
+    /// <c>Nodes[key mod Nodes.Count]</c> and only there, because their logs are on that node's disk. Empty (the
+    /// default) for one silo or an in-process test cluster, where every silo sees the same files.
+    /// </summary>
+    public List<string> Nodes { get; set; } = [];
 }
 
 /// <summary>Rejects <see cref="SpecLogOptions"/> that cannot work, with the setting named.</summary>
@@ -120,6 +128,14 @@ public sealed class SpecLogOptionsValidator : IValidateOptions<SpecLogOptions>
         }
 
         errors.AddRange(options.Replication.Problems());
+        if (options.Nodes.Any(string.IsNullOrWhiteSpace) || options.Nodes.Distinct(StringComparer.Ordinal).Count() != options.Nodes.Count)
+        {
+            errors.Add($"SpecLog:Nodes must be distinct, non-empty node names (got [{string.Join(", ", options.Nodes)}]).");
+        }
+        else if (options.Replication.IsReplicated && options.Nodes.Count > 0 && options.Nodes.Count < options.Replication.Replicas)
+        {
+            errors.Add($"SpecLog:Nodes lists {options.Nodes.Count} node(s) but SpecLog:Replication:Replicas is {options.Replication.Replicas}: each ordering replica needs a node of its own.");
+        }
         try
         {
             options.Ordering.Validate();

@@ -14,6 +14,7 @@ using Orleans.Configuration;
 using Orleans.Dashboard;
 using SpecLog.FixAnte;
 using SpecLog.Server;
+using SpecLog.Server.Placement;
 
 namespace SpecLog.Silo;
 
@@ -87,6 +88,13 @@ internal static partial class SiloHost
             return ExitBadConfiguration;
         }
 
+        if (settings.Clustering == ClusteringMode.AzureStorage && options.Nodes.Count == 0)
+        {
+            await Console.Error.WriteLineAsync("SpecLog silo: invalid settings:" + Environment.NewLine
+                + "  SpecLog:Nodes must list the cluster's data nodes with Silo:Clustering=AzureStorage (silo-config/appsettings.Cluster.json has three).");
+            return ExitBadConfiguration;
+        }
+
         DataDirectoryLock? dataLock = null;
         try
         {
@@ -133,7 +141,7 @@ internal static partial class SiloHost
             {
                 try
                 {
-                    recovered = await ActivateLogAsync(host.Services.GetRequiredService<IGrainFactory>(), options.ShardCount, settings.ActivationTimeout, logger, stopping);
+                    recovered = await ActivateLogAsync(host.Services.GetRequiredService<IGrainFactory>(), options, settings, logger, stopping);
                 }
                 catch (OperationCanceledException) when (stopping.IsCancellationRequested)
                 {
@@ -231,8 +239,31 @@ internal static partial class SiloHost
                 silo.UseKubernetesHosting();
                 silo.UseDevelopmentClustering(PrimarySiloEndpoint(settings));
                 break;
+            case ClusteringMode.AzureStorage:
+                silo.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = settings.ClusterId;
+                    o.ServiceId = settings.ServiceId;
+                });
+                silo.Configure<EndpointOptions>(o =>
+                {
+                    o.AdvertisedIPAddress = IPAddress.Parse(settings.AdvertisedAddress);
+                    o.SiloPort = settings.SiloPort;
+                    o.GatewayPort = settings.GatewayPort;
+                });
+                silo.UseAzureStorageClustering(o =>
+                {
+                    o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.AzureStorage.ConnectionString);
+                    o.TableName = settings.AzureStorage.TableName;
+                });
+                break;
             default:
                 throw new InvalidOperationException($"Unknown Silo:Clustering '{settings.Clustering}'.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(settings.NodeName))
+        {
+            silo.Configure<SiloOptions>(o => o.SiloName = settings.NodeName);
         }
 
         var explicitReplication = !string.IsNullOrWhiteSpace(configuration["SpecLog:Replication:Mode"]);
@@ -305,16 +336,30 @@ internal static partial class SiloHost
         }
     }
 
-    /// <summary>Activates the sequencer and every shard, so each recovers from disk now rather than at the first request; returns the records found.</summary>
-    private static async Task<long> ActivateLogAsync(IGrainFactory grains, int shardCount, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>
+    /// Activates the sequencer and every shard, so each recovers from disk now rather than at the first request; returns
+    /// the records found. In a cluster with data nodes (<c>SpecLog:Nodes</c>) only this node's ordering replicas and
+    /// shards: the others live on other nodes, which may not be up yet.
+    /// </summary>
+    private static async Task<long> ActivateLogAsync(IGrainFactory grains, SpecLogOptions options, SiloSettings settings, ILogger logger, CancellationToken cancellationToken)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(timeout);
-        var sequencer = await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(cts.Token);
-        var shards = await Task.WhenAll(Enumerable.Range(0, shardCount).Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
+        cts.CancelAfter(settings.ActivationTimeout);
+        if (options.Nodes.Count == 0)
+        {
+            var sequencer = await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(cts.Token);
+            var all = await Task.WhenAll(Enumerable.Range(0, options.ShardCount).Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
+            LogActivated(logger, all.Length, sequencer.Windows, all.Sum(s => s.DurableRecords), all.Sum(s => s.NoOpSlots));
+            return all.Sum(s => s.DurableRecords);
+        }
+
+        bool Mine(long key) => string.Equals(DataHomePlacementDirector.HomeNode(key, options.Nodes), settings.NodeName, StringComparison.Ordinal);
+        var replicas = options.Replication.IsReplicated ? Enumerable.Range(0, options.Replication.Replicas).Where(k => Mine(k)).ToList() : [];
+        await Task.WhenAll(replicas.Select(k => grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync())).WaitAsync(cts.Token);
+        var shardIds = Enumerable.Range(0, options.ShardCount).Where(s => Mine(s)).ToList();
+        var shards = await Task.WhenAll(shardIds.Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
         var records = shards.Sum(s => s.DurableRecords);
-        var noOpSlots = shards.Sum(s => s.NoOpSlots);
-        LogActivated(logger, shardCount, sequencer.Windows, records, noOpSlots);
+        LogActivatedNode(logger, settings.NodeName ?? "", string.Join(",", replicas), string.Join(",", shardIds), records, shards.Sum(s => s.NoOpSlots));
         return records;
     }
 
@@ -334,6 +379,16 @@ internal static partial class SiloHost
         var mode = ordering.Mode == OrderingMode.FixAnte ? "FixAnte (speculative)" : ordering.Mode.ToString();
         Console.WriteLine($"SpecLog silo up: gateway {gateway}, dashboard {dashboard}, data {options.DataDirectory}");
         Console.WriteLine($"  cluster '{settings.ClusterId}' service '{settings.ServiceId}' ({settings.Clustering} clustering), silo {silo.SiloAddress.Endpoint}, environment {environment}");
+        if (options.Nodes.Count > 0)
+        {
+            var node = settings.NodeName ?? "";
+            var shards = Enumerable.Range(0, options.ShardCount).Where(k => DataHomePlacementDirector.HomeNode(k, options.Nodes) == node);
+            var replicas = Enumerable.Range(0, options.Replication.IsReplicated ? options.Replication.Replicas : 0).Where(k => DataHomePlacementDirector.HomeNode(k, options.Nodes) == node);
+            Console.WriteLine(options.Nodes.Contains(node)
+                ? $"  node '{node}' of [{string.Join(", ", options.Nodes)}]: holds shards [{string.Join(", ", shards)}] and ordering replicas [{string.Join(", ", replicas)}]"
+                : $"  node '{node}' is not one of SpecLog:Nodes [{string.Join(", ", options.Nodes)}]: it holds no data (a gateway only)");
+        }
+
         Console.WriteLine($"  log: {options.ShardCount} shards, {mode}, T_ord {ordering.OrderingInterval.TotalMilliseconds} ms, W {ordering.CutsPerWindow}, fsync {(options.Fsync ? "on" : "OFF")}, {recovered} records on disk");
         Console.WriteLine($"  ordering layer: {options.Replication.Mode}{(options.Replication.IsReplicated ? $", {options.Replication.Replicas} replicas" : "")} (SpecLog:Replication:Mode sets it; unset, an existing data directory keeps its mode and a new one-silo localhost cluster uses Single)");
         Console.WriteLine("  Ctrl+C (SIGINT) or SIGTERM stops the silo gracefully.");
@@ -344,6 +399,9 @@ internal static partial class SiloHost
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Log activated: {Shards} shards, {Windows} windows, {Records} records and {NoOpSlots} no-op slots on disk")]
     private static partial void LogActivated(ILogger logger, int shards, long windows, long records, long noOpSlots);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node} activated its ordering replicas [{Replicas}] and shards [{Shards}]: {Records} records and {NoOpSlots} no-op slots on disk")]
+    private static partial void LogActivatedNode(ILogger logger, string node, string replicas, string shards, long records, long noOpSlots);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The silo failed to start")]
     private static partial void LogStartFailed(ILogger logger, Exception e);

@@ -10,6 +10,12 @@ internal enum ClusteringMode
 
     /// <summary>Kubernetes hosting: pod IP and name from the environment, membership held by the primary silo.</summary>
     Kubernetes = 1,
+
+    /// <summary>
+    /// A cluster of silo processes (on one machine or many) whose membership table is an Azure Storage table
+    /// (<c>Microsoft.Orleans.Clustering.AzureStorage</c>; the Azurite emulator for development).
+    /// </summary>
+    AzureStorage = 2,
 }
 
 /// <summary>Settings of the silo process itself (the <c>Silo</c> configuration section); the log's own settings are the <c>SpecLog</c> section.</summary>
@@ -57,6 +63,18 @@ internal sealed class SiloSettings
     /// </summary>
     public string? PrimarySiloEndpoint { get; set; }
 
+    /// <summary>
+    /// This silo's node name (Orleans <c>SiloOptions.SiloName</c>): the identity under which it holds data, listed in
+    /// <c>SpecLog:Nodes</c>. Stays the same across restarts of the node, whatever its address. Empty: the machine name.
+    /// </summary>
+    public string? NodeName { get; set; }
+
+    /// <summary><c>AzureStorage</c> clustering: the IP address other silos and clients reach this silo at (default 127.0.0.1).</summary>
+    public string AdvertisedAddress { get; set; } = "127.0.0.1";
+
+    /// <summary><c>AzureStorage</c> clustering: the storage account holding the membership table.</summary>
+    public AzureStorageSettings AzureStorage { get; set; } = new();
+
     /// <summary>Whether the sequencer and every shard are activated (and so recover from disk) right after start.</summary>
     public bool ActivateLogOnStart { get; set; } = true;
 
@@ -99,6 +117,24 @@ internal sealed class SiloSettings
         if (!string.IsNullOrWhiteSpace(PrimarySiloEndpoint) && !IPEndPoint.TryParse(PrimarySiloEndpoint, out _))
         {
             errors.Add($"Silo:PrimarySiloEndpoint must be ip:port (got '{PrimarySiloEndpoint}').");
+        }
+
+        if (Clustering == ClusteringMode.AzureStorage)
+        {
+            if (string.IsNullOrWhiteSpace(AzureStorage.ConnectionString))
+            {
+                errors.Add("Silo:AzureStorage:ConnectionString must be set with Silo:Clustering=AzureStorage (\"UseDevelopmentStorage=true\" for a local Azurite).");
+            }
+
+            if (string.IsNullOrWhiteSpace(NodeName))
+            {
+                errors.Add("Silo:NodeName must be set with Silo:Clustering=AzureStorage: it names the node whose data this silo holds (one of SpecLog:Nodes).");
+            }
+
+            if (!IPAddress.TryParse(AdvertisedAddress, out _))
+            {
+                errors.Add($"Silo:AdvertisedAddress must be an IP address (got '{AdvertisedAddress}').");
+            }
         }
 
         if (ActivationTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
@@ -170,4 +206,17 @@ internal sealed class DashboardSettings
 
     /// <summary>Whether to disable the dashboard's live log-stream page.</summary>
     public bool HideTrace { get; set; }
+}
+
+/// <summary>The Azure Storage account of <c>AzureStorage</c> clustering (<c>Silo:AzureStorage</c>).</summary>
+internal sealed class AzureStorageSettings
+{
+    /// <summary>Default table holding the membership rows.</summary>
+    public const string DEFAULT_TABLE_NAME = "SpecLogMembership";
+
+    /// <summary>Storage connection string; <c>UseDevelopmentStorage=true</c> is Azurite on its default ports.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>Table holding the membership rows (one row per silo generation, keyed by the cluster id).</summary>
+    public string TableName { get; set; } = DEFAULT_TABLE_NAME;
 }

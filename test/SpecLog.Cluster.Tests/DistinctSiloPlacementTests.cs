@@ -20,7 +20,7 @@ public sealed class DistinctSiloPlacementTests
     public void Replicas_LandOnDistinctSilos_WhenThereAreEnough(int replicas, int silos)
     {
         var available = Silos(silos);
-        var chosen = Enumerable.Range(0, replicas).Select(k => DistinctSiloPlacementDirector.Choose(Key(k), available)).ToList();
+        var chosen = Enumerable.Range(0, replicas).Select(k => DistinctSilos.Choose(Key(k), available)).ToList();
         Assert.Equal(replicas, chosen.Distinct().Count());
     }
 
@@ -31,7 +31,7 @@ public sealed class DistinctSiloPlacementTests
         var shuffled = available.AsEnumerable().Reverse().ToList();
         for (var k = 0; k < 5; k++)
         {
-            Assert.Equal(DistinctSiloPlacementDirector.Choose(Key(k), available), DistinctSiloPlacementDirector.Choose(Key(k), shuffled));
+            Assert.Equal(DistinctSilos.Choose(Key(k), available), DistinctSilos.Choose(Key(k), shuffled));
         }
     }
 
@@ -39,15 +39,15 @@ public sealed class DistinctSiloPlacementTests
     public void FewerSilosThanReplicas_SpreadsOverAllOfThem()
     {
         var available = Silos(2);
-        var chosen = Enumerable.Range(0, 3).Select(k => DistinctSiloPlacementDirector.Choose(Key(k), available)).ToHashSet();
+        var chosen = Enumerable.Range(0, 3).Select(k => DistinctSilos.Choose(Key(k), available)).ToHashSet();
         Assert.Equal(available.ToHashSet(), chosen);
     }
 
     [Fact]
     public void BadTargets_AreRefused()
     {
-        Assert.Throws<OrleansException>(() => DistinctSiloPlacementDirector.Choose(Key(0), []));
+        Assert.Throws<OrleansException>(() => DistinctSilos.Choose(Key(0), []));
         var stringKeyed = GrainId.Create(Replica, "not-a-number");
-        Assert.Throws<ArgumentException>(() => DistinctSiloPlacementDirector.Choose(stringKeyed, Silos(3)));
+        Assert.Throws<ArgumentException>(() => DistinctSilos.Choose(stringKeyed, Silos(3)));
     }
 }

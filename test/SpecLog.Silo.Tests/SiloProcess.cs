@@ -16,15 +16,21 @@ internal sealed class SiloProcess : IAsyncDisposable
     private readonly ConcurrentQueue<string> _output;
     private readonly string _name;
 
-    private SiloProcess(Process process, ConcurrentQueue<string> output, string name, int gatewayPort)
+    private SiloProcess(Process process, ConcurrentQueue<string> output, string name, int siloPort, int gatewayPort)
     {
         _process = process;
         _output = output;
         _name = name;
+        SiloPort = siloPort;
         GatewayPort = gatewayPort;
     }
 
+    public int SiloPort { get; }
+
     public int GatewayPort { get; }
+
+    /// <summary>Whether this process printed its "SpecLog silo up" line (its log has recovered).</summary>
+    public bool IsUp => _output.Any(l => l.StartsWith($"[{_name} out] SpecLog silo up", StringComparison.Ordinal));
 
     public bool HasExited => _process.HasExited;
 
@@ -34,14 +40,14 @@ internal sealed class SiloProcess : IAsyncDisposable
     public string Output => string.Join(Environment.NewLine, _output);
 
     /// <summary>Starts the silo with the dashboard off, <paramref name="shards"/> shards and fsync on.</summary>
-    public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output, params string[] settings)
+    public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output, params string[] settings) =>
+        Start(name, dataDirectory, shards, output, FreePorts(), settings);
+
+    /// <summary>Starts the silo on the given silo and gateway ports (a restart on the same ports supersedes the dead process at once).</summary>
+    public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output, (int Silo, int Gateway) ports, params string[] settings)
     {
         var dll = LocateSiloDll();
-        int siloPort = FreePort(), gatewayPort = FreePort();
-        while (gatewayPort == siloPort)
-        {
-            gatewayPort = FreePort();
-        }
+        var (siloPort, gatewayPort) = ports;
 
         var start = new ProcessStartInfo("dotnet")
         {
@@ -80,7 +86,7 @@ internal sealed class SiloProcess : IAsyncDisposable
 
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new SiloProcess(process, output, name, gatewayPort);
+        return new SiloProcess(process, output, name, siloPort, gatewayPort);
     }
 
     /// <summary>SIGKILL on Linux (TerminateProcess on Windows): no shutdown code runs, nothing is flushed.</summary>
@@ -141,6 +147,18 @@ internal sealed class SiloProcess : IAsyncDisposable
 
         return candidates.FirstOrDefault(File.Exists)
             ?? throw new FileNotFoundException("SpecLog.Silo.dll not found; build src/SpecLog.Silo first. Looked at:" + Environment.NewLine + string.Join(Environment.NewLine, candidates));
+    }
+
+    /// <summary>Two distinct free loopback ports, for the silo and the gateway.</summary>
+    public static (int Silo, int Gateway) FreePorts()
+    {
+        int siloPort = FreePort(), gatewayPort = FreePort();
+        while (gatewayPort == siloPort)
+        {
+            gatewayPort = FreePort();
+        }
+
+        return (siloPort, gatewayPort);
     }
 
     private static int FreePort()

@@ -19,18 +19,41 @@ internal sealed class TestClient : IAsyncDisposable
     public IGrainFactory Grains => _host.Services.GetRequiredService<IGrainFactory>();
 
     /// <summary>Connects to <paramref name="silo"/>'s gateway; gives up at <paramref name="timeout"/> or as soon as the process exits.</summary>
-    public static async Task<TestClient> ConnectAsync(SiloProcess silo, TimeSpan timeout, CancellationToken cancellationToken)
+    public static Task<TestClient> ConnectAsync(SiloProcess silo, TimeSpan timeout, CancellationToken cancellationToken) =>
+        ConnectAsync(client => client.UseLocalhostClustering(silo.GatewayPort), () => silo.HasExited, timeout, cancellationToken);
+
+    /// <summary>Connects to a cluster through its Azure Table membership (every live silo's gateway), as a production client does.</summary>
+    public static Task<TestClient> ConnectClusterAsync(string connectionString, string clusterId, TimeSpan timeout, CancellationToken cancellationToken) =>
+        ConnectAsync(
+            client =>
+            {
+                client.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = clusterId;
+                    o.ServiceId = clusterId;
+                });
+                client.UseAzureStorageClustering(o =>
+                {
+                    o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connectionString);
+                    o.TableName = "SpecLogMembership";
+                });
+            },
+            () => false,
+            timeout,
+            cancellationToken);
+
+    private static async Task<TestClient> ConnectAsync(Action<IClientBuilder> clustering, Func<bool> gone, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
         builder.Logging.ClearProviders();
         builder.UseOrleansClient(client =>
         {
-            client.UseLocalhostClustering(silo.GatewayPort);
+            clustering(client);
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(15));
             client.UseConnectionRetryFilter(async (_, ct) =>
             {
-                if (silo.HasExited || Stopwatch.GetTimestamp() > deadline)
+                if (gone() || Stopwatch.GetTimestamp() > deadline)
                 {
                     return false;
                 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Placement;
+using SpecLog.Server.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
 using SpecLog.Server.Hosting;
@@ -15,6 +16,7 @@ namespace SpecLog.Server.Grains;
 /// passes calls on to the replicas (so clients and tools reach the sequencer the same way in every mode).
 /// </summary>
 [Immovable]
+[SequencerHomePlacement]
 internal sealed partial class SequencerGrain(
     IOptions<SpecLogOptions> options,
     TimeProvider timeProvider,

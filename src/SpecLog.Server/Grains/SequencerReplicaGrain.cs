@@ -29,7 +29,7 @@ namespace SpecLog.Server.Grains;
 /// </summary>
 [Reentrant]
 [Immovable]
-[DistinctSiloPlacement]
+[ReplicaHomePlacement]
 internal sealed partial class SequencerReplicaGrain(
     IOptions<SpecLogOptions> options,
     TimeProvider timeProvider,

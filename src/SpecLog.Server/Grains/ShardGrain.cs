@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Placement;
+using SpecLog.Server.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
 using SpecLog.Server.Scheduling;
@@ -18,6 +19,7 @@ namespace SpecLog.Server.Grains;
 /// </summary>
 [Reentrant]
 [Immovable]
+[ShardHomePlacement]
 internal sealed partial class ShardGrain(
     IOptions<SpecLogOptions> options,
     IOrderingLayer ordering,

@@ -35,9 +35,12 @@ public static class SpecLogSiloBuilderExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DeadlineTicker>();
         services.TryAddSingleton<SiloLogs>();
-        if (!services.Any(d => d.ServiceType == typeof(DistinctSiloPlacementDirector)))
+        if (!services.Any(d => d.ServiceType == typeof(DataHomePlacementDirector)))
         {
-            services.AddPlacementDirector<DistinctSiloPlacement, DistinctSiloPlacementDirector>();
+            services.AddSingleton<DataHomePlacementDirector>();
+            services.AddPlacementDirector<ShardHomePlacement>(sp => sp.GetRequiredService<DataHomePlacementDirector>());
+            services.AddPlacementDirector<SequencerHomePlacement>(sp => sp.GetRequiredService<DataHomePlacementDirector>());
+            services.AddPlacementDirector<ReplicaHomePlacement>(sp => sp.GetRequiredService<DataHomePlacementDirector>());
         }
         services.TryAddSingleton<IOrderingLayer>(sp =>
         {

@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using SpecLog.Client;
+
+namespace SpecLog.Silo.Tests;
+
+/// <summary>
+/// Three silo processes on loopback form one cluster through Azure Table membership (a real Azurite, started here),
+/// with the shipped <c>appsettings.Cluster.json</c>: the Copilot ordering replicas run on three different processes,
+/// each shard and replica only on its data node. A node holding only an ordering replica is killed with SIGKILL
+/// under load and the log keeps acknowledging appends; it is restarted and catches up. Then a node holding a shard is
+/// killed and restarted on its ports: the shard comes back where its data is. Every acknowledged record is read back
+/// at its GSN at the end.
+/// </summary>
+public sealed class ClusterProcessTests
+{
+    private const int Shards = 2; // shard 0 on node-0, shard 1 on node-1; node-2 holds ordering replica 2 only
+    private const int Producers = 4;
+    private static readonly string[] Nodes = ["node-0", "node-1", "node-2"];
+    private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(60);
+
+    [Fact(Timeout = 300_000)]
+    public async Task Three_silo_processes_with_azure_table_membership_serve_one_log_through_killed_nodes()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var root = Path.Combine(Path.GetTempPath(), "speclog-cluster-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        var clusterId = "test-" + Guid.NewGuid().ToString("N")[..12];
+        var output = new ConcurrentQueue<string>();
+        var log = new List<string>();
+        var clock = Stopwatch.StartNew();
+        void Note(string message) => log.Add($"{clock.Elapsed.TotalSeconds,6:0.00}s  {message}");
+        var silos = new SiloProcess?[Nodes.Length];
+        var lives = new int[Nodes.Length];
+        var ports = Nodes.Select(_ => SiloProcess.FreePorts()).ToArray();
+        TestClient? client = null;
+
+        await using var azurite = await AzuriteServer.StartAsync(ct);
+        Note($"azurite on 127.0.0.1:{azurite.Port}");
+
+        SiloProcess StartNode(int i)
+        {
+            lives[i]++;
+            var silo = SiloProcess.Start(
+                $"{Nodes[i]}#{lives[i]}",
+                Path.Combine(root, Nodes[i]),
+                Shards,
+                output,
+                ports[i],
+                "--environment=Cluster",
+                $"--Silo:NodeName={Nodes[i]}",
+                $"--Silo:ClusterId={clusterId}",
+                $"--Silo:ServiceId={clusterId}",
+                $"--Silo:AzureStorage:ConnectionString={azurite.ConnectionString}");
+            silos[i] = silo;
+            return silo;
+        }
+
+        try
+        {
+            for (var i = 0; i < Nodes.Length; i++)
+            {
+                StartNode(i);
+            }
+
+            await WaitUntilAsync(() => silos.All(s => s!.IsUp), "all three silos to be up", ct);
+            Note("three silos up");
+            client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct);
+
+            // The ordering replicas run on three different processes, each on its own node.
+            var replicaSilos = await Task.WhenAll(Enumerable.Range(0, 3).Select(k => client.Grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync()));
+            Assert.Equal(3, replicaSilos.Select(r => r.Silo).Distinct().Count());
+            Note($"replicas on {string.Join(", ", replicaSilos.Select(r => r.Silo))}");
+
+            var acknowledged = new ConcurrentDictionary<long, byte[]>();
+            var failures = 0;
+            using var load = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var producers = Enumerable.Range(0, Producers)
+                .Select(p => ProduceAsync(client.Log, p, acknowledged, () => Interlocked.Increment(ref failures), load.Token))
+                .ToArray();
+            await WaitUntilAsync(() => acknowledged.Count >= 400, "400 appends acknowledged", ct);
+            Note($"{acknowledged.Count} appends acknowledged by the whole cluster");
+
+            // A node with only an ordering replica dies: Copilot goes on with the other two.
+            silos[2]!.KillHard();
+            var atKill = acknowledged.Count;
+            Note($"node-2 killed (SIGKILL) at {atKill} acknowledged");
+            await WaitUntilAsync(() => acknowledged.Count >= atKill + 400, "400 more appends acknowledged without node-2", ct);
+            Note($"{acknowledged.Count - atKill} appends acknowledged while node-2 was dead");
+
+            await silos[2]!.DisposeAsync();
+            var restarted = StartNode(2);
+            await WaitUntilAsync(() => restarted.IsUp, "node-2 to be up again", ct);
+            var atRestart = acknowledged.Count;
+            await WaitUntilAsync(() => acknowledged.Count >= atRestart + 200, "200 appends acknowledged after node-2's restart", ct);
+            Note($"node-2 back; {acknowledged.Count} acknowledged");
+
+            // A node holding a shard (and replica 0) dies: its shard can run only there, so it serves again after the restart.
+            silos[0]!.KillHard();
+            Note($"node-0 killed (SIGKILL) at {acknowledged.Count} acknowledged");
+            await silos[0]!.DisposeAsync();
+            restarted = StartNode(0);
+            await WaitUntilAsync(() => restarted.IsUp, "node-0 to be up again", ct);
+            var atSecondRestart = acknowledged.Count;
+            await WaitUntilAsync(() => acknowledged.Count >= atSecondRestart + 400, "400 appends acknowledged after node-0's restart", ct);
+            Note($"node-0 back; {acknowledged.Count} acknowledged, {failures} append attempts failed during the faults");
+
+            await load.CancelAsync();
+            await Task.WhenAll(producers).WaitAsync(StepTimeout, ct);
+            var shardStatuses = await Task.WhenAll(Enumerable.Range(0, Shards).Select(s => client.Grains.GetGrain<IShardGrain>(s).GetStatusAsync()));
+            Assert.All(shardStatuses, s => Assert.True(s.DurableRecords > 0));
+
+            // Every acknowledged record is where its acknowledgement said, and GSNs were never handed out twice.
+            foreach (var (gsn, payload) in acknowledged)
+            {
+                var record = await client.Log.ReadAsync(gsn, ct);
+                Assert.True(record is not null, $"acknowledged GSN {gsn} is not readable");
+                Assert.Equal(Encoding.UTF8.GetString(payload), Encoding.UTF8.GetString(record.Payload.Span));
+            }
+
+            Note($"all {acknowledged.Count} acknowledged records read back at their GSNs");
+
+            // The restarted replica caught up with the others (it executes what they executed).
+            await WaitUntilAsync(
+                async () =>
+                {
+                    var statuses = await Task.WhenAll(Enumerable.Range(0, 3).Select(k => client.Grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync()));
+                    return statuses[2].Executed0 + statuses[2].Executed1 >= Math.Min(statuses[0].Executed0 + statuses[0].Executed1, statuses[1].Executed0 + statuses[1].Executed1);
+                },
+                "replica 2 to catch up",
+                ct);
+            Note("replica 2 caught up");
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException(
+                $"{e.Message}{Environment.NewLine}--- steps ---{Environment.NewLine}{string.Join(Environment.NewLine, log)}"
+                + $"{Environment.NewLine}--- silo output (last 200 lines) ---{Environment.NewLine}{string.Join(Environment.NewLine, output.TakeLast(200))}",
+                e);
+        }
+        finally
+        {
+            if (client is not null)
+            {
+                await client.DisposeAsync();
+            }
+
+            foreach (var silo in silos)
+            {
+                if (silo is not null)
+                {
+                    await silo.DisposeAsync();
+                }
+            }
+
+            TryDelete(root);
+        }
+
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Join(Environment.NewLine, log));
+    }
+
+    /// <summary>Appends to shard <c>p mod Shards</c> until cancelled; a failed attempt (a dying gateway, a stalled shard) is counted and retried with a new record.</summary>
+    private static async Task ProduceAsync(SpecLogClient log, int producer, ConcurrentDictionary<long, byte[]> acknowledged, Action failed, CancellationToken ct)
+    {
+        for (var i = 0; !ct.IsCancellationRequested; i++)
+        {
+            var payload = Encoding.UTF8.GetBytes($"p{producer}-{i}");
+            try
+            {
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                attempt.CancelAfter(TimeSpan.FromSeconds(10));
+                var gsn = await log.AppendAsync(payload, producer % Shards, attempt.Token);
+                Assert.True(acknowledged.TryAdd(gsn, payload), $"GSN {gsn} acknowledged twice");
+            }
+            catch (Exception e) when (e is not Xunit.Sdk.XunitException && !ct.IsCancellationRequested)
+            {
+                failed();
+                await Task.Delay(50, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    private static Task WaitUntilAsync(Func<bool> condition, string what, CancellationToken ct) =>
+        WaitUntilAsync(() => Task.FromResult(condition()), what, ct);
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(StepTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (!await condition())
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                throw new TimeoutException($"Timed out after {StepTimeout.TotalSeconds} s waiting for {what}.");
+            }
+
+            await Task.Delay(50, ct);
+        }
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort.
+        }
+    }
+}
