@@ -134,9 +134,13 @@ public sealed class ClusterProcessTests
         }
         catch (Exception e)
         {
+            var state = client is null ? "(no client)" : await DescribeLogAsync(client);
+            var fullOutput = root + ".log";
+            await File.WriteAllLinesAsync(fullOutput, output, CancellationToken.None);
             throw new InvalidOperationException(
-                $"{e.Message}{Environment.NewLine}--- steps ---{Environment.NewLine}{string.Join(Environment.NewLine, log)}"
-                + $"{Environment.NewLine}--- silo output (last 200 lines) ---{Environment.NewLine}{string.Join(Environment.NewLine, output.TakeLast(200))}",
+                $"{e.Message} (every silo's whole output: {fullOutput}){Environment.NewLine}--- steps ---{Environment.NewLine}{string.Join(Environment.NewLine, log)}"
+                + $"{Environment.NewLine}--- the log now ---{Environment.NewLine}{state}"
+                + $"{Environment.NewLine}--- silo output, last 60 lines of each process without stack traces ---{Environment.NewLine}{Tail(output)}",
                 e);
         }
         finally
@@ -184,6 +188,45 @@ public sealed class ClusterProcessTests
             }
         }
     }
+
+    /// <summary>Every shard's and ordering replica's status, each asked with a short timeout (for a failure message).</summary>
+    private static async Task<string> DescribeLogAsync(TestClient client)
+    {
+        async Task<string> Ask(string what, Func<Task<object>> call)
+        {
+            try
+            {
+                return $"{what}: {await call().WaitAsync(TimeSpan.FromSeconds(5))}";
+            }
+            catch (Exception e)
+            {
+                return $"{what}: {e.GetType().Name}: {e.Message}";
+            }
+        }
+
+        var lines = new List<string>();
+        for (var s = 0; s < Shards; s++)
+        {
+            var shard = s;
+            lines.Add(await Ask($"shard {shard}", async () => await client.Grains.GetGrain<IShardGrain>(shard).GetStatusAsync()));
+        }
+
+        for (var k = 0; k < Nodes.Length; k++)
+        {
+            var replica = k;
+            lines.Add(await Ask($"replica {replica}", async () => await client.Grains.GetGrain<ISequencerReplicaGrain>(replica).GetStatusAsync()));
+        }
+
+        return string.Join(Environment.NewLine, lines);
+    }
+
+    private static string Tail(ConcurrentQueue<string> output) =>
+        string.Join(
+            Environment.NewLine,
+            output.Where(l => !l.Contains("   at ", StringComparison.Ordinal) || l.Length < 400)
+                .GroupBy(l => l.Split(' ')[0])
+                .SelectMany(g => g.TakeLast(60))
+                .Select(l => l.Length > 400 ? l[..400] + " …" : l));
 
     private static Task WaitUntilAsync(Func<bool> condition, string what, CancellationToken ct) =>
         WaitUntilAsync(() => Task.FromResult(condition()), what, ct);
