@@ -7,7 +7,12 @@ namespace SpecLog.Client;
 /// of grain calls into a few batches per commit cycle. Records are validated before they queue, so one bad record
 /// never fails the others in its batch.
 /// </summary>
-internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[]>> send, int maxBatch, int maxInFlight)
+/// <remarks>
+/// Each call is cancelled after <c>callTimeout</c>: its records fail with a <see cref="TimeoutException"/> and the
+/// call's slot is free again, so a call lost with its silo never holds the shard's appends for Orleans' response
+/// timeout. A caller that cancels its own append is answered at once; its record still travels if its batch was sent.
+/// </remarks>
+internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[]>> send, int maxBatch, int maxInFlight, TimeSpan callTimeout, int shard = -1)
 {
     private readonly object _gate = new();
     private readonly Queue<Pending> _queue = new();
@@ -59,11 +64,12 @@ internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[
         {
             if (batch.Count > 0)
             {
+                using var deadline = new CancellationTokenSource(callTimeout);
                 try
                 {
                     var measured = SpecLogMetrics.StageDuration.Enabled;
                     var sentAt = measured ? SpecLogMetrics.NowMicros() : 0;
-                    var gsns = await send([.. batch.Select(p => p.Payload)], CancellationToken.None);
+                    var gsns = await send([.. batch.Select(p => p.Payload)], deadline.Token);
                     var ackedAt = measured ? SpecLogMetrics.NowMicros() : 0;
                     for (var i = 0; i < batch.Count; i++)
                     {
@@ -74,6 +80,16 @@ internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[
                         }
 
                         batch[i].Complete(gsns[i]);
+                    }
+                }
+                catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+                {
+                    var timeout = new TimeoutException(
+                        $"No answer from shard {shard} to an append of {batch.Count} record(s) within {callTimeout.TotalSeconds:0.###} s "
+                        + "(SpecLogClientOptions.AppendCallTimeout); the outcome is unknown: the records may have been written.");
+                    foreach (var p in batch)
+                    {
+                        p.Fail(timeout);
                     }
                 }
                 catch (Exception e)

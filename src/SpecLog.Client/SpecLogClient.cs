@@ -36,6 +36,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionBuffer, $"{nameof(SpecLogClientOptions.SubscriptionBuffer)} must be at least 1.");
         }
 
+        if (o.AppendCallTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.AppendCallTimeout, $"{nameof(SpecLogClientOptions.AppendCallTimeout)} must be positive.");
+        }
+
         if (o.SubscriptionRefresh <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionRefresh, $"{nameof(SpecLogClientOptions.SubscriptionRefresh)} must be positive.");
@@ -61,7 +66,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             var status = await Sequencer.GetStatusAsync();
             var grains = _grainFactory;
             _batchers = Enumerable.Range(0, status.ShardCount)
-                .Select(s => new AppendBatcher((payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendBatchAsync(payloads, ct), status.MaxBatchRecords, _options.MaxAppendsInFlightPerShard))
+                .Select(s => new AppendBatcher((payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendBatchAsync(payloads, ct), status.MaxBatchRecords, _options.MaxAppendsInFlightPerShard, _options.AppendCallTimeout, s))
                 .ToArray();
             _maxRecordSize = status.MaxRecordSize;
             _shardCount = status.ShardCount;
@@ -101,13 +106,30 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             arrays[i] = payloads[i].ToArray();
         }
 
-        return await _grainFactory.GetGrain<IShardGrain>(target).AppendBatchAsync(arrays, cancellationToken);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.AppendCallTimeout);
+        try
+        {
+            return await _grainFactory.GetGrain<IShardGrain>(target).AppendBatchAsync(arrays, deadline.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException(
+                $"No answer from shard {target} to an append of {arrays.Length} record(s) within {_options.AppendCallTimeout.TotalSeconds:0.###} s "
+                + "(SpecLogClientOptions.AppendCallTimeout); the outcome is unknown: the records may have been written.");
+        }
     }
 
     /// <summary>Reads the committed record at <paramref name="gsn"/>; null if that position holds a no-op filler.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The position is negative or not committed yet.</exception>
     public async Task<LogRecord?> ReadAsync(long gsn, CancellationToken cancellationToken = default)
     {
+        if (gsn is < 0 or long.MaxValue)
+        {
+            var committed = (await Sequencer.GetStatusAsync()).CommittedGsn;
+            throw new ArgumentOutOfRangeException(nameof(gsn), gsn, $"GSN {gsn} is not a readable position: GSNs start at 0 and only those below {committed} are committed.");
+        }
+
         var records = await ReadCoreAsync(gsn, gsn + 1, cancellationToken);
         return records.Count == 0 ? null : records[0];
     }

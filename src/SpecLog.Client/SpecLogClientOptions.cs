@@ -9,6 +9,9 @@ public sealed class SpecLogClientOptions
     /// <summary>Default number of shard pushes a subscription buffers before it slows the shards down.</summary>
     public const int DEFAULT_SUBSCRIPTION_BUFFER = 64;
 
+    /// <summary>Default longest wait for one append call's answer.</summary>
+    public static readonly TimeSpan DEFAULT_APPEND_CALL_TIMEOUT = TimeSpan.FromSeconds(10);
+
     /// <summary>Default number of append calls the client keeps outstanding per shard.</summary>
     public const int DEFAULT_MAX_APPENDS_IN_FLIGHT_PER_SHARD = 32;
 
@@ -19,6 +22,14 @@ public sealed class SpecLogClientOptions
     /// bursts (which also costs no-op fillers); too high only costs more, smaller grain calls under heavy load.
     /// </summary>
     public int MaxAppendsInFlightPerShard { get; set; } = DEFAULT_MAX_APPENDS_IN_FLIGHT_PER_SHARD;
+
+    /// <summary>
+    /// Longest the client waits for the answer to one append call (a batch of records to one shard). Past it the call
+    /// is cancelled, its records fail with a <see cref="TimeoutException"/> that says their outcome is unknown (they may
+    /// have been written), and the call's slot goes to the next records, so a silo that vanished mid-call holds the
+    /// client's appends for at most this long instead of Orleans' response timeout. A committed append takes a few ms.
+    /// </summary>
+    public TimeSpan AppendCallTimeout { get; set; } = DEFAULT_APPEND_CALL_TIMEOUT;
 
     /// <summary>How often subscriptions re-register with their shards.</summary>
     public TimeSpan SubscriptionRefresh { get; set; } = DEFAULT_SUBSCRIPTION_REFRESH;

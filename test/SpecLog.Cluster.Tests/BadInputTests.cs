@@ -71,6 +71,11 @@ public sealed class BadInputTests(ClusterFixture fixture)
             }
         });
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => fixture.Grains.GetGrain<IShardGrain>(0).ReadAsync(long.MaxValue, 10));
+
+        // The last position does not overflow into a nonsense range in the message.
+        var last = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => fixture.Client.ReadAsync(long.MaxValue, ct));
+        Assert.Contains($"GSN {long.MaxValue}", last.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(long.MinValue.ToString(System.Globalization.CultureInfo.InvariantCulture), last.Message, StringComparison.Ordinal);
     }
 
     [Fact]

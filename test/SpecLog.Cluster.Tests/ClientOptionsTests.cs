@@ -11,6 +11,7 @@ public sealed class ClientOptionsTests(ClusterFixture fixture)
     [InlineData(nameof(SpecLogClientOptions.MaxAppendsInFlightPerShard))]
     [InlineData(nameof(SpecLogClientOptions.SubscriptionBuffer))]
     [InlineData(nameof(SpecLogClientOptions.SubscriptionRefresh))]
+    [InlineData(nameof(SpecLogClientOptions.AppendCallTimeout))]
     public void Unusable_settings_are_refused_with_the_setting_named(string setting)
     {
         var options = new SpecLogClientOptions();
@@ -21,6 +22,9 @@ public sealed class ClientOptionsTests(ClusterFixture fixture)
                 break;
             case nameof(SpecLogClientOptions.SubscriptionBuffer):
                 options.SubscriptionBuffer = 0;
+                break;
+            case nameof(SpecLogClientOptions.AppendCallTimeout):
+                options.AppendCallTimeout = TimeSpan.Zero;
                 break;
             default:
                 options.SubscriptionRefresh = TimeSpan.Zero;
