@@ -407,8 +407,30 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         {
             var now = SpecLogMetrics.StageDuration.Enabled ? SpecLogMetrics.NowMicros() : 0;
             SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.PushTransit, batch.SentAtMicros, now);
-            await _channel.Writer.WriteAsync((batch, now), _stop.Token);
+            if (_channel.Writer.TryWrite((batch, now)))
+            {
+                return;
+            }
+
+            // The consumer is behind: wait a refresh interval for room, then tell the shard to drop this subscription
+            // rather than hold the push (and, after Orleans' response timeout, push it again and again). The refresh
+            // loop registers again from the consumer's position once it reads.
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            wait.CancelAfter(_client._options.SubscriptionRefresh);
+            try
+            {
+                await _channel.Writer.WriteAsync((batch, now), wait.Token);
+            }
+            catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+            {
+                throw new SubscriberStalledException(
+                    $"The consumer of shard {batch.Shard} is not reading: its {_client._options.SubscriptionBuffer} buffered pushes stayed full for "
+                    + $"{_client._options.SubscriptionRefresh.TotalSeconds:0.###} s. It subscribes again from its position when it reads.");
+            }
         }
+
+        /// <summary>Whether the consumer's buffer is full (it is not reading): re-registering now would only be refused.</summary>
+        private bool Stalled => _channel.Reader.Count >= _client._options.SubscriptionBuffer;
 
         public async ValueTask DisposeAsync()
         {
@@ -455,6 +477,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             using var timer = new PeriodicTimer(_client._options.SubscriptionRefresh);
             while (await timer.WaitForNextTickAsync(_stopRefresh.Token))
             {
+                if (Stalled)
+                {
+                    continue;
+                }
+
                 try
                 {
                     await RegisterAllAsync(_stopRefresh.Token);

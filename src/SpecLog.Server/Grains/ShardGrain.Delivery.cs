@@ -59,10 +59,19 @@ internal sealed partial class ShardGrain
         }
         catch (Exception e)
         {
-            // The subscriber is gone or broken; it resubscribes from its own position if it is still alive.
+            // The subscriber is gone, broken or not reading (stalled); it resubscribes from its own position if it is
+            // still alive, so the shard keeps nothing for it meanwhile.
             if (_subscribers.TryGetValue(sub.Id, out var registered) && ReferenceEquals(registered, sub))
             {
-                LogSubscriberDropped(logger, e, _shard, sub.Id);
+                if (e is SubscriberStalledException)
+                {
+                    LogSubscriberStalled(logger, _shard, sub.Id, sub.NextSlot);
+                }
+                else
+                {
+                    LogSubscriberDropped(logger, e, _shard, sub.Id);
+                }
+
                 _subscribers.Remove(sub.Id);
             }
 

@@ -398,6 +398,9 @@ internal sealed partial class ShardGrain(
     [LoggerMessage(Level = LogLevel.Debug, Message = "Shard {Shard}: lag-fix to cut {Target}, {Slots} no-op slots")]
     private static partial void LogLagFix(ILogger logger, int shard, long target, long slots);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard}: subscriber {Subscription} is not reading (its buffer is full); dropped at slot {Slot} until it subscribes again")]
+    private static partial void LogSubscriberStalled(ILogger logger, int shard, Guid subscription, long slot);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard}: subscriber {Subscription} dropped")]
     private static partial void LogSubscriberDropped(ILogger logger, Exception e, int shard, Guid subscription);
 
