@@ -27,7 +27,7 @@ public sealed class StalledSubscriberTests(ClusterFixture fixture)
         }));
         var shard = fixture.Grains.GetGrain<IShardGrain>(Shard);
         var before = await shard.GetStatusAsync();
-        var tag = Guid.NewGuid().ToString("N");
+        var tag = $"{Payload.Tag}stalled-{Guid.NewGuid():N}|";
         var expected = new List<string>();
 
         await using var events = client.SubscribeShardAsync(Shard, before.DurableSlots, ct).GetAsyncEnumerator(ct);
@@ -36,7 +36,7 @@ public sealed class StalledSubscriberTests(ClusterFixture fixture)
         // Nobody reads after the first event: the shard must neither wait for the subscriber nor keep it.
         for (var i = 0; i < Records; i++)
         {
-            var payload = $"{tag}-{i}";
+            var payload = $"{tag}{i}";
             await client.AppendAsync(Encoding.UTF8.GetBytes(payload), Shard, ct);
             expected.Add(payload);
         }
@@ -50,7 +50,7 @@ public sealed class StalledSubscriberTests(ClusterFixture fixture)
         var seen = new List<string>();
         void Take(SpecLogEvent e)
         {
-            if (e is SpeculativeRecord r && Encoding.UTF8.GetString(r.Payload.Span) is var text && text.StartsWith(tag, StringComparison.Ordinal))
+            if (e is SpeculativeRecord r && Payload.Text(r.Payload) is var text && text.StartsWith(tag, StringComparison.Ordinal))
             {
                 seen.Add(text);
             }

@@ -45,22 +45,8 @@ public sealed class SlowdownTests(ITestOutputHelper output)
     [Fact]
     public void A_pilot_stops_waiting_for_a_late_pilot_and_waits_again_once_it_answers_in_time()
     {
-        var d = Harness.Defaults(3);
-        var h = new Harness(new CopilotOptions
-        {
-            ReplicaCount = 3,
-            HeartbeatInterval = 1_000_000,
-            ElectionTimeout = 10_000_000,
-            TakeoverTimeout = d.TakeoverTimeout,
-            PingPongWait = 5_000,
-            FastPathWait = d.FastPathWait,
-            RetransmitInterval = 1_000_000,
-            BackoffBase = d.BackoffBase,
-            BackoffMax = d.BackoffMax,
-            PipelineWindow = d.PipelineWindow,
-        });
-        FastAccept<int>? Proposed(int log, long slot) =>
-            h.Pending.Select(e => e.Message).OfType<FastAccept<int>>().FirstOrDefault(m => m.Log == log && m.Slot == slot);
+        var h = PingPongHarness(takeoverTimeout: Harness.Defaults(3).TakeoverTimeout);
+        FastAccept<int>? Proposed(int log, long slot) => ProposedIn(h, log, slot);
 
         // Log 1's pilot (replica 1) starts without the turn: its first batch waits out the ping-pong wait.
         h.Submit(1, client: 0, seq: 1);
@@ -106,22 +92,8 @@ public sealed class SlowdownTests(ITestOutputHelper output)
     [Fact]
     public void A_pilot_stops_waiting_for_a_pilot_that_answers_more_than_two_waits_late()
     {
-        var d = Harness.Defaults(3);
-        var h = new Harness(new CopilotOptions
-        {
-            ReplicaCount = 3,
-            HeartbeatInterval = 1_000_000,
-            ElectionTimeout = 10_000_000,
-            TakeoverTimeout = 1_000_000,
-            PingPongWait = 5_000,
-            FastPathWait = d.FastPathWait,
-            RetransmitInterval = 1_000_000,
-            BackoffBase = d.BackoffBase,
-            BackoffMax = d.BackoffMax,
-            PipelineWindow = d.PipelineWindow,
-        });
-        FastAccept<int>? Proposed(int log, long slot) =>
-            h.Pending.Select(e => e.Message).OfType<FastAccept<int>>().FirstOrDefault(m => m.Log == log && m.Slot == slot);
+        var h = PingPongHarness(takeoverTimeout: 1_000_000);
+        FastAccept<int>? Proposed(int log, long slot) => ProposedIn(h, log, slot);
 
         // Log 0's pilot (replica 0) proposes; log 1's pilot hears of it 11 ms later and answers at once.
         h.Submit(0, client: 0, seq: 1);
@@ -151,6 +123,29 @@ public sealed class SlowdownTests(ITestOutputHelper output)
         Assert.NotNull(Proposed(0, 4));
         h.ThrowIfBroken();
     }
+
+    /// <summary>Three replicas with a 5 ms ping-pong wait and no heartbeats, elections or retransmissions in the way.</summary>
+    private static Harness PingPongHarness(long takeoverTimeout)
+    {
+        var d = Harness.Defaults(3);
+        return new Harness(new CopilotOptions
+        {
+            ReplicaCount = 3,
+            HeartbeatInterval = 1_000_000,
+            ElectionTimeout = 10_000_000,
+            TakeoverTimeout = takeoverTimeout,
+            PingPongWait = 5_000,
+            FastPathWait = d.FastPathWait,
+            RetransmitInterval = 1_000_000,
+            BackoffBase = d.BackoffBase,
+            BackoffMax = d.BackoffMax,
+            PipelineWindow = d.PipelineWindow,
+        });
+    }
+
+    /// <summary>The pending FastAccept proposing <paramref name="slot"/> of <paramref name="log"/>, if any.</summary>
+    private static FastAccept<int>? ProposedIn(Harness h, int log, long slot) =>
+        h.Pending.Select(e => e.Message).OfType<FastAccept<int>>().FirstOrDefault(m => m.Log == log && m.Slot == slot);
 
     [Theory]
     [InlineData(3)]

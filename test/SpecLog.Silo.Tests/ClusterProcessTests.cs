@@ -64,7 +64,7 @@ public sealed class ClusterProcessTests
                 StartNode(i);
             }
 
-            await WaitUntilAsync(() => silos.All(s => s!.IsUp), "all three silos to be up", ct);
+            await Waits.UntilAsync(() => silos.All(s => s!.IsUp), "all three silos to be up", StepTimeout, ct);
             Note("three silos up");
             client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct);
 
@@ -79,21 +79,21 @@ public sealed class ClusterProcessTests
             var producers = Enumerable.Range(0, Producers)
                 .Select(p => ProduceAsync(client.Log, p, acknowledged, () => Interlocked.Increment(ref failures), load.Token))
                 .ToArray();
-            await WaitUntilAsync(() => acknowledged.Count >= 400, "400 appends acknowledged", ct);
+            await Waits.UntilAsync(() => acknowledged.Count >= 400, "400 appends acknowledged", StepTimeout, ct);
             Note($"{acknowledged.Count} appends acknowledged by the whole cluster");
 
             // A node with only an ordering replica dies: Copilot goes on with the other two.
             silos[2]!.KillHard();
             var atKill = acknowledged.Count;
             Note($"node-2 killed (SIGKILL) at {atKill} acknowledged");
-            await WaitUntilAsync(() => acknowledged.Count >= atKill + 400, "400 more appends acknowledged without node-2", ct);
+            await Waits.UntilAsync(() => acknowledged.Count >= atKill + 400, "400 more appends acknowledged without node-2", StepTimeout, ct);
             Note($"{acknowledged.Count - atKill} appends acknowledged while node-2 was dead");
 
             await silos[2]!.DisposeAsync();
             var restarted = StartNode(2);
-            await WaitUntilAsync(() => restarted.IsUp, "node-2 to be up again", ct);
+            await Waits.UntilAsync(() => restarted.IsUp, "node-2 to be up again", StepTimeout, ct);
             var atRestart = acknowledged.Count;
-            await WaitUntilAsync(() => acknowledged.Count >= atRestart + 200, "200 appends acknowledged after node-2's restart", ct);
+            await Waits.UntilAsync(() => acknowledged.Count >= atRestart + 200, "200 appends acknowledged after node-2's restart", StepTimeout, ct);
             Note($"node-2 back; {acknowledged.Count} acknowledged");
 
             // A node holding a shard (and replica 0) dies: its shard can run only there, so it serves again after the restart.
@@ -101,9 +101,9 @@ public sealed class ClusterProcessTests
             Note($"node-0 killed (SIGKILL) at {acknowledged.Count} acknowledged");
             await silos[0]!.DisposeAsync();
             restarted = StartNode(0);
-            await WaitUntilAsync(() => restarted.IsUp, "node-0 to be up again", ct);
+            await Waits.UntilAsync(() => restarted.IsUp, "node-0 to be up again", StepTimeout, ct);
             var atSecondRestart = acknowledged.Count;
-            await WaitUntilAsync(() => acknowledged.Count >= atSecondRestart + 400, "400 appends acknowledged after node-0's restart", ct);
+            await Waits.UntilAsync(() => acknowledged.Count >= atSecondRestart + 400, "400 appends acknowledged after node-0's restart", StepTimeout, ct);
             Note($"node-0 back; {acknowledged.Count} acknowledged, {failures} append attempts failed during the faults");
 
             await load.CancelAsync();
@@ -122,13 +122,14 @@ public sealed class ClusterProcessTests
             Note($"all {acknowledged.Count} acknowledged records read back at their GSNs");
 
             // The restarted replica caught up with the others (it executes what they executed).
-            await WaitUntilAsync(
+            await Waits.UntilAsync(
                 async () =>
                 {
                     var statuses = await Task.WhenAll(Enumerable.Range(0, 3).Select(k => client.Grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync()));
                     return statuses[2].Executed0 + statuses[2].Executed1 >= Math.Min(statuses[0].Executed0 + statuses[0].Executed1, statuses[1].Executed0 + statuses[1].Executed1);
                 },
                 "replica 2 to catch up",
+                StepTimeout,
                 ct);
             Note("replica 2 caught up");
         }
@@ -227,23 +228,6 @@ public sealed class ClusterProcessTests
                 .GroupBy(l => l.Split(' ')[0])
                 .SelectMany(g => g.TakeLast(60))
                 .Select(l => l.Length > 400 ? l[..400] + " …" : l));
-
-    private static Task WaitUntilAsync(Func<bool> condition, string what, CancellationToken ct) =>
-        WaitUntilAsync(() => Task.FromResult(condition()), what, ct);
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, CancellationToken ct)
-    {
-        var deadline = Stopwatch.GetTimestamp() + (long)(StepTimeout.TotalSeconds * Stopwatch.Frequency);
-        while (!await condition())
-        {
-            if (Stopwatch.GetTimestamp() > deadline)
-            {
-                throw new TimeoutException($"Timed out after {StepTimeout.TotalSeconds} s waiting for {what}.");
-            }
-
-            await Task.Delay(50, ct);
-        }
-    }
 
     private static void TryDelete(string directory)
     {

@@ -54,13 +54,13 @@ public sealed class CrashRecoveryTests
                     Assert.Equal(FirstPhaseRecords, acknowledged.Count);
                     var maxFirstPhase = acknowledged.Keys.Max();
                     Note($"life 1: {acknowledged.Count} appends acknowledged, GSNs up to {maxFirstPhase}");
-                    await WaitUntilAsync(() => before.ConfirmedEnd > maxFirstPhase, "the subscriber to see the first phase confirmed", ct);
+                    await Waits.UntilAsync(() => before.ConfirmedEnd > maxFirstPhase, "the subscriber to see the first phase confirmed", StepTimeout, ct);
                     Note($"life 1: subscriber confirmed up to {before.ConfirmedEnd}");
 
                     // More producers keep appending; kill the silo while their appends are in flight.
                     using var load = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     var loaders = Enumerable.Range(0, 2 * Producers).Select(p => ProduceUntilStoppedAsync(client.Log, p, acknowledged, load.Token)).ToArray();
-                    await WaitUntilAsync(() => acknowledged.Count >= FirstPhaseRecords + AckedUnderLoadBeforeKill, "appends under load", ct);
+                    await Waits.UntilAsync(() => acknowledged.Count >= FirstPhaseRecords + AckedUnderLoadBeforeKill, "appends under load", StepTimeout, ct);
                     silo.KillHard();
                     Note($"life 1: killed with SIGKILL; {acknowledged.Count} appends acknowledged before the kill");
                     await load.CancelAsync();
@@ -96,7 +96,7 @@ public sealed class CrashRecoveryTests
                 Note($"life 2: client connected to pid {silo.Id}");
                 var sequencer = client.Grains.GetGrain<ISequencerGrain>(0);
                 var mustBeCommitted = Math.Max(maxAcknowledged, maxDelivered) + 1;
-                await WaitUntilAsync(async () => (await sequencer.GetStatusAsync()).CommittedGsn >= mustBeCommitted, $"GSNs below {mustBeCommitted} to be committed again", ct);
+                await Waits.UntilAsync(async () => (await sequencer.GetStatusAsync()).CommittedGsn >= mustBeCommitted, $"GSNs below {mustBeCommitted} to be committed again", StepTimeout, ct);
                 Note($"life 2: committed GSN {(await sequencer.GetStatusAsync()).CommittedGsn}");
 
                 // 1. Every acknowledged record is readable at its acknowledged GSN with the same payload.
@@ -214,21 +214,4 @@ public sealed class CrashRecoveryTests
     private static string Text(byte[] payload) => Encoding.UTF8.GetString(payload);
 
     private static string Describe((long Gsn, byte[] Payload) record) => $"{record.Gsn}:{Text(record.Payload)}";
-
-    private static Task WaitUntilAsync(Func<bool> condition, string what, CancellationToken ct) =>
-        WaitUntilAsync(() => Task.FromResult(condition()), what, ct);
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, CancellationToken ct)
-    {
-        var deadline = Stopwatch.GetTimestamp() + (long)(StepTimeout.TotalSeconds * Stopwatch.Frequency);
-        while (!await condition())
-        {
-            if (Stopwatch.GetTimestamp() > deadline)
-            {
-                throw new TimeoutException($"Timed out after {StepTimeout.TotalSeconds} s waiting for {what}.");
-            }
-
-            await Task.Delay(20, ct);
-        }
-    }
 }
