@@ -17,6 +17,16 @@ public interface IShardGrain : IGrainWithIntegerKey
     /// <summary>Appends records in order (consecutive slots of this shard); completes with their final GSNs.</summary>
     Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Appends records identified by their client and per-client sequence numbers, exactly once: a record whose
+    /// (<paramref name="client"/>, sequence number) this shard already holds is not written again, and its original
+    /// GSN is returned (also after a restart of the shard). New records take consecutive slots in order.
+    /// </summary>
+    /// <exception cref="ArgumentException">A record is empty or too large, or the arrays differ in length.</exception>
+    /// <exception cref="InvalidOperationException">A sequence number is older than the shard's deduplication window remembers.</exception>
+    /// <exception cref="AppendOutcomeUnknownException">The shard stopped before the records were committed; retrying them is safe.</exception>
+    Task<long[]> AppendIdentifiedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, CancellationToken cancellationToken = default);
+
     /// <summary>Reads durable entries starting at shard slot <paramref name="fromSlot"/> (at most <paramref name="maxEntries"/>).</summary>
     Task<ShardReadResult> ReadAsync(long fromSlot, int maxEntries);
 

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace SpecLog.Client;
 
 /// <summary>
@@ -8,19 +10,37 @@ namespace SpecLog.Client;
 /// never fails the others in its batch.
 /// </summary>
 /// <remarks>
-/// Each call is cancelled after <c>callTimeout</c>: its records fail with a <see cref="TimeoutException"/> and the
-/// call's slot is free again, so a call lost with its silo never holds the shard's appends for Orleans' response
-/// timeout. A caller that cancels its own append is answered at once; its record still travels if its batch was sent.
+/// Every record carries its sequence number (the client's append id), so a call that failed with an unknown outcome
+/// (no answer within <c>callTimeout</c>, a silo lost mid-call, a shard that stopped) is sent again with the same ids
+/// until <c>retryDeadline</c>: the shard writes each record once and answers a retry with the original GSN. Past the
+/// deadline the records fail with a <see cref="TimeoutException"/> naming the last error. A call without answer is
+/// cancelled after <c>callTimeout</c>, so a call lost with its silo never holds the shard's appends for Orleans'
+/// response timeout. A caller that cancels its own append is answered at once; its record still travels if its batch
+/// was sent.
 /// </remarks>
-internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[]>> send, int maxBatch, int maxInFlight, TimeSpan callTimeout, int shard = -1)
+internal sealed class AppendBatcher(
+    Func<long[], byte[][], CancellationToken, Task<long[]>> send,
+    Func<long> nextSequenceNumber,
+    int maxBatch,
+    int maxInFlight,
+    TimeSpan callTimeout,
+    TimeSpan retryDeadline,
+    int shard = -1)
 {
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
     private readonly object _gate = new();
     private readonly Queue<Pending> _queue = new();
     private int _inFlight;
 
+    /// <summary>Calls sent again after an unknown outcome (for diagnostics and tests).</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    private long _retries;
+
     public Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken)
     {
-        var pending = new Pending(payload, cancellationToken);
+        var pending = new Pending(nextSequenceNumber(), payload, cancellationToken, Stopwatch.GetTimestamp());
         List<Pending>? batch = null;
         lock (_gate)
         {
@@ -60,44 +80,28 @@ internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[
 
     private async Task SendAsync(List<Pending> batch)
     {
+        var backoff = FirstBackoff;
         while (true)
         {
             if (batch.Count > 0)
             {
-                using var deadline = new CancellationTokenSource(callTimeout);
-                try
+                var error = await SendOnceAsync(batch);
+                if (error is not null)
                 {
-                    var measured = SpecLogMetrics.StageDuration.Enabled;
-                    var sentAt = measured ? SpecLogMetrics.NowMicros() : 0;
-                    var gsns = await send([.. batch.Select(p => p.Payload)], deadline.Token);
-                    var ackedAt = measured ? SpecLogMetrics.NowMicros() : 0;
-                    for (var i = 0; i < batch.Count; i++)
+                    // The outcome is unknown: send the same records (same ids) again after a pause, while their
+                    // callers still wait and their deadline allows; the shard answers with the original GSNs.
+                    batch = Survivors(batch, error);
+                    if (batch.Count > 0)
                     {
-                        if (measured)
-                        {
-                            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ClientQueue, batch[i].EnqueuedMicros, sentAt);
-                            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ClientAppend, batch[i].EnqueuedMicros, ackedAt);
-                        }
-
-                        batch[i].Complete(gsns[i]);
+                        Interlocked.Increment(ref _retries);
+                        await Task.Delay(backoff);
+                        backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
+                        continue;
                     }
                 }
-                catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+                else
                 {
-                    var timeout = new TimeoutException(
-                        $"No answer from shard {shard} to an append of {batch.Count} record(s) within {callTimeout.TotalSeconds:0.###} s "
-                        + "(SpecLogClientOptions.AppendCallTimeout); the outcome is unknown: the records may have been written.");
-                    foreach (var p in batch)
-                    {
-                        p.Fail(timeout);
-                    }
-                }
-                catch (Exception e)
-                {
-                    foreach (var p in batch)
-                    {
-                        p.Fail(e);
-                    }
+                    backoff = FirstBackoff;
                 }
             }
 
@@ -114,11 +118,81 @@ internal sealed class AppendBatcher(Func<byte[][], CancellationToken, Task<long[
         }
     }
 
-    private sealed class Pending(byte[] payload, CancellationToken cancellationToken)
+    /// <summary>Sends <paramref name="batch"/> once; completes its records, or fails them for good, or returns the error to retry on.</summary>
+    private async Task<Exception?> SendOnceAsync(List<Pending> batch)
+    {
+        using var deadline = new CancellationTokenSource(callTimeout);
+        try
+        {
+            var measured = SpecLogMetrics.StageDuration.Enabled;
+            var sentAt = measured ? SpecLogMetrics.NowMicros() : 0;
+            var gsns = await send([.. batch.Select(p => p.SequenceNumber)], [.. batch.Select(p => p.Payload)], deadline.Token);
+            var ackedAt = measured ? SpecLogMetrics.NowMicros() : 0;
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (measured)
+                {
+                    SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ClientQueue, batch[i].EnqueuedMicros, sentAt);
+                    SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ClientAppend, batch[i].EnqueuedMicros, ackedAt);
+                }
+
+                batch[i].Complete(gsns[i]);
+            }
+
+            return null;
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            return new TimeoutException($"No answer from shard {shard} to an append of {batch.Count} record(s) within {callTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout).");
+        }
+        catch (Exception e) when (AppendRetry.IsRetryable(e))
+        {
+            return e;
+        }
+        catch (Exception e)
+        {
+            foreach (var p in batch)
+            {
+                p.Fail(e);
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>The records of <paramref name="batch"/> still worth sending again; the others are answered.</summary>
+    private List<Pending> Survivors(List<Pending> batch, Exception error)
+    {
+        var now = Stopwatch.GetTimestamp();
+        var again = new List<Pending>(batch.Count);
+        foreach (var p in batch)
+        {
+            if (p.CancellationToken.IsCancellationRequested)
+            {
+                p.Cancel();
+            }
+            else if (Stopwatch.GetElapsedTime(p.StartedAt, now) >= retryDeadline)
+            {
+                p.Fail(AppendRetry.GaveUp(shard, retryDeadline, error));
+            }
+            else
+            {
+                again.Add(p);
+            }
+        }
+
+        return again;
+    }
+
+    private sealed class Pending(long sequenceNumber, byte[] payload, CancellationToken cancellationToken, long startedAt)
     {
         private readonly TaskCompletionSource<long> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+        public long SequenceNumber { get; } = sequenceNumber;
+
         public byte[] Payload { get; } = payload;
+
+        public long StartedAt { get; } = startedAt;
 
         public long EnqueuedMicros { get; } = SpecLogMetrics.StageDuration.Enabled ? SpecLogMetrics.NowMicros() : 0;
 

@@ -36,6 +36,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionBuffer, $"{nameof(SpecLogClientOptions.SubscriptionBuffer)} must be at least 1.");
         }
 
+        if (o.AppendRetryDeadline <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.AppendRetryDeadline, $"{nameof(SpecLogClientOptions.AppendRetryDeadline)} must be positive.");
+        }
+
         if (o.AppendCallTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(o), o.AppendCallTimeout, $"{nameof(SpecLogClientOptions.AppendCallTimeout)} must be positive.");
@@ -57,6 +62,13 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
     private ISequencerGrain Sequencer => _grainFactory.GetGrain<ISequencerGrain>(0);
 
+    /// <summary>This client's id: with a per-client sequence number it identifies each append, so retries are written once.</summary>
+    public Guid ClientId { get; } = Guid.NewGuid();
+
+    private long _sequence;
+
+    private long NextSequenceNumber() => Interlocked.Increment(ref _sequence);
+
     /// <summary>The number of shards of the log.</summary>
     public async Task<int> GetShardCountAsync(CancellationToken cancellationToken = default)
     {
@@ -66,7 +78,14 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             var status = await Sequencer.GetStatusAsync();
             var grains = _grainFactory;
             _batchers = Enumerable.Range(0, status.ShardCount)
-                .Select(s => new AppendBatcher((payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendBatchAsync(payloads, ct), status.MaxBatchRecords, _options.MaxAppendsInFlightPerShard, _options.AppendCallTimeout, s))
+                .Select(s => new AppendBatcher(
+                    (seqs, payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendIdentifiedAsync(ClientId, seqs, payloads, ct),
+                    NextSequenceNumber,
+                    status.MaxBatchRecords,
+                    _options.MaxAppendsInFlightPerShard,
+                    _options.AppendCallTimeout,
+                    _options.AppendRetryDeadline,
+                    s))
                 .ToArray();
             _maxRecordSize = status.MaxRecordSize;
             _shardCount = status.ShardCount;
@@ -106,17 +125,37 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             arrays[i] = payloads[i].ToArray();
         }
 
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.AppendCallTimeout);
-        try
+        // One id per record, kept across retries: the shard writes each once and answers a retry with the original GSNs.
+        var last = Interlocked.Add(ref _sequence, arrays.Length);
+        var seqs = Enumerable.Range(0, arrays.Length).Select(i => last - arrays.Length + 1 + i).ToArray();
+        var shardGrain = _grainFactory.GetGrain<IShardGrain>(target);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var backoff = TimeSpan.FromMilliseconds(50);
+        while (true)
         {
-            return await _grainFactory.GetGrain<IShardGrain>(target).AppendBatchAsync(arrays, deadline.Token);
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            throw new TimeoutException(
-                $"No answer from shard {target} to an append of {arrays.Length} record(s) within {_options.AppendCallTimeout.TotalSeconds:0.###} s "
-                + "(SpecLogClientOptions.AppendCallTimeout); the outcome is unknown: the records may have been written.");
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(_options.AppendCallTimeout);
+            Exception error;
+            try
+            {
+                return await shardGrain.AppendIdentifiedAsync(ClientId, seqs, arrays, deadline.Token);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                error = new TimeoutException($"No answer from shard {target} to an append of {arrays.Length} record(s) within {_options.AppendCallTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout).");
+            }
+            catch (Exception e) when (AppendRetry.IsRetryable(e) && !cancellationToken.IsCancellationRequested)
+            {
+                error = e;
+            }
+
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) >= _options.AppendRetryDeadline)
+            {
+                throw AppendRetry.GaveUp(target, _options.AppendRetryDeadline, error);
+            }
+
+            await Task.Delay(backoff, cancellationToken);
+            backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, backoff.Ticks * 2));
         }
     }
 

@@ -12,6 +12,9 @@ public sealed class SpecLogClientOptions
     /// <summary>Default longest wait for one append call's answer.</summary>
     public static readonly TimeSpan DEFAULT_APPEND_CALL_TIMEOUT = TimeSpan.FromSeconds(10);
 
+    /// <summary>Default longest time an append is retried after failures with an unknown outcome.</summary>
+    public static readonly TimeSpan DEFAULT_APPEND_RETRY_DEADLINE = TimeSpan.FromSeconds(30);
+
     /// <summary>Default number of append calls the client keeps outstanding per shard.</summary>
     public const int DEFAULT_MAX_APPENDS_IN_FLIGHT_PER_SHARD = 32;
 
@@ -25,11 +28,19 @@ public sealed class SpecLogClientOptions
 
     /// <summary>
     /// Longest the client waits for the answer to one append call (a batch of records to one shard). Past it the call
-    /// is cancelled, its records fail with a <see cref="TimeoutException"/> that says their outcome is unknown (they may
-    /// have been written), and the call's slot goes to the next records, so a silo that vanished mid-call holds the
-    /// client's appends for at most this long instead of Orleans' response timeout. A committed append takes a few ms.
+    /// is cancelled and sent again (same append ids) until <see cref="AppendRetryDeadline"/>, so a silo that vanished
+    /// mid-call holds the client's appends for at most this long instead of Orleans' response timeout. A committed
+    /// append takes a few ms.
     /// </summary>
     public TimeSpan AppendCallTimeout { get; set; } = DEFAULT_APPEND_CALL_TIMEOUT;
+
+    /// <summary>
+    /// How long the client keeps sending an append again after failures that leave its outcome unknown (no answer in
+    /// time, a silo lost mid-call, a shard that stopped or whose node is down), counted from the append call. Every
+    /// append carries the client's id and a sequence number, and shards write each (id, number) once, so retries never
+    /// write a record twice; past the deadline the append fails with a <see cref="TimeoutException"/>.
+    /// </summary>
+    public TimeSpan AppendRetryDeadline { get; set; } = DEFAULT_APPEND_RETRY_DEADLINE;
 
     /// <summary>How often subscriptions re-register with their shards.</summary>
     public TimeSpan SubscriptionRefresh { get; set; } = DEFAULT_SUBSCRIPTION_REFRESH;

@@ -173,6 +173,7 @@ internal sealed partial class ShardGrain
     private static (long Count, byte[]? Payload) Decode(in StoredEntry e) => e.Kind switch
     {
         RecordKind => (1, e.Payload.ToArray()),
+        IdentifiedRecordKind => (1, e.Payload[AppendIdBytes..].ToArray()),
         NoOpKind => (BinaryPrimitives.ReadInt64LittleEndian(e.Payload.Span), null),
         _ => throw new InvalidDataException($"Unknown entry kind {e.Kind} at storage index {e.Index}."),
     };

@@ -69,10 +69,7 @@ internal sealed partial class ShardGrain
 
             _storageFailed = true;
             LogStorageFailure(logger, e, _shard);
-            while (_pending.TryDequeue(out var p))
-            {
-                p.Fail(e);
-            }
+            FailUncommitted(new AppendOutcomeUnknownException($"Shard {_shard}'s storage failed before the append was committed: {e.Message}", e));
 
             DeactivateOnIdle();
         }
@@ -108,6 +105,12 @@ internal sealed partial class ShardGrain
             foreach (var e in chunk)
             {
                 var (count, payload) = Decode(e);
+                if (e.Kind == IdentifiedRecordKind)
+                {
+                    var (client, seq) = ReadAppendId(e.Payload.Span);
+                    _dedup.Add(client, seq, slot);
+                }
+
                 if (e.Index % SparseIndexEvery == 0)
                 {
                     _sparseIndex.Add((slot, e.Index));

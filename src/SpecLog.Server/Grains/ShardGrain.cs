@@ -30,6 +30,8 @@ internal sealed partial class ShardGrain(
 {
     internal const byte RecordKind = 1;
     internal const byte NoOpKind = 2;
+    internal const byte IdentifiedRecordKind = 3; // a record with its append id: client (16 bytes), sequence number (8), payload
+    internal const int AppendIdBytes = 24;
     private const int SparseIndexEvery = 64;
 
     private readonly SpecLogOptions _options = options.Value;
@@ -71,10 +73,11 @@ internal sealed partial class ShardGrain(
         _activatedAt = timeProvider.GetUtcNow();
         _core = new ShardCore(_shard, _options.Ordering);
         _cache = new EntryCache(_options.RecentCacheBytes);
+        _dedup = new AppendDeduplicator(_options.DedupWindow);
         _log = await siloLogs.OpenAsync(new DurableLogOptions
         {
             Directory = Path.Combine(_options.DataDirectory, $"shard-{_shard}"),
-            MaxEntrySize = Math.Max(_options.MaxRecordSize, 64),
+            MaxEntrySize = Math.Max(_options.MaxRecordSize + AppendIdBytes, 64),
             SegmentSize = _options.SegmentSize,
             Fsync = _options.Fsync,
         });
@@ -103,11 +106,7 @@ internal sealed partial class ShardGrain(
             await siloLogs.CloseAsync(_log);
         }
 
-        var error = new InvalidOperationException($"Shard {_shard} deactivated ({reason.Description}) before the append was committed; its outcome is unknown.");
-        while (_pending.TryDequeue(out var p))
-        {
-            p.Fail(error);
-        }
+        FailUncommitted(new AppendOutcomeUnknownException($"Shard {_shard} deactivated ({reason.Description}) before the append was committed; its outcome is unknown (a retry with the same append ids is safe)."));
 
         await base.OnDeactivateAsync(reason, cancellationToken);
     }
@@ -356,6 +355,7 @@ internal sealed partial class ShardGrain(
             p.Complete(gsns);
         }
 
+        CompleteRetriedAppends(committed);
         TrimMarks();
     }
 

@@ -1,0 +1,152 @@
+using System.Buffers.Binary;
+
+namespace SpecLog.Server.Grains;
+
+/// <summary>
+/// The shard's exactly-once side: appends identified by (client, sequence number) are written once; a retry gets the
+/// original slot's GSN, waiting for its commit if needed. The ids are stored with the records, so a restarted shard
+/// rebuilds what it remembers from its log.
+/// </summary>
+internal sealed partial class ShardGrain
+{
+    private readonly PriorityQueue<RetriedAppend, long> _retried = new();
+    private AppendDeduplicator _dedup = null!;
+
+    public async Task<long[]> AppendIdentifiedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, CancellationToken cancellationToken = default)
+    {
+        EnsureValid();
+        ArgumentNullException.ThrowIfNull(sequenceNumbers);
+        ArgumentNullException.ThrowIfNull(payloads);
+        if (payloads.Length == 0)
+        {
+            throw new ArgumentException("A batch append needs at least one record.", nameof(payloads));
+        }
+
+        if (payloads.Length > _options.MaxBatchRecords)
+        {
+            throw new ArgumentException($"A batch holds at most {_options.MaxBatchRecords} records (got {payloads.Length}).", nameof(payloads));
+        }
+
+        if (sequenceNumbers.Length != payloads.Length)
+        {
+            throw new ArgumentException($"{sequenceNumbers.Length} sequence numbers for {payloads.Length} records.", nameof(sequenceNumbers));
+        }
+
+        // Everything is checked before anything is written, so a refused batch leaves no trace.
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            ValidateRecord(payloads[i], i);
+            if (!_dedup.TryGet(client, sequenceNumbers[i], out _) && _dedup.IsForgotten(client, sequenceNumbers[i]))
+            {
+                throw new InvalidOperationException(
+                    $"Append {sequenceNumbers[i]} of client {client} is older than shard {_shard} remembers ({_options.DedupWindow} identified records, "
+                    + "SpecLog:DedupWindow): a retry this late cannot be told from a new record, so it is refused rather than maybe written twice.");
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var slots = new long[payloads.Length];
+        long first = -1, count = 0;
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            if (_dedup.TryGet(client, sequenceNumbers[i], out var held))
+            {
+                slots[i] = -1 - held; // a retry: the record is at slot `held` already
+                continue;
+            }
+
+            var slot = AppendIdentifiedRecord(client, sequenceNumbers[i], payloads[i]);
+            _dedup.Add(client, sequenceNumbers[i], slot);
+            first = first < 0 ? slot : first;
+            count++;
+            slots[i] = slot;
+        }
+
+        Task<long[]>? fresh = null;
+        if (count > 0)
+        {
+            var pending = new PendingAppend(first, (int)count, NowMicros());
+            _pending.Enqueue(pending);
+            EnsureFlushing();
+            fresh = pending.Task;
+        }
+
+        var gsns = new long[payloads.Length];
+        var freshGsns = fresh is null ? [] : await fresh.WaitAsync(cancellationToken);
+        for (var i = 0; i < slots.Length; i++)
+        {
+            gsns[i] = slots[i] >= 0
+                ? freshGsns[slots[i] - first]
+                : await GsnWhenCommittedAsync(-1 - slots[i]).WaitAsync(cancellationToken);
+        }
+
+        return gsns;
+    }
+
+    /// <summary>The GSN of <paramref name="slot"/> once its cut is committed (at once if it is).</summary>
+    private Task<long> GsnWhenCommittedAsync(long slot)
+    {
+        if (slot < _core.CommittedSlots)
+        {
+            return Task.FromResult(_core.History.GsnOfSlot(_shard, slot));
+        }
+
+        var retried = new RetriedAppend(slot);
+        _retried.Enqueue(retried, slot);
+        return retried.Task;
+    }
+
+    /// <summary>Answers the retries whose original records are now committed.</summary>
+    private void CompleteRetriedAppends(long committedSlots)
+    {
+        while (_retried.TryPeek(out var r, out var slot) && slot < committedSlots)
+        {
+            _retried.Dequeue();
+            r.Complete(_core.History.GsnOfSlot(_shard, slot));
+        }
+    }
+
+    /// <summary>Fails every append and retry still waiting for its commit (the shard stops or its storage failed).</summary>
+    private void FailUncommitted(Exception error)
+    {
+        while (_pending.TryDequeue(out var p))
+        {
+            p.Fail(error);
+        }
+
+        while (_retried.TryDequeue(out var r, out _))
+        {
+            r.Fail(error);
+        }
+    }
+
+    private long AppendIdentifiedRecord(Guid client, long seq, byte[] payload)
+    {
+        var framed = new byte[AppendIdBytes + payload.Length];
+        client.TryWriteBytes(framed.AsSpan(0, 16));
+        BinaryPrimitives.WriteInt64LittleEndian(framed.AsSpan(16, 8), seq);
+        payload.CopyTo(framed.AsSpan(AppendIdBytes));
+
+        // Storage first: if it refuses (failed disk), no slot has been handed out.
+        var index = _log.Append(IdentifiedRecordKind, framed);
+        var slot = _core.AssignRecord();
+        Track(new CachedEntry(slot, 1, index, payload));
+        return slot;
+    }
+
+    private static (Guid Client, long Seq) ReadAppendId(ReadOnlySpan<byte> stored) =>
+        (new Guid(stored[..16]), BinaryPrimitives.ReadInt64LittleEndian(stored.Slice(16, 8)));
+
+    private sealed class RetriedAppend(long slot)
+    {
+        private readonly TaskCompletionSource<long> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long Slot { get; } = slot;
+
+        public Task<long> Task => _tcs.Task;
+
+        public void Complete(long gsn) => _tcs.TrySetResult(gsn);
+
+        public void Fail(Exception e) => _tcs.TrySetException(e);
+    }
+}
