@@ -121,6 +121,22 @@ public sealed class ClusterProcessTests
 
             Note($"all {acknowledged.Count} acknowledged records read back at their GSNs");
 
+            // Exactly once: appends retried through the kills (same append ids) were written once, so no payload repeats.
+            var end = acknowledged.Keys.Max() + 1;
+            var counts = new Dictionary<string, int>();
+            for (long from = 0; from < end; from += 4096)
+            {
+                foreach (var r in await client.Log.ReadRangeAsync(from, Math.Min(end, from + 4096), ct))
+                {
+                    var text = Encoding.UTF8.GetString(r.Payload.Span);
+                    counts[text] = counts.GetValueOrDefault(text) + 1;
+                }
+            }
+
+            var repeated = counts.Where(c => c.Value > 1).Select(c => c.Key).ToList();
+            Assert.True(repeated.Count == 0, $"{repeated.Count} records written more than once, e.g. {string.Join(", ", repeated.Take(5))}");
+            Note($"{counts.Count} records in the log below GSN {end}, none twice");
+
             // The restarted replica caught up with the others (it executes what they executed).
             await Waits.UntilAsync(
                 async () =>
