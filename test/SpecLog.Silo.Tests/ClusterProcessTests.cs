@@ -74,15 +74,17 @@ public sealed class ClusterProcessTests
             Note($"replicas on {string.Join(", ", replicaSilos.Select(r => r.Silo))}");
 
             var acknowledged = new ConcurrentDictionary<long, byte[]>();
+            var ackTimes = new ConcurrentQueue<double>();
             var failures = 0;
             using var load = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var producers = Enumerable.Range(0, Producers)
-                .Select(p => ProduceAsync(client.Log, p, acknowledged, () => Interlocked.Increment(ref failures), load.Token))
+                .Select(p => ProduceAsync(client.Log, p, acknowledged, ackTimes, clock, () => Interlocked.Increment(ref failures), load.Token))
                 .ToArray();
             await Waits.UntilAsync(() => acknowledged.Count >= 400, "400 appends acknowledged", StepTimeout, ct);
             Note($"{acknowledged.Count} appends acknowledged by the whole cluster");
 
             // A node with only an ordering replica dies: Copilot goes on with the other two.
+            var killAt = clock.Elapsed.TotalSeconds;
             silos[2]!.KillHard();
             var atKill = acknowledged.Count;
             Note($"node-2 killed (SIGKILL) at {atKill} acknowledged");
@@ -97,14 +99,29 @@ public sealed class ClusterProcessTests
             Note($"node-2 back; {acknowledged.Count} acknowledged");
 
             // A node holding a shard (and replica 0) dies: its shard can run only there, so it serves again after the restart.
+            var secondKillAt = clock.Elapsed.TotalSeconds;
             silos[0]!.KillHard();
             Note($"node-0 killed (SIGKILL) at {acknowledged.Count} acknowledged");
             await silos[0]!.DisposeAsync();
             restarted = StartNode(0);
             await Waits.UntilAsync(() => restarted.IsUp, "node-0 to be up again", StepTimeout, ct);
+            var upAgainAt = clock.Elapsed.TotalSeconds;
             var atSecondRestart = acknowledged.Count;
             await Waits.UntilAsync(() => acknowledged.Count >= atSecondRestart + 400, "400 appends acknowledged after node-0's restart", StepTimeout, ct);
             Note($"node-0 back; {acknowledged.Count} acknowledged, {failures} append attempts failed during the faults");
+
+            // Measured, not asserted: the longest time without any acknowledgement after each kill, and how long after
+            // node-0 printed "up" the first append was acknowledged again.
+            var times = ackTimes.Order().ToArray();
+            double LongestGap(double from, double to)
+            {
+                var points = times.Where(t => t >= from && t <= to).Prepend(from).Append(to).ToArray();
+                return points.Zip(points.Skip(1), (a, b) => b - a).Max();
+            }
+
+            var firstAfterUp = times.FirstOrDefault(t => t >= upAgainAt, double.NaN);
+            Note($"longest gap without an acknowledgement: {LongestGap(killAt, secondKillAt):0.00} s after killing node-2 (ordering replica), "
+                + $"{LongestGap(secondKillAt, upAgainAt + 5):0.00} s after killing node-0 (shard 0); first acknowledgement {firstAfterUp - upAgainAt:0.00} s after node-0 was up");
 
             await load.CancelAsync();
             await Task.WhenAll(producers).WaitAsync(StepTimeout, ct);
@@ -182,7 +199,7 @@ public sealed class ClusterProcessTests
     }
 
     /// <summary>Appends to shard <c>p mod Shards</c> until cancelled; a failed attempt (a dying gateway, a stalled shard) is counted and retried with a new record.</summary>
-    private static async Task ProduceAsync(SpecLogClient log, int producer, ConcurrentDictionary<long, byte[]> acknowledged, Action failed, CancellationToken ct)
+    private static async Task ProduceAsync(SpecLogClient log, int producer, ConcurrentDictionary<long, byte[]> acknowledged, ConcurrentQueue<double> ackTimes, Stopwatch clock, Action failed, CancellationToken ct)
     {
         for (var i = 0; !ct.IsCancellationRequested; i++)
         {
@@ -193,6 +210,7 @@ public sealed class ClusterProcessTests
                 attempt.CancelAfter(TimeSpan.FromSeconds(10));
                 var gsn = await log.AppendAsync(payload, producer % Shards, attempt.Token);
                 Assert.True(acknowledged.TryAdd(gsn, payload), $"GSN {gsn} acknowledged twice");
+                ackTimes.Enqueue(clock.Elapsed.TotalSeconds);
             }
             catch (Exception e) when (e is not Xunit.Sdk.XunitException && !ct.IsCancellationRequested)
             {

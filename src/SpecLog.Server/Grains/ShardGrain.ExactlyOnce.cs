@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace SpecLog.Server.Grains;
@@ -122,13 +123,24 @@ internal sealed partial class ShardGrain
 
     private long AppendIdentifiedRecord(Guid client, long seq, byte[] payload)
     {
-        var framed = new byte[AppendIdBytes + payload.Length];
-        client.TryWriteBytes(framed.AsSpan(0, 16));
-        BinaryPrimitives.WriteInt64LittleEndian(framed.AsSpan(16, 8), seq);
-        payload.CopyTo(framed.AsSpan(AppendIdBytes));
+        // The log copies the entry into its write buffer, so the id and payload are put together in a pooled buffer.
+        var length = AppendIdBytes + payload.Length;
+        var framed = ArrayPool<byte>.Shared.Rent(length);
+        long index;
+        try
+        {
+            client.TryWriteBytes(framed.AsSpan(0, 16));
+            BinaryPrimitives.WriteInt64LittleEndian(framed.AsSpan(16, 8), seq);
+            payload.CopyTo(framed.AsSpan(AppendIdBytes));
 
-        // Storage first: if it refuses (failed disk), no slot has been handed out.
-        var index = _log.Append(IdentifiedRecordKind, framed);
+            // Storage first: if it refuses (failed disk), no slot has been handed out.
+            index = _log.Append(IdentifiedRecordKind, framed.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(framed);
+        }
+
         var slot = _core.AssignRecord();
         Track(new CachedEntry(slot, 1, index, payload));
         return slot;
