@@ -14,7 +14,11 @@ public interface IShardGrain : IGrainWithIntegerKey
     /// <exception cref="ArgumentOutOfRangeException">This shard id does not exist.</exception>
     Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken = default);
 
-    /// <summary>Appends records in order (consecutive slots of this shard); completes with their final GSNs.</summary>
+    /// <summary>
+    /// Appends records in order (consecutive slots of this shard); completes with their final GSNs. Like
+    /// <see cref="AppendAsync"/> it does not deduplicate: a retry writes the records again. <c>SpecLogClient</c> uses
+    /// <see cref="AppendIdentifiedAsync"/>, which does.
+    /// </summary>
     Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default);
 
     /// <summary>

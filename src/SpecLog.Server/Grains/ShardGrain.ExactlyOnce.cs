@@ -92,7 +92,7 @@ internal sealed partial class ShardGrain
             return Task.FromResult(_core.History.GsnOfSlot(_shard, slot));
         }
 
-        var retried = new RetriedAppend(slot);
+        var retried = new RetriedAppend();
         _retried.Enqueue(retried, slot);
         return retried.Task;
     }
@@ -149,11 +149,10 @@ internal sealed partial class ShardGrain
     private static (Guid Client, long Seq) ReadAppendId(ReadOnlySpan<byte> stored) =>
         (new Guid(stored[..16]), BinaryPrimitives.ReadInt64LittleEndian(stored.Slice(16, 8)));
 
-    private sealed class RetriedAppend(long slot)
+    /// <summary>A retry waiting for its original record's commit (queued by that record's slot).</summary>
+    private sealed class RetriedAppend
     {
         private readonly TaskCompletionSource<long> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public long Slot { get; } = slot;
 
         public Task<long> Task => _tcs.Task;
 
