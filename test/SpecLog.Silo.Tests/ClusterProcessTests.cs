@@ -11,7 +11,8 @@ namespace SpecLog.Silo.Tests;
 /// each shard and replica only on its data node. A node holding only an ordering replica is killed with SIGKILL
 /// under load and the log keeps acknowledging appends; it is restarted and catches up. Then a node holding a shard is
 /// killed and restarted on its ports: the shard comes back where its data is. Every acknowledged record is read back
-/// at its GSN at the end.
+/// at its GSN, no record is in the log twice, and after every process is killed at once and started again the records
+/// are still there and appends continue.
 /// </summary>
 public sealed class ClusterProcessTests
 {
@@ -165,6 +166,36 @@ public sealed class ClusterProcessTests
                 StepTimeout,
                 ct);
             Note("replica 2 caught up");
+
+            // The whole cluster dies at once (kill -9 of every process) and comes back on the same ports: every
+            // acknowledged record is still at its GSN and appends continue after them.
+            await client.DisposeAsync();
+            client = null;
+            foreach (var silo in silos)
+            {
+                silo!.KillHard();
+                await silo.DisposeAsync();
+            }
+
+            Note("every node killed (SIGKILL)");
+            for (var i = 0; i < Nodes.Length; i++)
+            {
+                StartNode(i);
+            }
+
+            await Waits.UntilAsync(() => silos.All(s => s!.IsUp), "all three silos to be up after the whole-cluster kill", StepTimeout, ct);
+            client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct);
+            foreach (var (gsn, payload) in acknowledged)
+            {
+                var record = await client.Log.ReadAsync(gsn, ct);
+                Assert.True(record is not null, $"acknowledged GSN {gsn} is not readable after the whole-cluster restart");
+                Assert.Equal(Encoding.UTF8.GetString(payload), Encoding.UTF8.GetString(record.Payload.Span));
+            }
+
+            var maxBefore = acknowledged.Keys.Max();
+            var after = await Task.WhenAll(Enumerable.Range(0, Shards).Select(s => client.Log.AppendAsync(Encoding.UTF8.GetBytes($"after-restart-{s}"), s, ct)));
+            Assert.All(after, gsn => Assert.True(gsn > maxBefore, $"new append at GSN {gsn}, not after {maxBefore}"));
+            Note($"whole cluster back: all {acknowledged.Count} acknowledged records at their GSNs, new appends at [{string.Join(", ", after)}]");
         }
         catch (Exception e)
         {
