@@ -17,17 +17,7 @@ internal sealed partial class ShardGrain
     {
         EnsureValid();
         ArgumentNullException.ThrowIfNull(sequenceNumbers);
-        ArgumentNullException.ThrowIfNull(payloads);
-        if (payloads.Length == 0)
-        {
-            throw new ArgumentException("A batch append needs at least one record.", nameof(payloads));
-        }
-
-        if (payloads.Length > _options.MaxBatchRecords)
-        {
-            throw new ArgumentException($"A batch holds at most {_options.MaxBatchRecords} records (got {payloads.Length}).", nameof(payloads));
-        }
-
+        ValidateBatch(payloads);
         if (sequenceNumbers.Length != payloads.Length)
         {
             throw new ArgumentException($"{sequenceNumbers.Length} sequence numbers for {payloads.Length} records.", nameof(sequenceNumbers));
@@ -36,7 +26,6 @@ internal sealed partial class ShardGrain
         // Everything is checked before anything is written, so a refused batch leaves no trace.
         for (var i = 0; i < payloads.Length; i++)
         {
-            ValidateRecord(payloads[i], i);
             if (!_dedup.TryGet(client, sequenceNumbers[i], out _) && _dedup.IsForgotten(client, sequenceNumbers[i]))
             {
                 throw new InvalidOperationException(
@@ -126,24 +115,17 @@ internal sealed partial class ShardGrain
         // The log copies the entry into its write buffer, so the id and payload are put together in a pooled buffer.
         var length = AppendIdBytes + payload.Length;
         var framed = ArrayPool<byte>.Shared.Rent(length);
-        long index;
         try
         {
             client.TryWriteBytes(framed.AsSpan(0, 16));
             BinaryPrimitives.WriteInt64LittleEndian(framed.AsSpan(16, 8), seq);
             payload.CopyTo(framed.AsSpan(AppendIdBytes));
-
-            // Storage first: if it refuses (failed disk), no slot has been handed out.
-            index = _log.Append(IdentifiedRecordKind, framed.AsSpan(0, length));
+            return AppendRecordEntry(IdentifiedRecordKind, framed.AsSpan(0, length), payload);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(framed);
         }
-
-        var slot = _core.AssignRecord();
-        Track(new CachedEntry(slot, 1, index, payload));
-        return slot;
     }
 
     private static (Guid Client, long Seq) ReadAppendId(ReadOnlySpan<byte> stored) =>

@@ -6,10 +6,13 @@ namespace SpecLog.Server.Grains;
 /// <summary>The shard's storage side: appending records and no-op fills to its durable log, group commits, and recovery from the log.</summary>
 internal sealed partial class ShardGrain
 {
-    private long AppendRecord(byte[] payload)
+    private long AppendRecord(byte[] payload) => AppendRecordEntry(RecordKind, payload, payload);
+
+    /// <summary>Writes a record's log entry (<paramref name="stored"/>, of <paramref name="kind"/>) and gives the record its slot; <paramref name="payload"/> is what readers get.</summary>
+    private long AppendRecordEntry(byte kind, ReadOnlySpan<byte> stored, byte[] payload)
     {
         // Storage first: if it refuses (failed disk), no slot has been handed out.
-        var index = _log.Append(RecordKind, payload);
+        var index = _log.Append(kind, stored);
         var slot = _core.AssignRecord();
         Track(new CachedEntry(slot, 1, index, payload));
         return slot;

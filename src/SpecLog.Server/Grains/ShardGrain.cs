@@ -126,22 +126,7 @@ internal sealed partial class ShardGrain(
     public Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default)
     {
         EnsureValid();
-        ArgumentNullException.ThrowIfNull(payloads);
-        if (payloads.Length == 0)
-        {
-            throw new ArgumentException("A batch append needs at least one record.", nameof(payloads));
-        }
-
-        if (payloads.Length > _options.MaxBatchRecords)
-        {
-            throw new ArgumentException($"A batch holds at most {_options.MaxBatchRecords} records (got {payloads.Length}).", nameof(payloads));
-        }
-
-        for (var i = 0; i < payloads.Length; i++)
-        {
-            ValidateRecord(payloads[i], i);
-        }
-
+        ValidateBatch(payloads);
         cancellationToken.ThrowIfCancellationRequested();
         var first = -1L;
         foreach (var p in payloads)
@@ -259,6 +244,26 @@ internal sealed partial class ShardGrain(
         if (_invalidReason is not null)
         {
             throw new ArgumentOutOfRangeException("shard", _invalidReason);
+        }
+    }
+
+    /// <summary>Refuses a batch that is empty, too long, or holds a bad record (checked whole, before anything is written).</summary>
+    private void ValidateBatch(byte[][] payloads)
+    {
+        ArgumentNullException.ThrowIfNull(payloads);
+        if (payloads.Length == 0)
+        {
+            throw new ArgumentException("A batch append needs at least one record.", nameof(payloads));
+        }
+
+        if (payloads.Length > _options.MaxBatchRecords)
+        {
+            throw new ArgumentException($"A batch holds at most {_options.MaxBatchRecords} records (got {payloads.Length}).", nameof(payloads));
+        }
+
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            ValidateRecord(payloads[i], i);
         }
     }
 
