@@ -27,8 +27,6 @@ internal sealed class AppendBatcher(
     TimeSpan retryDeadline,
     int shard = -1)
 {
-    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(50);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
     private readonly object _gate = new();
     private readonly Queue<Pending> _queue = new();
     private int _inFlight;
@@ -80,7 +78,7 @@ internal sealed class AppendBatcher(
 
     private async Task SendAsync(List<Pending> batch)
     {
-        var backoff = FirstBackoff;
+        var backoff = AppendRetry.FirstBackoff;
         while (true)
         {
             if (batch.Count > 0)
@@ -95,13 +93,13 @@ internal sealed class AppendBatcher(
                     {
                         Interlocked.Increment(ref _retries);
                         await Task.Delay(backoff);
-                        backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
+                        backoff = AppendRetry.NextBackoff(backoff);
                         continue;
                     }
                 }
                 else
                 {
-                    backoff = FirstBackoff;
+                    backoff = AppendRetry.FirstBackoff;
                 }
             }
 
@@ -143,7 +141,7 @@ internal sealed class AppendBatcher(
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            return new TimeoutException($"No answer from shard {shard} to an append of {batch.Count} record(s) within {callTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout).");
+            return AppendRetry.NoAnswer(shard, batch.Count, callTimeout);
         }
         catch (Exception e) when (AppendRetry.IsRetryable(e))
         {

@@ -3,6 +3,19 @@ namespace SpecLog.Client;
 /// <summary>Which append failures leave the outcome unknown (and so are retried with the same append ids), and the error when retrying ends.</summary>
 internal static class AppendRetry
 {
+    /// <summary>The pause before the first retry; it doubles with each retry of the same records, up to <see cref="MaxBackoff"/>.</summary>
+    public static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>The longest pause between retries.</summary>
+    public static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+
+    /// <summary>The pause after <paramref name="backoff"/>.</summary>
+    public static TimeSpan NextBackoff(TimeSpan backoff) => TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
+
+    /// <summary>The error of a call that got no answer within the call timeout (retryable: its outcome is unknown).</summary>
+    public static TimeoutException NoAnswer(int shard, int records, TimeSpan callTimeout) => new(
+        $"No answer from shard {shard} to an append of {records} record(s) within {callTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout).");
+
     /// <summary>
     /// True for failures after which the records may or may not be in the log and a retry with the same ids is safe:
     /// no answer in time, a silo or gateway lost mid-call, a shard that stopped before committing, a shard whose node is

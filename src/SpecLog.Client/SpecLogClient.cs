@@ -130,7 +130,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         var seqs = Enumerable.Range(0, arrays.Length).Select(i => last - arrays.Length + 1 + i).ToArray();
         var shardGrain = _grainFactory.GetGrain<IShardGrain>(target);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var backoff = TimeSpan.FromMilliseconds(50);
+        var backoff = AppendRetry.FirstBackoff;
         while (true)
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -142,7 +142,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                error = new TimeoutException($"No answer from shard {target} to an append of {arrays.Length} record(s) within {_options.AppendCallTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout).");
+                error = AppendRetry.NoAnswer(target, arrays.Length, _options.AppendCallTimeout);
             }
             catch (Exception e) when (AppendRetry.IsRetryable(e) && !cancellationToken.IsCancellationRequested)
             {
@@ -155,7 +155,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             }
 
             await Task.Delay(backoff, cancellationToken);
-            backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, backoff.Ticks * 2));
+            backoff = AppendRetry.NextBackoff(backoff);
         }
     }
 
