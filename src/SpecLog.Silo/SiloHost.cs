@@ -358,19 +358,23 @@ internal static partial class SiloHost
         {
             var sequencer = await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(cts.Token);
             var all = await Task.WhenAll(Enumerable.Range(0, options.ShardCount).Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
-            LogActivated(logger, all.Length, sequencer.Windows, all.Sum(s => s.DurableRecords), all.Sum(s => s.NoOpSlots));
-            return all.Sum(s => s.DurableRecords);
+            var found = all.Sum(s => s.DurableRecords);
+            LogActivated(logger, all.Length, sequencer.Windows, found, all.Sum(s => s.NoOpSlots));
+            return found;
         }
 
-        bool Mine(long key) => string.Equals(DataHomePlacementDirector.HomeNode(key, options.Nodes), settings.NodeName, StringComparison.Ordinal);
-        var replicas = options.Replication.IsReplicated ? Enumerable.Range(0, options.Replication.Replicas).Where(k => Mine(k)).ToList() : [];
+        var (replicas, shardIds) = Holdings(options, settings.NodeName ?? "");
         await Task.WhenAll(replicas.Select(k => grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync())).WaitAsync(cts.Token);
-        var shardIds = Enumerable.Range(0, options.ShardCount).Where(s => Mine(s)).ToList();
         var shards = await Task.WhenAll(shardIds.Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
         var records = shards.Sum(s => s.DurableRecords);
         LogActivatedNode(logger, settings.NodeName ?? "", string.Join(",", replicas), string.Join(",", shardIds), records, shards.Sum(s => s.NoOpSlots));
         return records;
     }
+
+    /// <summary>The ordering replicas and shards whose data lives on <paramref name="node"/> (<c>SpecLog:Nodes</c> set).</summary>
+    private static (List<int> Replicas, List<int> Shards) Holdings(SpecLogOptions options, string node) => (
+        DataHomePlacementDirector.KeysOn(node, options.Replication.IsReplicated ? options.Replication.Replicas : 0, options.Nodes).ToList(),
+        DataHomePlacementDirector.KeysOn(node, options.ShardCount, options.Nodes).ToList());
 
     private static void PrintBanner(IHost host, string environment, SiloSettings settings, SpecLogOptions options, long recovered)
     {
@@ -391,8 +395,7 @@ internal static partial class SiloHost
         if (options.Nodes.Count > 0)
         {
             var node = settings.NodeName ?? "";
-            var shards = Enumerable.Range(0, options.ShardCount).Where(k => DataHomePlacementDirector.HomeNode(k, options.Nodes) == node);
-            var replicas = Enumerable.Range(0, options.Replication.IsReplicated ? options.Replication.Replicas : 0).Where(k => DataHomePlacementDirector.HomeNode(k, options.Nodes) == node);
+            var (replicas, shards) = Holdings(options, node);
             Console.WriteLine(options.Nodes.Contains(node)
                 ? $"  node '{node}' of [{string.Join(", ", options.Nodes)}]: holds shards [{string.Join(", ", shards)}] and ordering replicas [{string.Join(", ", replicas)}]"
                 : $"  node '{node}' is not one of SpecLog:Nodes [{string.Join(", ", options.Nodes)}]: it holds no data (a gateway only)");

@@ -120,6 +120,10 @@ public sealed class DataHomePlacementDirector(IClusterMembershipService membersh
         return nodes.Count == 0 ? throw new ArgumentException("No nodes configured.", nameof(nodes)) : nodes[(int)(key % nodes.Count)];
     }
 
+    /// <summary>The keys among 0 … <paramref name="count"/>−1 whose data lives on <paramref name="node"/>.</summary>
+    public static IEnumerable<int> KeysOn(string node, int count, IReadOnlyList<string> nodes) =>
+        Enumerable.Range(0, count).Where(k => string.Equals(HomeNode(k, nodes), node, StringComparison.Ordinal));
+
     private static long KeyOf(GrainId grain) =>
         grain.TryGetIntegerKey(out var key, out _) && key >= 0
             ? key
