@@ -37,7 +37,7 @@ internal sealed class AzuriteServer : IAsyncDisposable
     public static async Task<AzuriteServer> StartAsync(CancellationToken cancellationToken)
     {
         var bin = await EnsureInstalledAsync(cancellationToken);
-        var port = FreePort();
+        var port = SiloProcess.FreePort();
         var data = Directory.CreateTempSubdirectory("speclog-azurite-").FullName;
         var start = new ProcessStartInfo(bin)
         {
@@ -154,12 +154,5 @@ internal sealed class AzuriteServer : IAsyncDisposable
         }
 
         throw new DirectoryNotFoundException("The repository root (SpecLogOrleans.sln) is not above the test's output directory.");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

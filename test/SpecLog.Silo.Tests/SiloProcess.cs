@@ -161,7 +161,8 @@ internal sealed class SiloProcess : IAsyncDisposable
         return (siloPort, gatewayPort);
     }
 
-    private static int FreePort()
+    /// <summary>A loopback port nothing listens on now.</summary>
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
