@@ -222,16 +222,7 @@ internal static partial class SiloHost
                 silo.UseLocalhostClustering(settings.SiloPort, settings.GatewayPort, primarySiloEndpoint: null, settings.ServiceId, settings.ClusterId);
                 break;
             case ClusteringMode.Kubernetes:
-                silo.Configure<ClusterOptions>(o =>
-                {
-                    o.ClusterId = settings.ClusterId;
-                    o.ServiceId = settings.ServiceId;
-                });
-                silo.Configure<EndpointOptions>(o =>
-                {
-                    o.SiloPort = settings.SiloPort;
-                    o.GatewayPort = settings.GatewayPort;
-                });
+                ConfigureIdsAndPorts(silo, settings, advertised: null);
 
                 // Pod name, pod IP and listening on every interface come from Kubernetes hosting (ORLEANS_CLUSTER_ID and
                 // ORLEANS_SERVICE_ID, when set, override the ids above). Membership is the in-memory table of the
@@ -240,17 +231,7 @@ internal static partial class SiloHost
                 silo.UseDevelopmentClustering(PrimarySiloEndpoint(settings));
                 break;
             case ClusteringMode.AzureStorage:
-                silo.Configure<ClusterOptions>(o =>
-                {
-                    o.ClusterId = settings.ClusterId;
-                    o.ServiceId = settings.ServiceId;
-                });
-                silo.Configure<EndpointOptions>(o =>
-                {
-                    o.AdvertisedIPAddress = IPAddress.Parse(settings.AdvertisedAddress);
-                    o.SiloPort = settings.SiloPort;
-                    o.GatewayPort = settings.GatewayPort;
-                });
+                ConfigureIdsAndPorts(silo, settings, IPAddress.Parse(settings.AdvertisedAddress));
                 silo.UseAzureStorageClustering(o =>
                 {
                     o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.AzureStorage.ConnectionString);
@@ -296,6 +277,26 @@ internal static partial class SiloHost
                 o.HideTrace = settings.Dashboard.HideTrace;
             });
         }
+    }
+
+    /// <summary>Cluster and service ids and the silo and gateway ports from <c>Silo</c> settings (Kubernetes hosting supplies the address itself).</summary>
+    private static void ConfigureIdsAndPorts(ISiloBuilder silo, SiloSettings settings, IPAddress? advertised)
+    {
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = settings.ClusterId;
+            o.ServiceId = settings.ServiceId;
+        });
+        silo.Configure<EndpointOptions>(o =>
+        {
+            if (advertised is not null)
+            {
+                o.AdvertisedIPAddress = advertised;
+            }
+
+            o.SiloPort = settings.SiloPort;
+            o.GatewayPort = settings.GatewayPort;
+        });
     }
 
     /// <summary>
