@@ -1,0 +1,571 @@
+namespace SpecLog.Server.Replication;
+
+/// <summary>The part a shard replica plays now.</summary>
+internal enum ReplicaRole
+{
+    /// <summary>Copies the leader's log.</summary>
+    Follower,
+
+    /// <summary>Asks the other replicas to let it lead a new epoch.</summary>
+    Candidate,
+
+    /// <summary>Takes appends, writes them to its log and copies them to the followers.</summary>
+    Leader,
+}
+
+/// <summary>Timings and limits of shard replication.</summary>
+/// <param name="HeartbeatMicros">How often a leader tells followers it is alive (and retransmits).</param>
+/// <param name="ElectionTimeoutMicros">How long a follower waits without hearing its leader before it stands for election (randomised up to twice this); also how long a leader keeps leading without hearing a majority.</param>
+/// <param name="RequireAll">Whether an entry counts as durable only once every replica holds it (Belfast's rule) instead of a majority.</param>
+/// <param name="MaxBatchEntries">Most entries in one copy message.</param>
+/// <param name="MaxBatchBytes">About the most payload bytes in one copy message.</param>
+/// <param name="MaxUnacknowledged">Most entries sent to a follower beyond what it acknowledged.</param>
+internal sealed record ReplicaTimings(
+    long HeartbeatMicros,
+    long ElectionTimeoutMicros,
+    bool RequireAll = false,
+    int MaxBatchEntries = 4096,
+    int MaxBatchBytes = 1 << 20,
+    int MaxUnacknowledged = 65_536);
+
+/// <summary>
+/// The replication protocol of one shard replica, with no I/O of its own (storage and transport are interfaces), so
+/// the simulator drives it deterministically. R replicas keep identical logs: one leader per epoch appends entries and
+/// copies them to followers, and an entry counts as durable once a majority (or all, <see cref="ReplicaTimings.RequireAll"/>)
+/// hold it fsync'd. Epoch e is led by replica e mod R, elected by a majority that promised e (a promise is durable and
+/// fences every older leader: its copies are refused, so it can make nothing durable again). A replica votes only for
+/// a log at least as up to date as its own (last entry's epoch, then length), and a new leader counts nothing durable
+/// until a majority has joined its epoch holding its whole log — the entry that marks the epoch's start — so every
+/// entry ever counted durable is in every later leader's log at the same index (the shard gives it the same slot and
+/// GSN: no mis-speculation). A joining follower keeps the longest prefix of its log that agrees with the leader's
+/// epoch history and drops the rest (it starts a new empty log when anything disagrees).
+/// </summary>
+internal sealed class ShardReplicaCore
+{
+    private readonly int _self;
+    private readonly int _n;
+    private readonly IReplicaStorage _storage;
+    private readonly IReplicaTransport _transport;
+    private readonly ReplicaTimings _timings;
+    private readonly Random _random;
+    private readonly Peer[] _peers;
+    private ReplicaMeta _meta;
+    private long _lastHeard;
+    private long _timeout;
+    private long _lastHeartbeat;
+    private int _votes;
+    private long _candidacy;
+    private bool _campaigning;
+    private long _leaderSince;
+
+    public ShardReplicaCore(int self, int replicas, ReplicaMeta meta, IReplicaStorage storage, IReplicaTransport transport, ReplicaTimings timings, Random random, long nowMicros)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(replicas, 2);
+        ArgumentOutOfRangeException.ThrowIfNegative(self);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(self, replicas);
+        _self = self;
+        _n = replicas;
+        _meta = meta;
+        _storage = storage;
+        _transport = transport;
+        _timings = timings;
+        _random = random;
+        _peers = new Peer[replicas];
+        for (var i = 0; i < replicas; i++)
+        {
+            _peers[i] = new Peer();
+        }
+
+        _lastHeard = nowMicros;
+        // The replica that would lead the next epoch stands at once after a start, so a new or restarted shard does not
+        // sit out a whole election timeout; the others wait as usual.
+        _timeout = ShardKeys.LeaderOf(_meta.Promised + 1, _n) == _self ? _timings.HeartbeatMicros : RandomTimeout();
+    }
+
+    /// <summary>The role now.</summary>
+    public ReplicaRole Role { get; private set; }
+
+    /// <summary>The highest epoch promised.</summary>
+    public long Promised => _meta.Promised;
+
+    /// <summary>The epoch whose leader this replica follows or is (joined or led), or -1 if it knows none.</summary>
+    public long LeaderEpoch { get; private set; } = -1;
+
+    /// <summary>For a leader: where its epoch starts in the log (everything before it came from earlier epochs).</summary>
+    public long EpochStart { get; private set; }
+
+    /// <summary>For a leader: true once its epoch start is durable on a majority, so it may serve.</summary>
+    public bool Ready { get; private set; }
+
+    /// <summary>For a ready leader: entries below this are durable on a majority (all replicas with <see cref="ReplicaTimings.RequireAll"/>).</summary>
+    public long Committed { get; private set; }
+
+    /// <summary>The persisted state.</summary>
+    public ReplicaMeta Meta => _meta;
+
+    /// <summary>Elections this replica started.</summary>
+    public long ElectionsStarted { get; private set; }
+
+    /// <summary>Time passes: heartbeats and lease checks for a leader, election timeouts for the others.</summary>
+    public void OnTick(long now)
+    {
+        if (Role == ReplicaRole.Leader)
+        {
+            if (now - _lastHeartbeat >= _timings.HeartbeatMicros)
+            {
+                _lastHeartbeat = now;
+                for (var p = 0; p < _n; p++)
+                {
+                    if (p != _self)
+                    {
+                        Heartbeat(p);
+                    }
+                }
+            }
+
+            // A leader that has not heard a majority for an election timeout may have been replaced: it stops serving
+            // (it could commit nothing anyway) so that clients look for the new leader.
+            var heard = 1;
+            for (var p = 0; p < _n; p++)
+            {
+                if (p != _self && now - _peers[p].LastHeard < _timings.ElectionTimeoutMicros)
+                {
+                    heard++;
+                }
+            }
+
+            if (heard < Majority && now - _leaderSince >= _timings.ElectionTimeoutMicros)
+            {
+                StepDown(now);
+            }
+
+            return;
+        }
+
+        if (now - _lastHeard >= _timeout)
+        {
+            StartElection(now);
+        }
+    }
+
+    /// <summary>A copy message from the leader of <paramref name="m"/>'s epoch.</summary>
+    public void OnAppend(ReplicaAppend m, long now)
+    {
+        var leader = ShardKeys.LeaderOf(m.Epoch, _n);
+        if (leader == _self)
+        {
+            return; // from an earlier incarnation of this replica
+        }
+
+        if (m.Epoch < _meta.Promised)
+        {
+            _transport.Send(leader, new ReplicaAck(_meta.Promised, _self, false, _storage.End, _storage.Durable));
+            return;
+        }
+
+        if (m.Epoch > _meta.Promised)
+        {
+            Promise(m.Epoch);
+        }
+
+        if (Role != ReplicaRole.Follower)
+        {
+            StepDown(now);
+        }
+
+        _lastHeard = now;
+        LeaderEpoch = m.Epoch;
+        if (!Joined(m.Epoch))
+        {
+            if (m.EpochNumbers is null || m.EpochStarts is null)
+            {
+                _transport.Send(leader, new ReplicaAck(m.Epoch, _self, false, _storage.End, _storage.Durable));
+                return;
+            }
+
+            Join(m.EpochNumbers, m.EpochStarts);
+        }
+
+        if (m.FirstIndex > _storage.End)
+        {
+            _transport.Send(leader, new ReplicaAck(m.Epoch, _self, true, _storage.End, _storage.Durable, Gap: true));
+            return;
+        }
+
+        var wrote = false;
+        for (var i = _storage.End - m.FirstIndex; i < m.Entries.Length; i++)
+        {
+            _storage.Append(m.Entries[i]);
+            wrote = true;
+        }
+
+        if (wrote)
+        {
+            _storage.Flush(); // acknowledged once durable (OnLocalDurable)
+        }
+        else
+        {
+            _transport.Send(leader, new ReplicaAck(m.Epoch, _self, true, _storage.End, _storage.Durable));
+        }
+    }
+
+    /// <summary>A follower's acknowledgement.</summary>
+    public void OnAck(ReplicaAck m, long now)
+    {
+        if (m.Epoch > _meta.Promised)
+        {
+            Promise(m.Epoch);
+            StepDown(now);
+            return;
+        }
+
+        if (Role != ReplicaRole.Leader || m.Epoch < _meta.Promised || m.From == _self || m.From < 0 || m.From >= _n)
+        {
+            return;
+        }
+
+        var p = _peers[m.From];
+        p.LastHeard = now;
+        if (!m.Joined)
+        {
+            p.Joined = false;
+            SendJoin(m.From);
+            return;
+        }
+
+        if (!p.Joined || m.Gap)
+        {
+            p.Joined = true;
+            p.Next = m.End;
+        }
+
+        p.End = m.End;
+        p.Durable = Math.Max(p.Durable, m.Durable);
+        Pump(m.From);
+        CheckCommitted();
+    }
+
+    /// <summary>A candidate asks for a vote (or a pre-vote).</summary>
+    public void OnVoteRequest(ReplicaVoteRequest m, long now)
+    {
+        var candidate = ShardKeys.LeaderOf(m.Epoch, _n);
+        if (candidate == _self)
+        {
+            return;
+        }
+
+        // A replica that hears a live leader refuses to help depose it, and so does a leader that still hears a majority.
+        var leaderAlive = Role == ReplicaRole.Leader
+            ? HeardMajority(now)
+            : Role == ReplicaRole.Follower && LeaderEpoch == _meta.Promised && now - _lastHeard < _timings.ElectionTimeoutMicros;
+        if (m.Pre)
+        {
+            _transport.Send(candidate, new ReplicaVote(m.Epoch, _self, m.Epoch > _meta.Promised && !leaderAlive && UpToDate(m), Pre: true));
+            return;
+        }
+
+        if (m.Epoch < _meta.Promised || (m.Epoch > _meta.Promised && leaderAlive))
+        {
+            _transport.Send(candidate, new ReplicaVote(_meta.Promised, _self, false));
+            return;
+        }
+
+        if (m.Epoch > _meta.Promised)
+        {
+            Promise(m.Epoch);
+            if (Role != ReplicaRole.Follower)
+            {
+                StepDown(now);
+            }
+        }
+
+        // Epoch m.Epoch has one possible leader, so voting for it again (a repeated request) is harmless.
+        var granted = Role == ReplicaRole.Follower && LeaderEpoch != m.Epoch && UpToDate(m);
+        if (granted)
+        {
+            _lastHeard = now; // give the candidate time to win
+        }
+
+        _transport.Send(candidate, new ReplicaVote(m.Epoch, _self, granted));
+    }
+
+    /// <summary>A vote for (or against) this replica's candidacy.</summary>
+    public void OnVote(ReplicaVote m, long now)
+    {
+        if (m.Pre)
+        {
+            if (Role == ReplicaRole.Candidate && !_campaigning && m.Epoch == _candidacy && m.Granted && m.From >= 0 && m.From < _n)
+            {
+                _votes |= 1 << m.From;
+                if (System.Numerics.BitOperations.PopCount((uint)_votes) >= Majority)
+                {
+                    Campaign(now);
+                }
+            }
+
+            return;
+        }
+
+        if (m.Epoch > _meta.Promised)
+        {
+            Promise(m.Epoch);
+            StepDown(now);
+            return;
+        }
+
+        if (Role != ReplicaRole.Candidate || !_campaigning || m.Epoch != _meta.Promised || !m.Granted || m.From < 0 || m.From >= _n)
+        {
+            return;
+        }
+
+        _votes |= 1 << m.From;
+        if (System.Numerics.BitOperations.PopCount((uint)_votes) >= Majority)
+        {
+            BecomeLeader(now);
+        }
+    }
+
+    /// <summary>The leader wrote new entries to its log: copy them to the followers.</summary>
+    public void OnLocalAppended()
+    {
+        if (Role != ReplicaRole.Leader)
+        {
+            return;
+        }
+
+        for (var p = 0; p < _n; p++)
+        {
+            if (p != _self)
+            {
+                Pump(p);
+            }
+        }
+    }
+
+    /// <summary>The replica's own log became durable up to <paramref name="durable"/>.</summary>
+    public void OnLocalDurable(long durable)
+    {
+        if (Role == ReplicaRole.Leader)
+        {
+            CheckCommitted();
+        }
+        else if (Role == ReplicaRole.Follower && LeaderEpoch == _meta.Promised && Joined(LeaderEpoch))
+        {
+            _transport.Send(ShardKeys.LeaderOf(LeaderEpoch, _n), new ReplicaAck(LeaderEpoch, _self, true, _storage.End, durable));
+        }
+    }
+
+    private int Majority => (_n / 2) + 1;
+
+    private bool Joined(long epoch) => _meta.Epochs.Length > 0 && _meta.Epochs[^1] == epoch;
+
+    private long NextOwnEpoch()
+    {
+        var e = _meta.Promised + 1;
+        return e + ((((_self - e) % _n) + _n) % _n);
+    }
+
+    private long RandomTimeout() => _timings.ElectionTimeoutMicros + (long)(_random.NextDouble() * _timings.ElectionTimeoutMicros);
+
+    private bool UpToDate(ReplicaVoteRequest m)
+    {
+        var end = _storage.End;
+        var last = _meta.LastEpoch(end);
+        return m.LastEpoch > last || (m.LastEpoch == last && m.End >= end);
+    }
+
+    private bool HeardMajority(long now)
+    {
+        var heard = 1;
+        for (var p = 0; p < _n; p++)
+        {
+            if (p != _self && now - _peers[p].LastHeard < _timings.ElectionTimeoutMicros)
+            {
+                heard++;
+            }
+        }
+
+        return heard >= Majority;
+    }
+
+    private void Promise(long epoch)
+    {
+        _meta = _meta with { Promised = epoch };
+        _storage.Save(_meta);
+    }
+
+    private void StepDown(long now)
+    {
+        Role = ReplicaRole.Follower;
+        Ready = false;
+        _lastHeard = now;
+        _timeout = RandomTimeout();
+    }
+
+    /// <summary>Asks the others whether they would vote for this replica (a pre-vote: nothing changes yet).</summary>
+    private void StartElection(long now)
+    {
+        Role = ReplicaRole.Candidate;
+        Ready = false;
+        _campaigning = false;
+        _candidacy = NextOwnEpoch();
+        _votes = 1 << _self;
+        _lastHeard = now;
+        _timeout = RandomTimeout();
+        var end = _storage.End;
+        var request = new ReplicaVoteRequest(_candidacy, _meta.LastEpoch(end), end, Pre: true);
+        for (var p = 0; p < _n; p++)
+        {
+            if (p != _self)
+            {
+                _transport.Send(p, request);
+            }
+        }
+    }
+
+    /// <summary>A majority would vote: promise the epoch and ask for the votes that count.</summary>
+    private void Campaign(long now)
+    {
+        var epoch = Math.Max(_candidacy, NextOwnEpoch());
+        Promise(epoch);
+        _campaigning = true;
+        LeaderEpoch = -1;
+        ElectionsStarted++;
+        _votes = 1 << _self;
+        _lastHeard = now;
+        var end = _storage.End;
+        var request = new ReplicaVoteRequest(epoch, _meta.LastEpoch(end), end);
+        for (var p = 0; p < _n; p++)
+        {
+            if (p != _self)
+            {
+                _transport.Send(p, request);
+            }
+        }
+
+        if (Majority == 1)
+        {
+            BecomeLeader(now);
+        }
+    }
+
+    private void BecomeLeader(long now)
+    {
+        EpochStart = _storage.End;
+        _meta = _meta.WithEpoch(_meta.Promised, EpochStart);
+        _storage.Save(_meta);
+        Role = ReplicaRole.Leader;
+        LeaderEpoch = _meta.Promised;
+        Ready = false;
+        Committed = 0;
+        _leaderSince = now;
+        _lastHeartbeat = now;
+        foreach (var p in _peers)
+        {
+            p.Joined = false;
+            p.Next = 0;
+            p.End = 0;
+            p.Durable = -1;
+            p.LastHeard = now;
+        }
+
+        _storage.Flush();
+        for (var p = 0; p < _n; p++)
+        {
+            if (p != _self)
+            {
+                SendJoin(p);
+            }
+        }
+
+        CheckCommitted();
+    }
+
+    private void Join(long[] epochs, long[] starts)
+    {
+        var end = _storage.End;
+        var keep = _meta.AgreedPrefix(end, epochs, starts);
+        var generation = _meta.Generation;
+        if (keep < end)
+        {
+            generation++;
+            _storage.Reset();
+        }
+
+        _meta = new ReplicaMeta(_meta.Promised, epochs, starts, generation);
+        _storage.Save(_meta);
+    }
+
+    private void SendJoin(int peer) =>
+        _transport.Send(peer, new ReplicaAppend(_meta.Promised, _storage.End, [], _meta.Epochs, _meta.Starts));
+
+    private void Heartbeat(int peer)
+    {
+        var p = _peers[peer];
+        if (!p.Joined)
+        {
+            SendJoin(peer);
+            return;
+        }
+
+        if (p.Next < _storage.End && p.Next - p.End < _timings.MaxUnacknowledged)
+        {
+            Pump(peer);
+            return;
+        }
+
+        _transport.Send(peer, new ReplicaAppend(_meta.Promised, p.Next, []));
+    }
+
+    private void Pump(int peer)
+    {
+        var p = _peers[peer];
+        if (!p.Joined)
+        {
+            return;
+        }
+
+        while (p.Next < _storage.End && p.Next - p.End < _timings.MaxUnacknowledged)
+        {
+            var entries = _storage.Read(p.Next, _timings.MaxBatchEntries, _timings.MaxBatchBytes);
+            if (entries.Count == 0)
+            {
+                return;
+            }
+
+            _transport.Send(peer, new ReplicaAppend(_meta.Promised, p.Next, [.. entries]));
+            p.Next += entries.Count;
+        }
+    }
+
+    private void CheckCommitted()
+    {
+        Span<long> durable = stackalloc long[_n];
+        for (var p = 0; p < _n; p++)
+        {
+            durable[p] = p == _self ? _storage.Durable : _peers[p].Joined ? _peers[p].Durable : -1;
+        }
+
+        durable.Sort();
+        // Ascending: with all required the smallest counts; otherwise the majority-th largest.
+        var m = _timings.RequireAll ? durable[0] : durable[_n - Majority];
+        if (m >= EpochStart)
+        {
+            Ready = true;
+            Committed = Math.Max(Committed, m);
+        }
+    }
+
+    private sealed class Peer
+    {
+        public bool Joined { get; set; }
+
+        public long Next { get; set; }
+
+        public long End { get; set; }
+
+        public long Durable { get; set; } = -1;
+
+        public long LastHeard { get; set; }
+    }
+}

@@ -1,0 +1,80 @@
+using SpecLog.Server.Replication;
+
+namespace SpecLog.Cluster.Tests;
+
+/// <summary>Seed sweeps of the shard replication simulator; SHARD_REPLICATION_SCHEDULES raises the count, SHARD_REPLICATION_SEED replays one.</summary>
+public sealed class ShardReplicationSimulatorTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void Random_schedules_never_lose_a_durable_entry_and_recover(int replicas)
+    {
+        var schedules = int.TryParse(Environment.GetEnvironmentVariable("SHARD_REPLICATION_SCHEDULES"), out var n) ? n : 150;
+        var first = int.TryParse(Environment.GetEnvironmentVariable("SHARD_REPLICATION_SEED"), out var s) ? s : Environment.TickCount & 0xFFFF;
+        if (Environment.GetEnvironmentVariable("SHARD_REPLICATION_SEED") is not null)
+        {
+            schedules = 1;
+        }
+
+        output.WriteLine($"replicas {replicas}, seeds {first}..{first + schedules - 1} (replay one with SHARD_REPLICATION_SEED=<seed>)");
+        long elections = 0, crashes = 0, committed = 0;
+        for (var seed = first; seed < first + schedules; seed++)
+        {
+            var sim = new ShardReplicationSimulation(replicas, seed);
+            try
+            {
+                sim.Run(faultyMicros: 6_000_000, quietMicros: 3_000_000);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new InvalidOperationException($"Seed {seed} (replicas {replicas}) failed: {e.Message}", e);
+            }
+
+            elections += sim.Elections;
+            crashes += sim.Crashes;
+            committed += sim.CommittedEntries;
+        }
+
+        output.WriteLine($"{schedules} schedules: {crashes} crashes, {elections} elections, {committed} entries committed");
+        Assert.True(committed > schedules, "the schedules committed almost nothing; the simulation checks little");
+        Assert.True(elections > schedules, "the schedules saw almost no elections; the faults test little");
+    }
+
+    [Fact]
+    public void Agreed_prefix_keeps_entries_of_shared_epochs_and_drops_a_deposed_leaders_tail()
+    {
+        // The follower holds epoch 1 entries [0, 10) and epoch 2 entries [10, 14); the new leader's history has epoch 2
+        // end at 12 (epoch 4 starts there), so the follower's entries 12 and 13 are a deposed leader's tail.
+        var follower = new ReplicaMeta(2, [1, 2], [0, 10], 0);
+        Assert.Equal(12, follower.AgreedPrefix(14, [1, 2, 4], [0, 10, 12]));
+        Assert.Equal(14, follower.AgreedPrefix(14, [1, 2, 4], [0, 10, 20]));
+        Assert.Equal(10, follower.AgreedPrefix(14, [1, 3], [0, 10]));
+        Assert.Equal(0, follower.AgreedPrefix(14, [3], [0]));
+        Assert.Equal(0, ReplicaMeta.Empty.AgreedPrefix(0, [1], [0]));
+    }
+
+    [Fact]
+    public void Meta_survives_a_round_trip_through_its_file()
+    {
+        var dir = Directory.CreateTempSubdirectory("speclog-meta-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "replica.meta");
+            Assert.Same(ReplicaMeta.Empty, ReplicaMeta.Load(path));
+            var meta = new ReplicaMeta(7, [1, 4, 7], [0, 100, 250], 3);
+            meta.Save(path, fsync: true);
+            var loaded = ReplicaMeta.Load(path);
+            Assert.Equal(7, loaded.Promised);
+            Assert.Equal(3, loaded.Generation);
+            Assert.Equal([1, 4, 7], loaded.Epochs);
+            Assert.Equal([0, 100, 250], loaded.Starts);
+            Assert.Equal(4, loaded.LastEpoch(250 - 1));
+            Assert.Equal(7, loaded.LastEpoch(250));
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+}
