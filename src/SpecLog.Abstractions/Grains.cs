@@ -5,7 +5,9 @@ namespace SpecLog;
 
 /// <summary>
 /// A shard of the log (grain key = shard id, 0 … ShardCount−1). It makes records durable, gives each the GSN it will
-/// get, delivers it speculatively to subscribers at once, and acknowledges appends once their cut is committed.
+/// get, delivers it speculatively to subscribers at once, and acknowledges appends once their cut is committed. With R
+/// replicas per shard each replica is a grain of its own (key <see cref="ShardKeys.Of"/>; replica 0's key is the shard
+/// id): the one that leads serves these calls, the others refuse them with <see cref="ShardNotLeaderException"/>.
 /// </summary>
 public interface IShardGrain : IGrainWithIntegerKey
 {
@@ -47,8 +49,24 @@ public interface IShardGrain : IGrainWithIntegerKey
     [OneWay]
     Task OnCommitted(CommitNotice notice);
 
-    /// <summary>The shard's state.</summary>
+    /// <summary>The shard's state (a replica that does not lead reports its role, epoch and log length only).</summary>
     Task<ShardStatus> GetStatusAsync();
+
+    /// <summary>Shard replica → replica: the leader's entries or heartbeat.</summary>
+    [OneWay]
+    Task ReplicaAppend(ReplicaAppend message);
+
+    /// <summary>Shard replica → replica: a follower's acknowledgement.</summary>
+    [OneWay]
+    Task ReplicaAcknowledge(ReplicaAck message);
+
+    /// <summary>Shard replica → replica: a candidate's request for a vote.</summary>
+    [OneWay]
+    Task ReplicaRequestVote(ReplicaVoteRequest message);
+
+    /// <summary>Shard replica → replica: a vote.</summary>
+    [OneWay]
+    Task ReplicaVote(ReplicaVote message);
 }
 
 /// <summary>Receives a shard's pushes. Each push is acknowledged by completing the task; the next follows after it.</summary>

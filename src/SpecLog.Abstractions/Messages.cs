@@ -82,7 +82,13 @@ public sealed record ShardStatus(
     [property: Id(15)] long NoticesReceived = 0,
     [property: Id(16)] long PushesSent = 0,
     [property: Id(17)] long Wakeups = 0,
-    [property: Id(18)] long CutIntervalMicros = 0);
+    [property: Id(18)] long CutIntervalMicros = 0,
+    [property: Id(19)] int Replica = 0,
+    [property: Id(20)] int Replicas = 1,
+    [property: Id(21)] string Role = "Single",
+    [property: Id(22)] long Epoch = 0,
+    [property: Id(23)] long LogEntries = 0,
+    [property: Id(24)] string Silo = "");
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]
@@ -98,7 +104,8 @@ public sealed record SequencerStatus(
     [property: Id(8)] long[] CompletedCuts,
     [property: Id(9)] string Mode,
     [property: Id(10)] int MaxRecordSize,
-    [property: Id(11)] int MaxBatchRecords);
+    [property: Id(11)] int MaxBatchRecords,
+    [property: Id(12)] int ShardReplicas = 1);
 
 /// <summary>The protocol state of one ordering-layer replica, for tests, operators and the dashboard.</summary>
 /// <param name="Replica">The replica id.</param>

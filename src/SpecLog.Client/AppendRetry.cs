@@ -19,9 +19,9 @@ internal static class AppendRetry
     /// <summary>
     /// True for failures after which the records may or may not be in the log and a retry with the same ids is safe:
     /// no answer in time, a silo or gateway lost mid-call, a shard that stopped before committing, a shard whose node is
-    /// down. False for refusals (bad records, unknown shards, a retry too late to deduplicate) and cancellations.
+    /// down, a replica that does not lead its shard (nothing was written). False for refusals (bad records, unknown shards, a retry too late to deduplicate) and cancellations.
     /// </summary>
-    public static bool IsRetryable(Exception e) => e is AppendOutcomeUnknownException or TimeoutException
+    public static bool IsRetryable(Exception e) => e is AppendOutcomeUnknownException or TimeoutException or ShardNotLeaderException
         || (e is OrleansException && e is not OrleansConfigurationException);
 
     /// <summary>The error for records whose retries ran out of time.</summary>

@@ -22,6 +22,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     private int _shardCount;
     private int _maxRecordSize;
     private AppendBatcher[] _batchers = [];
+    private ShardRoutes _routes = null!;
 
     private static SpecLogClientOptions Validated(SpecLogClientOptions o)
     {
@@ -76,10 +77,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         {
             cancellationToken.ThrowIfCancellationRequested();
             var status = await Sequencer.GetStatusAsync();
-            var grains = _grainFactory;
+            _routes = new ShardRoutes(_grainFactory, status.ShardCount, status.ShardReplicas);
             _batchers = Enumerable.Range(0, status.ShardCount)
                 .Select(s => new AppendBatcher(
-                    (seqs, payloads, ct) => grains.GetGrain<IShardGrain>(s).AppendIdentifiedAsync(ClientId, seqs, payloads, ct),
+                    (seqs, payloads, ct) => AppendAtLeaderAsync(s, seqs, payloads, ct),
                     NextSequenceNumber,
                     status.MaxBatchRecords,
                     _options.MaxAppendsInFlightPerShard,
@@ -92,6 +93,26 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         }
 
         return _shardCount;
+    }
+
+    /// <summary>
+    /// Sends identified records to the replica believed to lead <paramref name="shard"/>; a replica that names another
+    /// leader is left at once for that one. Any other failure moves the route on and is left to the caller's retries.
+    /// </summary>
+    private async Task<long[]> AppendAtLeaderAsync(int shard, long[] seqs, byte[][] payloads, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var replica = _routes.LeaderOf(shard);
+            try
+            {
+                return await _routes.Replica(shard, replica).AppendIdentifiedAsync(ClientId, seqs, payloads, cancellationToken);
+            }
+            catch (Exception e) when (_routes.OnFailure(shard, replica, e) && attempt < _routes.Replicas)
+            {
+                // The replica named the leader: go there now.
+            }
+        }
     }
 
     /// <summary>
@@ -128,7 +149,6 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         // One id per record, kept across retries: the shard writes each once and answers a retry with the original GSNs.
         var last = Interlocked.Add(ref _sequence, arrays.Length);
         var seqs = Enumerable.Range(0, arrays.Length).Select(i => last - arrays.Length + 1 + i).ToArray();
-        var shardGrain = _grainFactory.GetGrain<IShardGrain>(target);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var backoff = AppendRetry.FirstBackoff;
         while (true)
@@ -138,7 +158,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             Exception error;
             try
             {
-                return await shardGrain.AppendIdentifiedAsync(ClientId, seqs, arrays, deadline.Token);
+                return await AppendAtLeaderAsync(target, seqs, arrays, deadline.Token);
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
@@ -308,11 +328,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 _historyLock.Release();
             }
 
-            var shard = _grainFactory.GetGrain<IShardGrain>(s);
             while (slot < end)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var read = await shard.ReadAsync(slot, (int)Math.Min(end - slot, 4096));
+                var from = slot;
+                var read = await _routes.CallAsync(s, g => g.ReadAsync(from, (int)Math.Min(end - from, 4096)), _options.AppendRetryDeadline, cancellationToken);
                 if (read.Entries.Length == 0)
                 {
                     throw new InvalidOperationException($"Shard {s} returned nothing at committed slot {slot}.");
@@ -488,7 +508,8 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             {
                 try
                 {
-                    await _client._grainFactory.GetGrain<IShardGrain>(_shards[i]).UnsubscribeAsync(_ids[i]);
+                    var id = _ids[i];
+                    await _client._routes.CallAsync(_shards[i], g => g.UnsubscribeAsync(id), _client._options.SubscriptionRefresh, CancellationToken.None);
                 }
                 catch (Exception e)
                 {
@@ -507,7 +528,8 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             for (var i = 0; i < _shards.Length; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                await _client._grainFactory.GetGrain<IShardGrain>(_shards[i]).SubscribeAsync(_reference, _ids[i], _position(_shards[i]));
+                var (shard, id) = (_shards[i], _ids[i]);
+                await _client._routes.CallAsync(shard, g => g.SubscribeAsync(_reference, id, _position(shard)), _client._options.SubscriptionRefresh, cancellationToken);
             }
         }
 

@@ -93,6 +93,42 @@ public sealed class SpecLogOptions
     /// default) for one silo or an in-process test cluster, where every silo sees the same files.
     /// </summary>
     public List<string> Nodes { get; set; } = [];
+
+    /// <summary>
+    /// Replicas per shard, each on its own node with its own fsync'd log; an entry counts as durable once a majority of
+    /// them hold it (all of them with <see cref="ShardDurability"/> = All). 0 (the default) means automatic: 3 when
+    /// <see cref="Nodes"/> lists at least 3 nodes, as many as it lists otherwise, and 1 without nodes (one silo, which
+    /// cannot place replicas elsewhere and so pays nothing for them). With nodes listed it is capped at their number.
+    /// </summary>
+    public int ShardReplicas { get; set; }
+
+    /// <summary>When a shard entry counts as durable: on a majority of the shard's replicas (the default) or on all of them.</summary>
+    public ShardDurability ShardDurability { get; set; } = ShardDurability.Majority;
+
+    /// <summary>How often a shard's leader tells its followers it is alive.</summary>
+    public TimeSpan ShardHeartbeat { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// How long a shard replica waits without hearing its leader before it stands for election (randomised up to
+    /// twice this); a leader that hears no majority for this long stops serving. Failover takes about this long plus
+    /// one round of votes.
+    /// </summary>
+    public TimeSpan ShardElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>The number of replicas each shard has, after <see cref="ShardReplicas"/>' automatic choice and cap.</summary>
+    public int EffectiveShardReplicas => ShardReplicas > 0
+        ? (Nodes.Count > 0 ? Math.Min(ShardReplicas, Nodes.Count) : ShardReplicas)
+        : (Nodes.Count == 0 ? 1 : Math.Min(3, Nodes.Count));
+}
+
+/// <summary>When a shard entry counts as durable.</summary>
+public enum ShardDurability
+{
+    /// <summary>Once a majority of the shard's replicas hold it fsync'd: one failed replica of three costs nothing.</summary>
+    Majority,
+
+    /// <summary>Once every replica holds it fsync'd (Belfast's rule): any failed replica stalls the shard until it is back.</summary>
+    All,
 }
 
 /// <summary>Rejects <see cref="SpecLogOptions"/> that cannot work, with the setting named.</summary>
@@ -151,6 +187,16 @@ public sealed class SpecLogOptionsValidator : IValidateOptions<SpecLogOptions>
         {
             errors.Add($"SpecLog:Nodes lists {options.Nodes.Count} node(s) but SpecLog:Replication:Replicas is {options.Replication.Replicas}: each ordering replica needs a node of its own.");
         }
+        if (options.ShardReplicas is < 0 or > 15)
+        {
+            errors.Add($"SpecLog:ShardReplicas must be in [0, 15] (0 = automatic; got {options.ShardReplicas}).");
+        }
+
+        if (options.ShardHeartbeat <= TimeSpan.Zero || options.ShardElectionTimeout < 2 * options.ShardHeartbeat)
+        {
+            errors.Add($"SpecLog:ShardHeartbeat must be positive and SpecLog:ShardElectionTimeout at least twice it (got {options.ShardHeartbeat} and {options.ShardElectionTimeout}).");
+        }
+
         try
         {
             options.Ordering.Validate();

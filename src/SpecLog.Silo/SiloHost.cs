@@ -358,24 +358,30 @@ internal static partial class SiloHost
         if (options.Nodes.Count == 0)
         {
             var sequencer = await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(cts.Token);
-            var all = await Task.WhenAll(Enumerable.Range(0, options.ShardCount).Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
-            var found = all.Sum(s => s.DurableRecords);
+            var all = await Task.WhenAll(Enumerable.Range(0, options.ShardCount)
+                .SelectMany(s => Enumerable.Range(0, options.EffectiveShardReplicas).Select(r => grains.GetGrain<IShardGrain>(ShardKeys.Of(s, r)).GetStatusAsync())))
+                .WaitAsync(cts.Token);
+            var found = all.Sum(s => s.Replicas > 1 ? s.LogEntries : s.DurableRecords);
             LogActivated(logger, all.Length, sequencer.Windows, found, all.Sum(s => s.NoOpSlots));
             return found;
         }
 
         var (replicas, shardIds) = Holdings(options, settings.NodeName ?? "");
         await Task.WhenAll(replicas.Select(k => grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync())).WaitAsync(cts.Token);
-        var shards = await Task.WhenAll(shardIds.Select(s => grains.GetGrain<IShardGrain>(s).GetStatusAsync())).WaitAsync(cts.Token);
-        var records = shards.Sum(s => s.DurableRecords);
-        LogActivatedNode(logger, settings.NodeName ?? "", string.Join(",", replicas), string.Join(",", shardIds), records, shards.Sum(s => s.NoOpSlots));
+        var shards = await Task.WhenAll(shardIds.Select(k => grains.GetGrain<IShardGrain>(k).GetStatusAsync())).WaitAsync(cts.Token);
+        var records = shards.Sum(s => s.Replicas > 1 ? s.LogEntries : s.DurableRecords);
+        LogActivatedNode(logger, settings.NodeName ?? "", string.Join(",", replicas), DescribeShards(shardIds, options), records, shards.Sum(s => s.NoOpSlots));
         return records;
     }
 
     /// <summary>The ordering replicas and shards whose data lives on <paramref name="node"/> (<c>SpecLog:Nodes</c> set).</summary>
-    private static (List<int> Replicas, List<int> Shards) Holdings(SpecLogOptions options, string node) => (
+    private static (List<int> Replicas, List<long> Shards) Holdings(SpecLogOptions options, string node) => (
         DataHomePlacementDirector.KeysOn(node, options.Replication.IsReplicated ? options.Replication.Replicas : 0, options.Nodes).ToList(),
-        DataHomePlacementDirector.KeysOn(node, options.ShardCount, options.Nodes).ToList());
+        DataHomePlacementDirector.ShardReplicasOn(node, options.ShardCount, options.EffectiveShardReplicas, options.Nodes).ToList());
+
+    /// <summary>Shard replica keys as operators read them: "3" for an unreplicated shard, "3/1" for replica 1 of shard 3.</summary>
+    private static string DescribeShards(IEnumerable<long> keys, SpecLogOptions options) =>
+        string.Join(", ", keys.Select(k => options.EffectiveShardReplicas > 1 ? $"{ShardKeys.ShardOf(k)}/{ShardKeys.ReplicaOf(k)}" : $"{ShardKeys.ShardOf(k)}"));
 
     private static void PrintBanner(IHost host, string environment, SiloSettings settings, SpecLogOptions options, long recovered)
     {
@@ -398,11 +404,11 @@ internal static partial class SiloHost
             var node = settings.NodeName ?? "";
             var (replicas, shards) = Holdings(options, node);
             Console.WriteLine(options.Nodes.Contains(node)
-                ? $"  node '{node}' of [{string.Join(", ", options.Nodes)}]: holds shards [{string.Join(", ", shards)}] and ordering replicas [{string.Join(", ", replicas)}]"
+                ? $"  node '{node}' of [{string.Join(", ", options.Nodes)}]: holds shards [{DescribeShards(shards, options)}]{(options.EffectiveShardReplicas > 1 ? " (shard/replica)" : "")} and ordering replicas [{string.Join(", ", replicas)}]"
                 : $"  node '{node}' is not one of SpecLog:Nodes [{string.Join(", ", options.Nodes)}]: it holds no data (a gateway only)");
         }
 
-        Console.WriteLine($"  log: {options.ShardCount} shards, {mode}, T_ord {ordering.OrderingInterval.TotalMilliseconds} ms, W {ordering.CutsPerWindow}, fsync {(options.Fsync ? "on" : "OFF")}, {recovered} records on disk");
+        Console.WriteLine($"  log: {options.ShardCount} shards{(options.EffectiveShardReplicas > 1 ? $" of {options.EffectiveShardReplicas} replicas ({options.ShardDurability} durability)" : "")}, {mode}, T_ord {ordering.OrderingInterval.TotalMilliseconds} ms, W {ordering.CutsPerWindow}, fsync {(options.Fsync ? "on" : "OFF")}, {recovered} {(options.EffectiveShardReplicas > 1 ? "log entries" : "records")} on disk");
         Console.WriteLine($"  ordering layer: {options.Replication.Mode}{(options.Replication.IsReplicated ? $", {options.Replication.Replicas} replicas" : "")} (SpecLog:Replication:Mode sets it; unset, an existing data directory keeps its mode and a new one-silo localhost cluster uses Single)");
         Console.WriteLine("  Ctrl+C (SIGINT) or SIGTERM stops the silo gracefully.");
     }

@@ -58,7 +58,7 @@ internal sealed class BlockableSiloLogs(Microsoft.Extensions.Options.IOptions<Sp
         set => Volatile.Write(ref _blocked, value);
     }
 
-    public override SpecLog.Storage.DurableLog Open(SpecLog.Storage.DurableLogOptions options)
+    public override SpecLog.Storage.DurableLog Open(SpecLog.Storage.DurableLogOptions options, bool journaled = true)
     {
         var blocked = Blocked;
         if (blocked is not null && Path.GetFileName(options.Directory) == blocked)
@@ -66,7 +66,7 @@ internal sealed class BlockableSiloLogs(Microsoft.Extensions.Options.IOptions<Sp
             throw new IOException($"Test: the volume holding {blocked} is unavailable.");
         }
 
-        return base.Open(options);
+        return base.Open(options, journaled);
     }
 }
 

@@ -67,7 +67,7 @@ internal sealed partial class SequencerGrain(
         }
 
         _state = new SequencerState(_options.Ordering, _options.ShardCount, windows);
-        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, versionBase: SpecLogMetrics.NowMicros());
+        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, versionBase: SpecLogMetrics.NowMicros(), shardReplicas: _options.EffectiveShardReplicas);
         _output.Clear();
         _state.Initialize(_output);
         await PersistNewWindowsAsync();

@@ -99,7 +99,7 @@ internal sealed partial class SequencerReplicaGrain(
         _state = new SequencerState(_options.Ordering, _options.ShardCount, []);
         _output.Clear();
         _state.Initialize(_output); // deterministic: every replica starts from the same window 0
-        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory);
+        _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, shardReplicas: _options.EffectiveShardReplicas);
         _replica = new Replica<ShardReport>(_copilot, _id, new Random(), records);
         LogActivated(logger, _id, _epoch, records.Count, _copilot.Mode, siloDetails.SiloAddress);
 

@@ -18,6 +18,7 @@ internal sealed partial class ShardGrain
         EnsureValid();
         ArgumentNullException.ThrowIfNull(sequenceNumbers);
         ValidateBatch(payloads);
+        await EnsureServingAsync(cancellationToken);
         if (sequenceNumbers.Length != payloads.Length)
         {
             throw new ArgumentException($"{sequenceNumbers.Length} sequence numbers for {payloads.Length} records.", nameof(sequenceNumbers));
@@ -57,7 +58,7 @@ internal sealed partial class ShardGrain
         {
             var pending = new PendingAppend(first, (int)count, NowMicros());
             _pending.Enqueue(pending);
-            EnsureFlushing();
+            AfterLocalAppend();
             fresh = pending.Task;
         }
 

@@ -26,7 +26,14 @@ internal sealed partial class ShardGrain
         var slot = _core.AssignNoOp(count);
         SpecLogMetrics.NoOpSlots.Add(count);
         Track(new CachedEntry(slot, count, index, null));
+        AfterLocalAppend();
+    }
+
+    /// <summary>After this shard appended entries: make them durable, and (when it leads replicas) copy them to the followers.</summary>
+    private void AfterLocalAppend()
+    {
         EnsureFlushing();
+        _replication?.OnLocalAppended();
     }
 
     private void Track(in CachedEntry entry)
@@ -43,7 +50,7 @@ internal sealed partial class ShardGrain
     /// <summary>
     /// Asks the log to make everything appended so far durable, at once: the log's writer starts that fsync the moment
     /// the one in flight returns, without waiting for this grain to see the previous one (one thread handoff less per
-    /// group commit). Each call's completion runs <see cref="OnStorageDurable"/> on the grain; the log coalesces
+    /// group commit). Each call's completion runs <see cref="OnDurableUpTo"/> on the grain (through the replication protocol when replicated); the log coalesces
     /// concurrent requests into one write and fsync.
     /// </summary>
     private void EnsureFlushing()
@@ -58,14 +65,28 @@ internal sealed partial class ShardGrain
 
     private async Task FlushAsync()
     {
+        var log = _log;
         try
         {
-            var durable = await _log.FlushAsync();
-            OnStorageDurable(durable);
+            var durable = await log.FlushAsync();
+            if (!ReferenceEquals(log, _log))
+            {
+                return; // a replica dropped this log (it diverged from the leader's) meanwhile
+            }
+
+            if (Replicated)
+            {
+                _replication?.OnLocalDurable(durable);
+                AfterReplicationStep();
+            }
+            else
+            {
+                OnDurableUpTo(durable);
+            }
         }
         catch (Exception e)
         {
-            if (_storageFailed)
+            if (_storageFailed || !ReferenceEquals(log, _log))
             {
                 return; // the first failure already failed the pending appends
             }
@@ -78,7 +99,8 @@ internal sealed partial class ShardGrain
         }
     }
 
-    private void OnStorageDurable(long durableIndex)
+    /// <summary>Log entries below <paramref name="durableIndex"/> are durable (on a majority of replicas, when replicated).</summary>
+    private void OnDurableUpTo(long durableIndex)
     {
         var records = _durableRecords;
         while (_notYetDurable.TryPeek(out var head) && head.StorageIndex < durableIndex)

@@ -62,28 +62,42 @@ internal sealed partial class ShardGrain(
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var key = this.GetPrimaryKeyLong();
-        if (key < 0 || key >= _options.ShardCount)
+        _replicas = _options.EffectiveShardReplicas;
+        if (key < 0 || ShardKeys.ShardOf(key) >= _options.ShardCount || ShardKeys.ReplicaOf(key) >= _replicas)
         {
             // Stay active (idle collection removes it) and refuse every call with a clear error.
-            _invalidReason = $"Unknown shard {key}: the log has {_options.ShardCount} shards (0 to {_options.ShardCount - 1}).";
+            _invalidReason = key >= 0 && ShardKeys.ShardOf(key) < _options.ShardCount
+                ? $"Shard {ShardKeys.ShardOf(key)} has no replica {ShardKeys.ReplicaOf(key)}: it has {_replicas} (0 to {_replicas - 1})."
+                : $"Unknown shard {(key >= 0 ? ShardKeys.ShardOf(key) : key)}: the log has {_options.ShardCount} shards (0 to {_options.ShardCount - 1}).";
+            _replicas = 1;
             return;
         }
 
-        _shard = (int)key;
+        _shard = ShardKeys.ShardOf(key);
+        _replica = ShardKeys.ReplicaOf(key);
         _activatedAt = timeProvider.GetUtcNow();
+        if (Replicated)
+        {
+            await ActivateReplicaAsync();
+        }
+        else
+        {
+            _log = await siloLogs.OpenAsync(LogOptions(Path.Combine(_options.DataDirectory, $"shard-{_shard}")));
+            await StartShardAsync(firstReportSeq: NowMicros());
+        }
+
+        await base.OnActivateAsync(cancellationToken);
+    }
+
+    /// <summary>Rebuilds the shard from its log and starts serving: reports, no-op deadlines, deliveries.</summary>
+    private async Task StartShardAsync(long firstReportSeq)
+    {
         _core = new ShardCore(_shard, _options.Ordering);
         _cache = new EntryCache(_options.RecentCacheBytes);
         _dedup = new AppendDeduplicator(_options.DedupWindow);
-        _log = await siloLogs.OpenAsync(new DurableLogOptions
-        {
-            Directory = Path.Combine(_options.DataDirectory, $"shard-{_shard}"),
-            MaxEntrySize = Math.Max(_options.MaxRecordSize + AppendIdBytes, 64),
-            SegmentSize = _options.SegmentSize,
-            Fsync = _options.Fsync,
-        });
         var noOps = Recover();
         var windows = await ordering.GetWindowsAsync(0);
-        _core.Recover(_durableSlots, _durableRecords, noOps, windows, firstReportSeq: NowMicros());
+        _core.Recover(_durableSlots, _durableRecords, noOps, windows, firstReportSeq);
         _core.OnCommitted(0, [], NowMicros());
         LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);
         // The grain timer keeps the shard alive and drives retransmission; no-op deadlines need finer wake-ups than grain
@@ -93,7 +107,6 @@ internal sealed partial class ShardGrain(
         _ticker = deadlineTicker.Register(GrainContext.Scheduler, OnWakeup);
         SendReport(NowMicros()); // tell the ordering layer where this shard stands
         ScheduleDeadline(NowMicros());
-        await base.OnActivateAsync(cancellationToken);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -101,6 +114,7 @@ internal sealed partial class ShardGrain(
         _deactivating = true;
         _ticker?.Dispose();
         _timer?.Dispose();
+        _replicationTimer?.Dispose();
         if (_log is not null)
         {
             await siloLogs.CloseAsync(_log);
@@ -115,18 +129,20 @@ internal sealed partial class ShardGrain(
     {
         EnsureValid();
         ValidateRecord(payload, 0);
+        await EnsureServingAsync(cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
         var pending = new PendingAppend(AppendRecord(payload), 1, NowMicros());
         _pending.Enqueue(pending);
-        EnsureFlushing();
+        AfterLocalAppend();
         var gsns = await pending.Task.WaitAsync(cancellationToken);
         return gsns[0];
     }
 
-    public Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default)
+    public async Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default)
     {
         EnsureValid();
         ValidateBatch(payloads);
+        await EnsureServingAsync(cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
         var first = -1L;
         foreach (var p in payloads)
@@ -137,13 +153,14 @@ internal sealed partial class ShardGrain(
 
         var pending = new PendingAppend(first, payloads.Length, NowMicros());
         _pending.Enqueue(pending);
-        EnsureFlushing();
-        return pending.Task.WaitAsync(cancellationToken);
+        AfterLocalAppend();
+        return await pending.Task.WaitAsync(cancellationToken);
     }
 
     public Task<ShardReadResult> ReadAsync(long fromSlot, int maxEntries)
     {
         EnsureValid();
+        EnsureServing();
         var limit = _core.DeliverableSlots;
         if (fromSlot < 0 || fromSlot > limit)
         {
@@ -158,6 +175,7 @@ internal sealed partial class ShardGrain(
     public Task SubscribeAsync(IShardObserver observer, Guid subscriptionId, long fromSlot)
     {
         EnsureValid();
+        EnsureServing();
         ArgumentNullException.ThrowIfNull(observer);
         if (fromSlot < 0)
         {
@@ -185,7 +203,7 @@ internal sealed partial class ShardGrain(
 
     public Task OnCommitted(CommitNotice notice)
     {
-        if (_invalidReason is not null)
+        if (_invalidReason is not null || (Replicated && !_serving))
         {
             return Task.CompletedTask;
         }
@@ -214,6 +232,14 @@ internal sealed partial class ShardGrain(
     public Task<ShardStatus> GetStatusAsync()
     {
         EnsureValid();
+        if (Replicated && !_serving)
+        {
+            return Task.FromResult(new ShardStatus(
+                _shard, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, _options.Ordering.Mode.ToString(), _activatedAt,
+                Replica: _replica, Replicas: _replicas, Role: _replication?.Role.ToString() ?? "Follower",
+                Epoch: _replication?.Promised ?? 0, LogEntries: _log?.NextIndex ?? 0, Silo: SiloName));
+        }
+
         var w = _core.History.Last;
         return Task.FromResult(new ShardStatus(
             _shard,
@@ -234,8 +260,16 @@ internal sealed partial class ShardGrain(
             _notices,
             _pushes,
             _wakeups,
-            _core.CutIntervalMicros));
+            _core.CutIntervalMicros,
+            _replica,
+            _replicas,
+            Replicated ? "Leader" : "Single",
+            _replication?.LeaderEpoch ?? 0,
+            _log.NextIndex,
+            SiloName));
     }
+
+    private string SiloName => GrainContext.Address.SiloAddress?.ToString() ?? "";
 
     private long NowMicros() => timeProvider.GetUtcNow().UtcTicks / 10 - _epochMicros;
 

@@ -24,9 +24,9 @@ internal class SiloLogs(IOptions<SpecLogOptions> options) : IAsyncDisposable
     /// Opens (or creates) a log and tracks it; with the shared group commit on, journals that crashed processes left
     /// behind are replayed first, so the log is complete when it opens. Virtual so tests can make a volume unavailable.
     /// </summary>
-    public virtual DurableLog Open(DurableLogOptions options)
+    public virtual DurableLog Open(DurableLogOptions options, bool journaled = true)
     {
-        if (_shared && options.Fsync)
+        if (_shared && options.Fsync && journaled)
         {
             options.Journal = Journal();
         }
@@ -40,8 +40,8 @@ internal class SiloLogs(IOptions<SpecLogOptions> options) : IAsyncDisposable
     /// Opens a log on a dedicated thread: opening creates and fsyncs files and may recover a long log, and grains
     /// activating at once must not tie up the thread pool with that blocking I/O (on two cores they starved it).
     /// </summary>
-    public Task<DurableLog> OpenAsync(DurableLogOptions options) =>
-        Task.Factory.StartNew(() => Open(options), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    public Task<DurableLog> OpenAsync(DurableLogOptions options, bool journaled = true) =>
+        Task.Factory.StartNew(() => Open(options, journaled), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>Closes a log opened here (flushes, seals, syncs its own files, releases its lock).</summary>
     public async ValueTask CloseAsync(DurableLog log)

@@ -12,8 +12,10 @@ namespace SpecLog.Server.Ordering;
 /// (from a pilot executing behind the other) from a newer one. Replicas pass 0: they all reach the same count at the
 /// same state, and recover it by re-executing their logs. The single sequencer, which recovers only its windows,
 /// passes the time of its activation in µs, larger than any version an earlier activation used.
+/// With replicated shards a notice goes to the replica that leads the shard's latest reporting epoch, which the report
+/// sequence number names (<see cref="Grains.ShardGrain.LeaderFromReportSeq"/>).
 /// </remarks>
-internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory, long versionBase = 0)
+internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory, long versionBase = 0, int shardReplicas = 1)
 {
     private readonly long[] _sentWindows = new long[shardCount];
     private long _committedCut = -1;
@@ -85,14 +87,16 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
             completed,
             options.Ordering.Mode.ToString(),
             options.MaxRecordSize,
-            options.MaxBatchRecords);
+            options.MaxBatchRecords,
+            options.EffectiveShardReplicas);
     }
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)
     {
         var windows = WindowsFrom(state, fromWindow);
         _sentWindows[shard] = state.History.Count;
-        grainFactory.GetGrain<IShardGrain>(shard)
+        var replica = Grains.ShardGrain.LeaderFromReportSeq(state.AppliedSeqOf(shard), shardReplicas);
+        grainFactory.GetGrain<IShardGrain>(ShardKeys.Of(shard, replica))
             .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting, _committedAtMicros, versionBase + state.ReportsApplied + 1))
             .Ignore();
     }

@@ -91,14 +91,21 @@ public sealed class DataHomePlacementDirector(IClusterMembershipService membersh
             return Task.FromResult(silos.Contains(context.LocalSilo) ? context.LocalSilo : silos[Random.Shared.Next(silos.Count)]);
         }
 
+        var key = KeyOf(grain);
+        if (role == DataHomeRole.Shard)
+        {
+            // Replica r of shard s lives where shard s + r would: consecutive nodes, so a shard's replicas are on distinct ones.
+            key = ShardKeys.ShardOf(key) + ShardKeys.ReplicaOf(key);
+        }
+
         if (nodes.Count == 0)
         {
-            return Task.FromResult(role == DataHomeRole.SequencerReplica
-                ? DistinctSilos.Choose(grain, silos)
+            return Task.FromResult(role == DataHomeRole.SequencerReplica || (role == DataHomeRole.Shard && options.Value.EffectiveShardReplicas > 1)
+                ? DistinctSilos.Choose(key, silos, grain)
                 : silos[Random.Shared.Next(silos.Count)]);
         }
 
-        var node = HomeNode(KeyOf(grain), nodes);
+        var node = HomeNode(key, nodes);
         var home = membership.CurrentSnapshot.Members.Values
             .Where(m => m.Status == SiloStatus.Active && string.Equals(m.Name, node, StringComparison.Ordinal) && silos.Contains(m.SiloAddress))
             .Select(m => m.SiloAddress)
@@ -129,9 +136,16 @@ public sealed class DataHomePlacementDirector(IClusterMembershipService membersh
             ? key
             : throw new ArgumentException($"{grain} has no non-negative integer key; data-home placement needs one.", nameof(grain));
 
+    /// <summary>The shard replicas (as grain keys) among <paramref name="shards"/> shards of <paramref name="replicas"/> replicas whose data lives on <paramref name="node"/>.</summary>
+    public static IEnumerable<long> ShardReplicasOn(string node, int shards, int replicas, IReadOnlyList<string> nodes) =>
+        from s in Enumerable.Range(0, shards)
+        from r in Enumerable.Range(0, replicas)
+        where string.Equals(HomeNode(s + r, nodes), node, StringComparison.Ordinal)
+        select ShardKeys.Of(s, r);
+
     private static string Describe(DataHomeRole role, long key) => role switch
     {
-        DataHomeRole.Shard => $"Shard {key}",
+        DataHomeRole.Shard => ShardKeys.ReplicaOf(key) == 0 ? $"Shard {key}" : $"Replica {ShardKeys.ReplicaOf(key)} of shard {ShardKeys.ShardOf(key)}",
         DataHomeRole.Sequencer => "The sequencer",
         _ => $"Ordering replica {key}",
     };

@@ -21,6 +21,18 @@ public static class DistinctSilos
             throw new ArgumentException($"{grain} has no non-negative integer key; distinct-silo placement needs one.", nameof(grain));
         }
 
+        return Choose(key, silos, grain);
+    }
+
+    /// <summary>The (<paramref name="key"/> mod m)-th of the m <paramref name="silos"/> ordered by address, for <paramref name="grain"/>.</summary>
+    public static SiloAddress Choose(long key, IReadOnlyList<SiloAddress> silos, GrainId grain)
+    {
+        ArgumentNullException.ThrowIfNull(silos);
+        if (silos.Count == 0)
+        {
+            throw new OrleansException($"No compatible silo can host {grain}.");
+        }
+
         var ordered = silos.ToArray();
         Array.Sort(ordered);
         return ordered[(int)(key % ordered.Length)];

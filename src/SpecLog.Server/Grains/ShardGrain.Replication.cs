@@ -1,0 +1,266 @@
+using Microsoft.Extensions.Logging;
+using SpecLog.Server.Replication;
+using SpecLog.Storage;
+
+namespace SpecLog.Server.Grains;
+
+/// <summary>
+/// The shard's replication side (with <see cref="SpecLogOptions.EffectiveShardReplicas"/> above 1): each replica is
+/// a shard grain of its own (key <see cref="ShardKeys.Of"/>) on its own node, with its own log and a
+/// <see cref="ShardReplicaCore"/> deciding who leads. Only a leader whose epoch start is durable on a majority serves:
+/// it recovers the shard from its log, reports to the ordering layer, takes appends and delivers to subscribers, and
+/// counts an entry durable only once a majority of replicas hold it. The others copy the leader's log and refuse
+/// client calls with <see cref="ShardNotLeaderException"/>. A leader that loses its role fails what it was waiting to
+/// commit (the outcome is unknown to it; retries are deduplicated) and deactivates.
+/// </summary>
+internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
+{
+    private const string MetaFileName = "replica.meta";
+
+    private int _replica;
+    private int _replicas = 1;
+    private ShardReplicaCore? _replication;
+    private string _replicaDirectory = "";
+    private int _generation;
+    private string? _staleGeneration;
+    private bool _serving;
+    private TaskCompletionSource? _servingStarted;
+    private IGrainTimer? _replicationTimer;
+    private long _committedApplied;
+
+    private bool Replicated => _replicas > 1;
+
+    public Task ReplicaAppend(ReplicaAppend message) => OnReplication(r => r.OnAppend(message, NowMicros()));
+
+    public Task ReplicaAcknowledge(ReplicaAck message) => OnReplication(r => r.OnAck(message, NowMicros()));
+
+    public Task ReplicaRequestVote(ReplicaVoteRequest message) => OnReplication(r => r.OnVoteRequest(message, NowMicros()));
+
+    public Task ReplicaVote(ReplicaVote message) => OnReplication(r => r.OnVote(message, NowMicros()));
+
+    long IReplicaStorage.End => _log.NextIndex;
+
+    long IReplicaStorage.Durable => _log.DurableIndex;
+
+    IReadOnlyList<ReplicatedEntry> IReplicaStorage.Read(long from, int maxEntries, int maxBytes)
+    {
+        var stored = _log.ReadRange(from, maxEntries, maxBytes);
+        var entries = new ReplicatedEntry[stored.Count];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            entries[i] = new ReplicatedEntry(stored[i].Kind, stored[i].Payload.ToArray());
+        }
+
+        return entries;
+    }
+
+    void IReplicaStorage.Append(ReplicatedEntry entry) => _log.Append(entry.Kind, entry.Payload);
+
+    void IReplicaStorage.Flush() => EnsureFlushing();
+
+    void IReplicaStorage.Reset()
+    {
+        // The log diverged from the leader's: start an empty generation (the meta file, saved next, names it; the old
+        // one is deleted once it does).
+        LogDiverged(logger, _shard, _replica, _log.NextIndex);
+        siloLogs.CloseAsync(_log).AsTask().GetAwaiter().GetResult();
+        _staleGeneration = GenerationDirectory(_generation);
+        _generation++;
+        var directory = GenerationDirectory(_generation);
+        if (Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        _log = siloLogs.Open(LogOptions(directory), journaled: false);
+        _flushRequestedUpTo = -1;
+    }
+
+    void IReplicaStorage.Save(ReplicaMeta meta)
+    {
+        meta.Save(Path.Combine(_replicaDirectory, MetaFileName), _options.Fsync);
+        if (_staleGeneration is not null && meta.Generation == _generation)
+        {
+            Directory.Delete(_staleGeneration, recursive: true);
+            _staleGeneration = null;
+        }
+    }
+
+    void IReplicaTransport.Send(int to, ReplicaAppend message) => Peer(to).ReplicaAppend(message).Ignore();
+
+    void IReplicaTransport.Send(int to, ReplicaAck message) => Peer(to).ReplicaAcknowledge(message).Ignore();
+
+    void IReplicaTransport.Send(int to, ReplicaVoteRequest message) => Peer(to).ReplicaRequestVote(message).Ignore();
+
+    void IReplicaTransport.Send(int to, ReplicaVote message) => Peer(to).ReplicaVote(message).Ignore();
+
+    private IShardGrain Peer(int replica) => GrainFactory.GetGrain<IShardGrain>(ShardKeys.Of(_shard, replica));
+
+    private string GenerationDirectory(int generation) => Path.Combine(_replicaDirectory, $"log-{generation}");
+
+    /// <summary>Opens this replica's state and log and starts the protocol; the replica serves once it leads.</summary>
+    private async Task ActivateReplicaAsync()
+    {
+        _replicaDirectory = Path.Combine(_options.DataDirectory, $"shard-{_shard}-replica-{_replica}");
+        Directory.CreateDirectory(_replicaDirectory);
+        var meta = ReplicaMeta.Load(Path.Combine(_replicaDirectory, MetaFileName));
+        _generation = meta.Generation;
+        foreach (var stale in Directory.EnumerateDirectories(_replicaDirectory, "log-*"))
+        {
+            if (!string.Equals(Path.GetFileName(stale), $"log-{_generation}", StringComparison.Ordinal))
+            {
+                Directory.Delete(stale, recursive: true); // a generation a crash left behind
+            }
+        }
+
+        _log = await siloLogs.OpenAsync(LogOptions(GenerationDirectory(_generation)), journaled: false);
+        var timings = new ReplicaTimings(
+            (long)_options.ShardHeartbeat.TotalMicroseconds,
+            (long)_options.ShardElectionTimeout.TotalMicroseconds,
+            _options.ShardDurability == ShardDurability.All);
+        _replication = new ShardReplicaCore(_replica, _replicas, meta, this, this, timings, new Random(), NowMicros());
+        var tick = _options.ShardHeartbeat / 2;
+        _replicationTimer = this.RegisterGrainTimer(OnReplicationTimer, new GrainTimerCreationOptions(tick, tick) { KeepAlive = true, Interleave = true });
+        LogReplicaActivated(logger, _shard, _replica, _replicas, meta.Promised, _log.NextIndex);
+    }
+
+    private DurableLogOptions LogOptions(string directory) => new()
+    {
+        Directory = directory,
+        MaxEntrySize = Math.Max(_options.MaxRecordSize + AppendIdBytes, 64),
+        SegmentSize = _options.SegmentSize,
+        Fsync = _options.Fsync,
+    };
+
+    private Task OnReplicationTimer(CancellationToken cancellationToken) => OnReplication(r => r.OnTick(NowMicros()));
+
+    private Task OnReplication(Action<ShardReplicaCore> step)
+    {
+        if (_replication is not null && !_deactivating)
+        {
+            step(_replication);
+            AfterReplicationStep();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Acts on what the protocol decided: start serving, count newly durable entries, or stop serving.</summary>
+    private void AfterReplicationStep()
+    {
+        var r = _replication!;
+        if (_servingStarted is not null && r.Role != ReplicaRole.Leader)
+        {
+            StopServing();
+            return;
+        }
+
+        if (_servingStarted is null && r is { Role: ReplicaRole.Leader, Ready: true })
+        {
+            _servingStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            StartServingAsync().Ignore();
+            return;
+        }
+
+        if (_serving && r.Committed > _committedApplied)
+        {
+            _committedApplied = r.Committed;
+            OnDurableUpTo(r.Committed);
+        }
+    }
+
+    /// <summary>This replica leads with its epoch start durable on a majority: recover the shard from the log and serve.</summary>
+    private async Task StartServingAsync()
+    {
+        var r = _replication!;
+        var epoch = r.LeaderEpoch;
+        try
+        {
+            // Report sequence numbers of epoch e all lie above those of every earlier epoch (and above the time-based
+            // ones of an unreplicated shard), so the ordering layer ignores a deposed leader's late reports, and its
+            // notices go to replica e mod R.
+            await StartShardAsync(ReportSeqBase(epoch));
+        }
+        catch (Exception e)
+        {
+            LogServingFailed(logger, e, _shard, _replica, epoch);
+            _servingStarted?.TrySetException(e);
+            DeactivateOnIdle();
+            return;
+        }
+
+        if (_servingStarted is null || r.Role != ReplicaRole.Leader || r.LeaderEpoch != epoch)
+        {
+            return; // lost the role while recovering
+        }
+
+        _serving = true;
+        _committedApplied = r.EpochStart;
+        LogLeading(logger, _shard, _replica, epoch, r.EpochStart, _durableSlots);
+        _servingStarted.TrySetResult();
+        AfterReplicationStep();
+    }
+
+    /// <summary>The first report sequence number a leader of <paramref name="epoch"/> uses.</summary>
+    internal static long ReportSeqBase(long epoch) => (4096 + epoch) << 40;
+
+    /// <summary>The replica that leads a shard, from the last report sequence number the ordering layer applied from it.</summary>
+    internal static int LeaderFromReportSeq(long reportSeq, int replicas) =>
+        replicas <= 1 || reportSeq < ReportSeqBase(0) ? 0 : ShardKeys.LeaderOf((reportSeq >> 40) - 4096, replicas);
+
+    private void StopServing()
+    {
+        LogStoppedLeading(logger, _shard, _replica, _replication!.Promised);
+        _serving = false;
+        _servingStarted?.TrySetException(NotLeader());
+        _servingStarted = null;
+        FailUncommitted(new AppendOutcomeUnknownException(
+            $"Replica {_replica} of shard {_shard} stopped leading (epoch {_replication.Promised} began) before the append was committed; "
+            + "its outcome is unknown (a retry with the same append ids is safe)."));
+        _subscribers.Clear();
+        _deactivating = true;
+        _ticker?.Dispose();
+        _timer?.Dispose();
+        DeactivateOnIdle(); // activates again as a follower, with the shard state rebuilt from the log when it next leads
+    }
+
+    /// <summary>Waits until this replica serves, or throws <see cref="ShardNotLeaderException"/> naming the leader it knows.</summary>
+    private ValueTask EnsureServingAsync(CancellationToken cancellationToken)
+    {
+        if (!Replicated || _serving)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        return _servingStarted is not null ? new ValueTask(_servingStarted.Task.WaitAsync(cancellationToken)) : throw NotLeader();
+    }
+
+    private void EnsureServing()
+    {
+        if (Replicated && !_serving)
+        {
+            throw NotLeader();
+        }
+    }
+
+    private ShardNotLeaderException NotLeader()
+    {
+        var known = _replication is { } r && r.LeaderEpoch >= 0 && ShardKeys.LeaderOf(r.LeaderEpoch, _replicas) != _replica ? r.LeaderEpoch : -1;
+        return new ShardNotLeaderException(_shard, _replica, known, _replicas);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} of {Replicas} activated: promised epoch {Epoch}, {Entries} log entries")]
+    private static partial void LogReplicaActivated(ILogger logger, int shard, int replica, int replicas, long epoch, long entries);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} leads epoch {Epoch} from log entry {Start}: serving with {Slots} slots")]
+    private static partial void LogLeading(ILogger logger, int shard, int replica, long epoch, long start, long slots);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} stopped leading (epoch {Epoch} promised); deactivating")]
+    private static partial void LogStoppedLeading(ILogger logger, int shard, int replica, long epoch);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard} replica {Replica}: its log ({Entries} entries) diverged from the leader's; it starts an empty log and copies the leader's")]
+    private static partial void LogDiverged(ILogger logger, int shard, int replica, long entries);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Shard {Shard} replica {Replica} could not start serving epoch {Epoch}")]
+    private static partial void LogServingFailed(ILogger logger, Exception e, int shard, int replica, long epoch);
+}
