@@ -140,6 +140,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
             MaxGroupCommitDelay = options.MaxGroupCommitDelay,
             WriterSpin = options.WriterSpin,
             Journal = options.Fsync ? options.Journal : null,
+            TruncateFrom = options.TruncateFrom,
         };
         Directory.CreateDirectory(copy.Directory);
         SafeFileHandle lockFile = File.OpenHandle(

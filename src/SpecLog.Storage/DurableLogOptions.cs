@@ -65,8 +65,22 @@ public sealed class DurableLogOptions
     /// </summary>
     public CommitJournal? Journal { get; set; }
 
+    /// <summary>
+    /// Drop every entry at or above this index when the log opens (a replica cutting off entries that disagree with its
+    /// leader's log): their frames are zeroed and fsync'd and later segment files deleted before <c>Open</c> returns, so
+    /// appending continues at this index. Entries below it must exist. Not allowed with a <see cref="Journal"/>, whose
+    /// replay could bring the dropped frames back. <see cref="long.MaxValue"/> (the default) keeps everything.
+    /// </summary>
+    public long TruncateFrom { get; set; } = long.MaxValue;
+
     internal void Validate()
     {
+        if (TruncateFrom != long.MaxValue && Journal is not null)
+        {
+            throw new ArgumentException("TruncateFrom cannot be used with a shared journal.", nameof(TruncateFrom));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(TruncateFrom);
         ArgumentException.ThrowIfNullOrWhiteSpace(Directory);
         ArgumentOutOfRangeException.ThrowIfLessThan(SegmentSize, 4096L, nameof(SegmentSize));
         ArgumentOutOfRangeException.ThrowIfNegative(MaxEntrySize, nameof(MaxEntrySize));

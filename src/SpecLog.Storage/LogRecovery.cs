@@ -65,12 +65,18 @@ internal static class LogRecovery
                 long capacity = options.Preallocation == SegmentPreallocation.None ? Math.Max(length, options.SegmentSize) : length;
                 var segment = new Segment(baseIndex, path, handle, capacity);
                 segments.Add(segment);
-                long offset = ScanValidFrames(segment, length, ref expected);
+                long offset = ScanValidFrames(segment, length, options.TruncateFrom, ref expected);
                 segment.EndIndex = expected;
                 segment.DataEnd = offset;
                 if (!IsZero(segment, offset, length))
                 {
                     RepairOrThrow(options, files, i + 1, segment, offset, expected);
+                    return new Result(segments, expected);
+                }
+
+                if (expected == options.TruncateFrom && i + 1 < files.Count)
+                {
+                    RepairOrThrow(options, files, i + 1, breakSegment: null, breakOffset: 0, expected);
                     return new Result(segments, expected);
                 }
             }
@@ -89,11 +95,11 @@ internal static class LogRecovery
     }
 
     /// <summary>Walks the chain of valid frames from offset 0, filling the sparse index; returns the offset where it ends.</summary>
-    private static long ScanValidFrames(Segment segment, long length, ref long expected)
+    private static long ScanValidFrames(Segment segment, long length, long truncateFrom, ref long expected)
     {
         using var reader = new ChunkReader(segment.Handle, length, ScanChunk);
         long offset = 0;
-        while (length - offset >= Frame.HeaderSize)
+        while (length - offset >= Frame.HeaderSize && expected < truncateFrom)
         {
             ReadOnlySpan<byte> header = reader.Get(offset, Frame.HeaderSize);
             long frameLength = Frame.CheckHeader(header, length - offset);
@@ -127,6 +133,7 @@ internal static class LogRecovery
     /// <summary>
     /// The chain of valid frames broke with entry <paramref name="expected"/> missing. If anything after the break proves that
     /// entry was already durable, throw; otherwise the break is a torn tail: zero it, delete later segment files and return.
+    /// At <see cref="DurableLogOptions.TruncateFrom"/> the break is deliberate: what follows is dropped without a check.
     /// </summary>
     private static void RepairOrThrow(
         DurableLogOptions options,
@@ -140,8 +147,13 @@ internal static class LogRecovery
             ? $"{files[firstTailFile].Path} offset 0 (segment does not start at expected entry {expected})"
             : $"{breakSegment.Path} offset {breakOffset}";
 
+        bool truncating = expected == options.TruncateFrom;
         long lastNonZero = breakOffset;
-        if (breakSegment is not null)
+        if (breakSegment is not null && truncating)
+        {
+            FindValidFrame(breakSegment.Handle, breakOffset, RandomAccess.GetLength(breakSegment.Handle), long.MaxValue, out lastNonZero, out _);
+        }
+        else if (breakSegment is not null)
         {
             long length = RandomAccess.GetLength(breakSegment.Handle);
             long proof = FindValidFrame(breakSegment.Handle, breakOffset, length, expected, out lastNonZero, out long proofIndex);
@@ -153,7 +165,7 @@ internal static class LogRecovery
             }
         }
 
-        for (int j = firstTailFile; j < files.Count; j++)
+        for (int j = firstTailFile; j < files.Count && !truncating; j++)
         {
             using var handle = File.OpenHandle(files[j].Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             long length = RandomAccess.GetLength(handle);

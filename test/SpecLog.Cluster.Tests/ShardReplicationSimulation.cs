@@ -18,7 +18,7 @@ internal sealed class ShardReplicationSimulation
     private readonly int _n;
     private readonly Node[] _nodes;
     private readonly PriorityQueue<Action, (long, long)> _events = new();
-    private readonly Dictionary<long, long> _committed = []; // index → entry value, as any leader counted it durable
+    private readonly Dictionary<long, (long Value, long Epoch)> _committed = []; // index → entry value, as a leader of that epoch first counted it durable
     private readonly Dictionary<long, int> _leaders = []; // epoch → replica that led it
     private readonly List<string> _trace = [];
     private long _now;
@@ -194,10 +194,12 @@ internal sealed class ShardReplicationSimulation
 
             if (!node.CheckedReady)
             {
-                // A newly ready leader must hold every entry ever counted durable, where it was.
-                foreach (var (index, value) in _committed)
+                // A newly ready leader must hold every entry counted durable in an earlier epoch, where it was (a leader
+                // of an old epoch that a pause kept from noticing a newer one may lack what the newer one committed; it
+                // can commit nothing new, which the check below would catch).
+                foreach (var (index, (value, epoch)) in _committed)
                 {
-                    if (index >= node.Storage!.Log.Count || node.Storage.Log[(int)index] != value)
+                    if (epoch < core.LeaderEpoch && (index >= node.Storage!.Log.Count || node.Storage.Log[(int)index] != value))
                     {
                         throw new InvalidOperationException(
                             $"Leader {node.Index} of epoch {core.LeaderEpoch} lacks committed entry {index} (value {value}; it has {(index < node.Storage!.Log.Count ? node.Storage.Log[(int)index] : -1)}).\n{Trace}");
@@ -210,12 +212,17 @@ internal sealed class ShardReplicationSimulation
             for (var i = node.CommittedSeen; i < core.Committed; i++)
             {
                 var value = node.Storage!.Log[(int)i];
-                if (_committed.TryGetValue(i, out var earlier) && earlier != value)
+                if (_committed.TryGetValue(i, out var earlier))
                 {
-                    throw new InvalidOperationException($"Index {i} was committed as {earlier} and now as {value} by leader {node.Index}.\n{Trace}");
+                    if (earlier.Value != value)
+                    {
+                        throw new InvalidOperationException($"Index {i} was committed as {earlier.Value} in epoch {earlier.Epoch} and now as {value} by leader {node.Index} of epoch {core.LeaderEpoch}.\n{Trace}");
+                    }
+
+                    continue;
                 }
 
-                _committed[i] = value;
+                _committed[i] = (value, core.LeaderEpoch);
             }
 
             node.CommittedSeen = Math.Max(node.CommittedSeen, core.Committed);
@@ -284,7 +291,15 @@ internal sealed class ShardReplicationSimulation
 
         public void Send(int to, ReplicaVoteRequest message) => sim.Deliver(to, n => n.Core!.OnVoteRequest(message, sim._now));
 
-        public void Send(int to, ReplicaVote message) => sim.Deliver(to, n => n.Core!.OnVote(message, sim._now));
+        public void Send(int to, ReplicaVote message)
+        {
+            if (message.Granted && !message.Pre)
+            {
+                sim._trace.Add($"{sim._now}: {Index} (end {Storage!.End}, last epoch {Core!.Meta.LastEpoch(Storage.End)}) votes for {to} in epoch {message.Epoch}");
+            }
+
+            sim.Deliver(to, n => n.Core!.OnVote(message, sim._now));
+        }
 
         internal void Persist(ReplicaMeta meta) => _savedMeta = meta;
 
@@ -328,12 +343,13 @@ internal sealed class ShardReplicationSimulation
             });
         }
 
-        public void Reset()
+        public void Truncate(long end)
         {
-            Log.Clear();
-            Durable = 0;
+            node.Sim._trace.Add($"{node.Sim._now}: {node.Index} truncates its log of {Log.Count} entries to {end}");
+            Log.RemoveRange((int)end, Log.Count - (int)end);
+            Durable = Math.Min(Durable, end);
             _resets++;
-            node.PersistLog(Log, 0);
+            node.PersistLog(Log, (int)Durable);
         }
 
         public void Save(ReplicaMeta meta) => node.Persist(meta);

@@ -46,7 +46,7 @@ public sealed class ShardReplicationSimulatorTests(ITestOutputHelper output)
     {
         // The follower holds epoch 1 entries [0, 10) and epoch 2 entries [10, 14); the new leader's history has epoch 2
         // end at 12 (epoch 4 starts there), so the follower's entries 12 and 13 are a deposed leader's tail.
-        var follower = new ReplicaMeta(2, [1, 2], [0, 10], 0);
+        var follower = new ReplicaMeta(2, [1, 2], [0, 10]);
         Assert.Equal(12, follower.AgreedPrefix(14, [1, 2, 4], [0, 10, 12]));
         Assert.Equal(14, follower.AgreedPrefix(14, [1, 2, 4], [0, 10, 20]));
         Assert.Equal(10, follower.AgreedPrefix(14, [1, 3], [0, 10]));
@@ -62,11 +62,10 @@ public sealed class ShardReplicationSimulatorTests(ITestOutputHelper output)
         {
             var path = Path.Combine(dir.FullName, "replica.meta");
             Assert.Same(ReplicaMeta.Empty, ReplicaMeta.Load(path));
-            var meta = new ReplicaMeta(7, [1, 4, 7], [0, 100, 250], 3);
+            var meta = new ReplicaMeta(7, [1, 4, 7], [0, 100, 250]);
             meta.Save(path, fsync: true);
             var loaded = ReplicaMeta.Load(path);
             Assert.Equal(7, loaded.Promised);
-            Assert.Equal(3, loaded.Generation);
             Assert.Equal([1, 4, 7], loaded.Epochs);
             Assert.Equal([0, 100, 250], loaded.Starts);
             Assert.Equal(4, loaded.LastEpoch(250 - 1));

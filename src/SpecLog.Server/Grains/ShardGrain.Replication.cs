@@ -21,8 +21,6 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     private int _replicas = 1;
     private ShardReplicaCore? _replication;
     private string _replicaDirectory = "";
-    private int _generation;
-    private string? _staleGeneration;
     private bool _serving;
     private TaskCompletionSource? _servingStarted;
     private IGrainTimer? _replicationTimer;
@@ -58,33 +56,19 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     void IReplicaStorage.Flush() => EnsureFlushing();
 
-    void IReplicaStorage.Reset()
+    void IReplicaStorage.Truncate(long end)
     {
-        // The log diverged from the leader's: start an empty generation (the meta file, saved next, names it; the old
-        // one is deleted once it does).
-        LogDiverged(logger, _shard, _replica, _log.NextIndex);
+        // Entries past the agreed prefix disagree with the leader's log: reopen the log cut there (rare: a replica that
+        // led, or followed a leader, whose last entries never reached a majority).
+        LogTruncated(logger, _shard, _replica, _log.NextIndex, end);
         siloLogs.CloseAsync(_log).AsTask().GetAwaiter().GetResult();
-        _staleGeneration = GenerationDirectory(_generation);
-        _generation++;
-        var directory = GenerationDirectory(_generation);
-        if (Directory.Exists(directory))
-        {
-            Directory.Delete(directory, recursive: true);
-        }
-
-        _log = siloLogs.Open(LogOptions(directory), journaled: false);
+        var options = LogOptions(LogDirectory);
+        options.TruncateFrom = end;
+        _log = siloLogs.Open(options, journaled: false);
         _flushRequestedUpTo = -1;
     }
 
-    void IReplicaStorage.Save(ReplicaMeta meta)
-    {
-        meta.Save(Path.Combine(_replicaDirectory, MetaFileName), _options.Fsync);
-        if (_staleGeneration is not null && meta.Generation == _generation)
-        {
-            Directory.Delete(_staleGeneration, recursive: true);
-            _staleGeneration = null;
-        }
-    }
+    void IReplicaStorage.Save(ReplicaMeta meta) => meta.Save(Path.Combine(_replicaDirectory, MetaFileName), _options.Fsync);
 
     void IReplicaTransport.Send(int to, ReplicaAppend message) => Peer(to).ReplicaAppend(message).Ignore();
 
@@ -96,7 +80,7 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     private IShardGrain Peer(int replica) => GrainFactory.GetGrain<IShardGrain>(ShardKeys.Of(_shard, replica));
 
-    private string GenerationDirectory(int generation) => Path.Combine(_replicaDirectory, $"log-{generation}");
+    private string LogDirectory => Path.Combine(_replicaDirectory, "log");
 
     /// <summary>Opens this replica's state and log and starts the protocol; the replica serves once it leads.</summary>
     private async Task ActivateReplicaAsync()
@@ -104,16 +88,7 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
         _replicaDirectory = Path.Combine(_options.DataDirectory, $"shard-{_shard}-replica-{_replica}");
         Directory.CreateDirectory(_replicaDirectory);
         var meta = ReplicaMeta.Load(Path.Combine(_replicaDirectory, MetaFileName));
-        _generation = meta.Generation;
-        foreach (var stale in Directory.EnumerateDirectories(_replicaDirectory, "log-*"))
-        {
-            if (!string.Equals(Path.GetFileName(stale), $"log-{_generation}", StringComparison.Ordinal))
-            {
-                Directory.Delete(stale, recursive: true); // a generation a crash left behind
-            }
-        }
-
-        _log = await siloLogs.OpenAsync(LogOptions(GenerationDirectory(_generation)), journaled: false);
+        _log = await siloLogs.OpenAsync(LogOptions(LogDirectory), journaled: false);
         var timings = new ReplicaTimings(
             (long)_options.ShardHeartbeat.TotalMicroseconds,
             (long)_options.ShardElectionTimeout.TotalMicroseconds,
@@ -258,8 +233,8 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} stopped leading (epoch {Epoch} promised); deactivating")]
     private static partial void LogStoppedLeading(ILogger logger, int shard, int replica, long epoch);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard} replica {Replica}: its log ({Entries} entries) diverged from the leader's; it starts an empty log and copies the leader's")]
-    private static partial void LogDiverged(ILogger logger, int shard, int replica, long entries);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica}: the last entries of its log ({Entries}) disagree with the leader's; truncated to {End}")]
+    private static partial void LogTruncated(ILogger logger, int shard, int replica, long entries, long end);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Shard {Shard} replica {Replica} could not start serving epoch {Epoch}")]
     private static partial void LogServingFailed(ILogger logger, Exception e, int shard, int replica, long epoch);

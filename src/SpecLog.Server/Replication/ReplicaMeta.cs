@@ -5,19 +5,17 @@ namespace SpecLog.Server.Replication;
 
 /// <summary>
 /// What a shard replica must remember across crashes besides its log: the highest epoch it has promised (so it never
-/// helps an older leader again), its epoch history (the log index where each epoch it holds entries of starts), and the
-/// generation of its log directory (a replica whose log diverged from the leader's starts a new, empty generation).
+/// helps an older leader again) and its epoch history (the log index where each epoch it holds entries of starts).
 /// </summary>
 /// <param name="Promised">The highest epoch promised (voted for, or joined).</param>
 /// <param name="Epochs">Epoch numbers, increasing.</param>
 /// <param name="Starts">The log index where each epoch of <paramref name="Epochs"/> starts (non-decreasing).</param>
-/// <param name="Generation">The log generation in use.</param>
-internal sealed record ReplicaMeta(long Promised, long[] Epochs, long[] Starts, int Generation)
+internal sealed record ReplicaMeta(long Promised, long[] Epochs, long[] Starts)
 {
     private const int Magic = 0x5350_524D; // "SPRM"
 
     /// <summary>A replica that has never served.</summary>
-    public static readonly ReplicaMeta Empty = new(0, [], [], 0);
+    public static readonly ReplicaMeta Empty = new(0, [], []);
 
     /// <summary>The epoch of the entry at log index <paramref name="index"/> per this history, or -1 if before every epoch.</summary>
     public long EpochAt(long index) => EpochAt(Epochs, Starts, index);
@@ -105,15 +103,14 @@ internal sealed record ReplicaMeta(long Promised, long[] Epochs, long[] Starts, 
 
         var bytes = File.ReadAllBytes(path);
         var span = bytes.AsSpan();
-        if (span.Length < 20 || BinaryPrimitives.ReadInt32LittleEndian(span) != Magic)
+        if (span.Length < 16 || BinaryPrimitives.ReadInt32LittleEndian(span) != Magic)
         {
             throw new InvalidDataException($"{path} is not a shard replica state file.");
         }
 
         var promised = BinaryPrimitives.ReadInt64LittleEndian(span[4..]);
-        var generation = BinaryPrimitives.ReadInt32LittleEndian(span[12..]);
-        var count = BinaryPrimitives.ReadInt32LittleEndian(span[16..]);
-        if (count < 0 || span.Length != 20 + (count * 16))
+        var count = BinaryPrimitives.ReadInt32LittleEndian(span[12..]);
+        if (count < 0 || span.Length != 16 + (count * 16))
         {
             throw new InvalidDataException($"{path} is damaged: {count} epochs do not fit its {span.Length} bytes.");
         }
@@ -122,26 +119,25 @@ internal sealed record ReplicaMeta(long Promised, long[] Epochs, long[] Starts, 
         var starts = new long[count];
         for (var i = 0; i < count; i++)
         {
-            epochs[i] = BinaryPrimitives.ReadInt64LittleEndian(span[(20 + (i * 16))..]);
-            starts[i] = BinaryPrimitives.ReadInt64LittleEndian(span[(28 + (i * 16))..]);
+            epochs[i] = BinaryPrimitives.ReadInt64LittleEndian(span[(16 + (i * 16))..]);
+            starts[i] = BinaryPrimitives.ReadInt64LittleEndian(span[(24 + (i * 16))..]);
         }
 
-        return new ReplicaMeta(promised, epochs, starts, generation);
+        return new ReplicaMeta(promised, epochs, starts);
     }
 
     /// <summary>Writes the meta file atomically and durably.</summary>
     public void Save(string path, bool fsync)
     {
-        var bytes = new byte[20 + (Epochs.Length * 16)];
+        var bytes = new byte[16 + (Epochs.Length * 16)];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteInt32LittleEndian(span, Magic);
         BinaryPrimitives.WriteInt64LittleEndian(span[4..], Promised);
-        BinaryPrimitives.WriteInt32LittleEndian(span[12..], Generation);
-        BinaryPrimitives.WriteInt32LittleEndian(span[16..], Epochs.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(span[12..], Epochs.Length);
         for (var i = 0; i < Epochs.Length; i++)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(span[(20 + (i * 16))..], Epochs[i]);
-            BinaryPrimitives.WriteInt64LittleEndian(span[(28 + (i * 16))..], Starts[i]);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(16 + (i * 16))..], Epochs[i]);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(24 + (i * 16))..], Starts[i]);
         }
 
         DurableFile.Replace(path, bytes, fsync);

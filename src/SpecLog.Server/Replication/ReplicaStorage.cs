@@ -18,8 +18,8 @@ internal interface IReplicaStorage
     /// <summary>Asks for everything written to become durable; completion is reported with <see cref="ShardReplicaCore.OnLocalDurable"/>.</summary>
     void Flush();
 
-    /// <summary>Drops the whole log (it diverged from the leader's): the replica starts a new, empty log generation.</summary>
-    void Reset();
+    /// <summary>Durably drops the entries from <paramref name="end"/> on (they disagree with the leader's log).</summary>
+    void Truncate(long end);
 
     /// <summary>Makes <paramref name="meta"/> durable before anything that depends on it is sent.</summary>
     void Save(ReplicaMeta meta);

@@ -38,7 +38,7 @@ internal sealed record ReplicaTimings(
 /// until a majority has joined its epoch holding its whole log — the entry that marks the epoch's start — so every
 /// entry ever counted durable is in every later leader's log at the same index (the shard gives it the same slot and
 /// GSN: no mis-speculation). A joining follower keeps the longest prefix of its log that agrees with the leader's
-/// epoch history and drops the rest (it starts a new empty log when anything disagrees).
+/// epoch history and durably truncates the rest.
 /// </summary>
 internal sealed class ShardReplicaCore
 {
@@ -483,16 +483,16 @@ internal sealed class ShardReplicaCore
 
     private void Join(long[] epochs, long[] starts)
     {
+        // Entries past the agreed prefix were never counted durable (every later leader holds those that were), so
+        // they go; the prefix stays, and with it every copy some earlier majority may rely on.
         var end = _storage.End;
         var keep = _meta.AgreedPrefix(end, epochs, starts);
-        var generation = _meta.Generation;
         if (keep < end)
         {
-            generation++;
-            _storage.Reset();
+            _storage.Truncate(keep);
         }
 
-        _meta = new ReplicaMeta(_meta.Promised, epochs, starts, generation);
+        _meta = new ReplicaMeta(_meta.Promised, epochs, starts);
         _storage.Save(_meta);
     }
 
