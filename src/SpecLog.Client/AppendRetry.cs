@@ -14,7 +14,7 @@ internal static class AppendRetry
 
     /// <summary>The error of a call that got no answer within the call timeout (retryable: its outcome is unknown).</summary>
     public static TimeoutException NoAnswer(int shard, int records, TimeSpan callTimeout) => new(
-        $"No answer from shard {shard} to an append of {records} record(s) within {callTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout).");
+        $"No answer from shard {shard} to an append of {records} record(s) within {callTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout, or ReplicatedAppendCallTimeout with replicated shards).");
 
     /// <summary>
     /// True for failures after which the records may or may not be in the log and a retry with the same ids is safe:

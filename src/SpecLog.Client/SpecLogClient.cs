@@ -23,6 +23,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     private int _maxRecordSize;
     private AppendBatcher[] _batchers = [];
     private ShardRoutes _routes = null!;
+    private TimeSpan _callTimeout;
 
     private static SpecLogClientOptions Validated(SpecLogClientOptions o)
     {
@@ -40,6 +41,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         if (o.AppendRetryDeadline <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(o), o.AppendRetryDeadline, $"{nameof(SpecLogClientOptions.AppendRetryDeadline)} must be positive.");
+        }
+
+        if (o.ReplicatedAppendCallTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.ReplicatedAppendCallTimeout, $"{nameof(SpecLogClientOptions.ReplicatedAppendCallTimeout)} must be positive.");
         }
 
         if (o.AppendCallTimeout <= TimeSpan.Zero)
@@ -78,13 +84,14 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             cancellationToken.ThrowIfCancellationRequested();
             var status = await Sequencer.GetStatusAsync();
             _routes = new ShardRoutes(_grainFactory, status.ShardCount, status.ShardReplicas);
+            _callTimeout = status.ShardReplicas > 1 ? _options.ReplicatedAppendCallTimeout : _options.AppendCallTimeout;
             _batchers = Enumerable.Range(0, status.ShardCount)
                 .Select(s => new AppendBatcher(
                     (seqs, payloads, ct) => AppendAtLeaderAsync(s, seqs, payloads, ct),
                     NextSequenceNumber,
                     status.MaxBatchRecords,
                     _options.MaxAppendsInFlightPerShard,
-                    _options.AppendCallTimeout,
+                    _callTimeout,
                     _options.AppendRetryDeadline,
                     s))
                 .ToArray();
@@ -154,7 +161,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         while (true)
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(_options.AppendCallTimeout);
+            deadline.CancelAfter(_callTimeout);
             Exception error;
             try
             {
@@ -162,7 +169,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                error = AppendRetry.NoAnswer(target, arrays.Length, _options.AppendCallTimeout);
+                error = AppendRetry.NoAnswer(target, arrays.Length, _callTimeout);
             }
             catch (Exception e) when (AppendRetry.IsRetryable(e) && !cancellationToken.IsCancellationRequested)
             {

@@ -35,6 +35,18 @@ public sealed class SpecLogClientOptions
     public TimeSpan AppendCallTimeout { get; set; } = DEFAULT_APPEND_CALL_TIMEOUT;
 
     /// <summary>
+    /// With replicated shards, the longest the client waits for a shard's leader to answer one append call before it
+    /// tries the next replica (which leads by then or names the leader; the same append ids make the retry safe). Short,
+    /// because a leader whose silo died never answers, and Orleans notices a dead silo only after its failure detection;
+    /// a leader that is merely slow answers the retry with the original GSNs. Unreplicated logs use
+    /// <see cref="AppendCallTimeout"/>.
+    /// </summary>
+    public TimeSpan ReplicatedAppendCallTimeout { get; set; } = DEFAULT_REPLICATED_APPEND_CALL_TIMEOUT;
+
+    /// <summary>Default <see cref="ReplicatedAppendCallTimeout"/>.</summary>
+    public static readonly TimeSpan DEFAULT_REPLICATED_APPEND_CALL_TIMEOUT = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// How long the client keeps sending an append again after failures that leave its outcome unknown (no answer in
     /// time, a silo lost mid-call, a shard that stopped or whose node is down), counted from the append call. Every
     /// append carries the client's id and a sequence number, and shards write each (id, number) once, so retries never

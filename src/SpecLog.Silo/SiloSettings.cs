@@ -75,6 +75,17 @@ internal sealed class SiloSettings
     /// <summary><c>AzureStorage</c> clustering: the storage account holding the membership table.</summary>
     public AzureStorageSettings AzureStorage { get; set; } = new();
 
+    /// <summary>
+    /// <c>AzureStorage</c> clustering: how often silos probe each other (Orleans <c>ClusterMembershipOptions.ProbeTimeout</c>).
+    /// A silo missing <see cref="MissedProbesLimit"/> probes in a row is declared dead, and only then do directory
+    /// entries on it move (Orleans' defaults, 5 s and 3, take 15 s and more). Shard replicas and ordering replicas
+    /// detect a dead peer themselves within their election timeouts; this bounds what still waits for membership.
+    /// </summary>
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary><c>AzureStorage</c> clustering: missed probes after which a silo is suspected (see <see cref="ProbeTimeout"/>).</summary>
+    public int MissedProbesLimit { get; set; } = 2;
+
     /// <summary>Whether the sequencer and every shard are activated (and so recover from disk) right after start.</summary>
     public bool ActivateLogOnStart { get; set; } = true;
 
@@ -121,6 +132,11 @@ internal sealed class SiloSettings
 
         if (Clustering == ClusteringMode.AzureStorage)
         {
+            if (ProbeTimeout <= TimeSpan.Zero || MissedProbesLimit < 1)
+            {
+                errors.Add($"Silo:ProbeTimeout must be positive and Silo:MissedProbesLimit at least 1 (got {ProbeTimeout} and {MissedProbesLimit}).");
+            }
+
             if (string.IsNullOrWhiteSpace(AzureStorage.ConnectionString))
             {
                 errors.Add("Silo:AzureStorage:ConnectionString must be set with Silo:Clustering=AzureStorage (\"UseDevelopmentStorage=true\" for a local Azurite).");

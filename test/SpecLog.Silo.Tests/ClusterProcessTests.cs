@@ -126,8 +126,12 @@ public sealed class ClusterProcessTests
 
             await load.CancelAsync();
             await Task.WhenAll(producers).WaitAsync(StepTimeout, ct);
-            var shardStatuses = await Task.WhenAll(Enumerable.Range(0, Shards).Select(s => client.Grains.GetGrain<IShardGrain>(s).GetStatusAsync()));
-            Assert.All(shardStatuses, s => Assert.True(s.DurableRecords > 0));
+            // Every shard has three replicas, one per node, and one of them leads it with the shard's records.
+            var shardStatuses = await Task.WhenAll(Enumerable.Range(0, Shards).SelectMany(s => Enumerable.Range(0, 3).Select(r => client.Grains.GetGrain<IShardGrain>(ShardKeys.Of(s, r)).GetStatusAsync())));
+            Assert.All(shardStatuses, s => Assert.Equal(3, s.Replicas));
+            Assert.All(shardStatuses.GroupBy(s => s.Shard), g => Assert.Equal(3, g.Select(s => s.Silo).Distinct().Count()));
+            Assert.All(shardStatuses.Where(s => s.Role == "Leader"), s => Assert.True(s.DurableRecords > 0));
+            Assert.Equal(Shards, shardStatuses.Count(s => s.Role == "Leader"));
 
             // Every acknowledged record is where its acknowledgement said, and GSNs were never handed out twice.
             foreach (var (gsn, payload) in acknowledged)

@@ -36,6 +36,7 @@ internal sealed partial class SequencerReplicaGrain(
     SiloLogs siloLogs,
     DeadlineTicker deadlineTicker,
     ILocalSiloDetails siloDetails,
+    NodeLiveness liveness,
     ILogger<SequencerReplicaGrain> logger) : Grain, ISequencerReplicaGrain
 {
     private const byte IncarnationKind = 21;
@@ -440,6 +441,12 @@ internal sealed partial class SequencerReplicaGrain(
         {
             if (_packets[to] is { Count: > 0 } packet)
             {
+                if (!liveness.IsHomeActive(to))
+                {
+                    packet.Clear(); // its node is down: Copilot retransmits what it still needs once the peer is back
+                    continue;
+                }
+
                 GrainFactory.GetGrain<ISequencerReplicaGrain>(to).Deliver(_id, _epoch, ReplicaCodec.EncodeMessages(packet)).Ignore();
                 packet.Clear();
             }

@@ -11,7 +11,7 @@ namespace SpecLog.Server.Grains;
 /// it recovers the shard from its log, reports to the ordering layer, takes appends and delivers to subscribers, and
 /// counts an entry durable only once a majority of replicas hold it. The others copy the leader's log and refuse
 /// client calls with <see cref="ShardNotLeaderException"/>. A leader that loses its role fails what it was waiting to
-/// commit (the outcome is unknown to it; retries are deduplicated) and deactivates.
+/// commit (the outcome is unknown to it; retries are deduplicated) and follows, in the same activation.
 /// </summary>
 internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 {
@@ -27,6 +27,9 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     private long _committedApplied;
 
     private bool Replicated => _replicas > 1;
+
+    /// <summary>True while this grain runs the shard: always when unreplicated, from the start of serving to the loss of the role when replicated.</summary>
+    private bool Leading => !Replicated || _servingStarted is not null;
 
     public Task ReplicaAppend(ReplicaAppend message) => OnReplication(r => r.OnAppend(message, NowMicros()));
 
@@ -70,15 +73,17 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     void IReplicaStorage.Save(ReplicaMeta meta) => meta.Save(Path.Combine(_replicaDirectory, MetaFileName), _options.Fsync);
 
-    void IReplicaTransport.Send(int to, ReplicaAppend message) => Peer(to).ReplicaAppend(message).Ignore();
+    void IReplicaTransport.Send(int to, ReplicaAppend message) => Peer(to)?.ReplicaAppend(message).Ignore();
 
-    void IReplicaTransport.Send(int to, ReplicaAck message) => Peer(to).ReplicaAcknowledge(message).Ignore();
+    void IReplicaTransport.Send(int to, ReplicaAck message) => Peer(to)?.ReplicaAcknowledge(message).Ignore();
 
-    void IReplicaTransport.Send(int to, ReplicaVoteRequest message) => Peer(to).ReplicaRequestVote(message).Ignore();
+    void IReplicaTransport.Send(int to, ReplicaVoteRequest message) => Peer(to)?.ReplicaRequestVote(message).Ignore();
 
-    void IReplicaTransport.Send(int to, ReplicaVote message) => Peer(to).ReplicaVote(message).Ignore();
+    void IReplicaTransport.Send(int to, ReplicaVote message) => Peer(to)?.ReplicaVote(message).Ignore();
 
-    private IShardGrain Peer(int replica) => GrainFactory.GetGrain<IShardGrain>(ShardKeys.Of(_shard, replica));
+    /// <summary>Replica <paramref name="replica"/> of this shard, or null while its node is down (the protocol retransmits once it is back).</summary>
+    private IShardGrain? Peer(int replica) =>
+        liveness.IsHomeActive(_shard + replica) ? GrainFactory.GetGrain<IShardGrain>(ShardKeys.Of(_shard, replica)) : null;
 
     private string LogDirectory => Path.Combine(_replicaDirectory, "log");
 
@@ -166,7 +171,8 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
         if (_servingStarted is null || r.Role != ReplicaRole.Leader || r.LeaderEpoch != epoch)
         {
-            return; // lost the role while recovering
+            ResetShardState(); // lost the role while recovering
+            return;
         }
 
         _serving = true;
@@ -183,6 +189,11 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     internal static int LeaderFromReportSeq(long reportSeq, int replicas) =>
         replicas <= 1 || reportSeq < ReportSeqBase(0) ? 0 : ShardKeys.LeaderOf((reportSeq >> 40) - 4096, replicas);
 
+    /// <summary>
+    /// This replica lost its leadership: what waits for commits fails with an unknown outcome (retries are
+    /// deduplicated wherever the records ended up), subscribers go (they subscribe at the new leader), and the shard
+    /// state is dropped; the activation stays, as a follower, so no directory registration is needed to go on.
+    /// </summary>
     private void StopServing()
     {
         LogStoppedLeading(logger, _shard, _replica, _replication!.Promised);
@@ -192,11 +203,23 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
         FailUncommitted(new AppendOutcomeUnknownException(
             $"Replica {_replica} of shard {_shard} stopped leading (epoch {_replication.Promised} began) before the append was committed; "
             + "its outcome is unknown (a retry with the same append ids is safe)."));
+        ResetShardState();
+    }
+
+    private void ResetShardState()
+    {
         _subscribers.Clear();
-        _deactivating = true;
         _ticker?.Dispose();
+        _ticker = null;
         _timer?.Dispose();
-        DeactivateOnIdle(); // activates again as a follower, with the shard state rebuilt from the log when it next leads
+        _timer = null;
+        _notYetDurable.Clear();
+        _sparseIndex.Clear();
+        _durableMarks.TrimBelow(long.MaxValue);
+        _reportMarks.TrimBelow(long.MaxValue);
+        _committedApplied = 0;
+        _durableSlots = 0;
+        _durableRecords = 0;
     }
 
     /// <summary>Waits until this replica serves, or throws <see cref="ShardNotLeaderException"/> naming the leader it knows.</summary>
@@ -230,7 +253,7 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} leads epoch {Epoch} from log entry {Start}: serving with {Slots} slots")]
     private static partial void LogLeading(ILogger logger, int shard, int replica, long epoch, long start, long slots);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} stopped leading (epoch {Epoch} promised); deactivating")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} stopped leading (epoch {Epoch} promised); it follows now")]
     private static partial void LogStoppedLeading(ILogger logger, int shard, int replica, long epoch);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica}: the last entries of its log ({Entries}) disagree with the leader's; truncated to {End}")]

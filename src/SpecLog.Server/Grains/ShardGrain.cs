@@ -26,6 +26,7 @@ internal sealed partial class ShardGrain(
     DeadlineTicker deadlineTicker,
     TimeProvider timeProvider,
     SiloLogs siloLogs,
+    NodeLiveness liveness,
     ILogger<ShardGrain> logger) : Grain, IShardGrain
 {
     internal const byte RecordKind = 1;
@@ -316,6 +317,11 @@ internal sealed partial class ShardGrain(
 
     private void OnWakeup()
     {
+        if (!Leading)
+        {
+            return; // a wake-up queued before this replica stopped leading
+        }
+
         _wakeups++;
         SpecLogMetrics.Wakeups.Add(1);
         MaybeFillAndReport(NowMicros());
@@ -323,6 +329,11 @@ internal sealed partial class ShardGrain(
 
     private Task OnTimerAsync(CancellationToken cancellationToken)
     {
+        if (!Leading)
+        {
+            return Task.CompletedTask;
+        }
+
         MaybeFillAndReport(NowMicros());
         return Task.CompletedTask;
     }
@@ -357,7 +368,7 @@ internal sealed partial class ShardGrain(
 
     private void SendReport(long now)
     {
-        if (!_deactivating)
+        if (!_deactivating && Leading)
         {
             var report = _core.MakeReport(now);
             SpecLogMetrics.Reports.Add(1);

@@ -35,6 +35,7 @@ public static class SpecLogSiloBuilderExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DeadlineTicker>();
         services.TryAddSingleton<SiloLogs>();
+        services.TryAddSingleton<NodeLiveness>();
         if (!services.Any(d => d.ServiceType == typeof(DataHomePlacementDirector)))
         {
             services.AddSingleton<DataHomePlacementDirector>();

@@ -123,18 +123,20 @@ internal sealed class ShardReplicaCore
                 }
             }
 
-            // A leader that has not heard a majority for an election timeout may have been replaced: it stops serving
-            // (it could commit nothing anyway) so that clients look for the new leader.
+            // A leader that has not heard a majority for three election timeouts may have been replaced: it stops
+            // serving (it could commit nothing anyway) so that clients look for the new leader. Three, not one: a
+            // starved process (thread pool stalls of a second happen on a loaded two-core machine) must not give up a
+            // role nobody else took.
             var heard = 1;
             for (var p = 0; p < _n; p++)
             {
-                if (p != _self && now - _peers[p].LastHeard < _timings.ElectionTimeoutMicros)
+                if (p != _self && now - _peers[p].LastHeard < 3 * _timings.ElectionTimeoutMicros)
                 {
                     heard++;
                 }
             }
 
-            if (heard < Majority && now - _leaderSince >= _timings.ElectionTimeoutMicros)
+            if (heard < Majority && now - _leaderSince >= 3 * _timings.ElectionTimeoutMicros)
             {
                 StepDown(now);
             }
