@@ -21,6 +21,7 @@ public static class Program
         new RateChangeScenario(),
         new WindowScenario(),
         new HeadlineScenario(),
+        new FailoverScenario(),
     ];
 
     public static async Task<int> Main(string[] args)
