@@ -63,11 +63,17 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     {
         // Entries past the agreed prefix disagree with the leader's log: reopen the log cut there (rare: a replica that
         // led, or followed a leader, whose last entries never reached a majority).
+        // The protocol goes on only once the cut is durable, so this blocks the grain's turn; the close and reopen run
+        // on a pool thread, because awaiting them on the grain's own scheduler while it is blocked would never finish.
         LogTruncated(logger, _shard, _replica, _log.NextIndex, end);
-        siloLogs.CloseAsync(_log).AsTask().GetAwaiter().GetResult();
+        var old = _log;
         var options = LogOptions(LogDirectory);
         options.TruncateFrom = end;
-        _log = siloLogs.Open(options, journaled: false);
+        _log = Task.Run(() =>
+        {
+            siloLogs.Close(old);
+            return siloLogs.Open(options, journaled: false);
+        }).GetAwaiter().GetResult();
         _flushRequestedUpTo = -1;
     }
 

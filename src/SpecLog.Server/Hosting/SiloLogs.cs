@@ -43,6 +43,13 @@ internal class SiloLogs(IOptions<SpecLogOptions> options) : IAsyncDisposable
     public Task<DurableLog> OpenAsync(DurableLogOptions options, bool journaled = true) =>
         Task.Factory.StartNew(() => Open(options, journaled), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
+    /// <summary>Closes a log opened here, blocking the calling thread (never call it on a grain's own thread: the close is awaited elsewhere).</summary>
+    public void Close(DurableLog log)
+    {
+        _open.TryRemove(log, out _);
+        log.Dispose();
+    }
+
     /// <summary>Closes a log opened here (flushes, seals, syncs its own files, releases its lock).</summary>
     public async ValueTask CloseAsync(DurableLog log)
     {
