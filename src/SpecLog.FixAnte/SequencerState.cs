@@ -149,7 +149,9 @@ public sealed class SequencerState
 
         _appliedSeq[s] = report.ReportSeq;
         ReportsApplied++;
-        _knownWindows[s] = Math.Max(_knownWindows[s], report.KnownWindows);
+        // The latest report's count, not the highest ever: a new leader of a replicated shard may know fewer windows
+        // than the deposed one did, and must be sent the ones it lacks.
+        _knownWindows[s] = report.KnownWindows;
         var completedBefore = _options.Mode == OrderingMode.FixAnte && History.Count > 0 ? History.CompletedCut(s, _durableSlots[s]) : 0;
         if (report.DurableSlots > _durableSlots[s])
         {

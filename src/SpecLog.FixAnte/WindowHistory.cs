@@ -58,7 +58,12 @@ public sealed class WindowHistory
         _slotStart.Add(row);
     }
 
-    /// <summary>Adds the windows of <paramref name="configs"/> this history does not have yet; returns how many were added.</summary>
+    /// <summary>
+    /// Adds the windows of <paramref name="configs"/> this history does not have yet, in order; returns how many were
+    /// added. Windows past a gap (the next one it needs is missing) are left out: a shard replica that took over with
+    /// fewer windows than its predecessor may be sent windows from where the predecessor stood, and must ask again for
+    /// the ones between rather than fail.
+    /// </summary>
     public int AddRange(IEnumerable<WindowConfig> configs)
     {
         var added = 0;
@@ -67,6 +72,11 @@ public sealed class WindowHistory
             if (c.Window < _windows.Count)
             {
                 continue;
+            }
+
+            if (c.Window > _windows.Count)
+            {
+                break;
             }
 
             Add(c);

@@ -65,6 +65,21 @@ public sealed class FailoverScenario : IScenario
             await load.WaitForAcksAsync(rate, StepTimeout, cts.Token);
             for (var k = 0; k < kills; k++)
             {
+                try
+                {
+                    await KillOnceAsync(k);
+                }
+                catch (TimeoutException)
+                {
+                    var dump = Path.Combine(Path.GetTempPath(), $"speclog-failover-{DateTime.UtcNow:yyyyMMdd-HHmmss}.log");
+                    await File.WriteAllLinesAsync(dump, cluster.Output, CancellationToken.None);
+                    Console.WriteLine($"every silo's output: {dump}");
+                    throw;
+                }
+            }
+
+            async Task KillOnceAsync(int k)
+            {
                 var (leaderNode, epoch) = await cluster.LeaderOfShard0Async(cts.Token);
                 cluster.Kill(leaderNode); // returns once the process is gone (SIGKILL, then waitpid)
                 var killedAt = Stopwatch.GetTimestamp();
@@ -158,6 +173,8 @@ public sealed class FailoverScenario : IScenario
         }
 
         public TestClient Client { get; private set; } = null!;
+
+        public IEnumerable<string> Output => _output;
 
         public static async Task<Cluster> StartAsync(AzuriteServer azurite, int shards, int replicas, CancellationToken ct)
         {

@@ -18,6 +18,7 @@ namespace SpecLog.Server.Ordering;
 internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory, long versionBase = 0, int shardReplicas = 1)
 {
     private readonly long[] _sentWindows = new long[shardCount];
+    private readonly long[] _sentToEpoch = new long[shardCount];
     private long _committedCut = -1;
     private long _committedAtMicros;
 
@@ -93,9 +94,18 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)
     {
+        var seq = state.AppliedSeqOf(shard);
+        var epoch = seq >> 40;
+        if (epoch != _sentToEpoch[shard])
+        {
+            // A new leader of the shard: what was sent to the old one says nothing about what the new one knows.
+            _sentToEpoch[shard] = epoch;
+            fromWindow = state.KnownWindowsOf(shard);
+        }
+
         var windows = WindowsFrom(state, fromWindow);
         _sentWindows[shard] = state.History.Count;
-        var replica = Grains.ShardGrain.LeaderFromReportSeq(state.AppliedSeqOf(shard), shardReplicas);
+        var replica = Grains.ShardGrain.LeaderFromReportSeq(seq, shardReplicas);
         grainFactory.GetGrain<IShardGrain>(ShardKeys.Of(shard, replica))
             .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting, _committedAtMicros, versionBase + state.ReportsApplied + 1))
             .Ignore();
