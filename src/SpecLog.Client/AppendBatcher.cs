@@ -92,8 +92,7 @@ internal sealed class AppendBatcher(
                     if (batch.Count > 0)
                     {
                         Interlocked.Increment(ref _retries);
-                        await Task.Delay(backoff);
-                        backoff = AppendRetry.NextBackoff(backoff);
+                        await Task.Delay(AppendRetry.Pause(error, ref backoff));
                         continue;
                     }
                 }

@@ -12,6 +12,26 @@ internal static class AppendRetry
     /// <summary>The pause after <paramref name="backoff"/>.</summary>
     public static TimeSpan NextBackoff(TimeSpan backoff) => TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
 
+    /// <summary>The pause before retrying a call that took too long or reached a replica that does not lead: it already waited, or the next try goes elsewhere.</summary>
+    public static readonly TimeSpan ReroutePause = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>
+    /// How long to pause before retrying after <paramref name="error"/>: <see cref="ReroutePause"/> after a timeout or a
+    /// replica that does not lead (looking for a new leader must not slow down as it goes on), otherwise
+    /// <paramref name="backoff"/>, which then doubles.
+    /// </summary>
+    public static TimeSpan Pause(Exception error, ref TimeSpan backoff)
+    {
+        if (error is ShardNotLeaderException or TimeoutException)
+        {
+            return ReroutePause;
+        }
+
+        var pause = backoff;
+        backoff = NextBackoff(backoff);
+        return pause;
+    }
+
     /// <summary>The error of a call that got no answer within the call timeout (retryable: its outcome is unknown).</summary>
     public static TimeoutException NoAnswer(int shard, int records, TimeSpan callTimeout) => new(
         $"No answer from shard {shard} to an append of {records} record(s) within {callTimeout.TotalSeconds:0.###} s (SpecLogClientOptions.AppendCallTimeout, or ReplicatedAppendCallTimeout with replicated shards).");

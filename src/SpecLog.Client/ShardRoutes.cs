@@ -67,8 +67,7 @@ internal sealed class ShardRoutes(IGrainFactory grains, int shards, int replicas
             {
                 if (!OnFailure(shard, replica, e))
                 {
-                    await Task.Delay(backoff, cancellationToken);
-                    backoff = AppendRetry.NextBackoff(backoff);
+                    await Task.Delay(AppendRetry.Pause(e, ref backoff), cancellationToken);
                 }
             }
         }

@@ -181,8 +181,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 throw AppendRetry.GaveUp(target, _options.AppendRetryDeadline, error);
             }
 
-            await Task.Delay(backoff, cancellationToken);
-            backoff = AppendRetry.NextBackoff(backoff);
+            await Task.Delay(AppendRetry.Pause(error, ref backoff), cancellationToken);
         }
     }
 

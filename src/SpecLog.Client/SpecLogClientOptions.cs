@@ -44,7 +44,7 @@ public sealed class SpecLogClientOptions
     public TimeSpan ReplicatedAppendCallTimeout { get; set; } = DEFAULT_REPLICATED_APPEND_CALL_TIMEOUT;
 
     /// <summary>Default <see cref="ReplicatedAppendCallTimeout"/>.</summary>
-    public static readonly TimeSpan DEFAULT_REPLICATED_APPEND_CALL_TIMEOUT = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan DEFAULT_REPLICATED_APPEND_CALL_TIMEOUT = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// How long the client keeps sending an append again after failures that leave its outcome unknown (no answer in

@@ -113,7 +113,7 @@ public sealed class SpecLogOptions
     /// twice this); a leader that hears no majority for this long stops serving. Failover takes about this long plus
     /// one round of votes.
     /// </summary>
-    public TimeSpan ShardElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan ShardElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(400);
 
     /// <summary>The number of replicas each shard has, after <see cref="ShardReplicas"/>' automatic choice and cap.</summary>
     public int EffectiveShardReplicas => ShardReplicas > 0

@@ -249,7 +249,8 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     private ShardNotLeaderException NotLeader()
     {
-        var known = _replication is { } r && r.LeaderEpoch >= 0 && ShardKeys.LeaderOf(r.LeaderEpoch, _replicas) != _replica ? r.LeaderEpoch : -1;
+        var hint = _replication?.LeaderHint(NowMicros()) ?? -1;
+        var known = hint >= 0 && ShardKeys.LeaderOf(hint, _replicas) != _replica ? hint : -1;
         return new ShardNotLeaderException(_shard, _replica, known, _replicas);
     }
 

@@ -100,6 +100,18 @@ internal sealed class ShardReplicaCore
     /// <summary>For a ready leader: entries below this are durable on a majority (all replicas with <see cref="ReplicaTimings.RequireAll"/>).</summary>
     public long Committed { get; private set; }
 
+    /// <summary>
+    /// The epoch whose leader a client should go to, as far as this replica can tell at <paramref name="now"/>: its own
+    /// when it leads, its leader's when it heard from it within an election timeout, otherwise -1 (its last leader may
+    /// be dead, and sending clients there would only make them wait for it).
+    /// </summary>
+    public long LeaderHint(long now) => Role switch
+    {
+        ReplicaRole.Leader => LeaderEpoch,
+        ReplicaRole.Follower when LeaderEpoch >= 0 && now - _lastHeard < _timings.ElectionTimeoutMicros => LeaderEpoch,
+        _ => -1,
+    };
+
     /// <summary>The persisted state.</summary>
     public ReplicaMeta Meta => _meta;
 
