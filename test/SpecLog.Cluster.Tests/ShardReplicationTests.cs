@@ -16,7 +16,19 @@ public sealed class ReplicatedShardsFixture : ClusterFixture
     }
 }
 
-/// <summary>Replicated shards on an in-process cluster: one leader per shard, followers hold its log, a killed leader's silo costs no acknowledged record and no speculative position.</summary>
+/// <summary>Its own three-silo cluster with replicated shards, because the test kills a silo.</summary>
+public sealed class KillableReplicatedShardsFixture : ClusterFixture
+{
+    protected override int Silos => 3;
+
+    protected override void Configure(SpecLogOptions options)
+    {
+        options.ShardCount = 2;
+        options.ShardReplicas = 3;
+    }
+}
+
+/// <summary>Replicated shards on an in-process cluster: one leader per shard, and followers on the other silos hold its log.</summary>
 public sealed class ShardReplicationTests(ReplicatedShardsFixture fixture) : IClassFixture<ReplicatedShardsFixture>
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
@@ -34,7 +46,7 @@ public sealed class ShardReplicationTests(ReplicatedShardsFixture fixture) : ICl
         for (var s = 0; s < 2; s++)
         {
             var shard = s;
-            var statuses = await WaitForReplicasAsync(shard, all =>
+            var statuses = await WaitForReplicasAsync(fixture, shard, all =>
             {
                 var leaders = all.Where(x => x.Role == "Leader").ToList();
                 return leaders.Count == 1 && all.All(x => x.LogEntries == leaders[0].LogEntries);
@@ -46,58 +58,7 @@ public sealed class ShardReplicationTests(ReplicatedShardsFixture fixture) : ICl
         }
     }
 
-    [Fact]
-    public async Task KillingALeadersSilo_UnderLoad_LosesNoAcknowledgedRecord_AndNoSpeculativeRecordMoves()
-    {
-        var ct = TestContext.Current.CancellationToken;
-        var client = fixture.Client;
-        var test = nameof(KillingALeadersSilo_UnderLoad_LosesNoAcknowledgedRecord_AndNoSpeculativeRecordMoves);
-        await using var probe = new LogProbe(client.SubscribeAsync(0, ct), ct);
-        var producers = new Producers(client, test, 6, ct);
-        await producers.WaitForAcksAsync(300, Deadline, "before the failure");
-
-        // Kill the silo of shard 0's leader.
-        var statuses = await WaitForReplicasAsync(0, all => all.Count(x => x.Role == "Leader") == 1, "a leader of shard 0");
-        var leader = statuses.Single(x => x.Role == "Leader");
-        var victim = fixture.Cluster.Silos.Single(s => s.SiloAddress.ToString() == leader.Silo);
-        var killedAt = Stopwatch.GetTimestamp();
-        var acksBefore = producers.Acks.Count;
-        await fixture.Cluster.KillSiloAsync(victim, ct);
-
-        // A new epoch begins: another replica leads it, or (in-process, where every silo sees the same files) the
-        // killed replica activated again on a live silo and won it.
-        var next = await WaitForReplicasAsync(0, all => all.Any(x => x.Role == "Leader" && x.Epoch > leader.Epoch), "a new leader of shard 0", skipUnreachable: true);
-        var newLeader = next.Single(x => x.Role == "Leader" && x.Epoch > leader.Epoch);
-        TestContext.Current.TestOutputHelper?.WriteLine(
-            $"replica {leader.Replica} (epoch {leader.Epoch}) killed; replica {newLeader.Replica} leads epoch {newLeader.Epoch} after {Stopwatch.GetElapsedTime(killedAt).TotalMilliseconds:0} ms");
-        await producers.WaitForAcksAsync(acksBefore + 600, Deadline, "after the leader's silo died");
-        await producers.StopAsync();
-
-        // Everything acknowledged is in the committed log exactly once, at its GSN.
-        var maxGsn = producers.Acks.Values.Max();
-        await probe.WaitUntilAsync(p => p.ConfirmedUpTo > maxGsn, Deadline, "confirmation of every acknowledged record");
-        var records = await client.ReadRangeAsync(0, maxGsn + 1, ct);
-        var mine = records.Where(r => Payload.Text(r.Payload).Contains(test, StringComparison.Ordinal)).ToList();
-        var byText = mine.GroupBy(r => Payload.Text(r.Payload)).ToDictionary(g => g.Key, g => g.Select(r => r.Gsn).ToList());
-        Assert.All(byText, kv => Assert.True(kv.Value.Count == 1, $"{kv.Key} is in the log {kv.Value.Count} times"));
-        foreach (var (text, gsn) in producers.Acks)
-        {
-            Assert.True(byText.TryGetValue(text, out var at), $"acknowledged {text} (GSN {gsn}) is not in the log");
-            Assert.Equal(gsn, at[0]);
-        }
-
-        // No mis-speculation: every record delivered speculatively is, committed, at the GSN it was delivered with.
-        var committed = records.ToDictionary(r => r.Gsn, r => Payload.Text(r.Payload));
-        var speculative = probe.Records.Where(r => r.Gsn <= maxGsn).ToList();
-        Assert.NotEmpty(speculative);
-        foreach (var r in speculative)
-        {
-            Assert.True(committed.TryGetValue(r.Gsn, out var text) && text == Payload.Text(r.Payload),
-                $"speculative record at GSN {r.Gsn} ({Payload.Text(r.Payload)}) is committed as {(committed.TryGetValue(r.Gsn, out var t) ? t : "nothing")}");
-        }
-    }
-
-    private async Task<ShardStatus[]> WaitForReplicasAsync(int shard, Func<ShardStatus[], bool> condition, string what, bool skipUnreachable = false)
+    internal static async Task<ShardStatus[]> WaitForReplicasAsync(ClusterFixture fixture, int shard, Func<ShardStatus[], bool> condition, string what, bool skipUnreachable = false)
     {
         using var deadline = new CancellationTokenSource(Deadline);
         while (true)
@@ -133,6 +94,63 @@ public sealed class ShardReplicationTests(ReplicatedShardsFixture fixture) : ICl
             {
                 Assert.Fail($"Timed out after {Deadline} waiting for {what}; last seen: {string.Join("; ", statuses.Select(x => $"r{x.Replica} {x.Role} e{x.Epoch} entries {x.LogEntries}"))}");
             }
+        }
+    }
+}
+
+/// <summary>A killed leader's silo costs no acknowledged record and no speculative position.</summary>
+public sealed class ShardFailoverTests(KillableReplicatedShardsFixture fixture) : IClassFixture<KillableReplicatedShardsFixture>
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task KillingALeadersSilo_UnderLoad_LosesNoAcknowledgedRecord_AndNoSpeculativeRecordMoves()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var client = fixture.Client;
+        var test = nameof(KillingALeadersSilo_UnderLoad_LosesNoAcknowledgedRecord_AndNoSpeculativeRecordMoves);
+        await using var probe = new LogProbe(client.SubscribeAsync(0, ct), ct);
+        var producers = new Producers(client, test, 6, ct);
+        await producers.WaitForAcksAsync(300, Deadline, "before the failure");
+
+        // Kill the silo of shard 0's leader.
+        var statuses = await ShardReplicationTests.WaitForReplicasAsync(fixture, 0, all => all.Count(x => x.Role == "Leader") == 1, "a leader of shard 0");
+        var leader = statuses.Single(x => x.Role == "Leader");
+        var victim = fixture.Cluster.Silos.Single(s => s.SiloAddress.ToString() == leader.Silo);
+        var killedAt = Stopwatch.GetTimestamp();
+        var acksBefore = producers.Acks.Count;
+        await fixture.Cluster.KillSiloAsync(victim, ct);
+
+        // A new epoch begins: another replica leads it, or (in-process, where every silo sees the same files) the
+        // killed replica activated again on a live silo and won it.
+        var next = await ShardReplicationTests.WaitForReplicasAsync(fixture, 0, all => all.Any(x => x.Role == "Leader" && x.Epoch > leader.Epoch), "a new leader of shard 0", skipUnreachable: true);
+        var newLeader = next.Single(x => x.Role == "Leader" && x.Epoch > leader.Epoch);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"replica {leader.Replica} (epoch {leader.Epoch}) killed; replica {newLeader.Replica} leads epoch {newLeader.Epoch} after {Stopwatch.GetElapsedTime(killedAt).TotalMilliseconds:0} ms");
+        await producers.WaitForAcksAsync(acksBefore + 600, Deadline, "after the leader's silo died");
+        await producers.StopAsync();
+
+        // Everything acknowledged is in the committed log exactly once, at its GSN.
+        var maxGsn = producers.Acks.Values.Max();
+        await probe.WaitUntilAsync(p => p.ConfirmedUpTo > maxGsn, Deadline, "confirmation of every acknowledged record");
+        var records = await client.ReadRangeAsync(0, maxGsn + 1, ct);
+        var mine = records.Where(r => Payload.Text(r.Payload).Contains(test, StringComparison.Ordinal)).ToList();
+        var byText = mine.GroupBy(r => Payload.Text(r.Payload)).ToDictionary(g => g.Key, g => g.Select(r => r.Gsn).ToList());
+        Assert.All(byText, kv => Assert.True(kv.Value.Count == 1, $"{kv.Key} is in the log {kv.Value.Count} times"));
+        foreach (var (text, gsn) in producers.Acks)
+        {
+            Assert.True(byText.TryGetValue(text, out var at), $"acknowledged {text} (GSN {gsn}) is not in the log");
+            Assert.Equal(gsn, at[0]);
+        }
+
+        // No mis-speculation: every record delivered speculatively is, committed, at the GSN it was delivered with.
+        var committed = records.ToDictionary(r => r.Gsn, r => Payload.Text(r.Payload));
+        var speculative = probe.Records.Where(r => r.Gsn <= maxGsn).ToList();
+        Assert.NotEmpty(speculative);
+        foreach (var r in speculative)
+        {
+            Assert.True(committed.TryGetValue(r.Gsn, out var text) && text == Payload.Text(r.Payload),
+                $"speculative record at GSN {r.Gsn} ({Payload.Text(r.Payload)}) is committed as {(committed.TryGetValue(r.Gsn, out var t) ? t : "nothing")}");
         }
     }
 }

@@ -17,6 +17,8 @@ internal sealed class AzuriteServer : IAsyncDisposable
     // Azurite's well-known development account (public; the emulator accepts only it).
     private const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
+    private static readonly SemaphoreSlim s_install = new(1, 1);
+
     private readonly Process _process;
     private readonly string _dataDirectory;
 
@@ -111,6 +113,20 @@ internal sealed class AzuriteServer : IAsyncDisposable
 
     /// <summary>The <c>azurite-table</c> executable under <c>.tools/azurite</c>, installed with npm if missing.</summary>
     private static async Task<string> EnsureInstalledAsync(CancellationToken cancellationToken)
+    {
+        // Two tests starting at once must not run two npm installs into the same folder (the second fails).
+        await s_install.WaitAsync(cancellationToken);
+        try
+        {
+            return await InstallAsync(cancellationToken);
+        }
+        finally
+        {
+            s_install.Release();
+        }
+    }
+
+    private static async Task<string> InstallAsync(CancellationToken cancellationToken)
     {
         var root = RepositoryRoot();
         var prefix = Path.Combine(root, ".tools", "azurite");

@@ -14,6 +14,7 @@ namespace SpecLog.Silo.Tests;
 /// at its GSN, no record is in the log twice, and after every process is killed at once and started again the records
 /// are still there and appends continue.
 /// </summary>
+[Collection(SiloProcessCollection.Name)]
 public sealed class ClusterProcessTests
 {
     private const int Shards = 2; // shard 0 on node-0, shard 1 on node-1; node-2 holds ordering replica 2 only

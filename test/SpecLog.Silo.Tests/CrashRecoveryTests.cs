@@ -10,6 +10,7 @@ namespace SpecLog.Silo.Tests;
 /// nothing acknowledged may be lost or moved, the confirmed prefix must replay identically, and new appends go after
 /// everything acknowledged before the crash.
 /// </summary>
+[Collection(SiloProcessCollection.Name)]
 public sealed class CrashRecoveryTests
 {
     private const int Shards = 4;

@@ -16,6 +16,7 @@ namespace SpecLog.Silo.Tests;
 /// NEMESIS_KILLS sets the number of single-node kills (10 in CI, plus the three of the whole-cluster kill; the long run
 /// in the README uses 100).
 /// </summary>
+[Collection(SiloProcessCollection.Name)]
 public sealed class NemesisTests
 {
     private const int Shards = 2;
