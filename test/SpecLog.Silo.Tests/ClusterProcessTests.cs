@@ -44,17 +44,7 @@ public sealed class ClusterProcessTests
         SiloProcess StartNode(int i)
         {
             lives[i]++;
-            var silo = SiloProcess.Start(
-                $"{Nodes[i]}#{lives[i]}",
-                Path.Combine(root, Nodes[i]),
-                Shards,
-                output,
-                ports[i],
-                "--environment=Cluster",
-                $"--Silo:NodeName={Nodes[i]}",
-                $"--Silo:ClusterId={clusterId}",
-                $"--Silo:ServiceId={clusterId}",
-                $"--Silo:AzureStorage:ConnectionString={azurite.ConnectionString}");
+            var silo = SiloProcess.StartClusterNode($"{Nodes[i]}#{lives[i]}", Nodes[i], Path.Combine(root, Nodes[i]), Shards, output, ports[i], clusterId, azurite.ConnectionString);
             silos[i] = silo;
             return silo;
         }

@@ -55,17 +55,7 @@ public sealed class NemesisTests
         SiloProcess StartNode(int i)
         {
             lives[i]++;
-            silos[i] = SiloProcess.Start(
-                $"{Nodes[i]}#{lives[i]}",
-                Path.Combine(root, Nodes[i]),
-                Shards,
-                output,
-                ports[i],
-                "--environment=Cluster",
-                $"--Silo:NodeName={Nodes[i]}",
-                $"--Silo:ClusterId={clusterId}",
-                $"--Silo:ServiceId={clusterId}",
-                $"--Silo:AzureStorage:ConnectionString={azurite.ConnectionString}");
+            silos[i] = SiloProcess.StartClusterNode($"{Nodes[i]}#{lives[i]}", Nodes[i], Path.Combine(root, Nodes[i]), Shards, output, ports[i], clusterId, azurite.ConnectionString);
             return silos[i]!;
         }
 

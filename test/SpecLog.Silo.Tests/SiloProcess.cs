@@ -43,6 +43,21 @@ internal sealed class SiloProcess : IAsyncDisposable
     public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output, params string[] settings) =>
         Start(name, dataDirectory, shards, output, FreePorts(), settings);
 
+    /// <summary>
+    /// Starts data node <paramref name="node"/> of a cluster whose membership is the Azure table at
+    /// <paramref name="connectionString"/> (<c>--environment Cluster</c>: three nodes, replicated shards, Copilot),
+    /// named <paramref name="name"/> in the output; <paramref name="settings"/> are added to the command line.
+    /// </summary>
+    public static SiloProcess StartClusterNode(
+        string name, string node, string dataDirectory, int shards, ConcurrentQueue<string> output, (int Silo, int Gateway) ports, string clusterId, string connectionString, params string[] settings) =>
+        Start(
+            name,
+            dataDirectory,
+            shards,
+            output,
+            ports,
+            ["--environment=Cluster", $"--Silo:NodeName={node}", $"--Silo:ClusterId={clusterId}", $"--Silo:ServiceId={clusterId}", $"--Silo:AzureStorage:ConnectionString={connectionString}", .. settings]);
+
     /// <summary>Starts the silo on the given silo and gateway ports (a restart on the same ports supersedes the dead process at once).</summary>
     public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output, (int Silo, int Gateway) ports, params string[] settings)
     {

@@ -322,18 +322,8 @@ public sealed class FailoverScenario : IScenario
         private SiloProcess Start(int node)
         {
             _lives[node]++;
-            var silo = SiloProcess.Start(
-                $"{Nodes[node]}#{_lives[node]}",
-                Path.Combine(_root, Nodes[node]),
-                _shards,
-                _output,
-                _ports[node],
-                "--environment=Cluster",
-                $"--Silo:NodeName={Nodes[node]}",
-                $"--Silo:ClusterId={_clusterId}",
-                $"--Silo:ServiceId={_clusterId}",
-                $"--Silo:AzureStorage:ConnectionString={_azurite.ConnectionString}",
-                $"--SpecLog:ShardReplicas={_replicas}");
+            var silo = SiloProcess.StartClusterNode(
+                $"{Nodes[node]}#{_lives[node]}", Nodes[node], Path.Combine(_root, Nodes[node]), _shards, _output, _ports[node], _clusterId, _azurite.ConnectionString, $"--SpecLog:ShardReplicas={_replicas}");
             _silos[node] = silo;
             return silo;
         }
