@@ -64,6 +64,7 @@ public sealed class NemesisTests
         var subscribers = new[] { new Subscriber(), new Subscriber() };
         var kills = 0;
         var pauses = 0;
+        TimeoutException? stalled = null;
         using var load = CancellationTokenSource.CreateLinkedTokenSource(ct);
         try
         {
@@ -133,9 +134,19 @@ public sealed class NemesisTests
                     Signal("CONT", silos[node]!.Id);
                 }
 
-                // The log serves between faults: appends are acknowledged again before the next one.
+                // The log serves between faults: appends are acknowledged again before the next one. If it does not,
+                // the history is still checked (safety first) before the test fails for liveness.
                 var before = acks.Count;
-                await Waits.UntilAsync(() => acks.Count >= before + 50, $"50 acknowledgements after fault {fault + 1}", StepTimeout, ct);
+                try
+                {
+                    await Waits.UntilAsync(() => acks.Count >= before + 50, $"50 acknowledgements after fault {fault + 1}", StepTimeout, ct);
+                }
+                catch (TimeoutException e)
+                {
+                    stalled = e;
+                    Note($"STALLED: {e.Message} Checking the history so far.");
+                    break;
+                }
             }
 
             await load.CancelAsync();
@@ -174,6 +185,10 @@ public sealed class NemesisTests
             }
 
             Note($"history checked: {committed.Count} records below GSN {end}, every acknowledged one at its GSN, none twice, no speculative record moved");
+            if (stalled is not null)
+            {
+                throw stalled;
+            }
 
             // The whole cluster dies at once and comes back: everything acknowledged is still at its GSN.
             await client.DisposeAsync();
