@@ -109,8 +109,9 @@ public sealed class FailoverScenario : IScenario
                 section.AddText(
                     $"{failovers.Count} kills of the silo holding shard 0's leader, {rate} appends/s to shard 0 open loop, 3 replicas per shard. "
                     + "Failover = from the moment the killed process is gone to the first acknowledgement of an append started after it. The replicas notice the silent leader "
-                    + "themselves (election timeout 500–1000 ms, then a pre-vote and a vote), and the client leaves a leader that does not answer "
-                    + "within 1 s (ReplicatedAppendCallTimeout).");
+                    + "themselves (default SpecLog:ShardElectionTimeout: 400–800 ms, then a pre-vote and a vote), and the client leaves a leader that does not "
+                    + "answer within its ReplicatedAppendCallTimeout (500 ms by default). The killed silo also holds an ordering replica, so the first commit "
+                    + "may also wait for a Copilot view change.");
                 var table = section.AddTable("measured", "p50 ms", "p90 ms", "max ms", "all (ms, in order)");
                 table.AddRow("kill → next append acknowledged", Fmt(sorted[sorted.Length / 2]), Fmt(sorted[(int)(sorted.Length * 0.9)]), Fmt(sorted[^1]), string.Join(", ", failovers.Select(Fmt)));
                 if (servingTimes.Count > 0)
