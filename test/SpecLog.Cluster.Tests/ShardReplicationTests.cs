@@ -5,7 +5,7 @@ using SpecLog.Server;
 namespace SpecLog.Cluster.Tests;
 
 /// <summary>Three silos, every shard with three replicas (one per silo).</summary>
-public sealed class ReplicatedShardsFixture : ClusterFixture
+public class ReplicatedShardsFixture : ClusterFixture
 {
     protected override int Silos => 3;
 
@@ -16,16 +16,9 @@ public sealed class ReplicatedShardsFixture : ClusterFixture
     }
 }
 
-/// <summary>Its own three-silo cluster with replicated shards, because the test kills a silo.</summary>
-public sealed class KillableReplicatedShardsFixture : ClusterFixture
+/// <summary>The same configuration in a cluster of its own, because the test using it kills a silo.</summary>
+public sealed class KillableReplicatedShardsFixture : ReplicatedShardsFixture
 {
-    protected override int Silos => 3;
-
-    protected override void Configure(SpecLogOptions options)
-    {
-        options.ShardCount = 2;
-        options.ShardReplicas = 3;
-    }
 }
 
 /// <summary>Replicated shards on an in-process cluster: one leader per shard, and followers on the other silos hold its log.</summary>

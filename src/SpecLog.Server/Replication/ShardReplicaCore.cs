@@ -139,16 +139,8 @@ internal sealed class ShardReplicaCore
             // serving (it could commit nothing anyway) so that clients look for the new leader. Three, not one: a
             // starved process (thread pool stalls of a second happen on a loaded two-core machine) must not give up a
             // role nobody else took.
-            var heard = 1;
-            for (var p = 0; p < _n; p++)
-            {
-                if (p != _self && now - _peers[p].LastHeard < 3 * _timings.ElectionTimeoutMicros)
-                {
-                    heard++;
-                }
-            }
-
-            if (heard < Majority && now - _leaderSince >= 3 * _timings.ElectionTimeoutMicros)
+            var lease = 3 * _timings.ElectionTimeoutMicros;
+            if (!HeardMajority(now, lease) && now - _leaderSince >= lease)
             {
                 StepDown(now);
             }
@@ -270,7 +262,7 @@ internal sealed class ShardReplicaCore
 
         // A replica that hears a live leader refuses to help depose it, and so does a leader that still hears a majority.
         var leaderAlive = Role == ReplicaRole.Leader
-            ? HeardMajority(now)
+            ? HeardMajority(now, _timings.ElectionTimeoutMicros)
             : Role == ReplicaRole.Follower && LeaderEpoch == _meta.Promised && now - _lastHeard < _timings.ElectionTimeoutMicros;
         if (m.Pre)
         {
@@ -388,12 +380,13 @@ internal sealed class ShardReplicaCore
         return m.LastEpoch > last || (m.LastEpoch == last && m.End >= end);
     }
 
-    private bool HeardMajority(long now)
+    /// <summary>Whether this leader, counting itself, heard a majority within the last <paramref name="window"/> µs.</summary>
+    private bool HeardMajority(long now, long window)
     {
         var heard = 1;
         for (var p = 0; p < _n; p++)
         {
-            if (p != _self && now - _peers[p].LastHeard < _timings.ElectionTimeoutMicros)
+            if (p != _self && now - _peers[p].LastHeard < window)
             {
                 heard++;
             }
@@ -428,13 +421,7 @@ internal sealed class ShardReplicaCore
         _timeout = RandomTimeout();
         var end = _storage.End;
         var request = new ReplicaVoteRequest(_candidacy, _meta.LastEpoch(end), end, Pre: true);
-        for (var p = 0; p < _n; p++)
-        {
-            if (p != _self)
-            {
-                _transport.Send(p, request);
-            }
-        }
+        Broadcast(request);
     }
 
     /// <summary>A majority would vote: promise the epoch and ask for the votes that count.</summary>
@@ -449,17 +436,22 @@ internal sealed class ShardReplicaCore
         _lastHeard = now;
         var end = _storage.End;
         var request = new ReplicaVoteRequest(epoch, _meta.LastEpoch(end), end);
+        Broadcast(request);
+
+        if (Majority == 1)
+        {
+            BecomeLeader(now);
+        }
+    }
+
+    private void Broadcast(ReplicaVoteRequest request)
+    {
         for (var p = 0; p < _n; p++)
         {
             if (p != _self)
             {
                 _transport.Send(p, request);
             }
-        }
-
-        if (Majority == 1)
-        {
-            BecomeLeader(now);
         }
     }
 
