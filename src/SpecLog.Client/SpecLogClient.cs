@@ -53,6 +53,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             throw new ArgumentOutOfRangeException(nameof(o), o.AppendCallTimeout, $"{nameof(SpecLogClientOptions.AppendCallTimeout)} must be positive.");
         }
 
+        if (o.ConnectTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.ConnectTimeout, $"{nameof(SpecLogClientOptions.ConnectTimeout)} must be positive.");
+        }
+
         if (o.SubscriptionRefresh <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionRefresh, $"{nameof(SpecLogClientOptions.SubscriptionRefresh)} must be positive.");

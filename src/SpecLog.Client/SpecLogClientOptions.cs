@@ -54,6 +54,17 @@ public sealed class SpecLogClientOptions
     /// </summary>
     public TimeSpan AppendRetryDeadline { get; set; } = DEFAULT_APPEND_RETRY_DEADLINE;
 
+    /// <summary>Default <see cref="ConnectTimeout"/>.</summary>
+    public static readonly TimeSpan DEFAULT_CONNECT_TIMEOUT = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long an Orleans client set up with <c>AddSpecLogClient</c> keeps trying to reach a gateway of the log when
+    /// it starts; past it the start fails with a <see cref="SpecLogUnavailableException"/> that names the last error
+    /// (Orleans' own default retries for about three minutes, silently). A retry filter the application registers
+    /// itself (<c>UseConnectionRetryFilter</c>) takes precedence.
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; set; } = DEFAULT_CONNECT_TIMEOUT;
+
     /// <summary>How often subscriptions re-register with their shards.</summary>
     public TimeSpan SubscriptionRefresh { get; set; } = DEFAULT_SUBSCRIPTION_REFRESH;
 
