@@ -128,6 +128,7 @@ public sealed record SequencerStatus(
 /// <param name="StaleMessagesDropped">Messages dropped because they came from an older incarnation of their sender.</param>
 /// <param name="ActivatedAt">When this activation started.</param>
 /// <param name="Wakeups">Timer wake-ups this activation ran (deadline ticker and grain timer).</param>
+/// <param name="Diagnostics">The protocol core's own description: views, candidacies, execution heads and the entries they wait for, open proposals.</param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaStatus")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Replica,
@@ -149,4 +150,5 @@ public sealed record ReplicaStatus(
     [property: Id(16)] long NullDependencySkips,
     [property: Id(17)] long StaleMessagesDropped,
     [property: Id(18)] DateTimeOffset ActivatedAt,
-    [property: Id(19)] long Wakeups);
+    [property: Id(19)] long Wakeups,
+    [property: Id(20)] string Diagnostics = "");

@@ -258,10 +258,14 @@ public sealed partial class Replica<T>
             return true;
         }
 
+        if (_candidacies[log] is { } mine && _now - mine.StartedAt < _options.ElectionTimeout)
+        {
+            return false; // our own candidacy is young: let it finish rather than duel
+        }
+
         if (owner == Id)
         {
-            return _pilots[log] is null
-                && (_candidacies[log] is not { } c || _now - c.StartedAt >= _options.ElectionTimeout);
+            return _pilots[log] is null;
         }
 
         return _now - _pilotHeard[log] >= _options.ElectionTimeout;

@@ -13,6 +13,9 @@ public sealed partial class Replica<T>
 
         public Dictionary<int, ViewPrepareReply<T>> Replies { get; } = [];
 
+        /// <summary>Replicas that refused the view (they still hear their pilot, or promised a higher view).</summary>
+        public HashSet<int> Refusals { get; } = [];
+
         public bool Recovering { get; set; }
 
         /// <summary>First entry not yet known committed in the recovery range.</summary>
@@ -78,11 +81,35 @@ public sealed partial class Replica<T>
         var c = new Candidacy(NewBallot(), _now) { NextSend = _now + _options.RetransmitInterval };
         _candidacies[log] = c;
 
-        // Promise our own view at once (the candidacy checks it right away), then ask the others.
+        // Ask the others first; this replica promises its own ballot only once they make a majority with it
+        // (PromiseSelf). A candidate whose pilot is in fact alive (it was paused, or restarted, and timed out before
+        // hearing a heartbeat) is refused by replicas that still hear that pilot; had it promised its ballot already,
+        // it would stay promised to a view that never forms, deaf to the live pilot's heartbeats (lower ballots) and
+        // naming itself pilot to every shard that asked it, for as long as that pilot lived.
+        _fx.Add(new BroadcastEffect<T>(new ViewPrepare<T>(log, c.Ballot)));
+    }
+
+    /// <summary>
+    /// The candidate's own promise, taken when the others' promises and its own make a majority. It is an acceptor's
+    /// ordinary promise, made later: anything this replica accepted under the old view until now is in its reply.
+    /// </summary>
+    private bool PromiseSelf(int log, Candidacy c)
+    {
+        if (c.Replies.ContainsKey(Id))
+        {
+            return true;
+        }
+
+        if (_logs[log].ViewPromise >= c.Ballot)
+        {
+            AbortCandidacy(log);
+            return false;
+        }
+
         _logs[log].ViewPromise = c.Ballot;
         _fx.Add(new PersistEffect<T>(new ViewPromiseRecord<T>(log, c.Ballot)));
         c.Replies[Id] = new ViewPrepareReply<T>(log, c.Ballot, true, c.Ballot, _logs[log].MaxKnown);
-        _fx.Add(new BroadcastEffect<T>(new ViewPrepare<T>(log, c.Ballot)));
+        return true;
     }
 
     private void OnViewPrepareReply(int from, ViewPrepareReply<T> m)
@@ -95,7 +122,10 @@ public sealed partial class Replica<T>
 
         if (!m.Ok)
         {
-            if (m.Promised > c.Ballot)
+            // A higher promise, or too many replicas that still hear their pilot for a majority to be left: give up
+            // now (the backoff spaces the next try; the live pilot's heartbeats usually make it unnecessary).
+            c.Refusals.Add(from);
+            if (m.Promised > c.Ballot || (!c.Recovering && c.Refusals.Count > _n - _slowQuorum))
             {
                 AbortCandidacy(m.Log);
             }
@@ -104,8 +134,13 @@ public sealed partial class Replica<T>
         }
 
         c.Replies[from] = m;
-        if (!c.Recovering && c.Replies.Count >= _slowQuorum)
+        if (!c.Recovering && c.Replies.Count + (c.Replies.ContainsKey(Id) ? 0 : 1) >= _slowQuorum)
         {
+            if (!PromiseSelf(m.Log, c))
+            {
+                return;
+            }
+
             // A majority promised the view: the old pilot can no longer commit anything new. Every entry it may have
             // proposed lies below the highest entry a majority has seen plus the pipeline window; recover them all.
             c.Recovering = true;
@@ -122,7 +157,9 @@ public sealed partial class Replica<T>
             return;
         }
 
-        if (_logs[log].ViewPromise != c.Ballot)
+        // Before its own promise the candidate stays in the current view; a higher promise (another candidate's)
+        // ends the candidacy either way.
+        if (c.Recovering ? _logs[log].ViewPromise != c.Ballot : _logs[log].ViewPromise > c.Ballot)
         {
             AbortCandidacy(log);
             return;

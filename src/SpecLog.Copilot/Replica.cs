@@ -189,10 +189,12 @@ public sealed partial class Replica<T>
         {
             var c = _candidacies[log];
             parts.Add($"log {log}: view {_logs[log].ViewPromise} pilot={_pilots[log] is not null} head {_heads[log]} committed {_logs[log].CommittedPrefix}/{_logs[log].MaxCommitted} known {_logs[log].MaxKnown}"
-                + (c is null ? "" : $" candidacy {c.Ballot} recovering={c.Recovering} [{c.From}..{c.To}] replies {c.Replies.Count}"));
+                + (c is null ? "" : $" candidacy {c.Ballot} recovering={c.Recovering} [{c.From}..{c.To}] replies {c.Replies.Count}")
+                + (_logs[log].Get(_heads[log]) is { } next ? $" next {next.Status} {next.AcceptedBallot} dep {next.Value?.Dep.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}" : " next empty"));
         }
 
-        foreach (var p in _proposals.Values.OrderBy(p => (p.Log, p.Slot)))
+        parts.Add($"proposals {_proposals.Count}");
+        foreach (var p in _proposals.Values.OrderBy(p => (p.Log, p.Slot)).Take(12))
         {
             parts.Add($"  {p.Log}.{p.Slot} {p.Kind} {p.Phase} {p.Ballot} value {p.Value} replies fa={p.FastReplies.Count} acks={p.Acks.Count} prep={p.PrepareReplies.Count} retry={p.RetryAt} next={p.NextSend} conflicts={(p.ConflictSlots is null ? "-" : string.Join(",", p.ConflictSlots))}");
         }

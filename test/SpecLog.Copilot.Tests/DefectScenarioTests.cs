@@ -223,4 +223,37 @@ public sealed class DefectScenarioTests
         Assert.True(h.Run(1_000_000, () => h.Replicas[Q].HasExecuted(new CommandId(4, 1)) && h.Replicas[a].HasExecuted(new CommandId(4, 1))
             && h.Replicas[Q].HasExecuted(new CommandId(2, 1)) && h.Replicas[a].HasExecuted(new CommandId(2, 1))));
     }
+    /// <summary>
+    /// n = 3. Replica A hears nothing for longer than the election timeout (its process was paused) while P and Q keep
+    /// piloting and hearing each other. A stands for both logs; P and Q refuse (their pilots are alive). A must fall back
+    /// into the live views: believe P and Q pilot, and accept their entries again. Seen in the nemesis run: a candidate
+    /// that promised its own ballot before anyone else did stayed promised to a view that never formed, deaf to the live
+    /// pilots' heartbeats (lower ballots), and named itself pilot of both logs to every shard that asked it, so that
+    /// those shards' reports went nowhere.
+    /// </summary>
+    [Fact]
+    public void A_refused_candidate_rejoins_the_live_views()
+    {
+        const int a = 2;
+        var h = new Harness(Harness.Defaults(3));
+        h.Submit(P, client: 1, seq: 1);
+        h.Submit(Q, client: 1, seq: 2);
+        Assert.True(h.Run(200_000, () => h.Replicas.All(r => r.HasExecuted(new CommandId(1, 2)))));
+
+        // A is cut off (paused) until it stood for both logs; its view requests wait in the network.
+        bool WithoutA(Harness.Envelope e) => e.From != a && e.To != a;
+        h.Run(3 * h.Options.ElectionTimeout, () => h.Replicas[a].Counters.Candidacies >= 2, deliverable: WithoutA);
+        Assert.True(h.Replicas[a].Counters.Candidacies >= 2, "the schedule must make A stand for both logs");
+
+        // A resumes. P and Q still hear each other, so they refuse; A must believe them again and take part.
+        h.Run(4 * h.Options.ElectionTimeout);
+        Assert.True(h.Replicas[P].IsActivePilot(0) && h.Replicas[Q].IsActivePilot(1), "the live pilots were deposed");
+        Assert.Equal(P, h.Replicas[a].BelievedPilot(0));
+        Assert.Equal(Q, h.Replicas[a].BelievedPilot(1));
+
+        var fastBefore = h.Replicas[P].Counters.FastCommits;
+        h.Submit(P, client: 2, seq: 1);
+        Assert.True(h.Run(200_000, () => h.Replicas[a].HasExecuted(new CommandId(2, 1))));
+        Assert.True(h.Replicas[P].Counters.FastCommits > fastBefore, "A did not accept the live pilot's entry (n = 3 needs all three on the fast path)");
+    }
 }

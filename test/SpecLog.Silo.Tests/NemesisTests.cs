@@ -145,6 +145,11 @@ public sealed class NemesisTests
                 {
                     stalled = e;
                     Note($"STALLED: {e.Message} Checking the history so far.");
+                    foreach (var line in await DescribeAsync(client.Grains))
+                    {
+                        Note("  " + line);
+                    }
+
                     break;
                 }
             }
@@ -266,6 +271,44 @@ public sealed class NemesisTests
         }
 
         return result;
+    }
+
+    /// <summary>What every ordering replica and every shard replica says about itself (for a stalled run's report).</summary>
+    private static async Task<List<string>> DescribeAsync(IGrainFactory grains)
+    {
+        var lines = new List<string>();
+        async Task Ask<T>(string what, Func<Task<T>> call)
+        {
+            try
+            {
+                lines.Add($"{what}: {await call().WaitAsync(TimeSpan.FromSeconds(5))}");
+            }
+            catch (Exception e)
+            {
+                lines.Add($"{what}: {e.GetType().Name} {e.Message}");
+            }
+        }
+
+        for (var k = 0; k < Nodes.Length; k++)
+        {
+            var replica = grains.GetGrain<ISequencerReplicaGrain>(k);
+            await Ask($"ordering replica {k}", replica.GetStatusAsync);
+            await Ask($"ordering replica {k} state", async () =>
+            {
+                var s = await replica.GetSequencerStatusAsync();
+                return $"cut {s.CommittedCut}, gsn {s.CommittedGsn}, windows {s.Windows}, reports {s.ReportsApplied}, completed [{string.Join(", ", s.CompletedCuts)}], window {s.CurrentWindow}";
+            });
+        }
+
+        for (var shard = 0; shard < Shards; shard++)
+        {
+            for (var r = 0; r < Nodes.Length; r++)
+            {
+                await Ask($"shard {shard} replica {r}", grains.GetGrain<IShardGrain>(ShardKeys.Of(shard, r)).GetStatusAsync);
+            }
+        }
+
+        return lines;
     }
 
     private static void Signal(string signal, int pid, bool ignoreErrors = false)

@@ -195,12 +195,12 @@ internal sealed partial class SequencerReplicaGrain(
             // Not a pilot (any more): pass the report on once; a lost report is repaired by the shard's retransmission.
             if (!forwarded)
             {
-                foreach (var pilot in BelievedPilots())
+                // To the pilots it believes in; one that believes only in itself (its view is not won yet) passes the
+                // report to every other replica, so that whichever pilots orders it.
+                var pilots = BelievedPilots().Where(p => p != _id).ToList();
+                foreach (var pilot in pilots.Count > 0 ? pilots : Enumerable.Range(0, _copilot.ReplicaCount).Where(r => r != _id))
                 {
-                    if (pilot != _id)
-                    {
-                        GrainFactory.GetGrain<ISequencerReplicaGrain>(pilot).Submit(report, true).Ignore();
-                    }
+                    GrainFactory.GetGrain<ISequencerReplicaGrain>(pilot).Submit(report, true).Ignore();
                 }
             }
 
@@ -252,7 +252,8 @@ internal sealed partial class SequencerReplicaGrain(
             c.NullDependencySkips,
             _staleDropped,
             _activatedAt,
-            _wakeups));
+            _wakeups,
+            _replica.Describe()));
     }
 
     private IEnumerable<int> BelievedPilots() =>

@@ -103,39 +103,46 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
 
     private ISequencerReplicaGrain Replica(int id) => grainFactory.GetGrain<ISequencerReplicaGrain>(id);
 
-    /// <summary>Asks the believed pilot of log 0 first, then the other replicas in turn.</summary>
-    private async Task<T> AskAnyAsync<T>(Func<ISequencerReplicaGrain, Task<T>> query)
-    {
-        var first = Volatile.Read(ref _pilot0);
-        Exception? last = null;
-        for (var i = 0; i < _replicas; i++)
-        {
-            var id = (first + i) % _replicas;
-            try
-            {
-                return await query(Replica(id)).WaitAsync(QueryTimeout);
-            }
-            catch (Exception e) when (e is TimeoutException or OrleansException or InvalidOperationException)
-            {
-                last = e;
-            }
-        }
-
-        throw new OrleansException($"No replica of the ordering layer answered within {QueryTimeout.TotalSeconds} s.", last ?? new TimeoutException());
-    }
-
+    /// <summary>
+    /// Learns the pilots from the replicas themselves: all are asked at once, and once a majority answered (or
+    /// <see cref="QueryTimeout"/> passed) a replica that says it pilots a log is believed for that log, else what most of
+    /// them believe. Asking one replica is not enough: one that stands for a view it cannot win names itself.
+    /// </summary>
     private async Task RefreshAsync()
     {
         try
         {
-            var status = await AskAnyAsync(r => r.GetStatusAsync());
-            if (status.Pilot0 != Volatile.Read(ref _pilot0) || status.Pilot1 != Volatile.Read(ref _pilot1))
+            var tasks = Enumerable.Range(0, _replicas).Select(i => Replica(i).GetStatusAsync()).ToArray();
+            var deadline = Task.Delay(QueryTimeout);
+            var majority = _replicas / 2 + 1;
+            while (tasks.Count(t => t.IsCompletedSuccessfully) < majority && !tasks.All(t => t.IsCompleted))
             {
-                LogPilots(logger, status.Pilot0, status.Pilot1, status.Replica);
+                if (await Task.WhenAny([deadline, .. tasks.Where(t => !t.IsCompleted)]) == deadline)
+                {
+                    break;
+                }
             }
 
-            Volatile.Write(ref _pilot0, status.Pilot0);
-            Volatile.Write(ref _pilot1, status.Pilot1);
+            foreach (var t in tasks)
+            {
+                t.Ignore(); // a replica on a dead silo answers late or never
+            }
+
+            var answers = tasks.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToList();
+            if (answers.Count == 0)
+            {
+                throw new OrleansException($"No replica of the ordering layer answered within {QueryTimeout.TotalSeconds} s.");
+            }
+
+            var p0 = PilotOf(answers, 0);
+            var p1 = _multiPaxos ? p0 : PilotOf(answers, 1);
+            if (p0 != Volatile.Read(ref _pilot0) || p1 != Volatile.Read(ref _pilot1))
+            {
+                LogPilots(logger, p0, p1, answers.Count);
+            }
+
+            Volatile.Write(ref _pilot0, p0);
+            Volatile.Write(ref _pilot1, p1);
         }
         catch (OrleansException e)
         {
@@ -148,8 +155,18 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Ordering layer: pilots are now replicas {Pilot0} and {Pilot1} (as replica {Source} believes)")]
-    private static partial void LogPilots(ILogger logger, int pilot0, int pilot1, int source);
+    /// <summary>The replica that pilots <paramref name="log"/> by the answers: one that says so (the most believed of them), else the most believed.</summary>
+    internal static int PilotOf(IReadOnlyList<ReplicaStatus> answers, int log)
+    {
+        int Believed(ReplicaStatus s) => log == 0 ? s.Pilot0 : s.Pilot1;
+        int Votes(int replica) => answers.Count(s => Believed(s) == replica);
+        var active = answers.Where(s => log == 0 ? s.ActivePilot0 : s.ActivePilot1).Select(s => s.Replica).ToList();
+        var candidates = active.Count > 0 ? active : answers.Select(Believed).Distinct().ToList();
+        return candidates.OrderByDescending(Votes).ThenBy(r => r).First();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Ordering layer: pilots are now replicas {Pilot0} and {Pilot1} ({Answers} replicas answered)")]
+    private static partial void LogPilots(ILogger logger, int pilot0, int pilot1, int answers);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ordering layer: could not learn the current pilots")]
     private static partial void LogRefreshFailed(ILogger logger, Exception e);
