@@ -105,7 +105,9 @@ public sealed record SequencerStatus(
     [property: Id(9)] string Mode,
     [property: Id(10)] int MaxRecordSize,
     [property: Id(11)] int MaxBatchRecords,
-    [property: Id(12)] int ShardReplicas = 1);
+    [property: Id(12)] int ShardReplicas = 1,
+    [property: Id(13)] long Groundings = 0,
+    [property: Id(14)] int[]? GroundedShards = null);
 
 /// <summary>The protocol state of one ordering-layer replica, for tests, operators and the dashboard.</summary>
 /// <param name="Replica">The replica id.</param>

@@ -152,6 +152,38 @@ public sealed class FixAnteOptions
     /// </summary>
     public bool QuiesceWhenIdle { get; set; } = true;
 
+    /// <summary>Default <see cref="GroundingLagCuts"/>: Belfast's gap of 4 × T_ord.</summary>
+    public const int DEFAULT_GROUNDING_LAG_CUTS = 4;
+
+    /// <summary>Default <see cref="GroundingStrikes"/>: Belfast's three times in a row.</summary>
+    public const int DEFAULT_GROUNDING_STRIKES = 3;
+
+    /// <summary>Default <see cref="GroundingWindows"/>.</summary>
+    public const int DEFAULT_GROUNDING_WINDOWS = 2;
+
+    /// <summary>
+    /// Straggler grounding (Belfast): a shard whose reports arrive <see cref="GroundingLagCuts"/> cuts or more behind the
+    /// leading shard (beyond its lag-fix slack) <see cref="GroundingStrikes"/> reports in a row gets quota 0 for the next
+    /// <see cref="GroundingWindows"/> windows the sequencer decides, then quota <see cref="MinQuota"/> for one window,
+    /// then its measured rate again. A grounded shard has no slots, so the others' cuts no longer wait for its slow
+    /// disk or network; its own records wait for its return. Quotas are decided a window ahead like any other, so
+    /// grounding never mis-speculates. At least one shard always keeps a quota. Part of the replicated state machine:
+    /// change it only with a fresh ordering layer. Off by default for now: in the seeded simulation it helps a log with
+    /// one slow-disk shard (GroundingTests) but, under the bench-like client-batched load
+    /// (LagFixSlackTests.The_bench_load_through_a_client_batcher_keeps_no_ops_low, seed 3), a shard stopped filling at
+    /// cut 1729 after a grounded shard returned, and the log stalled; that interaction with lag-fix slack is open.
+    /// </summary>
+    public bool Grounding { get; set; }
+
+    /// <summary>How far behind the leading shard (in cuts, beyond the shard's lag-fix slack) a report counts as a strike.</summary>
+    public int GroundingLagCuts { get; set; } = DEFAULT_GROUNDING_LAG_CUTS;
+
+    /// <summary>Consecutive lagging reports that ground a shard.</summary>
+    public int GroundingStrikes { get; set; } = DEFAULT_GROUNDING_STRIKES;
+
+    /// <summary>Windows a grounded shard spends at quota 0.</summary>
+    public int GroundingWindows { get; set; } = DEFAULT_GROUNDING_WINDOWS;
+
     /// <summary>Whether the sequencer issues lag-fix signals (off only for experiments).</summary>
     public bool LagFixEnabled { get; set; } = true;
 
@@ -225,6 +257,9 @@ public sealed class FixAnteOptions
         Check(MinQuota >= 1, $"{nameof(MinQuota)} must be at least 1.");
         Check(MaxQuota >= MinQuota, $"{nameof(MaxQuota)} must be at least {nameof(MinQuota)}.");
         Check(InitialQuota >= MinQuota && InitialQuota <= MaxQuota, $"{nameof(InitialQuota)} must lie in [{nameof(MinQuota)}, {nameof(MaxQuota)}].");
+        Check(GroundingLagCuts >= 1, $"{nameof(GroundingLagCuts)} must be at least 1.");
+        Check(GroundingStrikes >= 1, $"{nameof(GroundingStrikes)} must be at least 1.");
+        Check(GroundingWindows >= 1, $"{nameof(GroundingWindows)} must be at least 1.");
         Check(LagFixFraction is > 0 and <= 1, $"{nameof(LagFixFraction)} must be in (0, 1].");
         Check(RateMeasureFraction is >= 0 and <= 16, $"{nameof(RateMeasureFraction)} must be in [0, 16].");
         Check(LagFixSlackReports is >= 1 and <= 1024, $"{nameof(LagFixSlackReports)} must be in [1, 1024].");

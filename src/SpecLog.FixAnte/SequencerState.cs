@@ -28,6 +28,9 @@ public sealed class SequencerState
     private readonly bool[] _waiting;
     private readonly long[] _jumpEnvelope;
     private readonly long[] _jumpRecords;
+    private readonly int[] _strikes;
+    private readonly int[] _groundedLeft;
+    private readonly bool[] _returning;
     private int _waitingCount;
 
     /// <summary>Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any.</summary>
@@ -49,6 +52,9 @@ public sealed class SequencerState
         _waiting = new bool[shardCount];
         _jumpEnvelope = Enumerable.Repeat(-1L, shardCount).ToArray();
         _jumpRecords = Enumerable.Repeat(-1L, shardCount).ToArray();
+        _strikes = new int[shardCount];
+        _groundedLeft = new int[shardCount];
+        _returning = new bool[shardCount];
         if (recoveredWindows is not null)
         {
             History.AddRange(recoveredWindows);
@@ -89,6 +95,15 @@ public sealed class SequencerState
 
     /// <summary>Reports that answered a lag-fix.</summary>
     public long LagFixesAcknowledged { get; private set; }
+
+    /// <summary>Times a straggler was grounded (given quota 0 for a few windows; see <see cref="FixAnteOptions.Grounding"/>).</summary>
+    public long Groundings { get; private set; }
+
+    /// <summary>Whether the shard is grounded: its quota in the windows decided lately is 0, or about to be.</summary>
+    public bool IsGrounded(int shard) => _groundedLeft[shard] > 0 || _returning[shard];
+
+    /// <summary>Consecutive lagging reports of a shard (strikes toward grounding).</summary>
+    public int StrikesOf(int shard) => _strikes[shard];
 
     /// <summary>The options in force.</summary>
     public FixAnteOptions Options => _options;
@@ -192,6 +207,11 @@ public sealed class SequencerState
         }
 
         MeasureJump(s, report.RealRecords, completedBefore);
+        if (_options.Grounding)
+        {
+            CountStrike(s);
+        }
+
         AdvanceFixAnte(output);
     }
 
@@ -203,9 +223,8 @@ public sealed class SequencerState
             var leader = 0L;
             for (var i = 0; i < ShardCount; i++)
             {
-                var c = History.CompletedCut(i, _durableSlots[i]);
-                committed = Math.Min(committed, c);
-                leader = Math.Max(leader, c);
+                committed = Math.Min(committed, History.CompletedCut(i, _durableSlots[i]));
+                leader = Math.Max(leader, History.LeadCut(i, _durableSlots[i]));
             }
 
             if (committed > CommittedCut)
@@ -249,7 +268,7 @@ public sealed class SequencerState
         var leader = 0L;
         for (var s = 0; s < ShardCount; s++)
         {
-            leader = Math.Max(leader, History.CompletedCut(s, _durableSlots[s]));
+            leader = Math.Max(leader, History.LeadCut(s, _durableSlots[s]));
         }
 
         for (var s = 0; s < ShardCount; s++)
@@ -295,6 +314,75 @@ public sealed class SequencerState
         var jump = Math.Min(Math.Max(0, (realRecords - last) * JUMP_SCALE / quota - JUMP_SCALE), _options.LagFixMaxSlack(cfg.CutsPerWindow) * JUMP_SCALE);
         var envelope = _jumpEnvelope[shard];
         _jumpEnvelope[shard] = envelope < 0 ? jump : Math.Max(jump, envelope - envelope / _options.LagFixSlackReports);
+    }
+
+    /// <summary>
+    /// A report of a shard that is, even after it, <see cref="FixAnteOptions.GroundingLagCuts"/> cuts or more behind the
+    /// leading shard beyond its own lag-fix slack is a strike; any other report of it clears its strikes. A grounded
+    /// shard collects none (its empty windows complete by themselves).
+    /// </summary>
+    private void CountStrike(int shard)
+    {
+        if (IsGrounded(shard))
+        {
+            _strikes[shard] = 0;
+            return;
+        }
+
+        var completed = History.CompletedCut(shard, _durableSlots[shard]);
+        var leader = 0L;
+        for (var i = 0; i < ShardCount; i++)
+        {
+            leader = Math.Max(leader, History.LeadCut(i, _durableSlots[i]));
+        }
+
+        var lagging = leader - completed >= _options.GroundingLagCuts + LagFixSlackOf(shard);
+        _strikes[shard] = lagging ? _strikes[shard] + 1 : 0;
+    }
+
+    /// <summary>
+    /// Grounding in the quotas of the window being decided: a grounded shard gets 0 while it has windows left, then
+    /// <see cref="FixAnteOptions.MinQuota"/> once; a shard with enough strikes is grounded now, unless no other shard
+    /// would keep a quota.
+    /// </summary>
+    private void ApplyGrounding(ImmutableArray<int>.Builder quotas)
+    {
+        for (var s = 0; s < ShardCount; s++)
+        {
+            if (_groundedLeft[s] == 0 && !_returning[s] && _strikes[s] >= _options.GroundingStrikes)
+            {
+                var others = 0;
+                for (var i = 0; i < ShardCount; i++)
+                {
+                    others += i != s && quotas[i] > 0 && _groundedLeft[i] == 0 ? 1 : 0;
+                }
+
+                if (others > 0)
+                {
+                    _groundedLeft[s] = _options.GroundingWindows;
+                    Groundings++;
+                }
+
+                _strikes[s] = 0;
+            }
+
+            if (_groundedLeft[s] > 0)
+            {
+                quotas[s] = 0;
+                if (--_groundedLeft[s] == 0)
+                {
+                    _returning[s] = true;
+                }
+            }
+            else if (_returning[s])
+            {
+                // Back with the smallest quota; its rate is measured afresh (its records waited while it was grounded).
+                quotas[s] = _options.MinQuota;
+                _returning[s] = false;
+                _rateMarks[s].Clear();
+                _rateMarks[s].Enqueue(_latest[s]);
+            }
+        }
     }
 
     /// <summary>
@@ -409,6 +497,11 @@ public sealed class SequencerState
             }
 
             quotas.Add(q);
+        }
+
+        if (_options.Grounding)
+        {
+            ApplyGrounding(quotas);
         }
 
         return (quotas.MoveToImmutable(), factor);

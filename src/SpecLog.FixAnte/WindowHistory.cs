@@ -162,6 +162,24 @@ public sealed class WindowHistory
         return cfg.FirstCut + (slots - SlotStart(w, shard)) / cfg.QuotaOf(shard);
     }
 
+    /// <summary>
+    /// How far a shard leads by its own slots: <see cref="CompletedCut"/>, except that windows where the shard has quota
+    /// 0 (a grounded straggler) which it completes without holding anything in them do not count. A shard that filled
+    /// every slot it has before such windows leads to their start, not to the end of the known windows, so it never
+    /// makes the others look far behind (lag-fixes, grounding strikes).
+    /// </summary>
+    public long LeadCut(int shard, long slots)
+    {
+        var completed = CompletedCut(shard, slots);
+        var w = completed == 0 ? -1 : WindowOfCut(completed - 1);
+        while (w >= 0 && _windows[w].QuotaOf(shard) == 0)
+        {
+            w--;
+        }
+
+        return w < 0 ? Math.Min(completed, _windows.Count == 0 ? 0 : _windows[0].FirstCut) : Math.Min(completed, _windows[w].EndCut);
+    }
+
     /// <summary>How many slots shard <paramref name="shard"/> owns in cuts below <paramref name="cut"/> (cut up to <see cref="KnownEndCut"/>).</summary>
     public long SlotsBeforeCut(int shard, long cut)
     {

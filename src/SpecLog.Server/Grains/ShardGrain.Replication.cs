@@ -23,6 +23,9 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     private string _replicaDirectory = "";
     private bool _serving;
     private TaskCompletionSource? _servingStarted;
+
+    /// <summary>How long the last start of the shard took to read its log and to fetch the decided windows.</summary>
+    private (TimeSpan Log, TimeSpan Windows) _startTimes;
     private IGrainTimer? _replicationTimer;
     private long _committedApplied;
 
@@ -183,7 +186,7 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
         _serving = true;
         _committedApplied = r.EpochStart;
-        LogLeading(logger, _shard, _replica, epoch, r.EpochStart, _durableSlots);
+        LogLeading(logger, _shard, _replica, epoch, r.EpochStart, _durableSlots, _startTimes.Log.TotalMilliseconds, _startTimes.Windows.TotalMilliseconds);
         _servingStarted.TrySetResult();
         AfterReplicationStep();
     }
@@ -257,8 +260,8 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} of {Replicas} activated: promised epoch {Epoch}, {Entries} log entries")]
     private static partial void LogReplicaActivated(ILogger logger, int shard, int replica, int replicas, long epoch, long entries);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} leads epoch {Epoch} from log entry {Start}: serving with {Slots} slots")]
-    private static partial void LogLeading(ILogger logger, int shard, int replica, long epoch, long start, long slots);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} leads epoch {Epoch} from log entry {Start}: serving with {Slots} slots (recovery: log {LogMs:0.0} ms, windows {WindowsMs:0.0} ms)")]
+    private static partial void LogLeading(ILogger logger, int shard, int replica, long epoch, long start, long slots, double logMs, double windowsMs);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} stopped leading (epoch {Epoch} promised); it follows now")]
     private static partial void LogStoppedLeading(ILogger logger, int shard, int replica, long epoch);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
@@ -96,8 +97,11 @@ internal sealed partial class ShardGrain(
         _core = new ShardCore(_shard, _options.Ordering);
         _cache = new EntryCache(_options.RecentCacheBytes);
         _dedup = new AppendDeduplicator(_options.DedupWindow);
+        var started = Stopwatch.GetTimestamp();
         var noOps = Recover();
+        var recovered = Stopwatch.GetTimestamp();
         var windows = await ordering.GetWindowsAsync(0);
+        _startTimes = (Stopwatch.GetElapsedTime(started, recovered), Stopwatch.GetElapsedTime(recovered));
         _core.Recover(_durableSlots, _durableRecords, noOps, windows, firstReportSeq);
         _core.OnCommitted(0, [], NowMicros());
         LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);

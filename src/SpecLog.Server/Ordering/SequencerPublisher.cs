@@ -89,7 +89,9 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
             options.Ordering.Mode.ToString(),
             options.MaxRecordSize,
             options.MaxBatchRecords,
-            options.EffectiveShardReplicas);
+            options.EffectiveShardReplicas,
+            state.Groundings,
+            [.. Enumerable.Range(0, options.ShardCount).Where(state.IsGrounded)]);
     }
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)
