@@ -109,8 +109,8 @@ public sealed class SpecLogOptions
     public TimeSpan ShardHeartbeat { get; set; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>
-    /// How long a shard replica waits without hearing its leader before it stands for election (randomised up to
-    /// twice this); a leader that hears no majority for this long stops serving. Failover takes about this long plus
+    /// How long a shard replica waits without hearing its leader before it stands for election (the owner of the next
+    /// epoch; the others half of it longer per rank); a leader that hears no majority for three times this stops serving. Failover takes about this long plus
     /// one round of votes.
     /// </summary>
     public TimeSpan ShardElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(400);

@@ -15,7 +15,7 @@ internal enum ReplicaRole
 
 /// <summary>Timings and limits of shard replication.</summary>
 /// <param name="HeartbeatMicros">How often a leader tells followers it is alive (and retransmits).</param>
-/// <param name="ElectionTimeoutMicros">How long a follower waits without hearing its leader before it stands for election (randomised up to twice this); also how long a leader keeps leading without hearing a majority.</param>
+/// <param name="ElectionTimeoutMicros">How long a follower waits without hearing its leader before it stands for election (the owner of the next epoch; the others half of it longer per rank); also how long a leader keeps leading without hearing a majority.</param>
 /// <param name="RequireAll">Whether an entry counts as durable only once every replica holds it (Belfast's rule) instead of a majority.</param>
 /// <param name="MaxBatchEntries">Most entries in one copy message.</param>
 /// <param name="MaxBatchBytes">About the most payload bytes in one copy message.</param>
@@ -371,7 +371,18 @@ internal sealed class ShardReplicaCore
         return e + ((((_self - e) % _n) + _n) % _n);
     }
 
-    private long RandomTimeout() => _timings.ElectionTimeoutMicros + (long)(_random.NextDouble() * _timings.ElectionTimeoutMicros);
+    /// <summary>
+    /// The election timeout, staggered by rank rather than drawn from [T, 2T]: epochs are owned (e is led by e mod R),
+    /// so two candidates never split the votes of one epoch, and the replica that owns the next epoch can go first after
+    /// one timeout T; the owner of the one after waits T/2 longer, and so on, each with up to T/8 of jitter. When a
+    /// leader dies its successor stands at once after T instead of 1.5 T on average (a quarter of the failover time).
+    /// </summary>
+    private long RandomTimeout()
+    {
+        var t = _timings.ElectionTimeoutMicros;
+        var rank = NextOwnEpoch() - (_meta.Promised + 1);
+        return t + rank * (t / 2) + (long)(_random.NextDouble() * (t / 8));
+    }
 
     private bool UpToDate(ReplicaVoteRequest m)
     {
