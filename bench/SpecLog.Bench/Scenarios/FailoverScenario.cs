@@ -29,7 +29,7 @@ public sealed class FailoverScenario : IScenario
 
     public string Description =>
         "kill -9 the silo of shard 0's leader in a 3-process cluster (Azurite membership); time to the next acknowledged append; "
-        + "then R = 1 vs R = 3 append latency [--kills 20 --rate 500 --seconds 10 --rounds 2 --shards 2 --out bench/results]";
+        + "then R = 1 vs R = 3 append latency [--kills 20 --rate 500 --seconds 10 --rounds 2 --shards 2 --out bench/results --silo-log <file>]";
 
     /// <summary>Runs silo processes, not an in-process log: no warm-up of the log in this process first.</summary>
     public bool UsesLog => false;
@@ -69,6 +69,10 @@ public sealed class FailoverScenario : IScenario
                 try
                 {
                     await KillOnceAsync(k);
+                    if (k == kills - 1 && args.Get("silo-log") is { } siloLog)
+                    {
+                        await File.WriteAllLinesAsync(siloLog, cluster.Output, CancellationToken.None); // every silo's output, for a failover's anatomy
+                    }
                 }
                 catch (TimeoutException)
                 {

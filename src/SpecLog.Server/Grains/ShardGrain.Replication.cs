@@ -127,7 +127,14 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     {
         if (_replication is not null && !_deactivating)
         {
+            var before = (_replication.Role, _replication.Ready);
             step(_replication);
+            if ((_replication.Role, _replication.Ready) != before && _replication.Role != ReplicaRole.Follower)
+            {
+                // Failover's steps, timestamped in the silo log: standing for election, winning it, ready to serve.
+                LogRoleChanged(logger, _shard, _replica, _replication.Role, _replication.Ready, _replication.Promised);
+            }
+
             AfterReplicationStep();
         }
 
@@ -262,6 +269,9 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} leads epoch {Epoch} from log entry {Start}: serving with {Slots} slots (recovery: log {LogMs:0.0} ms, windows {WindowsMs:0.0} ms)")]
     private static partial void LogLeading(ILogger logger, int shard, int replica, long epoch, long start, long slots, double logMs, double windowsMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} is {Role} (ready {Ready}, epoch {Epoch} promised)")]
+    private static partial void LogRoleChanged(ILogger logger, int shard, int replica, ReplicaRole role, bool ready, long epoch);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} stopped leading (epoch {Epoch} promised); it follows now")]
     private static partial void LogStoppedLeading(ILogger logger, int shard, int replica, long epoch);

@@ -51,7 +51,8 @@ internal sealed class ShardReplicaCore
     private readonly Peer[] _peers;
     private ReplicaMeta _meta;
     private long _lastHeard;
-    private long _timeout;
+    private long _jitter;
+    private bool _fastStart;
     private long _lastHeartbeat;
     private int _votes;
     private long _candidacy;
@@ -79,7 +80,8 @@ internal sealed class ShardReplicaCore
         _lastHeard = nowMicros;
         // The replica that would lead the next epoch stands at once after a start, so a new or restarted shard does not
         // sit out a whole election timeout; the others wait as usual.
-        _timeout = ShardKeys.LeaderOf(_meta.Promised + 1, _n) == _self ? _timings.HeartbeatMicros : RandomTimeout();
+        _fastStart = ShardKeys.LeaderOf(_meta.Promised + 1, _n) == _self;
+        _jitter = DrawJitter();
     }
 
     /// <summary>The role now.</summary>
@@ -148,7 +150,7 @@ internal sealed class ShardReplicaCore
             return;
         }
 
-        if (now - _lastHeard >= _timeout)
+        if (now - _lastHeard >= (_fastStart ? _timings.HeartbeatMicros : ElectionTimeout()))
         {
             StartElection(now);
         }
@@ -261,9 +263,13 @@ internal sealed class ShardReplicaCore
         }
 
         // A replica that hears a live leader refuses to help depose it, and so does a leader that still hears a majority.
+        // "Hears" means within half an election timeout (several heartbeats): the successor stands exactly one timeout
+        // after it last heard the dead leader, and the others last heard it at about the same instant, so a full
+        // timeout here made them refuse by a few milliseconds and cost a whole round of timeouts.
+        var recently = _timings.ElectionTimeoutMicros / 2;
         var leaderAlive = Role == ReplicaRole.Leader
-            ? HeardMajority(now, _timings.ElectionTimeoutMicros)
-            : Role == ReplicaRole.Follower && LeaderEpoch == _meta.Promised && now - _lastHeard < _timings.ElectionTimeoutMicros;
+            ? HeardMajority(now, recently)
+            : Role == ReplicaRole.Follower && LeaderEpoch == _meta.Promised && now - _lastHeard < recently;
         if (m.Pre)
         {
             _transport.Send(candidate, new ReplicaVote(m.Epoch, _self, m.Epoch > _meta.Promised && !leaderAlive && UpToDate(m), Pre: true));
@@ -374,15 +380,18 @@ internal sealed class ShardReplicaCore
     /// <summary>
     /// The election timeout, staggered by rank rather than drawn from [T, 2T]: epochs are owned (e is led by e mod R),
     /// so two candidates never split the votes of one epoch, and the replica that owns the next epoch can go first after
-    /// one timeout T; the owner of the one after waits T/2 longer, and so on, each with up to T/8 of jitter. When a
-    /// leader dies its successor stands at once after T instead of 1.5 T on average (a quarter of the failover time).
+    /// one timeout T; the owner of the one after waits T/2 longer, and so on, each with up to T/8 of jitter. The rank is
+    /// taken from the epoch promised now (a follower promises each new leader's epoch as it hears it), so when a leader
+    /// dies its successor stands after T instead of 1.5 T on average.
     /// </summary>
-    private long RandomTimeout()
+    private long ElectionTimeout()
     {
         var t = _timings.ElectionTimeoutMicros;
         var rank = NextOwnEpoch() - (_meta.Promised + 1);
-        return t + rank * (t / 2) + (long)(_random.NextDouble() * (t / 8));
+        return t + rank * (t / 2) + _jitter;
     }
+
+    private long DrawJitter() => (long)(_random.NextDouble() * (_timings.ElectionTimeoutMicros / 8));
 
     private bool UpToDate(ReplicaVoteRequest m)
     {
@@ -417,7 +426,8 @@ internal sealed class ShardReplicaCore
         Role = ReplicaRole.Follower;
         Ready = false;
         _lastHeard = now;
-        _timeout = RandomTimeout();
+        _fastStart = false;
+        _jitter = DrawJitter();
     }
 
     /// <summary>Asks the others whether they would vote for this replica (a pre-vote: nothing changes yet).</summary>
@@ -429,7 +439,8 @@ internal sealed class ShardReplicaCore
         _candidacy = NextOwnEpoch();
         _votes = 1 << _self;
         _lastHeard = now;
-        _timeout = RandomTimeout();
+        _fastStart = false;
+        _jitter = DrawJitter();
         var end = _storage.End;
         var request = new ReplicaVoteRequest(_candidacy, _meta.LastEpoch(end), end, Pre: true);
         Broadcast(request);
