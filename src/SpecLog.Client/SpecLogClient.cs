@@ -53,6 +53,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             throw new ArgumentOutOfRangeException(nameof(o), o.AppendCallTimeout, $"{nameof(SpecLogClientOptions.AppendCallTimeout)} must be positive.");
         }
 
+        if (o.SubscriptionBufferBytes < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionBufferBytes, $"{nameof(SpecLogClientOptions.SubscriptionBufferBytes)} must be at least 1.");
+        }
+
         if (o.ConnectTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(o), o.ConnectTimeout, $"{nameof(SpecLogClientOptions.ConnectTimeout)} must be positive.");
@@ -218,7 +223,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         var merger = new LogMerger(shardCount, fromGsn, await WindowsCoveringAsync(fromGsn, cancellationToken));
         await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, shardCount).ToArray(), merger.ExpectedSlot, cancellationToken);
         var events = new List<SpecLogEvent>();
-        await foreach (var (batch, receivedAt) in feed.Reader.ReadAllAsync(cancellationToken))
+        await foreach (var (batch, receivedAt) in feed.ReadAllAsync(cancellationToken))
         {
             merger.Add(batch, receivedAt);
             events.Clear();
@@ -280,7 +285,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
         var confirmed = confirmedFrom;
         await using var feed = await ShardFeed.StartAsync(this, shards, s => Volatile.Read(ref next[index[s]]), cancellationToken);
-        await foreach (var (batch, _) in feed.Reader.ReadAllAsync(cancellationToken))
+        await foreach (var (batch, _) in feed.ReadAllAsync(cancellationToken))
         {
             var i = index[batch.Shard];
             foreach (var e in batch.Entries)
@@ -437,132 +442,6 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         finally
         {
             _historyLock.Release();
-        }
-    }
-
-    /// <summary>Subscriptions of one consumer to several shards, delivered into one bounded channel.</summary>
-    private sealed class ShardFeed : IShardObserver, IAsyncDisposable
-    {
-        private readonly SpecLogClient _client;
-        private readonly int[] _shards;
-        private readonly Func<int, long> _position;
-        private readonly Channel<(ShardEventBatch Batch, long ReceivedMicros)> _channel;
-        private readonly Guid[] _ids;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly CancellationTokenSource _stopRefresh = new();
-        private IShardObserver _reference = null!;
-        private Task _refresh = Task.CompletedTask;
-
-        private ShardFeed(SpecLogClient client, int[] shards, Func<int, long> position)
-        {
-            _client = client;
-            _shards = shards;
-            _position = position;
-            _channel = Channel.CreateBounded<(ShardEventBatch, long)>(new BoundedChannelOptions(client._options.SubscriptionBuffer) { SingleReader = true });
-            _ids = shards.Select(_ => Guid.NewGuid()).ToArray();
-        }
-
-        public ChannelReader<(ShardEventBatch Batch, long ReceivedMicros)> Reader => _channel.Reader;
-
-        public static async Task<ShardFeed> StartAsync(SpecLogClient client, int[] shards, Func<int, long> position, CancellationToken cancellationToken)
-        {
-            var feed = new ShardFeed(client, shards, position);
-            feed._reference = client._grainFactory.CreateObjectReference<IShardObserver>(feed);
-            await feed.RegisterAllAsync(cancellationToken);
-            feed._refresh = feed.RefreshLoopAsync();
-            return feed;
-        }
-
-        public async Task OnShardEvents(ShardEventBatch batch)
-        {
-            var now = SpecLogMetrics.StageDuration.Enabled ? SpecLogMetrics.NowMicros() : 0;
-            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.PushTransit, batch.SentAtMicros, now);
-            if (_channel.Writer.TryWrite((batch, now)))
-            {
-                return;
-            }
-
-            // The consumer is behind: wait a refresh interval for room, then tell the shard to drop this subscription
-            // rather than hold the push (and, after Orleans' response timeout, push it again and again). The refresh
-            // loop registers again from the consumer's position once it reads.
-            using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            wait.CancelAfter(_client._options.SubscriptionRefresh);
-            try
-            {
-                await _channel.Writer.WriteAsync((batch, now), wait.Token);
-            }
-            catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
-            {
-                throw new SubscriberStalledException(
-                    $"The consumer of shard {batch.Shard} is not reading: its {_client._options.SubscriptionBuffer} buffered pushes stayed full for "
-                    + $"{_client._options.SubscriptionRefresh.TotalSeconds:0.###} s. It subscribes again from its position when it reads.");
-            }
-        }
-
-        /// <summary>Whether the consumer's buffer is full (it is not reading): re-registering now would only be refused.</summary>
-        private bool Stalled => _channel.Reader.Count >= _client._options.SubscriptionBuffer;
-
-        public async ValueTask DisposeAsync()
-        {
-            // Stop re-registering, unsubscribe, and only then cancel an in-flight push, so shards do not take it for a
-            // broken subscriber.
-            await _stopRefresh.CancelAsync();
-            try
-            {
-                await _refresh;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            for (var i = 0; i < _shards.Length; i++)
-            {
-                try
-                {
-                    var id = _ids[i];
-                    await _client._routes.CallAsync(_shards[i], g => g.UnsubscribeAsync(id), _client._options.SubscriptionRefresh, CancellationToken.None);
-                }
-                catch (Exception e)
-                {
-                    LogUnsubscribeFailed(_client._logger, e, _shards[i]);
-                }
-            }
-
-            await _stop.CancelAsync();
-            _client._grainFactory.DeleteObjectReference<IShardObserver>(_reference);
-            _stop.Dispose();
-            _stopRefresh.Dispose();
-        }
-
-        private async Task RegisterAllAsync(CancellationToken cancellationToken)
-        {
-            for (var i = 0; i < _shards.Length; i++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var (shard, id) = (_shards[i], _ids[i]);
-                await _client._routes.CallAsync(shard, g => g.SubscribeAsync(_reference, id, _position(shard)), _client._options.SubscriptionRefresh, cancellationToken);
-            }
-        }
-
-        private async Task RefreshLoopAsync()
-        {
-            using var timer = new PeriodicTimer(_client._options.SubscriptionRefresh);
-            while (await timer.WaitForNextTickAsync(_stopRefresh.Token))
-            {
-                if (Stalled)
-                {
-                    continue;
-                }
-
-                try
-                {
-                    await RegisterAllAsync(_stopRefresh.Token);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogRefreshFailed(_client._logger, e);
-                }
-            }
         }
     }
 

@@ -70,4 +70,14 @@ public sealed class SpecLogClientOptions
 
     /// <summary>Shard pushes buffered per subscription; a consumer slower than this applies back-pressure to the shards.</summary>
     public int SubscriptionBuffer { get; set; } = DEFAULT_SUBSCRIPTION_BUFFER;
+
+    /// <summary>Default <see cref="SubscriptionBufferBytes"/>: 8 MB.</summary>
+    public const long DEFAULT_SUBSCRIPTION_BUFFER_BYTES = 8L << 20;
+
+    /// <summary>
+    /// Record bytes buffered per subscription, whatever the number of pushes: a subscriber far behind gets pushes of up
+    /// to a MB each (SpecLog:PushMaxBytes), so <see cref="SubscriptionBuffer"/> pushes alone could hold 64 MB for a
+    /// consumer that stopped reading. One push is always taken into an empty buffer.
+    /// </summary>
+    public long SubscriptionBufferBytes { get; set; } = DEFAULT_SUBSCRIPTION_BUFFER_BYTES;
 }

@@ -1,0 +1,185 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+
+namespace SpecLog.Client;
+
+public sealed partial class SpecLogClient
+{
+    /// <summary>Subscriptions of one consumer to several shards, delivered into one bounded channel.</summary>
+    private sealed class ShardFeed : IShardObserver, IAsyncDisposable
+    {
+        private readonly SpecLogClient _client;
+        private readonly int[] _shards;
+        private readonly Func<int, long> _position;
+        private readonly Channel<(ShardEventBatch Batch, long ReceivedMicros, long Bytes)> _channel;
+        private long _bufferedBytes;
+        private TaskCompletionSource _room = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly Guid[] _ids;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly CancellationTokenSource _stopRefresh = new();
+        private IShardObserver _reference = null!;
+        private Task _refresh = Task.CompletedTask;
+
+        private ShardFeed(SpecLogClient client, int[] shards, Func<int, long> position)
+        {
+            _client = client;
+            _shards = shards;
+            _position = position;
+            _channel = Channel.CreateBounded<(ShardEventBatch, long, long)>(new BoundedChannelOptions(client._options.SubscriptionBuffer) { SingleReader = true });
+            _ids = shards.Select(_ => Guid.NewGuid()).ToArray();
+        }
+
+        public static async Task<ShardFeed> StartAsync(SpecLogClient client, int[] shards, Func<int, long> position, CancellationToken cancellationToken)
+        {
+            var feed = new ShardFeed(client, shards, position);
+            feed._reference = client._grainFactory.CreateObjectReference<IShardObserver>(feed);
+            await feed.RegisterAllAsync(cancellationToken);
+            feed._refresh = feed.RefreshLoopAsync();
+            return feed;
+        }
+
+        /// <summary>The buffered pushes in arrival order; taking one frees its room (count and bytes) for the next.</summary>
+        public async IAsyncEnumerable<(ShardEventBatch Batch, long ReceivedMicros)> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            await foreach (var (batch, received, bytes) in _channel.Reader.ReadAllAsync(cancellationToken))
+            {
+                Interlocked.Add(ref _bufferedBytes, -bytes);
+                Interlocked.Exchange(ref _room, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+                yield return (batch, received);
+            }
+        }
+
+        public async Task OnShardEvents(ShardEventBatch batch)
+        {
+            var now = SpecLogMetrics.StageDuration.Enabled ? SpecLogMetrics.NowMicros() : 0;
+            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.PushTransit, batch.SentAtMicros, now);
+            var bytes = SizeOf(batch);
+            if (TryBuffer(batch, now, bytes))
+            {
+                return;
+            }
+
+            // The consumer is behind: wait a refresh interval for room (pushes and bytes), then tell the shard to drop
+            // this subscription rather than hold the push (and, after Orleans' response timeout, push it again and
+            // again). The refresh loop registers again from the consumer's position once it reads.
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            wait.CancelAfter(_client._options.SubscriptionRefresh);
+            try
+            {
+                while (true)
+                {
+                    var room = Volatile.Read(ref _room).Task; // taken before the check, so a read in between is not missed
+                    if (TryBuffer(batch, now, bytes))
+                    {
+                        return;
+                    }
+
+                    await room.WaitAsync(wait.Token);
+                }
+            }
+            catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+            {
+                throw new SubscriberStalledException(
+                    $"The consumer of shard {batch.Shard} is not reading: its buffer ({_client._options.SubscriptionBuffer} pushes, "
+                    + $"{_client._options.SubscriptionBufferBytes >> 20} MB) stayed full for {_client._options.SubscriptionRefresh.TotalSeconds:0.###} s. "
+                    + "It subscribes again from its position when it reads.");
+            }
+        }
+
+        /// <summary>Buffers the push if there is room: fewer than SubscriptionBuffer pushes, and the bytes fit (one push always fits an empty buffer).</summary>
+        private bool TryBuffer(ShardEventBatch batch, long now, long bytes)
+        {
+            var buffered = Volatile.Read(ref _bufferedBytes);
+            if (buffered > 0 && buffered + bytes > _client._options.SubscriptionBufferBytes)
+            {
+                return false;
+            }
+
+            if (!_channel.Writer.TryWrite((batch, now, bytes)))
+            {
+                return false;
+            }
+
+            Interlocked.Add(ref _bufferedBytes, bytes);
+            return true;
+        }
+
+        private static long SizeOf(ShardEventBatch batch)
+        {
+            var bytes = 64L;
+            foreach (var e in batch.Entries)
+            {
+                bytes += 48 + (e.Payload?.Length ?? 0);
+            }
+
+            return bytes;
+        }
+
+        private bool Stalled => _channel.Reader.Count >= _client._options.SubscriptionBuffer
+            || Volatile.Read(ref _bufferedBytes) >= _client._options.SubscriptionBufferBytes;
+
+        public async ValueTask DisposeAsync()
+        {
+            // Stop re-registering, unsubscribe, and only then cancel an in-flight push, so shards do not take it for a
+            // broken subscriber.
+            await _stopRefresh.CancelAsync();
+            try
+            {
+                await _refresh;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            for (var i = 0; i < _shards.Length; i++)
+            {
+                try
+                {
+                    var id = _ids[i];
+                    await _client._routes.CallAsync(_shards[i], g => g.UnsubscribeAsync(id), _client._options.SubscriptionRefresh, CancellationToken.None);
+                }
+                catch (Exception e)
+                {
+                    LogUnsubscribeFailed(_client._logger, e, _shards[i]);
+                }
+            }
+
+            await _stop.CancelAsync();
+            _client._grainFactory.DeleteObjectReference<IShardObserver>(_reference);
+            _stop.Dispose();
+            _stopRefresh.Dispose();
+        }
+
+        private async Task RegisterAllAsync(CancellationToken cancellationToken)
+        {
+            for (var i = 0; i < _shards.Length; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var (shard, id) = (_shards[i], _ids[i]);
+                await _client._routes.CallAsync(shard, g => g.SubscribeAsync(_reference, id, _position(shard)), _client._options.SubscriptionRefresh, cancellationToken);
+            }
+        }
+
+        private async Task RefreshLoopAsync()
+        {
+            using var timer = new PeriodicTimer(_client._options.SubscriptionRefresh);
+            while (await timer.WaitForNextTickAsync(_stopRefresh.Token))
+            {
+                if (Stalled)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    await RegisterAllAsync(_stopRefresh.Token);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogRefreshFailed(_client._logger, e);
+                }
+            }
+        }
+    }
+}
