@@ -16,6 +16,7 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
     private static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan QueryTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan StragglerGrace = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan WindowsGrace = TimeSpan.FromMilliseconds(5);
     private readonly int _replicas = options.Replication.Replicas;
     private readonly bool _multiPaxos = options.Replication.Mode == SequencerReplication.MultiPaxos;
     private int _pilot0;
@@ -43,19 +44,24 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
         }
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// The decided windows as the most advanced replica that answers within <see cref="WindowsGrace"/> of the first knows
+    /// them. A shard that starts with fewer windows than exist loses nothing: windows are immutable, its reports say how
+    /// many it knows, and the pilots' notices send it the rest. So a shard leader taking over after its silo died (which
+    /// often held a pilot too) does not wait <see cref="StragglerGrace"/> for a pilot that will never answer.
+    /// </summary>
     public Task<WindowConfig[]> GetWindowsAsync(long fromWindow) =>
-        AskMostAdvancedAsync(r => r.GetWindowsAsync(fromWindow), w => w.Length);
+        AskMostAdvancedAsync(r => r.GetWindowsAsync(fromWindow), w => w.Length, WindowsGrace);
 
     /// <inheritdoc />
-    public Task<SequencerStatus> GetStatusAsync() => AskMostAdvancedAsync(r => r.GetSequencerStatusAsync(), s => s.CommittedGsn);
+    public Task<SequencerStatus> GetStatusAsync() => AskMostAdvancedAsync(r => r.GetSequencerStatusAsync(), s => s.CommittedGsn, StragglerGrace);
 
     /// <summary>
     /// Asks every replica and keeps the most advanced answer: a shard may have acknowledged a cut that only the pilot
     /// which told it has executed so far, and a read must see it. Waits for both believed pilots (they notify shards),
-    /// or for <see cref="StragglerGrace"/> after the first answer when a pilot is slow or gone.
+    /// or for <paramref name="grace"/> after the first answer when a pilot is slow or gone.
     /// </summary>
-    private async Task<T> AskMostAdvancedAsync<T>(Func<ISequencerReplicaGrain, Task<T>> query, Func<T, long> progress)
+    private async Task<T> AskMostAdvancedAsync<T>(Func<ISequencerReplicaGrain, Task<T>> query, Func<T, long> progress, TimeSpan grace)
     {
         var tasks = new Task<T>[_replicas];
         for (var i = 0; i < _replicas; i++)
@@ -69,19 +75,19 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
         var deadline = Task.Delay(QueryTimeout);
         var pending = tasks.Where(t => !t.IsCompletedSuccessfully).ToList();
         var answered = tasks.Any(t => t.IsCompletedSuccessfully);
-        var grace = answered ? Task.Delay(StragglerGrace) : null;
+        var graceEnd = answered ? Task.Delay(grace) : null;
         while (!pilots.IsCompletedSuccessfully && pending.Count > 0)
         {
-            var done = await Task.WhenAny([pilots, deadline, .. (grace is null ? Array.Empty<Task>() : [grace]), .. pending]);
-            if (done == pilots || done == deadline || done == grace)
+            var done = await Task.WhenAny([pilots, deadline, .. (graceEnd is null ? Array.Empty<Task>() : [graceEnd]), .. pending]);
+            if (done == pilots || done == deadline || done == graceEnd)
             {
                 break;
             }
 
             pending.Remove((Task<T>)done);
-            if (grace is null && tasks.Any(t => t.IsCompletedSuccessfully))
+            if (graceEnd is null && tasks.Any(t => t.IsCompletedSuccessfully))
             {
-                grace = Task.Delay(StragglerGrace);
+                graceEnd = Task.Delay(grace);
             }
         }
 
