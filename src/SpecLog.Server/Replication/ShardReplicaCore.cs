@@ -272,7 +272,15 @@ internal sealed class ShardReplicaCore
             : Role == ReplicaRole.Follower && LeaderEpoch == _meta.Promised && now - _lastHeard < recently;
         if (m.Pre)
         {
-            _transport.Send(candidate, new ReplicaVote(m.Epoch, _self, m.Epoch > _meta.Promised && !leaderAlive && UpToDate(m), Pre: true));
+            var upToDate = UpToDate(m);
+            _transport.Send(candidate, new ReplicaVote(m.Epoch, _self, m.Epoch > _meta.Promised && !leaderAlive && upToDate, Pre: true));
+            if (!upToDate && !leaderAlive && Role == ReplicaRole.Follower && m.Epoch > _meta.Promised)
+            {
+                // The leader is silent and this replica's log is ahead of the candidate's, which can therefore not win:
+                // stand now rather than after this replica's own (later-ranked) timeout.
+                StartElection(now);
+            }
+
             return;
         }
 
