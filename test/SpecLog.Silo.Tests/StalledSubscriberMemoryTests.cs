@@ -9,7 +9,8 @@ namespace SpecLog.Silo.Tests;
 /// A whole-log subscriber stops reading while producers append 32 MB to a real silo process. The silo's resident memory
 /// must grow no more (within a quarter of what was appended) than over the same appends without a subscriber, and the
 /// client's managed heap must grow by no more than its subscription buffer (2 MB here) and one push: the shard drops the
-/// stalled subscriber and keeps nothing for it. When the consumer reads again it resumes from its position and reaches the last record.
+/// stalled subscriber and keeps nothing for it. When the consumer reads again it resumes from its position and reaches
+/// the last record.
 /// </summary>
 [Collection(SiloProcessCollection.Name)]
 public sealed class StalledSubscriberMemoryTests
