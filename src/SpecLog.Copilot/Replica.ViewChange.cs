@@ -95,11 +95,6 @@ public sealed partial class Replica<T>
     /// </summary>
     private bool PromiseSelf(int log, Candidacy c)
     {
-        if (c.Replies.ContainsKey(Id))
-        {
-            return true;
-        }
-
         if (_logs[log].ViewPromise >= c.Ballot)
         {
             AbortCandidacy(log);
@@ -134,7 +129,7 @@ public sealed partial class Replica<T>
         }
 
         c.Replies[from] = m;
-        if (!c.Recovering && c.Replies.Count + (c.Replies.ContainsKey(Id) ? 0 : 1) >= _slowQuorum)
+        if (!c.Recovering && c.Replies.Count + 1 >= _slowQuorum) // the others, and this replica once it promises
         {
             if (!PromiseSelf(m.Log, c))
             {

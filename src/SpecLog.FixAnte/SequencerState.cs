@@ -265,12 +265,7 @@ public sealed class SequencerState
             return;
         }
 
-        var leader = 0L;
-        for (var s = 0; s < ShardCount; s++)
-        {
-            leader = Math.Max(leader, History.LeadCut(s, _durableSlots[s]));
-        }
-
+        var leader = LeadingCut();
         for (var s = 0; s < ShardCount; s++)
         {
             if (_options.Mode == OrderingMode.FixAnte && History.CompletedCut(s, _durableSlots[s]) < leader)
@@ -316,6 +311,18 @@ public sealed class SequencerState
         _jumpEnvelope[shard] = envelope < 0 ? jump : Math.Max(jump, envelope - envelope / _options.LagFixSlackReports);
     }
 
+    /// <summary>How far the leading shard leads by its own slots (<see cref="WindowHistory.LeadCut"/>).</summary>
+    private long LeadingCut()
+    {
+        var leader = 0L;
+        for (var s = 0; s < ShardCount; s++)
+        {
+            leader = Math.Max(leader, History.LeadCut(s, _durableSlots[s]));
+        }
+
+        return leader;
+    }
+
     /// <summary>
     /// A report of a shard that is, even after it, <see cref="FixAnteOptions.GroundingLagCuts"/> cuts or more behind the
     /// leading shard beyond its own lag-fix slack is a strike; any other report of it clears its strikes. A grounded
@@ -330,13 +337,7 @@ public sealed class SequencerState
         }
 
         var completed = History.CompletedCut(shard, _durableSlots[shard]);
-        var leader = 0L;
-        for (var i = 0; i < ShardCount; i++)
-        {
-            leader = Math.Max(leader, History.LeadCut(i, _durableSlots[i]));
-        }
-
-        var lagging = leader - completed >= _options.GroundingLagCuts + LagFixSlackOf(shard);
+        var lagging = LeadingCut() - completed >= _options.GroundingLagCuts + LagFixSlackOf(shard);
         _strikes[shard] = lagging ? _strikes[shard] + 1 : 0;
     }
 

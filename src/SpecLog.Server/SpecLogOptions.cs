@@ -110,8 +110,8 @@ public sealed class SpecLogOptions
 
     /// <summary>
     /// How long a shard replica waits without hearing its leader before it stands for election (the owner of the next
-    /// epoch; the others half of it longer per rank); a leader that hears no majority for three times this stops serving. Failover takes about this long plus
-    /// one round of votes.
+    /// epoch; the others half of it longer per rank); a leader that hears no majority for three times this stops
+    /// serving. Failover takes about this long plus one round of votes.
     /// </summary>
     public TimeSpan ShardElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(400);
 

@@ -399,6 +399,14 @@ internal sealed class ShardReplicaCore
         return t + rank * (t / 2) + _jitter;
     }
 
+    /// <summary>The election timeout runs again from <paramref name="now"/>, at this replica's rank, with fresh jitter.</summary>
+    private void RestartElectionClock(long now)
+    {
+        _lastHeard = now;
+        _fastStart = false;
+        _jitter = DrawJitter();
+    }
+
     private long DrawJitter() => (long)(_random.NextDouble() * (_timings.ElectionTimeoutMicros / 8));
 
     private bool UpToDate(ReplicaVoteRequest m)
@@ -433,9 +441,7 @@ internal sealed class ShardReplicaCore
     {
         Role = ReplicaRole.Follower;
         Ready = false;
-        _lastHeard = now;
-        _fastStart = false;
-        _jitter = DrawJitter();
+        RestartElectionClock(now);
     }
 
     /// <summary>Asks the others whether they would vote for this replica (a pre-vote: nothing changes yet).</summary>
@@ -446,9 +452,7 @@ internal sealed class ShardReplicaCore
         _campaigning = false;
         _candidacy = NextOwnEpoch();
         _votes = 1 << _self;
-        _lastHeard = now;
-        _fastStart = false;
-        _jitter = DrawJitter();
+        RestartElectionClock(now);
         var end = _storage.End;
         var request = new ReplicaVoteRequest(_candidacy, _meta.LastEpoch(end), end, Pre: true);
         Broadcast(request);

@@ -63,40 +63,38 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
     /// </summary>
     private async Task<T> AskMostAdvancedAsync<T>(Func<ISequencerReplicaGrain, Task<T>> query, Func<T, long> progress, TimeSpan grace)
     {
+        int[] pilots = _multiPaxos ? [Volatile.Read(ref _pilot0)] : [Volatile.Read(ref _pilot0), Volatile.Read(ref _pilot1)];
+        var answers = await GatherAsync(query, tasks => pilots.All(p => tasks[p].IsCompleted), grace);
+        return answers.MaxBy(progress)!;
+    }
+
+    /// <summary>
+    /// Asks every replica at once and returns the answers in hand once <paramref name="enough"/> holds, every replica
+    /// answered or failed, <paramref name="grace"/> passed since the first answer, or <see cref="QueryTimeout"/> passed.
+    /// Fails only if no replica answered.
+    /// </summary>
+    private async Task<List<T>> GatherAsync<T>(Func<ISequencerReplicaGrain, Task<T>> query, Func<Task<T>[], bool> enough, TimeSpan grace)
+    {
         var tasks = new Task<T>[_replicas];
         for (var i = 0; i < _replicas; i++)
         {
             tasks[i] = query(Replica(i));
         }
 
-        Task pilots = _multiPaxos
-            ? Task.WhenAll(tasks[Volatile.Read(ref _pilot0)])
-            : Task.WhenAll(tasks[Volatile.Read(ref _pilot0)], tasks[Volatile.Read(ref _pilot1)]);
         var deadline = Task.Delay(QueryTimeout);
-        var pending = tasks.Where(t => !t.IsCompletedSuccessfully).ToList();
-        var answered = tasks.Any(t => t.IsCompletedSuccessfully);
-        var graceEnd = answered ? Task.Delay(grace) : null;
-        while (!pilots.IsCompletedSuccessfully && pending.Count > 0)
+        Task? graceEnd = null;
+        while (!enough(tasks) && !tasks.All(t => t.IsCompleted))
         {
-            var done = await Task.WhenAny([pilots, deadline, .. (graceEnd is null ? Array.Empty<Task>() : [graceEnd]), .. pending]);
-            if (done == pilots || done == deadline || done == graceEnd)
-            {
-                break;
-            }
-
-            pending.Remove((Task<T>)done);
             if (graceEnd is null && tasks.Any(t => t.IsCompletedSuccessfully))
             {
                 graceEnd = Task.Delay(grace);
             }
-        }
 
-        var best = tasks.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).MaxBy(progress);
-        if (best is null)
-        {
-            var errors = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).ToArray();
-            throw new OrleansException($"No replica of the ordering layer answered within {QueryTimeout.TotalSeconds} s.",
-                errors.Length > 0 ? new AggregateException(errors) : new TimeoutException());
+            var done = await Task.WhenAny([deadline, .. (graceEnd is null ? Array.Empty<Task>() : [graceEnd]), .. tasks.Where(t => !t.IsCompleted)]);
+            if (done == deadline || done == graceEnd)
+            {
+                break;
+            }
         }
 
         foreach (var t in tasks)
@@ -104,7 +102,15 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
             t.Ignore(); // stragglers' faults are expected (a replica on a dead silo)
         }
 
-        return best;
+        var answers = tasks.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToList();
+        if (answers.Count == 0)
+        {
+            var errors = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).ToArray();
+            throw new OrleansException($"No replica of the ordering layer answered within {QueryTimeout.TotalSeconds} s.",
+                errors.Length > 0 ? new AggregateException(errors) : new TimeoutException());
+        }
+
+        return answers;
     }
 
     private ISequencerReplicaGrain Replica(int id) => grainFactory.GetGrain<ISequencerReplicaGrain>(id);
@@ -118,28 +124,8 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
     {
         try
         {
-            var tasks = Enumerable.Range(0, _replicas).Select(i => Replica(i).GetStatusAsync()).ToArray();
-            var deadline = Task.Delay(QueryTimeout);
             var majority = _replicas / 2 + 1;
-            while (tasks.Count(t => t.IsCompletedSuccessfully) < majority && !tasks.All(t => t.IsCompleted))
-            {
-                if (await Task.WhenAny([deadline, .. tasks.Where(t => !t.IsCompleted)]) == deadline)
-                {
-                    break;
-                }
-            }
-
-            foreach (var t in tasks)
-            {
-                t.Ignore(); // a replica on a dead silo answers late or never
-            }
-
-            var answers = tasks.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToList();
-            if (answers.Count == 0)
-            {
-                throw new OrleansException($"No replica of the ordering layer answered within {QueryTimeout.TotalSeconds} s.");
-            }
-
+            var answers = await GatherAsync(r => r.GetStatusAsync(), tasks => tasks.Count(t => t.IsCompletedSuccessfully) >= majority, QueryTimeout);
             var p0 = PilotOf(answers, 0);
             var p1 = _multiPaxos ? p0 : PilotOf(answers, 1);
             if (p0 != Volatile.Read(ref _pilot0) || p1 != Volatile.Read(ref _pilot1))
