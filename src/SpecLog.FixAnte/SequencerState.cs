@@ -17,54 +17,64 @@ public sealed class SequencerState
     private const int RATE_MARKS = 16;
 
     private readonly FixAnteOptions _options;
-    private readonly long[] _durableSlots;
-    private readonly long[] _appliedSeq;
-    private readonly long[] _lagFixTarget;
-    private readonly Queue<(long Micros, long Records)>[] _rateMarks;
-    private readonly (long Micros, long Records)[] _latest;
-    private readonly int[] _knownWindows;
-    private readonly bool[] _reportedSinceCut;
-    private readonly long[] _cutBase;
-    private readonly bool[] _waiting;
-    private readonly long[] _jumpEnvelope;
-    private readonly long[] _jumpRecords;
-    private readonly int[] _strikes;
-    private readonly int[] _groundedLeft;
-    private readonly bool[] _returning;
+    // Per shard, indexed by id; they grow when a shard joins (ShardControl.Join).
+    private long[] _durableSlots = [];
+    private long[] _appliedSeq = [];
+    private long[] _lagFixTarget = [];
+    private Queue<(long Micros, long Records)>[] _rateMarks = [];
+    private (long Micros, long Records)[] _latest = [];
+    private int[] _knownWindows = [];
+    private bool[] _reportedSinceCut = [];
+    private long[] _cutBase = [];
+    private bool[] _waiting = [];
+    private long[] _jumpEnvelope = [];
+    private long[] _jumpRecords = [];
+    private int[] _strikes = [];
+    private int[] _groundedLeft = [];
+    private bool[] _returning = [];
+    private bool[] _joining = [];
+    private bool[] _leaving = [];
+    private bool[] _departed = [];
     private int _waitingCount;
+    private int _pendingChanges;
 
-    /// <summary>Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any.</summary>
+    /// <summary>
+    /// Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any. The shard
+    /// set of the newest recovered window wins over <paramref name="shardCount"/> when it is larger (shards joined
+    /// since the log was created); configured shards beyond it join at the next window.
+    /// </summary>
     public SequencerState(FixAnteOptions options, int shardCount, IEnumerable<WindowConfig>? recoveredWindows = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
         _options = options;
-        ShardCount = shardCount;
-        _durableSlots = new long[shardCount];
-        _appliedSeq = Enumerable.Repeat(-1L, shardCount).ToArray();
-        _lagFixTarget = new long[shardCount];
-        _rateMarks = Enumerable.Range(0, shardCount).Select(_ => new Queue<(long, long)>(RATE_MARKS)).ToArray();
-        _latest = new (long, long)[shardCount];
-        _knownWindows = new int[shardCount];
-        _reportedSinceCut = new bool[shardCount];
-        _cutBase = new long[shardCount];
-        _waiting = new bool[shardCount];
-        _jumpEnvelope = Enumerable.Repeat(-1L, shardCount).ToArray();
-        _jumpRecords = Enumerable.Repeat(-1L, shardCount).ToArray();
-        _strikes = new int[shardCount];
-        _groundedLeft = new int[shardCount];
-        _returning = new bool[shardCount];
         if (recoveredWindows is not null)
         {
             History.AddRange(recoveredWindows);
+        }
+
+        var known = History.Last?.ShardCount ?? shardCount;
+        Grow(Math.Max(shardCount, known));
+        if (History.Last is { } last)
+        {
+            foreach (var d in last.Departed)
+            {
+                _departed[d] = true;
+            }
+
+            for (var s = known; s < ShardCount && options.Mode == OrderingMode.FixAnte; s++)
+            {
+                _joining[s] = true;
+                _pendingChanges++;
+            }
         }
 
         if (History.Count > 0 && options.Mode == OrderingMode.Scalog)
         {
             // Scalog cuts are windows decided at commit time: every recovered one was committed.
             CommittedCut = History.KnownEndCut;
-            for (var s = 0; s < shardCount; s++)
+            for (var s = 0; s < ShardCount; s++)
             {
                 _cutBase[s] = History.KnownSlots(s);
                 _durableSlots[s] = _cutBase[s];
@@ -72,11 +82,60 @@ public sealed class SequencerState
         }
     }
 
+    private void Grow(int count)
+    {
+        var from = ShardCount;
+        if (count <= from)
+        {
+            return;
+        }
+
+        Array.Resize(ref _durableSlots, count);
+        Array.Resize(ref _appliedSeq, count);
+        Array.Resize(ref _lagFixTarget, count);
+        Array.Resize(ref _rateMarks, count);
+        Array.Resize(ref _latest, count);
+        Array.Resize(ref _knownWindows, count);
+        Array.Resize(ref _reportedSinceCut, count);
+        Array.Resize(ref _cutBase, count);
+        Array.Resize(ref _waiting, count);
+        Array.Resize(ref _jumpEnvelope, count);
+        Array.Resize(ref _jumpRecords, count);
+        Array.Resize(ref _strikes, count);
+        Array.Resize(ref _groundedLeft, count);
+        Array.Resize(ref _returning, count);
+        Array.Resize(ref _joining, count);
+        Array.Resize(ref _leaving, count);
+        Array.Resize(ref _departed, count);
+        for (var s = from; s < count; s++)
+        {
+            _appliedSeq[s] = -1;
+            _rateMarks[s] = new Queue<(long, long)>(RATE_MARKS);
+            _jumpEnvelope[s] = -1;
+            _jumpRecords[s] = -1;
+        }
+    }
+
     /// <summary>The decided windows.</summary>
     public WindowHistory History { get; } = new();
 
-    /// <summary>Number of shards.</summary>
-    public int ShardCount { get; }
+    /// <summary>Number of shard ids the log has had (departed shards included): ids are 0 … ShardCount−1.</summary>
+    public int ShardCount => _durableSlots.Length;
+
+    /// <summary>Whether <paramref name="shard"/> has left the log (its windows from some point on give it no slot).</summary>
+    public bool IsDeparted(int shard) => (uint)shard < (uint)ShardCount && _departed[shard];
+
+    /// <summary>Whether <paramref name="shard"/> joined and waits for the next window to get its first quota.</summary>
+    public bool IsJoining(int shard) => (uint)shard < (uint)ShardCount && _joining[shard];
+
+    /// <summary>Whether <paramref name="shard"/> is to leave: the next window decided gives it no slot.</summary>
+    public bool IsLeaving(int shard) => (uint)shard < (uint)ShardCount && _leaving[shard];
+
+    /// <summary>Shards that joined the log since it was created (or recovered).</summary>
+    public long Joins { get; private set; }
+
+    /// <summary>Shards that left the log since it was created (or recovered).</summary>
+    public long Leaves { get; private set; }
 
     /// <summary>Cuts below this are committed.</summary>
     public long CommittedCut { get; private set; }
@@ -84,8 +143,11 @@ public sealed class SequencerState
     /// <summary>GSNs below this are committed (confirmed).</summary>
     public long CommittedGsn => History.Count == 0 ? 0 : History.GsnOfCut(CommittedCut);
 
-    /// <summary>True while some shard's latest report said it holds uncommitted records.</summary>
-    public bool AnyWaiting => _waitingCount > 0;
+    /// <summary>
+    /// True while some shard's latest report said it holds uncommitted records, or a shard-set change waits for the
+    /// next window (the cuts must move for it to be decided).
+    /// </summary>
+    public bool AnyWaiting => _waitingCount > 0 || _pendingChanges > 0;
 
     /// <summary>Reports applied (duplicates excluded).</summary>
     public long ReportsApplied { get; private set; }
@@ -150,6 +212,14 @@ public sealed class SequencerState
     /// <summary>Applies one report. Deterministic: depends only on the state and the report.</summary>
     public void Apply(in ShardReport report, SequencerOutput output)
     {
+        if (report.Control != ShardControl.None)
+        {
+            var waitingBefore = AnyWaiting;
+            ApplyControl(report.Control, report.Shard, output);
+            output.WaitingChanged = waitingBefore != AnyWaiting;
+            return;
+        }
+
         if ((uint)report.Shard >= (uint)ShardCount)
         {
             throw new ArgumentOutOfRangeException(nameof(report), report.Shard, $"Unknown shard {report.Shard}; the log has {ShardCount} shards.");
@@ -215,6 +285,108 @@ public sealed class SequencerState
         AdvanceFixAnte(output);
     }
 
+    /// <summary>
+    /// A change of the shard set. Fix-Ante: a join or leave waits for the next window the sequencer decides (it holds the
+    /// cuts moving until then, see <see cref="AnyWaiting"/>); windows decided already are never changed, so nothing
+    /// delivered speculatively moves. Scalog: a joining shard counts from now, a leaving one after the next cut.
+    /// Deterministic, and idempotent for repeated requests.
+    /// </summary>
+    private void ApplyControl(ShardControl control, int shard, SequencerOutput output)
+    {
+        switch (control)
+        {
+            case ShardControl.Join when shard < ShardCount:
+                return; // joined already (a repeated request)
+            case ShardControl.Join when shard > ShardCount:
+                output.ControlRefused = $"Shard {shard} cannot join: the next shard id is {ShardCount}.";
+                return;
+            case ShardControl.Join:
+                Grow(shard + 1);
+                Joins++;
+                if (_options.Mode == OrderingMode.FixAnte)
+                {
+                    _joining[shard] = true;
+                    _pendingChanges++;
+                }
+
+                return;
+            case ShardControl.Leave when shard < 0 || shard >= ShardCount:
+                output.ControlRefused = $"Shard {shard} cannot leave: the log has shards 0 to {ShardCount - 1}.";
+                return;
+            case ShardControl.Leave when _departed[shard] || _leaving[shard]:
+                return; // left or leaving already
+            case ShardControl.Leave:
+                var staying = 0;
+                for (var s = 0; s < ShardCount; s++)
+                {
+                    staying += s != shard && !_departed[s] && !_leaving[s] ? 1 : 0;
+                }
+
+                if (staying == 0)
+                {
+                    output.ControlRefused = $"Shard {shard} cannot leave: it is the last shard of the log.";
+                    return;
+                }
+
+                Leaves++;
+                if (_joining[shard])
+                {
+                    _joining[shard] = false; // it never got a slot
+                    _pendingChanges--;
+                }
+
+                if (_options.Mode == OrderingMode.FixAnte)
+                {
+                    _leaving[shard] = true;
+                    _pendingChanges++;
+                }
+                else
+                {
+                    _departed[shard] = true;
+                }
+
+                return;
+            default:
+                output.ControlRefused = $"Unknown shard-set change {(int)control}.";
+                return;
+        }
+    }
+
+    /// <summary>
+    /// Settles the pending joins and leaves into the window being decided (whose <paramref name="quotas"/> already give
+    /// joining shards their first quota and leaving ones none); returns the window's departed shards.
+    /// </summary>
+    private ImmutableArray<int> TakeMembershipChanges(ImmutableArray<int> quotas)
+    {
+        if (_pendingChanges == 0)
+        {
+            return History.Last!.Departed;
+        }
+
+        var departed = ImmutableArray.CreateBuilder<int>();
+        for (var s = 0; s < ShardCount; s++)
+        {
+            if (_leaving[s])
+            {
+                _leaving[s] = false;
+                _departed[s] = true;
+                _pendingChanges--;
+            }
+            else if (_joining[s] && quotas[s] > 0)
+            {
+                _joining[s] = false;
+                _pendingChanges--;
+            }
+
+            if (_departed[s])
+            {
+                departed.Add(s);
+            }
+        }
+
+        return departed.ToImmutable();
+    }
+
     private void AdvanceFixAnte(SequencerOutput output)
     {
         while (true)
@@ -237,10 +409,12 @@ public sealed class SequencerState
             var last = History.Last!;
             if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2)
             {
+                var waitingBefore = AnyWaiting;
                 var (quotas, factor) = NextQuotas(last);
-                var next = last.Next(quotas, cutIntervalFactor: factor, layout: _options.CutLayout);
+                var next = last.Next(quotas, cutIntervalFactor: factor, layout: _options.CutLayout, departed: TakeMembershipChanges(quotas));
                 History.Add(next);
                 output.NewWindows.Add(next);
+                output.WaitingChanged |= waitingBefore != AnyWaiting;
                 continue; // zero-quota shards may complete further cuts with the new window
             }
 
@@ -350,6 +524,14 @@ public sealed class SequencerState
     {
         for (var s = 0; s < ShardCount; s++)
         {
+            if (_departed[s] || _leaving[s])
+            {
+                _strikes[s] = 0;
+                _groundedLeft[s] = 0;
+                _returning[s] = false;
+                continue;
+            }
+
             if (_groundedLeft[s] == 0 && !_returning[s] && _strikes[s] >= _options.GroundingStrikes)
             {
                 var others = 0;
@@ -434,7 +616,7 @@ public sealed class SequencerState
         {
             rates[s] = double.NaN;
             var marks = _rateMarks[s];
-            if (!_options.RateBasedQuotas || marks.Count == 0)
+            if (!_options.RateBasedQuotas || marks.Count == 0 || _departed[s] || _leaving[s])
             {
                 continue;
             }
@@ -473,9 +655,15 @@ public sealed class SequencerState
         }
 
         var factor = last.CutIntervalFactor;
-        if (measured == ShardCount)
+        var members = 0;
+        for (var s = 0; s < ShardCount; s++)
         {
-            var perShardPerTOrd = total / ShardCount * tOrdSeconds;
+            members += _departed[s] || _leaving[s] ? 0 : 1;
+        }
+
+        if (measured == members)
+        {
+            var perShardPerTOrd = total / members * tOrdSeconds;
             factor = 1;
             while (factor < _options.MaxCutIntervalFactor && perShardPerTOrd * factor < _options.MinRecordsPerCut)
             {
@@ -486,6 +674,18 @@ public sealed class SequencerState
         var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
         for (var s = 0; s < ShardCount; s++)
         {
+            if (_departed[s] || _leaving[s])
+            {
+                quotas.Add(0);
+                continue;
+            }
+
+            if (_joining[s])
+            {
+                quotas.Add(_options.InitialQuota);
+                continue;
+            }
+
             var old = last.QuotaOf(s);
             var q = Math.Max(old, _options.MinQuota);
             if (!double.IsNaN(rates[s]))
@@ -515,7 +715,7 @@ public sealed class SequencerState
         _reportedSinceCut[shard] = true;
         for (var s = 0; s < ShardCount; s++)
         {
-            if (!_reportedSinceCut[s])
+            if (!_reportedSinceCut[s] && !_departed[s])
             {
                 return;
             }
@@ -523,12 +723,18 @@ public sealed class SequencerState
 
         Array.Clear(_reportedSinceCut);
         var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
+        var departed = ImmutableArray.CreateBuilder<int>();
         var total = 0L;
         for (var s = 0; s < ShardCount; s++)
         {
-            var delta = (int)Math.Min(int.MaxValue, _durableSlots[s] - _cutBase[s]);
+            // A departed shard's records since the last cut before it left get no position (its appends fail).
+            var delta = _departed[s] ? 0 : (int)Math.Min(int.MaxValue, _durableSlots[s] - _cutBase[s]);
             quotas.Add(delta);
             total += delta;
+            if (_departed[s])
+            {
+                departed.Add(s);
+            }
         }
 
         if (total == 0)
@@ -542,7 +748,7 @@ public sealed class SequencerState
         }
 
         var q = quotas.MoveToImmutable();
-        var cut = History.Last is { } last ? last.Next(q, 1, layout: CutLayout.Blocked) : new WindowConfig(0, 0, 0, 1, q);
+        var cut = History.Last is { } last ? last.Next(q, 1, layout: CutLayout.Blocked, departed: departed.ToImmutable()) : new WindowConfig(0, 0, 0, 1, q, departed: departed.ToImmutable());
         History.Add(cut);
         output.NewWindows.Add(cut);
         CommittedCut = cut.EndCut;

@@ -76,8 +76,34 @@ public sealed class ShardCore
     /// </summary>
     public long WindowWaitMicros { get; private set; }
 
-    /// <summary>True while this shard holds a real record whose cut is not committed yet.</summary>
-    public bool HasUncommittedRecords => _lastRecordSlot >= CommittedSlots;
+    /// <summary>
+    /// True while this shard holds a real record whose cut is not committed yet (records of a departed shard beyond
+    /// its last slot never will be: they do not count).
+    /// </summary>
+    public bool HasUncommittedRecords => Math.Min(_lastRecordSlot, FinalSlots - 1) >= CommittedSlots;
+
+    /// <summary>
+    /// Whether this shard has left the log (<see cref="ShardControl.Leave"/>): the windows it knows give it no slot
+    /// from <see cref="FinalSlots"/> on, for good. It keeps serving reads; appends must be refused.
+    /// </summary>
+    public bool Departed { get; private set; }
+
+    /// <summary>
+    /// The number of slots this shard owns in the whole log once it has departed (its records at or beyond this slot
+    /// never get a position); <see cref="long.MaxValue"/> while it is a member.
+    /// </summary>
+    public long FinalSlots { get; private set; } = long.MaxValue;
+
+    private long _lastReportedDurable = -1;
+
+    private void NoteDeparture()
+    {
+        if (!Departed && History.Last is { } last && last.HasDeparted(ShardId))
+        {
+            Departed = true;
+            FinalSlots = History.KnownSlots(ShardId);
+        }
+    }
 
     /// <summary>Whether the ordering layer said, in its latest notice, that some shard waits for cuts (true until told).</summary>
     public bool OthersWaiting { get; private set; } = true;
@@ -105,6 +131,7 @@ public sealed class ShardCore
     {
         ArgumentOutOfRangeException.ThrowIfNegative(firstReportSeq);
         History.AddRange(windows);
+        NoteDeparture();
         ReportSeq = Math.Max(ReportSeq, firstReportSeq - 1);
         AssignedSlots = DurableSlots = durableSlots;
         DurableRecords = durableRecords;
@@ -189,11 +216,19 @@ public sealed class ShardCore
 
         // Reports are coalesced: one carries every cut completed since the previous one, and they are at least the
         // report spacing apart, so a shard costs the ordering layer about one command per cut interval at any load.
-        return (History.CompletedCut(ShardId, DurableSlots) > LastReportedCut && nowMicros - _lastProgressMicros >= ReportSpacingMicros)
+        return (CutReportPending && nowMicros - _lastProgressMicros >= ReportSpacingMicros)
             || LagFixAnswerReady
             || waitingChanged
             || (Active && nowMicros - _lastNoticeMicros >= _retransmitMicros && nowMicros - _lastReportMicros >= _retransmitMicros);
     }
+
+    /// <summary>
+    /// Whether a completed cut waits to be reported (Fix-Ante). A departed shard that has reported every slot it owns
+    /// has nothing left to tell: its completed cut still grows with every window, which gives it no slot.
+    /// </summary>
+    private bool CutReportPending => History.Count > 0
+        && History.CompletedCut(ShardId, DurableSlots) > LastReportedCut
+        && !(Departed && _lastReportedDurable >= FinalSlots);
 
     /// <summary>Builds the next report and records it as sent.</summary>
     public ShardReport MakeReport(long nowMicros)
@@ -218,6 +253,7 @@ public sealed class ShardCore
         }
 
         _lastReportedWaiting = HasUncommittedRecords;
+        _lastReportedDurable = DurableSlots;
         return new ShardReport(ShardId, ReportSeq, DurableSlots, DurableRecords, nowMicros, History.Count, fixedLag, _lastReportedWaiting);
     }
 
@@ -297,7 +333,7 @@ public sealed class ShardCore
         get
         {
             var next = _options.NoOpFill == NoOpFillPolicy.CutClock ? _nextTickMicros : _lastReportMicros + DeadlineMicros;
-            if (_options.Mode == OrderingMode.FixAnte && History.Count > 0 && History.CompletedCut(ShardId, DurableSlots) > LastReportedCut)
+            if (_options.Mode == OrderingMode.FixAnte && CutReportPending)
             {
                 next = Math.Min(next, _lastProgressMicros + ReportSpacingMicros);
             }
@@ -383,6 +419,7 @@ public sealed class ShardCore
         }
 
         var added = History.AddRange(windows) > 0;
+        NoteDeparture();
         if (committedCut > CommittedCut)
         {
             CommittedCut = Math.Min(committedCut, History.KnownEndCut);

@@ -12,6 +12,11 @@ namespace SpecLog.FixAnte;
 /// <param name="KnownWindows">How many windows the shard knows, so the sequencer can send the ones it lacks.</param>
 /// <param name="FixedLag">True when this report answers a lag-fix signal.</param>
 /// <param name="Waiting">True while the shard holds real records that are not committed yet: somebody waits for cuts.</param>
+/// <param name="Control">
+/// A change of the log's shard set instead of progress (<see cref="ShardControl"/>): sent by an administrator, not by
+/// the shard, and ordered with the reports so every replica of the sequencer applies it at the same point. Its other
+/// fields are 0 but <see cref="Shard"/> (the shard concerned) and <see cref="ReportSeq"/> (the request's id).
+/// </param>
 public readonly record struct ShardReport(
     int Shard,
     long ReportSeq,
@@ -20,7 +25,32 @@ public readonly record struct ShardReport(
     long TimestampMicros,
     int KnownWindows,
     bool FixedLag,
-    bool Waiting = false);
+    bool Waiting = false,
+    ShardControl Control = ShardControl.None)
+{
+    /// <summary>A request to change the shard set: <paramref name="control"/> for <paramref name="shard"/>.</summary>
+    public static ShardReport ForControl(ShardControl control, int shard, long requestId) =>
+        new(shard, requestId, 0, 0, 0, 0, false, false, control);
+}
+
+/// <summary>Changes of the log's shard set, decided at window boundaries (elasticity).</summary>
+public enum ShardControl
+{
+    /// <summary>An ordinary progress report.</summary>
+    None = 0,
+
+    /// <summary>
+    /// Add shard <see cref="ShardReport.Shard"/>, which must be the next id (the shard count): it gets a quota from the
+    /// next window the sequencer decides on. A request for an id that exists already changes nothing.
+    /// </summary>
+    Join = 1,
+
+    /// <summary>
+    /// Remove shard <see cref="ShardReport.Shard"/>: it keeps its slots in the windows decided already and has none from
+    /// the next window on, for good. Its records stay readable. Refused for the last shard with slots.
+    /// </summary>
+    Leave = 2,
+}
 
 /// <summary>What applying a report to the sequencer produced; the host sends it (after persisting new windows).</summary>
 public sealed class SequencerOutput
@@ -40,6 +70,9 @@ public sealed class SequencerOutput
     /// <summary>True if the report was a duplicate (or stale) and changed nothing.</summary>
     public bool Duplicate { get; set; }
 
+    /// <summary>Why a shard-set change (<see cref="ShardReport.Control"/>) was refused; null if none was, or it was taken.</summary>
+    public string? ControlRefused { get; set; }
+
     /// <summary>Resets the output for reuse.</summary>
     public void Clear()
     {
@@ -48,5 +81,6 @@ public sealed class SequencerOutput
         CommitAdvanced = false;
         WaitingChanged = false;
         Duplicate = false;
+        ControlRefused = null;
     }
 }

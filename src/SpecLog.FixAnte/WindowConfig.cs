@@ -38,8 +38,12 @@ public sealed class WindowConfig
     private readonly int[]? _ownerAt;    // interleaved: the shard owning each in-cut offset
     private readonly int[]? _indexAt;    // interleaved: which of its owner's slots each offset is
 
-    /// <summary>Creates a window configuration; quotas are per shard id (index) and their sum must be positive.</summary>
-    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0, int cutIntervalFactor = 1, CutLayout layout = CutLayout.Blocked)
+    /// <summary>
+    /// Creates a window configuration; quotas are per shard id (index) and their sum must be positive.
+    /// <paramref name="departed"/> lists the shards removed from the log by this window (ascending ids below the quota
+    /// count, each with quota 0); they have no slot in it or in any later window.
+    /// </summary>
+    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0, int cutIntervalFactor = 1, CutLayout layout = CutLayout.Blocked, ImmutableArray<int> departed = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cutIntervalFactor, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(window);
@@ -73,6 +77,16 @@ public sealed class WindowConfig
         if (!Enum.IsDefined(layout))
         {
             throw new ArgumentOutOfRangeException(nameof(layout), layout, "Unknown cut layout.");
+        }
+
+        Departed = departed.IsDefault ? [] : departed;
+        for (var i = 0; i < Departed.Length; i++)
+        {
+            var d = Departed[i];
+            if (d < 0 || d >= quotas.Length || quotas[d] != 0 || (i > 0 && Departed[i - 1] >= d))
+            {
+                throw new ArgumentException($"Departed shards must be ascending ids below {quotas.Length} with quota 0; got [{string.Join(',', Departed)}] for quotas [{string.Join(',', quotas)}].", nameof(departed));
+            }
         }
 
         _requestedLayout = layout;
@@ -147,6 +161,15 @@ public sealed class WindowConfig
     /// sequencer raises it at low rates so that quotas of one record per cut are mostly real records, not no-ops.
     /// </summary>
     public int CutIntervalFactor { get; }
+
+    /// <summary>
+    /// The shards removed from the log as of this window (ascending): they have quota 0 here and in every later window.
+    /// Windows carry the whole list, so whoever holds the newest window knows the log's shard set.
+    /// </summary>
+    public ImmutableArray<int> Departed { get; }
+
+    /// <summary>Whether <paramref name="shard"/> has left the log as of this window.</summary>
+    public bool HasDeparted(int shard) => Departed.Length > 0 && Departed.BinarySearch(shard) >= 0;
 
     /// <summary>Number of shards the configuration names (shards beyond it have quota 0).</summary>
     public int ShardCount => Quotas.Length;
@@ -250,9 +273,9 @@ public sealed class WindowConfig
         return StartGsn + (cut - FirstCut) * CutSize;
     }
 
-    /// <summary>The configuration of the window that follows this one, with the given quotas and W.</summary>
-    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null, int? cutIntervalFactor = null, CutLayout? layout = null) =>
-        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId, cutIntervalFactor ?? CutIntervalFactor, layout ?? RequestedLayout);
+    /// <summary>The configuration of the window that follows this one, with the given quotas and W (and this one's departed shards unless given).</summary>
+    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null, int? cutIntervalFactor = null, CutLayout? layout = null, ImmutableArray<int>? departed = null) =>
+        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId, cutIntervalFactor ?? CutIntervalFactor, layout ?? RequestedLayout, departed ?? Departed);
 
     /// <summary>
     /// The layout the window was created with (what is stored and sent); <see cref="Layout"/> is what it uses, blocked
@@ -262,5 +285,5 @@ public sealed class WindowConfig
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}") + (Layout == CutLayout.Blocked ? "" : " interleaved");
+        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}") + (Layout == CutLayout.Blocked ? "" : " interleaved") + (Departed.Length == 0 ? "" : $" departed [{string.Join(',', Departed)}]");
 }
