@@ -91,6 +91,16 @@ public interface ISequencerGrain : IGrainWithIntegerKey
 
     /// <summary>The sequencer's state.</summary>
     Task<SequencerStatus> GetStatusAsync();
+
+    /// <summary>
+    /// Administrator → ordering layer: asks for a change of the shard set (<see cref="ShardControl.Join"/> of the next
+    /// shard id, or <see cref="ShardControl.Leave"/> of a shard). It is ordered with the shards' reports and decided
+    /// with the next window; this call returns once the request is on its way (with a single sequencer: applied), and
+    /// <see cref="GetStatusAsync"/> shows when it is decided. Repeating a request changes nothing more.
+    /// <c>SpecLogClient.AddShardAsync</c> and <c>RemoveShardAsync</c> wrap it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The change is impossible now (not the next id, unknown shard, the last shard).</exception>
+    Task RequestShardChangeAsync(ShardControl change, int shard);
 }
 
 /// <summary>

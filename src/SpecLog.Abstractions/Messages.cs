@@ -88,7 +88,8 @@ public sealed record ShardStatus(
     [property: Id(21)] string Role = "Single",
     [property: Id(22)] long Epoch = 0,
     [property: Id(23)] long LogEntries = 0,
-    [property: Id(24)] string Silo = "");
+    [property: Id(24)] string Silo = "",
+    [property: Id(25)] bool Departed = false);
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]
@@ -107,7 +108,17 @@ public sealed record SequencerStatus(
     [property: Id(11)] int MaxBatchRecords,
     [property: Id(12)] int ShardReplicas = 1,
     [property: Id(13)] long Groundings = 0,
-    [property: Id(14)] int[]? GroundedShards = null);
+    [property: Id(14)] int[]? GroundedShards = null,
+    [property: Id(15)] int[]? DepartedShards = null,
+    [property: Id(16)] int[]? JoiningShards = null,
+    [property: Id(17)] int[]? LeavingShards = null)
+{
+    /// <summary>
+    /// The shards that take appends: every id below <see cref="ShardCount"/> that has not departed and is not leaving
+    /// (a joining shard takes appends at once; they are positioned from its first window on).
+    /// </summary>
+    public int[] ActiveShards => [.. Enumerable.Range(0, ShardCount).Where(s => !(DepartedShards ?? []).Contains(s) && !(LeavingShards ?? []).Contains(s))];
+}
 
 /// <summary>The protocol state of one ordering-layer replica, for tests, operators and the dashboard.</summary>
 /// <param name="Replica">The replica id.</param>

@@ -23,6 +23,8 @@ public struct WindowConfigSurrogate
     [Id(6)] public int CutIntervalFactor;
     /// <summary>See <see cref="WindowConfig.RequestedLayout"/> (0, blocked, from older senders).</summary>
     [Id(7)] public CutLayout Layout;
+    /// <summary>See <see cref="WindowConfig.Departed"/> (null from older senders: none).</summary>
+    [Id(8)] public int[]? Departed;
 }
 
 /// <summary>Converts <see cref="WindowConfig"/> to and from its wire form.</summary>
@@ -31,7 +33,7 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
 {
     /// <inheritdoc />
     public WindowConfig ConvertFromSurrogate(in WindowConfigSurrogate s) =>
-        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor), s.Layout);
+        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor), s.Layout, s.Departed is null ? [] : ImmutableArray.Create(s.Departed));
 
     /// <inheritdoc />
     public WindowConfigSurrogate ConvertToSurrogate(in WindowConfig v) => new()
@@ -44,6 +46,7 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
         ViewId = v.ViewId,
         CutIntervalFactor = v.CutIntervalFactor,
         Layout = v.RequestedLayout,
+        Departed = v.Departed.IsEmpty ? null : [.. v.Departed],
     };
 }
 
@@ -67,6 +70,8 @@ public struct ShardReportSurrogate
     [Id(6)] public bool FixedLag;
     /// <summary>See <see cref="ShardReport.Waiting"/>.</summary>
     [Id(7)] public bool Waiting;
+    /// <summary>See <see cref="ShardReport.Control"/> (0, none, from older senders).</summary>
+    [Id(8)] public ShardControl Control;
 }
 
 /// <summary>Converts <see cref="ShardReport"/> to and from its wire form.</summary>
@@ -75,7 +80,7 @@ public sealed class ShardReportConverter : IConverter<ShardReport, ShardReportSu
 {
     /// <inheritdoc />
     public ShardReport ConvertFromSurrogate(in ShardReportSurrogate s) =>
-        new(s.Shard, s.ReportSeq, s.DurableSlots, s.RealRecords, s.TimestampMicros, s.KnownWindows, s.FixedLag, s.Waiting);
+        new(s.Shard, s.ReportSeq, s.DurableSlots, s.RealRecords, s.TimestampMicros, s.KnownWindows, s.FixedLag, s.Waiting, s.Control);
 
     /// <inheritdoc />
     public ShardReportSurrogate ConvertToSurrogate(in ShardReport v) => new()
@@ -88,5 +93,6 @@ public sealed class ShardReportConverter : IConverter<ShardReport, ShardReportSu
         KnownWindows = v.KnownWindows,
         FixedLag = v.FixedLag,
         Waiting = v.Waiting,
+        Control = v.Control,
     };
 }

@@ -146,6 +146,23 @@ internal sealed class AppendBatcher(
         {
             return e;
         }
+        catch (ShardRemovedException e) when (e.Gsns.Length == batch.Count)
+        {
+            // The shard left the log: records it wrote before are in the log; the others fail (and may go elsewhere).
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (e.Gsns[i] >= 0)
+                {
+                    batch[i].Complete(e.Gsns[i]);
+                }
+                else
+                {
+                    batch[i].Fail(new ShardRemovedException(e.Shard, [-1]));
+                }
+            }
+
+            return null;
+        }
         catch (Exception e)
         {
             foreach (var p in batch)

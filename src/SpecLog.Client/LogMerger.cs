@@ -9,9 +9,9 @@ namespace SpecLog.Client;
 public sealed class LogMerger
 {
     private readonly WindowHistory _history = new();
-    private readonly Queue<(ShardEntry Entry, long ReceivedMicros)>[] _entries;
+    private Queue<(ShardEntry Entry, long ReceivedMicros)>[] _entries;
     private readonly Queue<(long Gsn, long ReleasedMicros)> _released = new();
-    private readonly long[] _expectedSlot;
+    private long[] _expectedSlot;
     private long _confirmedSeen;
     private long _confirmedEmitted;
 
@@ -35,13 +35,46 @@ public sealed class LogMerger
 
         NextGsn = fromGsn;
         _confirmedEmitted = fromGsn;
+        FollowShardSet();
+    }
+
+    /// <summary>
+    /// The shards merged: those the merger started with, and those the windows it learned since name (shards added
+    /// while it runs). The caller subscribes to the ones it lacks, from <see cref="ExpectedSlot"/>.
+    /// </summary>
+    public int ShardCount => _expectedSlot.Length;
+
+    /// <summary>Makes room for shards the windows name beyond those merged so far (added shards; none of their slots were released yet).</summary>
+    private void FollowShardSet()
+    {
+        var named = _history.Last?.ShardCount ?? 0;
+        if (named <= _expectedSlot.Length)
+        {
+            return;
+        }
+
+        var from = _expectedSlot.Length;
+        var expected = new long[named];
+        Array.Copy(_expectedSlot, expected, from);
+        Array.Resize(ref _entries, named);
+        for (var s = from; s < named; s++)
+        {
+            _entries[s] = new Queue<(ShardEntry, long)>();
+            expected[s] = _history.SlotsBefore(s, NextGsn);
+        }
+
+        Volatile.Write(ref _expectedSlot, expected);
     }
 
     /// <summary>The next GSN to be released.</summary>
     public long NextGsn { get; private set; }
 
     /// <summary>The slot from which shard <paramref name="shard"/> must push next.</summary>
-    public long ExpectedSlot(int shard) => Volatile.Read(ref _expectedSlot[shard]);
+    public long ExpectedSlot(int shard)
+    {
+        var expected = Volatile.Read(ref _expectedSlot);
+        return shard < expected.Length ? Volatile.Read(ref expected[shard]) : 0;
+    }
 
     /// <summary>Takes one shard push. Entries below the expected slot (a repeated push) are ignored.</summary>
     public void Add(ShardEventBatch batch) => Add(batch, 0);
@@ -55,6 +88,7 @@ public sealed class LogMerger
         ArgumentNullException.ThrowIfNull(batch);
         var s = batch.Shard;
         _history.AddRange(batch.Windows);
+        FollowShardSet();
         _confirmedSeen = Math.Max(_confirmedSeen, batch.ConfirmedGsn);
         var expected = _expectedSlot[s];
         if (batch.FromSlot > expected)

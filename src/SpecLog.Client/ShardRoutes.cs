@@ -7,7 +7,22 @@ namespace SpecLog.Client;
 /// </summary>
 internal sealed class ShardRoutes(IGrainFactory grains, int shards, int replicas)
 {
-    private readonly int[] _leader = new int[shards];
+    private readonly object _growing = new();
+    private int[] _leader = new int[shards]; // a hint per shard: a write racing with Grow may be lost, and is re-learned
+
+    /// <summary>Makes room for shards added to the log (ids below <paramref name="shards"/>).</summary>
+    public void Grow(int shards)
+    {
+        lock (_growing)
+        {
+            if (shards > _leader.Length)
+            {
+                var grown = new int[shards];
+                Array.Copy(_leader, grown, _leader.Length);
+                Volatile.Write(ref _leader, grown);
+            }
+        }
+    }
 
     /// <summary>The shard's number of replicas.</summary>
     public int Replicas { get; } = Math.Max(1, replicas);

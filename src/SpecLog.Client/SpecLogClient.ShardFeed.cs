@@ -10,12 +10,11 @@ public sealed partial class SpecLogClient
     private sealed class ShardFeed : IShardObserver, IAsyncDisposable
     {
         private readonly SpecLogClient _client;
-        private readonly int[] _shards;
+        private readonly List<(int Shard, Guid Id)> _subscriptions = [];
         private readonly Func<int, long> _position;
         private readonly Channel<(ShardEventBatch Batch, long ReceivedMicros, long Bytes)> _channel;
         private long _bufferedBytes;
         private TaskCompletionSource _room = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly Guid[] _ids;
         private readonly CancellationTokenSource _stop = new();
         private readonly CancellationTokenSource _stopRefresh = new();
         private IShardObserver _reference = null!;
@@ -24,10 +23,9 @@ public sealed partial class SpecLogClient
         private ShardFeed(SpecLogClient client, int[] shards, Func<int, long> position)
         {
             _client = client;
-            _shards = shards;
+            _subscriptions.AddRange(shards.Select(s => (s, Guid.NewGuid())));
             _position = position;
             _channel = Channel.CreateBounded<(ShardEventBatch, long, long)>(new BoundedChannelOptions(client._options.SubscriptionBuffer) { SingleReader = true });
-            _ids = shards.Select(_ => Guid.NewGuid()).ToArray();
         }
 
         public static async Task<ShardFeed> StartAsync(SpecLogClient client, int[] shards, Func<int, long> position, CancellationToken cancellationToken)
@@ -37,6 +35,46 @@ public sealed partial class SpecLogClient
             await feed.RegisterAllAsync(cancellationToken);
             feed._refresh = feed.RefreshLoopAsync();
             return feed;
+        }
+
+        /// <summary>The shards subscribed to.</summary>
+        public int[] Shards
+        {
+            get
+            {
+                lock (_subscriptions)
+                {
+                    return [.. _subscriptions.Select(x => x.Shard)];
+                }
+            }
+        }
+
+        /// <summary>Subscribes to shards added to the log while the feed runs, from the consumer's position on each.</summary>
+        public async Task AddShardsAsync(IEnumerable<int> shards, CancellationToken cancellationToken)
+        {
+            var added = new List<(int Shard, Guid Id)>();
+            lock (_subscriptions)
+            {
+                foreach (var shard in shards)
+                {
+                    if (!_subscriptions.Any(x => x.Shard == shard))
+                    {
+                        added.Add((shard, Guid.NewGuid()));
+                    }
+                }
+
+                _subscriptions.AddRange(added);
+            }
+
+            await RegisterAsync(added, cancellationToken);
+        }
+
+        private (int Shard, Guid Id)[] Subscriptions()
+        {
+            lock (_subscriptions)
+            {
+                return [.. _subscriptions];
+            }
         }
 
         /// <summary>The buffered pushes in arrival order; taking one frees its room (count and bytes) for the next.</summary>
@@ -132,16 +170,15 @@ public sealed partial class SpecLogClient
             {
             }
 
-            for (var i = 0; i < _shards.Length; i++)
+            foreach (var (shard, id) in Subscriptions())
             {
                 try
                 {
-                    var id = _ids[i];
-                    await _client._routes.CallAsync(_shards[i], g => g.UnsubscribeAsync(id), _client._options.SubscriptionRefresh, CancellationToken.None);
+                    await _client._routes.CallAsync(shard, g => g.UnsubscribeAsync(id), _client._options.SubscriptionRefresh, CancellationToken.None);
                 }
                 catch (Exception e)
                 {
-                    LogUnsubscribeFailed(_client._logger, e, _shards[i]);
+                    LogUnsubscribeFailed(_client._logger, e, shard);
                 }
             }
 
@@ -151,12 +188,13 @@ public sealed partial class SpecLogClient
             _stopRefresh.Dispose();
         }
 
-        private async Task RegisterAllAsync(CancellationToken cancellationToken)
+        private Task RegisterAllAsync(CancellationToken cancellationToken) => RegisterAsync(Subscriptions(), cancellationToken);
+
+        private async Task RegisterAsync(IEnumerable<(int Shard, Guid Id)> subscriptions, CancellationToken cancellationToken)
         {
-            for (var i = 0; i < _shards.Length; i++)
+            foreach (var (shard, id) in subscriptions)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var (shard, id) = (_shards[i], _ids[i]);
                 await _client._routes.CallAsync(shard, g => g.SubscribeAsync(_reference, id, _position(shard)), _client._options.SubscriptionRefresh, cancellationToken);
             }
         }

@@ -19,11 +19,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     private readonly SemaphoreSlim _historyLock = new(1, 1);
     private readonly WindowHistory _history = new();
     private int _roundRobin;
-    private int _shardCount;
     private int _maxRecordSize;
-    private AppendBatcher[] _batchers = [];
-    private ShardRoutes _routes = null!;
-    private TimeSpan _callTimeout;
 
     private static SpecLogClientOptions Validated(SpecLogClientOptions o)
     {
@@ -63,6 +59,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             throw new ArgumentOutOfRangeException(nameof(o), o.ConnectTimeout, $"{nameof(SpecLogClientOptions.ConnectTimeout)} must be positive.");
         }
 
+        if (o.ShardSetRefresh <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(o), o.ShardSetRefresh, $"{nameof(SpecLogClientOptions.ShardSetRefresh)} must be positive.");
+        }
+
         if (o.SubscriptionRefresh <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(o), o.SubscriptionRefresh, $"{nameof(SpecLogClientOptions.SubscriptionRefresh)} must be positive.");
@@ -85,32 +86,6 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     private long _sequence;
 
     private long NextSequenceNumber() => Interlocked.Increment(ref _sequence);
-
-    /// <summary>The number of shards of the log.</summary>
-    public async Task<int> GetShardCountAsync(CancellationToken cancellationToken = default)
-    {
-        if (_shardCount == 0)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var status = await Sequencer.GetStatusAsync();
-            _routes = new ShardRoutes(_grainFactory, status.ShardCount, status.ShardReplicas);
-            _callTimeout = status.ShardReplicas > 1 ? _options.ReplicatedAppendCallTimeout : _options.AppendCallTimeout;
-            _batchers = Enumerable.Range(0, status.ShardCount)
-                .Select(s => new AppendBatcher(
-                    (seqs, payloads, ct) => AppendAtLeaderAsync(s, seqs, payloads, ct),
-                    NextSequenceNumber,
-                    status.MaxBatchRecords,
-                    _options.MaxAppendsInFlightPerShard,
-                    _callTimeout,
-                    _options.AppendRetryDeadline,
-                    s))
-                .ToArray();
-            _maxRecordSize = status.MaxRecordSize;
-            _shardCount = status.ShardCount;
-        }
-
-        return _shardCount;
-    }
 
     /// <summary>
     /// Sends identified records to the replica believed to lead <paramref name="shard"/>; a replica that names another
@@ -138,15 +113,32 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// </summary>
     /// <exception cref="ArgumentException">The record is empty or too large.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The shard does not exist.</exception>
+    /// <exception cref="ShardRemovedException">The named shard has left the log (an append that names no shard goes to another one).</exception>
     public async Task<long> AppendAsync(ReadOnlyMemory<byte> payload, int? shard = null, CancellationToken cancellationToken = default)
     {
-        var target = await PickShardAsync(shard, cancellationToken);
-        CheckSize(payload.Length, 0);
-        cancellationToken.ThrowIfCancellationRequested();
-        return await _batchers[target].AppendAsync(payload.ToArray(), cancellationToken);
+        for (var attempt = 1; ; attempt++)
+        {
+            var target = await PickShardAsync(shard, cancellationToken);
+            CheckSize(payload.Length, 0);
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                return await Batcher(target).AppendAsync(payload.ToArray(), cancellationToken);
+            }
+            catch (ShardRemovedException) when (shard is null && attempt < MaxReroutes)
+            {
+                // The shard left the log without taking the record: learn the shard set again and append elsewhere.
+                await RefreshShardsAsync(cancellationToken);
+            }
+        }
     }
 
     /// <summary>Appends records in order to one shard; returns their final GSNs once committed.</summary>
+    /// <remarks>
+    /// If the shard leaves the log meanwhile, the records it did not take go, in order, to another shard when the call
+    /// named no shard (their GSNs then follow that shard's order); when it named the shard, the call fails with a
+    /// <see cref="ShardRemovedException"/> that gives the GSNs of the records that were written.
+    /// </remarks>
     public async Task<long[]> AppendBatchAsync(IReadOnlyList<ReadOnlyMemory<byte>> payloads, int? shard = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(payloads);
@@ -163,7 +155,49 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             arrays[i] = payloads[i].ToArray();
         }
 
-        // One id per record, kept across retries: the shard writes each once and answers a retry with the original GSNs.
+        var gsns = new long[arrays.Length];
+        var left = Enumerable.Range(0, arrays.Length).ToArray();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var written = await AppendIdentifiedBatchAsync(target, [.. left.Select(i => arrays[i])], cancellationToken);
+                for (var k = 0; k < left.Length; k++)
+                {
+                    gsns[left[k]] = written[k];
+                }
+
+                return gsns;
+            }
+            catch (ShardRemovedException e) when (shard is null && attempt < MaxReroutes)
+            {
+                // Keep what the shard wrote before it left; send the rest to another shard, with new append ids.
+                var rest = new List<int>();
+                for (var k = 0; k < left.Length; k++)
+                {
+                    if (e.Gsns.Length == left.Length && e.Gsns[k] >= 0)
+                    {
+                        gsns[left[k]] = e.Gsns[k];
+                    }
+                    else
+                    {
+                        rest.Add(left[k]);
+                    }
+                }
+
+                left = [.. rest];
+                await RefreshShardsAsync(cancellationToken);
+                target = await PickShardAsync(null, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends records to <paramref name="target"/> with one id each, kept across retries (the shard writes each once and
+    /// answers a retry with the original GSNs), retrying failures with an unknown outcome until the retry deadline.
+    /// </summary>
+    private async Task<long[]> AppendIdentifiedBatchAsync(int target, byte[][] arrays, CancellationToken cancellationToken)
+    {
         var last = Interlocked.Add(ref _sequence, arrays.Length);
         var seqs = Enumerable.Range(0, arrays.Length).Select(i => last - arrays.Length + 1 + i).ToArray();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -221,11 +255,21 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     {
         var shardCount = await GetShardCountAsync(cancellationToken);
         var merger = new LogMerger(shardCount, fromGsn, await WindowsCoveringAsync(fromGsn, cancellationToken));
-        await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, shardCount).ToArray(), merger.ExpectedSlot, cancellationToken);
+        await EnsureShardCountAsync(merger.ShardCount, cancellationToken);
+        await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, merger.ShardCount).ToArray(), merger.ExpectedSlot, cancellationToken);
         var events = new List<SpecLogEvent>();
+        var subscribed = merger.ShardCount;
         await foreach (var (batch, receivedAt) in feed.ReadAllAsync(cancellationToken))
         {
             merger.Add(batch, receivedAt);
+            if (merger.ShardCount > subscribed)
+            {
+                // A window names shards added since the subscription started: follow them too.
+                await EnsureShardCountAsync(merger.ShardCount, cancellationToken);
+                await feed.AddShardsAsync(Enumerable.Range(subscribed, merger.ShardCount - subscribed), cancellationToken);
+                subscribed = merger.ShardCount;
+            }
+
             events.Clear();
             merger.Drain(events);
             foreach (var e in events)
@@ -262,7 +306,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         // Where a GSN-ordered subscription from fromGsn would start on each shard (the merger also checks fromGsn).
         var start = new LogMerger(shardCount, fromGsn, await WindowsCoveringAsync(fromGsn, cancellationToken));
         var fromSlots = Enumerable.Range(0, shardCount).Select(start.ExpectedSlot).ToArray();
-        await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, cancellationToken, fromGsn))
+        await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, cancellationToken, fromGsn, followNewShards: true))
         {
             yield return e;
         }
@@ -273,30 +317,39 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// first confirmation starts at <paramref name="confirmedFrom"/>, or, when it is negative, at the confirmed prefix
     /// the first push reports (a per-shard subscription does not know where the log's prefix stood before).
     /// </summary>
-    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1)
+    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1, bool followNewShards = false)
     {
-        var next = new long[shards.Length];
-        var index = new Dictionary<int, int>();
+        // Per shard, the next slot to pass on (read by the feed's refresh from another thread).
+        var next = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
         for (var i = 0; i < shards.Length; i++)
         {
-            next[i] = fromSlots[i];
-            index[shards[i]] = i;
+            next[shards[i]] = fromSlots[i];
         }
 
         var confirmed = confirmedFrom;
-        await using var feed = await ShardFeed.StartAsync(this, shards, s => Volatile.Read(ref next[index[s]]), cancellationToken);
+        var known = shards.Length == 0 ? 0 : shards.Max() + 1;
+        await using var feed = await ShardFeed.StartAsync(this, shards, s => next.GetValueOrDefault(s), cancellationToken);
         await foreach (var (batch, _) in feed.ReadAllAsync(cancellationToken))
         {
-            var i = index[batch.Shard];
+            if (followNewShards && batch.Windows.Length > 0 && batch.Windows[^1].ShardCount > known)
+            {
+                // A window names shards added since the subscription started: follow them too (from their first slot).
+                var named = batch.Windows[^1].ShardCount;
+                await EnsureShardCountAsync(named, cancellationToken);
+                await feed.AddShardsAsync(Enumerable.Range(known, named - known), cancellationToken);
+                known = named;
+            }
+
+            var from = next.GetValueOrDefault(batch.Shard);
             foreach (var e in batch.Entries)
             {
-                if (!e.IsNoOp && e.Slot >= next[i])
+                if (!e.IsNoOp && e.Slot >= from)
                 {
                     yield return new SpeculativeRecord(e.Gsn, batch.Shard, e.Payload);
                 }
             }
 
-            Volatile.Write(ref next[i], Math.Max(next[i], batch.ToSlot));
+            next[batch.Shard] = Math.Max(from, batch.ToSlot);
             if (confirmed < 0)
             {
                 confirmed = batch.ConfirmedGsn;
@@ -329,7 +382,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         }
 
         var result = new List<LogRecord>();
-        var shardCount = await GetShardCountAsync(cancellationToken);
+        var shardCount = await EnsureShardCountAsync(_history.Last?.ShardCount ?? 0, cancellationToken);
         for (var s = 0; s < shardCount; s++)
         {
             long slot, end;
@@ -380,27 +433,6 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         if (length > _maxRecordSize)
         {
             throw new ArgumentException($"Record {index} has {length} bytes; the largest record allowed is {_maxRecordSize} bytes.", "payload");
-        }
-    }
-
-    private async Task<int> PickShardAsync(int? shard, CancellationToken cancellationToken)
-    {
-        if (shard is { } s)
-        {
-            await CheckShardAsync(s, cancellationToken);
-            return s;
-        }
-
-        var count = await GetShardCountAsync(cancellationToken);
-        return (int)((uint)Interlocked.Increment(ref _roundRobin) % (uint)count);
-    }
-
-    private async Task CheckShardAsync(int shard, CancellationToken cancellationToken)
-    {
-        var count = await GetShardCountAsync(cancellationToken);
-        if (shard < 0 || shard >= count)
-        {
-            throw new ArgumentOutOfRangeException(nameof(shard), shard, $"Unknown shard {shard}: the log has {count} shards (0 to {count - 1}).");
         }
     }
 

@@ -65,6 +65,16 @@ public sealed class SpecLogClientOptions
     /// </summary>
     public TimeSpan ConnectTimeout { get; set; } = DEFAULT_CONNECT_TIMEOUT;
 
+    /// <summary>Default <see cref="ShardSetRefresh"/>.</summary>
+    public static readonly TimeSpan DEFAULT_SHARD_SET_REFRESH = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How often the client asks the log which shards take appends (shards are added and removed while it serves).
+    /// Appends that name no shard go round the shards the client knows; a removed shard is noticed at its first refusal
+    /// and those appends go to another shard, and an added one gets its share within this interval.
+    /// </summary>
+    public TimeSpan ShardSetRefresh { get; set; } = DEFAULT_SHARD_SET_REFRESH;
+
     /// <summary>How often subscriptions re-register with their shards.</summary>
     public TimeSpan SubscriptionRefresh { get; set; } = DEFAULT_SUBSCRIPTION_REFRESH;
 

@@ -110,9 +110,9 @@ public sealed class ShardCore
 
     /// <summary>
     /// Whether the shard must keep cuts moving (fill at deadlines, report, retransmit): it or another shard waits for a
-    /// commit, or idle quiescence is off.
+    /// commit, or idle quiescence is off. A departed shard whose every slot is committed is never active again.
     /// </summary>
-    public bool Active => HasUncommittedRecords || OthersWaiting || !_options.QuiesceWhenIdle;
+    public bool Active => !(Departed && CommittedSlots >= FinalSlots) && (HasUncommittedRecords || OthersWaiting || !_options.QuiesceWhenIdle);
 
     /// <summary>
     /// Slots that may be delivered to subscribers now: durable and positioned (Fix-Ante; never past a window the shard

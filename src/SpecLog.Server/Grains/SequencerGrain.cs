@@ -96,7 +96,7 @@ internal sealed partial class SequencerGrain(
             return;
         }
 
-        if ((uint)report.Shard >= (uint)_options.ShardCount)
+        if ((uint)report.Shard >= (uint)_state.ShardCount)
         {
             LogUnknownShard(logger, report.Shard);
             return;
@@ -116,6 +116,61 @@ internal sealed partial class SequencerGrain(
         }
 
         _publisher.Publish(_state, _output);
+    }
+
+    public async Task RequestShardChangeAsync(ShardControl change, int shard)
+    {
+        if (change == ShardControl.None || !Enum.IsDefined(change))
+        {
+            throw new ArgumentException($"{change} is not a change of the shard set.", nameof(change));
+        }
+
+        var status = await GetStatusAsync();
+        var refusal = ShardChangeRefusal(status, change, shard);
+        if (refusal is not null)
+        {
+            throw new ArgumentException(refusal, nameof(shard));
+        }
+
+        var request = ShardReport.ForControl(change, shard, SpecLogMetrics.NowMicros());
+        if (_replicated)
+        {
+            ordering.SendReport(request);
+            return;
+        }
+
+        _output.Clear();
+        _state.Apply(request, _output);
+        if (_output.ControlRefused is { } refused)
+        {
+            throw new ArgumentException(refused, nameof(shard));
+        }
+
+        LogShardChange(logger, change, shard);
+        await PersistNewWindowsAsync();
+        _publisher.Publish(_state, _output);
+    }
+
+    /// <summary>Why <paramref name="change"/> of <paramref name="shard"/> is impossible in the log <paramref name="status"/> describes; null if it is possible (or done already).</summary>
+    internal static string? ShardChangeRefusal(SequencerStatus status, ShardControl change, int shard)
+    {
+        var departed = status.DepartedShards ?? [];
+        if (change == ShardControl.Join)
+        {
+            return shard > status.ShardCount || shard < 0
+                ? $"Shard {shard} cannot join: the next shard id is {status.ShardCount}."
+                : shard < status.ShardCount && departed.Contains(shard) ? $"Shard {shard} left the log; a removed shard does not come back (add a new one)." : null;
+        }
+
+        if (shard < 0 || shard >= status.ShardCount)
+        {
+            return $"Unknown shard {shard}: the log has shards 0 to {status.ShardCount - 1}.";
+        }
+
+        var staying = status.ActiveShards.Where(s => s != shard).ToArray();
+        return staying.Length == 0 && !departed.Contains(shard) && !(status.LeavingShards ?? []).Contains(shard)
+            ? $"Shard {shard} cannot leave: it is the last shard of the log."
+            : null;
     }
 
     public Task<WindowConfig[]> GetWindowsAsync(long fromWindow)
@@ -176,6 +231,9 @@ internal sealed partial class SequencerGrain(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Window {Window} decided: start GSN {StartGsn}, quotas [{Quotas}]")]
     private static partial void LogWindowDecided(ILogger logger, long window, long startGsn, string quotas);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard-set change: {Change} of shard {Shard}, decided with the next window")]
+    private static partial void LogShardChange(ILogger logger, ShardControl change, int shard);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Report from unknown shard {Shard} ignored")]
     private static partial void LogUnknownShard(ILogger logger, int shard);

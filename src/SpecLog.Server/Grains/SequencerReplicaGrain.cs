@@ -42,6 +42,9 @@ internal sealed partial class SequencerReplicaGrain(
     private const byte IncarnationKind = 21;
     private const byte PeerEpochKind = 22;
 
+    /// <summary>The Copilot client id of shard-set changes (shards are clients 0 … n−1).</summary>
+    internal const int AdminClient = -1;
+
     private readonly SpecLogOptions _options = options.Value;
     private readonly SequencerOutput _output = new();
     private readonly HashSet<CommandId> _executedNow = [];
@@ -180,7 +183,7 @@ internal sealed partial class SequencerReplicaGrain(
 
     public Task Submit(ShardReport report, bool forwarded)
     {
-        if (_deactivating || (uint)report.Shard >= (uint)_options.ShardCount)
+        if (_deactivating || (report.Control == ShardControl.None && (uint)report.Shard >= (uint)_state.ShardCount))
         {
             if (!_deactivating)
             {
@@ -208,7 +211,9 @@ internal sealed partial class SequencerReplicaGrain(
         }
 
         var effects = new List<Effect<ShardReport>>();
-        var id = new CommandId(report.Shard, report.ReportSeq);
+        // Shard-set changes come from administrators, not from a shard: their own client id, so the shards' report
+        // sequence numbers and theirs never shadow each other.
+        var id = new CommandId(report.Control == ShardControl.None ? report.Shard : AdminClient, report.ReportSeq);
         if (SpecLogMetrics.StageDuration.Enabled)
         {
             var now = SpecLogMetrics.NowMicros();
@@ -346,7 +351,19 @@ internal sealed partial class SequencerReplicaGrain(
                     (sends ??= []).Add(effect);
                     break;
                 case ExecuteEffect<ShardReport> e:
+                    if (e.Command.Payload.Control == ShardControl.None && (uint)e.Command.Payload.Shard >= (uint)_state.ShardCount)
+                    {
+                        LogUnknownShard(logger, e.Command.Payload.Shard); // ordered before its join: every replica skips it alike
+                        break;
+                    }
+
                     _state.Apply(e.Command.Payload, _output);
+                    if (_output.ControlRefused is { } refused)
+                    {
+                        LogShardChangeRefused(logger, _id, refused);
+                        _output.ControlRefused = null;
+                    }
+
                     _executedNow.Add(e.Command.Id);
                     if (_submittedAt.Remove(e.Command.Id, out var submitted))
                     {
@@ -356,7 +373,7 @@ internal sealed partial class SequencerReplicaGrain(
                     _commandsExecuted++;
                     break;
                 case ReplyEffect<ShardReport> r:
-                    if (!_executedNow.Contains(r.Command))
+                    if (r.Command.Client >= 0 && !_executedNow.Contains(r.Command))
                     {
                         _answer.Add(r.Command.Client); // a retransmitted report: that shard missed a notice
                     }
@@ -527,6 +544,9 @@ internal sealed partial class SequencerReplicaGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica} activated: epoch {Epoch}, {Records} records recovered, {Mode} mode, on {Silo}")]
     private static partial void LogActivated(ILogger logger, int replica, long epoch, int records, ReplicationMode mode, SiloAddress silo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica}: shard-set change refused: {Reason}")]
+    private static partial void LogShardChangeRefused(ILogger logger, int replica, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica} (epoch {Epoch}) deactivated: {Reason}")]
     private static partial void LogDeactivated(ILogger logger, int replica, long epoch, string reason);

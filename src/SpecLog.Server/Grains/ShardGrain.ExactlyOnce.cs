@@ -24,6 +24,11 @@ internal sealed partial class ShardGrain
             throw new ArgumentException($"{sequenceNumbers.Length} sequence numbers for {payloads.Length} records.", nameof(sequenceNumbers));
         }
 
+        if (_core.Departed)
+        {
+            return await AnswerDepartedAsync(client, sequenceNumbers, cancellationToken);
+        }
+
         // Everything is checked before anything is written, so a refused batch leaves no trace.
         for (var i = 0; i < payloads.Length; i++)
         {
@@ -90,10 +95,18 @@ internal sealed partial class ShardGrain
     /// <summary>Answers the retries whose original records are now committed.</summary>
     private void CompleteRetriedAppends(long committedSlots)
     {
-        while (_retried.TryPeek(out var r, out var slot) && slot < committedSlots)
+        var final = _core.FinalSlots;
+        while (_retried.TryPeek(out var r, out var slot) && (slot < committedSlots || (slot >= final && committedSlots >= final)))
         {
             _retried.Dequeue();
-            r.Complete(_core.History.GsnOfSlot(_shard, slot));
+            if (slot < final)
+            {
+                r.Complete(_core.History.GsnOfSlot(_shard, slot));
+            }
+            else
+            {
+                r.Fail(new ShardRemovedException(_shard, [-1]));
+            }
         }
     }
 

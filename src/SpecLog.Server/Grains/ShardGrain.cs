@@ -65,12 +65,19 @@ internal sealed partial class ShardGrain(
     {
         var key = this.GetPrimaryKeyLong();
         _replicas = _options.EffectiveShardReplicas;
-        if (key < 0 || ShardKeys.ShardOf(key) >= _options.ShardCount || ShardKeys.ReplicaOf(key) >= _replicas)
+        var shardCount = _options.ShardCount;
+        if (key >= 0 && ShardKeys.ShardOf(key) >= shardCount && ShardKeys.ReplicaOf(key) < _replicas)
+        {
+            // Beyond the configured shards: a shard added while the log serves exists if the ordering layer says so.
+            shardCount = Math.Max(shardCount, (await ordering.GetStatusAsync()).ShardCount);
+        }
+
+        if (key < 0 || ShardKeys.ShardOf(key) >= shardCount || ShardKeys.ReplicaOf(key) >= _replicas)
         {
             // Stay active (idle collection removes it) and refuse every call with a clear error.
-            _invalidReason = key >= 0 && ShardKeys.ShardOf(key) < _options.ShardCount
+            _invalidReason = key >= 0 && ShardKeys.ShardOf(key) < shardCount
                 ? $"Shard {ShardKeys.ShardOf(key)} has no replica {ShardKeys.ReplicaOf(key)}: it has {_replicas} (0 to {_replicas - 1})."
-                : $"Unknown shard {(key >= 0 ? ShardKeys.ShardOf(key) : key)}: the log has {_options.ShardCount} shards (0 to {_options.ShardCount - 1}).";
+                : $"Unknown shard {(key >= 0 ? ShardKeys.ShardOf(key) : key)}: the log has {shardCount} shards (0 to {shardCount - 1}).";
             _replicas = 1;
             return;
         }
@@ -135,6 +142,7 @@ internal sealed partial class ShardGrain(
         EnsureValid();
         ValidateRecord(payload, 0);
         await EnsureServingAsync(cancellationToken);
+        EnsureMember();
         cancellationToken.ThrowIfCancellationRequested();
         var pending = new PendingAppend(AppendRecord(payload), 1, NowMicros());
         _pending.Enqueue(pending);
@@ -148,6 +156,7 @@ internal sealed partial class ShardGrain(
         EnsureValid();
         ValidateBatch(payloads);
         await EnsureServingAsync(cancellationToken);
+        EnsureMember();
         cancellationToken.ThrowIfCancellationRequested();
         var first = -1L;
         foreach (var p in payloads)
@@ -216,7 +225,13 @@ internal sealed partial class ShardGrain(
         var now = NowMicros();
         _notices++;
         SpecLogMetrics.Notices.Add(1);
+        var wasMember = !_core.Departed;
         _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting, notice.StateVersion);
+        if (wasMember && _core.Departed)
+        {
+            LogDeparted(logger, _shard, _core.FinalSlots, Math.Max(0, _core.DurableSlots - _core.FinalSlots));
+        }
+
         if (notice.LagFixTargetCut > 0)
         {
             var n = _core.NoOpsForLagFix(notice.LagFixTargetCut);
@@ -271,7 +286,8 @@ internal sealed partial class ShardGrain(
             Replicated ? "Leader" : "Single",
             _replication?.LeaderEpoch ?? 0,
             _log.NextIndex,
-            SiloName));
+            SiloName,
+            _core.Departed));
     }
 
     private string SiloName => GrainContext.Address.SiloAddress?.ToString() ?? "";
@@ -385,9 +401,16 @@ internal sealed partial class ShardGrain(
     private void AcknowledgeCommitted(long now, long committedAt)
     {
         var committed = _core.CommittedSlots;
-        while (_pending.TryPeek(out var p) && p.FirstSlot + p.Count <= committed)
+        var final = _core.FinalSlots; // long.MaxValue unless the shard has left the log
+        while (_pending.TryPeek(out var p) && Math.Min(p.FirstSlot + p.Count, final) <= committed)
         {
             _pending.Dequeue();
+            if (p.FirstSlot + p.Count > final)
+            {
+                FailBeyondLastSlot(p);
+                continue;
+            }
+
             if (SpecLogMetrics.StageDuration.Enabled)
             {
                 var end = p.FirstSlot + p.Count;

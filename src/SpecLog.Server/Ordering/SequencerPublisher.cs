@@ -17,15 +17,17 @@ namespace SpecLog.Server.Ordering;
 /// </remarks>
 internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFactory, long versionBase = 0, int shardReplicas = 1)
 {
-    private readonly long[] _sentWindows = new long[shardCount];
-    private readonly long[] _sentToEpoch = new long[shardCount];
+    private long[] _sentWindows = new long[shardCount];
+    private long[] _sentToEpoch = new long[shardCount];
+    private bool[] _retired = new bool[shardCount];
     private long _committedCut = -1;
     private long _committedAtMicros;
 
     /// <summary>After applying reports or a fallback: notify every shard if the commit, the windows or the waiting flag changed, and shards with a lag-fix.</summary>
     public void Publish(SequencerState state, SequencerOutput output)
     {
-        Span<long> lagTarget = stackalloc long[shardCount];
+        var count = Track(state);
+        Span<long> lagTarget = stackalloc long[count];
         foreach (var (shard, target) in output.LagFixes)
         {
             lagTarget[shard] = Math.Max(lagTarget[shard], target);
@@ -38,25 +40,50 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         }
 
         var broadcast = output.CommitAdvanced || output.NewWindows.Count > 0 || output.WaitingChanged;
-        for (var s = 0; s < shardCount; s++)
+        for (var s = 0; s < count; s++)
         {
-            if (broadcast || lagTarget[s] > 0)
+            if ((broadcast && !_retired[s]) || lagTarget[s] > 0)
             {
                 Notify(state, s, Math.Max(state.KnownWindowsOf(s), _sentWindows[s]), lagTarget[s]);
+                _retired[s] = Finished(state, s);
             }
         }
     }
 
+    /// <summary>
+    /// A departed shard whose every slot is committed needs no more notices once it was told so (it answers reads and
+    /// nothing else); if that notice is lost, its retransmitted report is answered (<see cref="Answer"/>).
+    /// </summary>
+    private static bool Finished(SequencerState state, int shard) =>
+        state.IsDeparted(shard) && state.History.SlotsBeforeCut(shard, state.CommittedCut) >= state.History.KnownSlots(shard);
+
     /// <summary>Answers one shard with everything it lacks (a retransmitted report means it missed a notice).</summary>
-    public void Answer(SequencerState state, int shard) => Notify(state, shard, state.KnownWindowsOf(shard), 0);
+    public void Answer(SequencerState state, int shard)
+    {
+        Track(state);
+        Notify(state, shard, state.KnownWindowsOf(shard), 0);
+    }
 
     /// <summary>Forgets which windows were sent beyond what shards confirmed, so the next publish repeats them (repairs lost notices).</summary>
     public void Rewind(SequencerState state)
     {
-        for (var s = 0; s < shardCount; s++)
+        for (var s = 0; s < Track(state); s++)
         {
             _sentWindows[s] = Math.Min(_sentWindows[s], state.KnownWindowsOf(s));
         }
+    }
+
+    /// <summary>Follows the shard set as shards join; returns the number of shards to notify.</summary>
+    private int Track(SequencerState state)
+    {
+        if (state.ShardCount > _sentWindows.Length)
+        {
+            Array.Resize(ref _sentWindows, state.ShardCount);
+            Array.Resize(ref _sentToEpoch, state.ShardCount);
+            Array.Resize(ref _retired, state.ShardCount);
+        }
+
+        return state.ShardCount;
     }
 
     /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above (none past the last).</summary>
@@ -70,14 +97,15 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
     /// <summary>The state machine's status for operators, tests and clients (record size limits come from the options).</summary>
     public static SequencerStatus Describe(SequencerState state, SpecLogOptions options)
     {
-        var completed = new long[options.ShardCount];
+        var completed = new long[state.ShardCount];
         for (var s = 0; s < completed.Length; s++)
         {
             completed[s] = state.CompletedCutOf(s);
         }
 
+        var shards = Enumerable.Range(0, state.ShardCount).ToArray();
         return new SequencerStatus(
-            options.ShardCount,
+            state.ShardCount,
             state.CommittedCut,
             state.CommittedGsn,
             state.History.Count,
@@ -91,7 +119,10 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
             options.MaxBatchRecords,
             options.EffectiveShardReplicas,
             state.Groundings,
-            [.. Enumerable.Range(0, options.ShardCount).Where(state.IsGrounded)]);
+            [.. shards.Where(state.IsGrounded)],
+            [.. shards.Where(state.IsDeparted)],
+            [.. shards.Where(state.IsJoining)],
+            [.. shards.Where(state.IsLeaving)]);
     }
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)

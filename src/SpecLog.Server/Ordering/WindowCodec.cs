@@ -12,13 +12,15 @@ public static class WindowCodec
 
     /// <summary>
     /// Encodes a window: window, start GSN, first cut, view (8 bytes each), W, shard count (4 bytes each), quotas, then
-    /// the cut interval factor and the cut layout (4 bytes each) unless they are 1 and blocked (so records of windows
-    /// with Belfast's defaults stay as before). Records with only the factor (44 + 4n bytes) are still read.
+    /// the cut interval factor and the cut layout (4 bytes each) unless they are 1 and blocked and no shard has departed
+    /// (so records of windows with Belfast's defaults stay as before), then, if shards have departed, their count and
+    /// ids (4 bytes each). Records with only the factor (44 + 4n bytes) are still read.
     /// </summary>
     public static byte[] Encode(WindowConfig w)
     {
-        var extended = w.CutIntervalFactor != 1 || w.RequestedLayout != CutLayout.Blocked;
-        var bytes = new byte[40 + 4 * w.ShardCount + (extended ? 8 : 0)];
+        var departed = w.Departed.Length;
+        var extended = w.CutIntervalFactor != 1 || w.RequestedLayout != CutLayout.Blocked || departed > 0;
+        var bytes = new byte[40 + 4 * w.ShardCount + (extended ? 8 : 0) + (departed > 0 ? 4 + 4 * departed : 0)];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteInt64LittleEndian(span, w.Window);
         BinaryPrimitives.WriteInt64LittleEndian(span[8..], w.StartGsn);
@@ -37,6 +39,16 @@ public static class WindowCodec
             BinaryPrimitives.WriteInt32LittleEndian(span[(44 + 4 * w.ShardCount)..], (int)w.RequestedLayout);
         }
 
+        if (departed > 0)
+        {
+            var at = 48 + 4 * w.ShardCount;
+            BinaryPrimitives.WriteInt32LittleEndian(span[at..], departed);
+            for (var i = 0; i < departed; i++)
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(span[(at + 4 + 4 * i)..], w.Departed[i]);
+            }
+        }
+
         return bytes;
     }
 
@@ -49,13 +61,19 @@ public static class WindowCodec
         }
 
         var n = BinaryPrimitives.ReadInt32LittleEndian(span[36..]);
-        if (n < 1 || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n && span.Length != 48 + 4 * n))
+        var d = n >= 1 && span.Length >= 52 + 4 * n ? BinaryPrimitives.ReadInt32LittleEndian(span[(48 + 4 * n)..]) : 0;
+        if (n < 1 || d < 0 || d > n || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n && span.Length != 48 + 4 * n && span.Length != 52 + 4 * n + 4 * d))
         {
-            throw new InvalidDataException($"A window record for {n} shards must have {40 + 4 * n}, {44 + 4 * n} or {48 + 4 * n} bytes, got {span.Length}.");
+            throw new InvalidDataException($"A window record for {n} shards must have {40 + 4 * n}, {44 + 4 * n}, {48 + 4 * n} or 52 + 4·departed bytes, got {span.Length}.");
         }
 
         var factor = span.Length >= 44 + 4 * n ? BinaryPrimitives.ReadInt32LittleEndian(span[(40 + 4 * n)..]) : 1;
-        var layout = span.Length == 48 + 4 * n ? (CutLayout)BinaryPrimitives.ReadInt32LittleEndian(span[(44 + 4 * n)..]) : CutLayout.Blocked;
+        var layout = span.Length >= 48 + 4 * n ? (CutLayout)BinaryPrimitives.ReadInt32LittleEndian(span[(44 + 4 * n)..]) : CutLayout.Blocked;
+        var departed = ImmutableArray.CreateBuilder<int>(d);
+        for (var i = 0; i < d; i++)
+        {
+            departed.Add(BinaryPrimitives.ReadInt32LittleEndian(span[(52 + 4 * n + 4 * i)..]));
+        }
         if (factor < 1 || !Enum.IsDefined(layout))
         {
             throw new InvalidDataException($"A window record has cut interval factor {factor} and layout {(int)layout}; expected a factor of at least 1 and layout 0 or 1.");
@@ -75,6 +93,7 @@ public static class WindowCodec
             quotas.MoveToImmutable(),
             BinaryPrimitives.ReadInt64LittleEndian(span[24..]),
             factor,
-            layout);
+            layout,
+            departed.MoveToImmutable());
     }
 }

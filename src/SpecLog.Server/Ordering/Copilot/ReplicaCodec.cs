@@ -39,6 +39,8 @@ public static class ReplicaCodec
 
     private const byte FixedLagFlag = 1;
     private const byte WaitingFlag = 2;
+    private const int ControlShift = 2; // bits 2-3: the report's ShardControl (0 for an ordinary report)
+    private const byte ControlMask = 3 << ControlShift;
 
     private enum MessageTag : byte
     {
@@ -475,7 +477,7 @@ public static class ReplicaCodec
                 WriteInt64(report.RealRecords);
                 WriteInt64(report.TimestampMicros);
                 WriteInt32(report.KnownWindows);
-                WriteByte((byte)((report.FixedLag ? FixedLagFlag : 0) | (report.Waiting ? WaitingFlag : 0)));
+                WriteByte((byte)((report.FixedLag ? FixedLagFlag : 0) | (report.Waiting ? WaitingFlag : 0) | ((int)report.Control << ControlShift)));
             }
         }
 
@@ -570,7 +572,8 @@ public static class ReplicaCodec
                 var timestamp = ReadInt64();
                 var knownWindows = ReadInt32();
                 var flags = ReadByte();
-                if ((flags & ~(FixedLagFlag | WaitingFlag)) != 0)
+                var control = (ShardControl)((flags & ControlMask) >> ControlShift);
+                if ((flags & ~(FixedLagFlag | WaitingFlag | ControlMask)) != 0 || !Enum.IsDefined(control))
                 {
                     throw Invalid($"unknown report flags 0x{flags:X2}");
                 }
@@ -583,7 +586,8 @@ public static class ReplicaCodec
                     timestamp,
                     knownWindows,
                     (flags & FixedLagFlag) != 0,
-                    (flags & WaitingFlag) != 0);
+                    (flags & WaitingFlag) != 0,
+                    control);
                 commands.Add(new Command<ShardReport>(id, report));
             }
 
