@@ -72,11 +72,17 @@ public sealed partial class SpecLogClient
     {
         var limit = timeout ?? TimeSpan.FromSeconds(30);
         var started = Stopwatch.GetTimestamp();
-        var asked = long.MinValue;
+        long? asked = null;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var status = await Sequencer.GetStatusAsync();
+            if (status.ShardCount > (_shards?.Count ?? 0))
+            {
+                // The shard has joined (it takes appends at once, positioned from its first window): send it this client's share now.
+                await RefreshShardsAsync(cancellationToken);
+            }
+
             if (decided(status))
             {
                 return await FindChangeAsync(change, shard, cancellationToken);
@@ -87,7 +93,7 @@ public sealed partial class SpecLogClient
                 throw new TimeoutException($"{(change == ShardControl.Join ? "Adding" : "Removing")} shard {shard} was not decided within {limit.TotalSeconds:0.###} s.");
             }
 
-            if (Stopwatch.GetElapsedTime(asked) >= TimeSpan.FromSeconds(1))
+            if (asked is not { } at || Stopwatch.GetElapsedTime(at) >= TimeSpan.FromSeconds(1))
             {
                 // Ask (again: with a replicated ordering layer a request travels one way and may be lost).
                 asked = Stopwatch.GetTimestamp();

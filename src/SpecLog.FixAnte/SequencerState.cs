@@ -37,6 +37,7 @@ public sealed class SequencerState
     private bool[] _departed = [];
     private int _waitingCount;
     private int _pendingChanges;
+    private int _joiningCount;
 
     /// <summary>
     /// Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any. The shard
@@ -66,6 +67,7 @@ public sealed class SequencerState
             for (var s = known; s < ShardCount && options.Mode == OrderingMode.FixAnte; s++)
             {
                 _joining[s] = true;
+                _joiningCount++;
                 _pendingChanges++;
             }
         }
@@ -306,7 +308,12 @@ public sealed class SequencerState
                 if (_options.Mode == OrderingMode.FixAnte)
                 {
                     _joining[shard] = true;
+                    _joiningCount++;
                     _pendingChanges++;
+                    if (History.Count > 0)
+                    {
+                        AdvanceFixAnte(output);
+                    }
                 }
 
                 return;
@@ -332,6 +339,7 @@ public sealed class SequencerState
                 if (_joining[shard])
                 {
                     _joining[shard] = false; // it never got a slot
+                    _joiningCount--;
                     _pendingChanges--;
                 }
 
@@ -375,6 +383,7 @@ public sealed class SequencerState
             else if (_joining[s] && quotas[s] > 0)
             {
                 _joining[s] = false;
+                _joiningCount--;
                 _pendingChanges--;
             }
 
@@ -405,9 +414,11 @@ public sealed class SequencerState
                 output.CommitAdvanced = true;
             }
 
-            // Lease windows: the next configuration is decided once every shard passed the middle of the newest window.
+            // Lease windows: the next configuration is decided once every shard passed the middle of the newest window;
+            // at once when a shard waits to join and only the current window is known (its first slots then come as
+            // early as the current window allows).
             var last = History.Last!;
-            if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2)
+            if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2 || (_joiningCount > 0 && CommittedCut >= last.FirstCut))
             {
                 var waitingBefore = AnyWaiting;
                 var (quotas, factor) = NextQuotas(last);

@@ -54,7 +54,7 @@ public sealed class ShardSetChangeTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void A_join_is_decided_with_the_next_window_and_keeps_the_cuts_moving_until_then()
+    public void A_join_is_decided_with_the_next_window_at_once_when_only_the_current_one_is_known()
     {
         var state = new SequencerState(SequencerDriver.Options(w: 4), 2);
         var o = new SequencerOutput();
@@ -65,24 +65,40 @@ public sealed class ShardSetChangeTests(ITestOutputHelper output)
         state.Apply(ShardReport.ForControl(ShardControl.Join, 2, 1), o);
         Assert.Null(o.ControlRefused);
         Assert.Equal(3, state.ShardCount);
-        Assert.True(state.IsJoining(2));
-        Assert.True(state.AnyWaiting); // an idle log must move its cuts for the join to be decided
-        Assert.True(o.WaitingChanged);
-        Assert.Empty(o.NewWindows);
-
-        // Shards 0 and 1 pass the middle of window 0 (2 of 4 cuts at quota 1): window 1 is decided, with shard 2.
-        o.Clear();
-        state.Apply(new ShardReport(0, 0, 2, 0, 1, 1, false), o);
-        state.Apply(new ShardReport(1, 0, 2, 0, 1, 1, false), o);
-        var next = Assert.Single(o.NewWindows);
+        var next = Assert.Single(o.NewWindows); // no need to wait for the middle of window 0
         Assert.Equal([1, 1, 1], next.Quotas);
         Assert.False(state.IsJoining(2));
         Assert.False(state.AnyWaiting);
-        Assert.True(o.WaitingChanged);
         Assert.Equal(0, state.History[0].QuotaOf(2)); // window 0, decided before, is unchanged
+        Assert.Equal(next.FirstCut, state.CompletedCutOf(2)); // no slot in window 0: it holds nothing back there
+    }
 
-        // Shard 2 has no slot in window 0, so it holds nothing back there.
-        Assert.Equal(next.FirstCut, state.CompletedCutOf(2));
+    [Fact]
+    public void A_join_when_the_next_window_is_decided_already_waits_for_the_one_after_and_keeps_the_cuts_moving()
+    {
+        var state = new SequencerState(SequencerDriver.Options(w: 4), 2);
+        var o = new SequencerOutput();
+        state.Initialize(o);
+        state.Apply(new ShardReport(0, 0, 2, 0, 1, 1, false), o);
+        state.Apply(new ShardReport(1, 0, 2, 0, 1, 1, false), o);
+        Assert.Equal(2, state.History.Count); // window 1 decided at the middle of window 0
+
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Join, 2, 1), o);
+        Assert.Empty(o.NewWindows);
+        Assert.True(state.IsJoining(2));
+        Assert.True(state.AnyWaiting); // an idle log must move its cuts for the join to be decided
+        Assert.True(o.WaitingChanged);
+
+        // Shards 0 and 1 reach window 1 (cut 4): window 2 is decided with shard 2.
+        o.Clear();
+        state.Apply(new ShardReport(0, 1, 4, 0, 2, 2, false), o);
+        state.Apply(new ShardReport(1, 1, 4, 0, 2, 2, false), o);
+        var next = Assert.Single(o.NewWindows);
+        Assert.Equal(2, next.Window);
+        Assert.Equal([1, 1, 1], next.Quotas);
+        Assert.False(state.AnyWaiting);
+        Assert.True(o.WaitingChanged);
     }
 
     [Fact]

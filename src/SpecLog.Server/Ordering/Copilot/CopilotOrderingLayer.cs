@@ -85,12 +85,21 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
         Task? graceEnd = null;
         while (!enough(tasks) && !tasks.All(t => t.IsCompleted))
         {
+            // The pending calls are taken before the grace is armed: a call that completes in between is either in the
+            // list (and wakes the wait) or seen here. Taken the other way round, a call completing between the two made
+            // the wait sleep until QueryTimeout although every replica had answered.
+            var pending = tasks.Where(t => !t.IsCompleted).ToArray();
             if (graceEnd is null && tasks.Any(t => t.IsCompletedSuccessfully))
             {
                 graceEnd = Task.Delay(grace);
             }
 
-            var done = await Task.WhenAny([deadline, .. (graceEnd is null ? Array.Empty<Task>() : [graceEnd]), .. tasks.Where(t => !t.IsCompleted)]);
+            if (pending.Length == 0)
+            {
+                continue; // the last ones completed meanwhile
+            }
+
+            var done = await Task.WhenAny([deadline, .. (graceEnd is null ? Array.Empty<Task>() : [graceEnd]), .. pending]);
             if (done == deadline || done == graceEnd)
             {
                 break;
