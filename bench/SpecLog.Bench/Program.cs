@@ -22,6 +22,7 @@ public static class Program
         new WindowScenario(),
         new HeadlineScenario(),
         new FailoverScenario(),
+        new ElasticScenario(),
     ];
 
     public static async Task<int> Main(string[] args)

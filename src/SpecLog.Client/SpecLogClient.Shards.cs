@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Diagnostics;
 using SpecLog.FixAnte;
 
@@ -46,9 +47,20 @@ public sealed partial class SpecLogClient
         var shard = (await Sequencer.GetStatusAsync()).ShardCount;
         var change = await ChangeShardsAsync(ShardControl.Join, shard, s => s.ShardCount > shard && !(s.JoiningShards ?? []).Contains(shard), timeout, cancellationToken);
 
-        // Start its replicas now (each recovers and reports), rather than at the first append or notice.
+        // Start its replicas now (each recovers and reports), rather than at the first append or notice. Best effort: a
+        // replica whose node is down starts when the node is back, and the others elect a leader without it.
         var set = await RefreshShardsAsync(cancellationToken);
-        await Task.WhenAll(Enumerable.Range(0, _routes.Replicas).Select(r => _routes.Replica(shard, r).GetStatusAsync()));
+        await Task.WhenAll(Enumerable.Range(0, _routes.Replicas).Select(async r =>
+        {
+            try
+            {
+                await _routes.Replica(shard, r).GetStatusAsync().WaitAsync(_callTimeout, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                LogReplicaStartFailed(_logger, e, shard, r);
+            }
+        }));
         return set.Count > shard ? change : throw new InvalidOperationException($"Shard {shard} was added but the log does not list it.");
     }
 
@@ -246,6 +258,9 @@ public sealed partial class SpecLogClient
         return set.Count >= shards ? set.Count : (await RefreshShardsAsync(cancellationToken)).Count;
     }
 
-    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Debug, Message = "Refreshing the shard set failed; the client keeps the one it knows")]
-    private static partial void LogShardSetRefreshFailed(Microsoft.Extensions.Logging.ILogger logger, Exception e);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Added shard {Shard}: replica {Replica} did not start yet; it starts when its node is reachable")]
+    private static partial void LogReplicaStartFailed(ILogger logger, Exception e, int shard, int replica);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Refreshing the shard set failed; the client keeps the one it knows")]
+    private static partial void LogShardSetRefreshFailed(ILogger logger, Exception e);
 }

@@ -35,6 +35,8 @@ public sealed class SequencerState
     private bool[] _joining = [];
     private bool[] _leaving = [];
     private bool[] _departed = [];
+    private bool[] _failing = [];
+    private int _failingCount;
     private int _waitingCount;
     private int _pendingChanges;
     private int _joiningCount;
@@ -109,6 +111,7 @@ public sealed class SequencerState
         Array.Resize(ref _joining, count);
         Array.Resize(ref _leaving, count);
         Array.Resize(ref _departed, count);
+        Array.Resize(ref _failing, count);
         for (var s = from; s < count; s++)
         {
             _appliedSeq[s] = -1;
@@ -132,6 +135,12 @@ public sealed class SequencerState
 
     /// <summary>Whether <paramref name="shard"/> is to leave: the next window decided gives it no slot.</summary>
     public bool IsLeaving(int shard) => (uint)shard < (uint)ShardCount && _leaving[shard];
+
+    /// <summary>Whether <paramref name="shard"/> was declared failed and the window settling it is not decided yet.</summary>
+    public bool IsFailing(int shard) => (uint)shard < (uint)ShardCount && _failing[shard];
+
+    /// <summary>Whole-shard failures settled since the log was created (or recovered).</summary>
+    public long Failures { get; private set; }
 
     /// <summary>Shards that joined the log since it was created (or recovered).</summary>
     public long Joins { get; private set; }
@@ -289,8 +298,11 @@ public sealed class SequencerState
 
     /// <summary>
     /// A change of the shard set. Fix-Ante: a join or leave waits for the next window the sequencer decides (it holds the
-    /// cuts moving until then, see <see cref="AnyWaiting"/>); windows decided already are never changed, so nothing
-    /// delivered speculatively moves. Scalog: a joining shard counts from now, a leaving one after the next cut.
+    /// cuts moving until then, see <see cref="AnyWaiting"/>; a join decides it at once when only the current window is
+    /// known); windows decided already are never changed, so nothing delivered speculatively moves. A failure is
+    /// settled at once, with a window decided now whatever is known already: the failed shard's slots beyond what it
+    /// reported durable become no-ops (<see cref="ShardVoid"/>), the only positions that ever change meaning. Scalog: a
+    /// joining shard counts from now, a leaving or failed one after the next cut.
     /// Deterministic, and idempotent for repeated requests.
     /// </summary>
     private void ApplyControl(ShardControl control, int shard, SequencerOutput output)
@@ -317,19 +329,50 @@ public sealed class SequencerState
                 }
 
                 return;
-            case ShardControl.Leave when shard < 0 || shard >= ShardCount:
-                output.ControlRefused = $"Shard {shard} cannot leave: the log has shards 0 to {ShardCount - 1}.";
+            case ShardControl.Leave or ShardControl.Fail when shard < 0 || shard >= ShardCount:
+                output.ControlRefused = $"Shard {shard} cannot {(control == ShardControl.Fail ? "fail" : "leave")}: the log has shards 0 to {ShardCount - 1}.";
+                return;
+            case ShardControl.Fail when _departed[shard] || _failing[shard]:
+                return; // gone or failing already
+            case ShardControl.Fail:
+                if (!AnyOtherStays(shard))
+                {
+                    output.ControlRefused = $"Shard {shard} cannot be failed: it is the last shard of the log.";
+                    return;
+                }
+
+                if (_options.Mode == OrderingMode.Scalog)
+                {
+                    // Nothing was delivered before its commit: the shard's records beyond the last cut are not in the log.
+                    _departed[shard] = true;
+                    return;
+                }
+
+                _failing[shard] = true;
+                _failingCount++;
+                if (!_leaving[shard])
+                {
+                    _leaving[shard] = true;
+                    _pendingChanges++;
+                }
+
+                if (_joining[shard])
+                {
+                    _joining[shard] = false;
+                    _joiningCount--;
+                    _pendingChanges--;
+                }
+
+                if (History.Count > 0)
+                {
+                    AdvanceFixAnte(output); // settled with a window decided now
+                }
+
                 return;
             case ShardControl.Leave when _departed[shard] || _leaving[shard]:
                 return; // left or leaving already
             case ShardControl.Leave:
-                var staying = 0;
-                for (var s = 0; s < ShardCount; s++)
-                {
-                    staying += s != shard && !_departed[s] && !_leaving[s] ? 1 : 0;
-                }
-
-                if (staying == 0)
+                if (!AnyOtherStays(shard))
                 {
                     output.ControlRefused = $"Shard {shard} cannot leave: it is the last shard of the log.";
                     return;
@@ -360,18 +403,33 @@ public sealed class SequencerState
         }
     }
 
+    /// <summary>Whether a shard other than <paramref name="shard"/> stays in the log (not departed, leaving or failing).</summary>
+    private bool AnyOtherStays(int shard)
+    {
+        for (var s = 0; s < ShardCount; s++)
+        {
+            if (s != shard && !_departed[s] && !_leaving[s])
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>
     /// Settles the pending joins and leaves into the window being decided (whose <paramref name="quotas"/> already give
     /// joining shards their first quota and leaving ones none); returns the window's departed shards.
     /// </summary>
-    private ImmutableArray<int> TakeMembershipChanges(ImmutableArray<int> quotas)
+    private (ImmutableArray<int> Departed, ImmutableArray<ShardVoid> Voids) TakeMembershipChanges(ImmutableArray<int> quotas)
     {
         if (_pendingChanges == 0)
         {
-            return History.Last!.Departed;
+            return (History.Last!.Departed, []);
         }
 
         var departed = ImmutableArray.CreateBuilder<int>();
+        var voids = ImmutableArray.CreateBuilder<ShardVoid>();
         for (var s = 0; s < ShardCount; s++)
         {
             if (_leaving[s])
@@ -379,6 +437,16 @@ public sealed class SequencerState
                 _leaving[s] = false;
                 _departed[s] = true;
                 _pendingChanges--;
+                if (_failing[s])
+                {
+                    // Its slots from what it reported durable to the end of the windows decided so far are no-ops:
+                    // counted as filled, so the cuts go on without it.
+                    _failing[s] = false;
+                    _failingCount--;
+                    Failures++;
+                    voids.Add(new ShardVoid(s, _durableSlots[s]));
+                    _durableSlots[s] = Math.Max(_durableSlots[s], History.KnownSlots(s));
+                }
             }
             else if (_joining[s] && quotas[s] > 0)
             {
@@ -393,7 +461,7 @@ public sealed class SequencerState
             }
         }
 
-        return departed.ToImmutable();
+        return (departed.ToImmutable(), voids.ToImmutable());
     }
 
     private void AdvanceFixAnte(SequencerOutput output)
@@ -418,11 +486,12 @@ public sealed class SequencerState
             // at once when a shard waits to join and only the current window is known (its first slots then come as
             // early as the current window allows).
             var last = History.Last!;
-            if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2 || (_joiningCount > 0 && CommittedCut >= last.FirstCut))
+            if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2 || (_joiningCount > 0 && CommittedCut >= last.FirstCut) || _failingCount > 0)
             {
                 var waitingBefore = AnyWaiting;
                 var (quotas, factor) = NextQuotas(last);
-                var next = last.Next(quotas, cutIntervalFactor: factor, layout: _options.CutLayout, departed: TakeMembershipChanges(quotas));
+                var (departed, voids) = TakeMembershipChanges(quotas);
+                var next = last.Next(quotas, cutIntervalFactor: factor, layout: _options.CutLayout, departed: departed, voids: voids);
                 History.Add(next);
                 output.NewWindows.Add(next);
                 output.WaitingChanged |= waitingBefore != AnyWaiting;

@@ -50,6 +50,14 @@ public enum ShardControl
     /// the next window on, for good. Its records stay readable. Refused for the last shard with slots.
     /// </summary>
     Leave = 2,
+
+    /// <summary>
+    /// Shard <see cref="ShardReport.Shard"/> failed: every replica is gone (or it did not answer a lag-fix in time). Its
+    /// slots beyond the durable slots the sequencer heard of become no-ops in every decided window, and it leaves the
+    /// log with a window decided at once (<see cref="ShardVoid"/>); records it delivered speculatively there are
+    /// mis-speculated. Refused for the last shard with slots.
+    /// </summary>
+    Fail = 3,
 }
 
 /// <summary>What applying a report to the sequencer produced; the host sends it (after persisting new windows).</summary>

@@ -17,6 +17,15 @@ public enum CutLayout
 }
 
 /// <summary>
+/// A whole-shard failure settled in a window: shard <paramref name="Shard"/> lost every replica, and its slots from
+/// <paramref name="FromSlot"/> (the durable slots the sequencer had heard of) up to the window that names it are no-ops.
+/// Records the shard had delivered speculatively there are not in the log (they are mis-speculated).
+/// </summary>
+/// <param name="Shard">The failed shard (departed from the window that carries this).</param>
+/// <param name="FromSlot">Its first slot that is void.</param>
+public readonly record struct ShardVoid(int Shard, long FromSlot);
+
+/// <summary>
 /// The predetermined cuts of one speculation-lease window: <see cref="CutsPerWindow"/> cuts, each made of
 /// <c>Quotas[s]</c> slots of every shard <c>s</c>, in the window's <see cref="Layout"/> inside a cut.
 /// This is the one place where the Fix-Ante formula lives.
@@ -43,7 +52,7 @@ public sealed class WindowConfig
     /// <paramref name="departed"/> lists the shards removed from the log by this window (ascending ids below the quota
     /// count, each with quota 0); they have no slot in it or in any later window.
     /// </summary>
-    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0, int cutIntervalFactor = 1, CutLayout layout = CutLayout.Blocked, ImmutableArray<int> departed = default)
+    public WindowConfig(long window, long startGsn, long firstCut, int cutsPerWindow, ImmutableArray<int> quotas, long viewId = 0, int cutIntervalFactor = 1, CutLayout layout = CutLayout.Blocked, ImmutableArray<int> departed = default, ImmutableArray<ShardVoid> voids = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cutIntervalFactor, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(window);
@@ -86,6 +95,15 @@ public sealed class WindowConfig
             if (d < 0 || d >= quotas.Length || quotas[d] != 0 || (i > 0 && Departed[i - 1] >= d))
             {
                 throw new ArgumentException($"Departed shards must be ascending ids below {quotas.Length} with quota 0; got [{string.Join(',', Departed)}] for quotas [{string.Join(',', quotas)}].", nameof(departed));
+            }
+        }
+
+        Voids = voids.IsDefault ? [] : voids;
+        foreach (var v in Voids)
+        {
+            if (!HasDeparted(v.Shard) || v.FromSlot < 0 || Voids.Count(x => x.Shard == v.Shard) > 1)
+            {
+                throw new ArgumentException($"A void must name a departed shard once, from a slot ≥ 0; got {v} with departed [{string.Join(',', Departed)}].", nameof(voids));
             }
         }
 
@@ -167,6 +185,12 @@ public sealed class WindowConfig
     /// Windows carry the whole list, so whoever holds the newest window knows the log's shard set.
     /// </summary>
     public ImmutableArray<int> Departed { get; }
+
+    /// <summary>
+    /// Shards that failed and leave the log with this window (each is in <see cref="Departed"/>): their slots from
+    /// <see cref="ShardVoid.FromSlot"/> up to this window are no-ops. Only the window where a failure is settled carries it.
+    /// </summary>
+    public ImmutableArray<ShardVoid> Voids { get; }
 
     /// <summary>Whether <paramref name="shard"/> has left the log as of this window.</summary>
     public bool HasDeparted(int shard) => Departed.Length > 0 && Departed.BinarySearch(shard) >= 0;
@@ -274,8 +298,8 @@ public sealed class WindowConfig
     }
 
     /// <summary>The configuration of the window that follows this one, with the given quotas and W (and this one's departed shards unless given).</summary>
-    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null, int? cutIntervalFactor = null, CutLayout? layout = null, ImmutableArray<int>? departed = null) =>
-        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId, cutIntervalFactor ?? CutIntervalFactor, layout ?? RequestedLayout, departed ?? Departed);
+    public WindowConfig Next(ImmutableArray<int> quotas, int? cutsPerWindow = null, long? viewId = null, int? cutIntervalFactor = null, CutLayout? layout = null, ImmutableArray<int>? departed = null, ImmutableArray<ShardVoid> voids = default) =>
+        new(Window + 1, EndGsn, EndCut, cutsPerWindow ?? CutsPerWindow, quotas, viewId ?? ViewId, cutIntervalFactor ?? CutIntervalFactor, layout ?? RequestedLayout, departed ?? Departed, voids);
 
     /// <summary>
     /// The layout the window was created with (what is stored and sent); <see cref="Layout"/> is what it uses, blocked
@@ -285,5 +309,6 @@ public sealed class WindowConfig
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}") + (Layout == CutLayout.Blocked ? "" : " interleaved") + (Departed.Length == 0 ? "" : $" departed [{string.Join(',', Departed)}]");
+        $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}") + (Layout == CutLayout.Blocked ? "" : " interleaved") + (Departed.Length == 0 ? "" : $" departed [{string.Join(',', Departed)}]")
+        + (Voids.Length == 0 ? "" : $" failed [{string.Join(',', Voids.Select(v => $"{v.Shard} from slot {v.FromSlot}"))}]");
 }

@@ -10,6 +10,16 @@ public sealed class WindowHistory
     private readonly List<WindowConfig> _windows = [];
     // _slotStart[w][s]: how many slots shard s owns in windows before w. Grows by one row per window.
     private readonly List<long[]> _slotStart = [];
+    private readonly Dictionary<int, (long From, long To, long Window)> _voids = [];
+
+    /// <summary>
+    /// The void slots of a shard that failed (<see cref="ShardVoid"/>): [From, To) are no-ops, settled with window
+    /// <c>Window</c>; null if the shard never failed.
+    /// </summary>
+    public (long From, long To, long Window)? VoidOf(int shard) => _voids.TryGetValue(shard, out var v) ? v : null;
+
+    /// <summary>Whether shard <paramref name="shard"/>'s slot <paramref name="slot"/> is a no-op because the shard failed.</summary>
+    public bool IsVoid(int shard, long slot) => _voids.Count > 0 && _voids.TryGetValue(shard, out var v) && slot >= v.From && slot < v.To;
 
     /// <summary>The decided windows, oldest first.</summary>
     public IReadOnlyList<WindowConfig> Windows => _windows;
@@ -56,6 +66,10 @@ public sealed class WindowHistory
 
         _windows.Add(config);
         _slotStart.Add(row);
+        foreach (var v in config.Voids)
+        {
+            _voids[v.Shard] = (v.FromSlot, Math.Max(v.FromSlot, row[v.Shard]), config.Window);
+        }
     }
 
     /// <summary>

@@ -99,6 +99,9 @@ internal sealed class Simulation
         /// <summary>When <see cref="LagFillEnd"/> became durable.</summary>
         public long? LagFillDurableAt { get; set; }
 
+        /// <summary>The shard lost every replica: it does nothing any more.</summary>
+        public bool Dead { get; set; }
+
         /// <summary>When the sequencer took the shard's join (null for an initial shard).</summary>
         public long? JoinedAt { get; set; }
 
@@ -139,6 +142,9 @@ internal sealed class Simulation
     /// <summary>Committed records per GSN of the committed prefix (whole run).</summary>
     public (long Records, long NoOps) Committed { get; private set; }
 
+    /// <summary>Records of failed shards that were delivered speculatively and are not in the log; set by the final checks.</summary>
+    public long MisSpeculated { get; private set; }
+
     /// <summary>The sequencer, for inspection after the run.</summary>
     public SequencerState Sequencer => _seq;
 
@@ -171,6 +177,12 @@ internal sealed class Simulation
         foreach (var (at, change, shard) in _load.ShardChanges)
         {
             At(at, () => At(NetDelay(), () => SequencerReceive(ShardReport.ForControl(change, shard, _now))));
+        }
+
+        foreach (var (at, shard) in _load.ShardFailures)
+        {
+            At(at, () => _shards[shard].Dead = true);
+            At(at + _load.FailureDetectionMicros, () => SequencerReceive(ShardReport.ForControl(ShardControl.Fail, shard, _now)));
         }
 
         if (_load.BurstRecords > 0)
@@ -256,6 +268,11 @@ internal sealed class Simulation
 
     private void Tick(int s)
     {
+        if (_shards[s].Dead)
+        {
+            return;
+        }
+
         Pump(s);
         At(Delay(50, 250), () => Tick(s));
     }
@@ -263,7 +280,7 @@ internal sealed class Simulation
     private void Append(int s)
     {
         var host = _shards[s];
-        if (host.Core.Departed)
+        if (host.Core.Departed || host.Dead)
         {
             return; // its appends are refused from now on; a client sends them to other shards
         }
@@ -388,8 +405,11 @@ internal sealed class Simulation
         host.DiskFreeAt = Math.Max(host.DiskFreeAt, Delay(20 + extra, 300 + extra));
         At(host.DiskFreeAt, () =>
         {
-            host.Core.OnDurable(end, records);
-            Pump(s);
+            if (!host.Dead)
+            {
+                host.Core.OnDurable(end, records);
+                Pump(s);
+            }
         });
     }
 
@@ -406,6 +426,11 @@ internal sealed class Simulation
         var records = host.AssignedRecords;
         At(Delay(_load.FlushMinMicros, _load.FlushMaxMicros), () =>
         {
+            if (host.Dead)
+            {
+                return;
+            }
+
             host.Core.OnDurable(end, records);
             host.Flushing = false;
             Pump(s);
@@ -416,6 +441,11 @@ internal sealed class Simulation
     private void Pump(int s)
     {
         var host = _shards[s];
+        if (host.Dead)
+        {
+            return;
+        }
+
         var core = host.Core;
         var fill = core.NoOpsForDeadline(_now);
         if (fill > 0)
@@ -543,6 +573,11 @@ internal sealed class Simulation
             for (var x = 0; x < Started; x++)
             {
                 var committedSlots = _seq.History.SlotsBeforeCut(x, _seq.CommittedCut);
+                if (_seq.History.VoidOf(x) is { } gone)
+                {
+                    committedSlots = Math.Min(committedSlots, gone.From); // a failed shard's void slots are no-ops it never held
+                }
+
                 var shard = x;
                 Check(committedSlots <= _shards[x].Core.DurableSlots, () => $"cut {_seq.CommittedCut} committed with shard {shard} holding {_shards[shard].Core.DurableSlots} of {committedSlots} slots");
             }
@@ -566,6 +601,11 @@ internal sealed class Simulation
             _unackedLagFixSince[shard] ??= _now;
             At(NetDelay(), () =>
             {
+                if (_shards[shard].Dead)
+                {
+                    return;
+                }
+
                 var n = _shards[shard].Core.NoOpsForLagFix(target);
                 if (n > 0)
                 {
@@ -596,6 +636,11 @@ internal sealed class Simulation
             At(NetDelay(), () =>
             {
                 var core = _shards[shard].Core;
+                if (_shards[shard].Dead)
+                {
+                    return;
+                }
+
                 core.OnCommitted(cut, windows, _now, waiting);
                 Check(core.CommittedSlots <= core.DurableSlots, () => $"shard {shard}: committed slots {core.CommittedSlots} beyond durable {core.DurableSlots}");
                 AckBatches(shard);
@@ -613,10 +658,31 @@ internal sealed class Simulation
 
         // Records a departed shard took beyond its last slot never get a position (their appends fail): not in the log.
         var orphans = 0L;
+        var voided = 0L;
+        var misSpeculated = 0L;
         for (var s = 0; s < Started; s++)
         {
             var core = _shards[s].Core;
             var shard = s;
+            if (_shards[s].Dead)
+            {
+                // A failed shard: what it held beyond the void's start is not in the log; what it delivered there was
+                // mis-speculated. It never learned it departed.
+                // (Scalog: no voids; what it held beyond its last cut is simply not in the log.)
+                var gone = history.VoidOf(s) ?? (_mode == OrderingMode.Scalog ? (history.KnownSlots(s), history.KnownSlots(s), history.Count) : null);
+                Check(gone is not null && history.Last!.HasDeparted(s), () => $"shard {shard} failed but no window settles it: {history.Last}");
+                for (var k = gone!.Value.From; k < _shards[s].IsRecord.Count; k++)
+                {
+                    if (_shards[s].IsRecord[(int)k])
+                    {
+                        voided++;
+                        misSpeculated += k < Math.Min(gone.Value.To, _shards[s].Delivered) ? 1 : 0;
+                    }
+                }
+
+                continue;
+            }
+
             Check(core.Departed == history.Last!.HasDeparted(s), () => $"shard {shard}: departed {core.Departed}, sequencer's last window {history.Last}");
             for (var k = core.FinalSlots; core.Departed && k < _shards[s].IsRecord.Count; k++)
             {
@@ -656,7 +722,7 @@ internal sealed class Simulation
         for (var s = 0; s < Started; s++)
         {
             var host = _shards[s];
-            var lastRecord = (int)Math.Min(host.IsRecord.Count, host.Core.FinalSlots) - 1;
+            var lastRecord = (int)Math.Min(host.IsRecord.Count, host.Dead ? history.VoidOf(s)?.From ?? history.KnownSlots(s) : host.Core.FinalSlots) - 1;
             while (lastRecord >= 0 && !host.IsRecord[lastRecord])
             {
                 lastRecord--;
@@ -708,6 +774,12 @@ internal sealed class Simulation
             var (s, k) = history.Locate(g);
             var host = _shards[s];
             var gsn = g;
+            if (history.IsVoid(s, k))
+            {
+                committedNoOps++; // a failed shard's void slot: a no-op, whatever the shard held there
+                continue;
+            }
+
             Check(k < host.Core.DurableSlots, () => $"GSN {gsn} -> shard {s} slot {k}, which is not durable ({host.Core.DurableSlots})");
             Check(host.SpecGsn[(int)k] == g, () => $"GSN {gsn} -> shard {s} slot {k}, delivered by the shard as {host.SpecGsn[(int)k]}");
             if (host.IsRecord[(int)k])
@@ -722,7 +794,8 @@ internal sealed class Simulation
         }
 
         Check(committedRecords + committedNoOps == committedGsn, () => "tiling count");
-        Check(committedRecords == records - orphans, () => $"{committedRecords} records committed of {records} ({orphans} taken by departed shards beyond their last slot)");
+        Check(committedRecords == records - orphans - voided, () => $"{committedRecords} records committed of {records} ({orphans} taken by departed shards beyond their last slot, {voided} held by failed shards beyond what the sequencer heard of)");
+        MisSpeculated = misSpeculated;
         Committed = (committedRecords, committedNoOps);
         Check(_seq.CommittedCut > 20, () => $"only {_seq.CommittedCut} cuts committed");
 
@@ -731,6 +804,7 @@ internal sealed class Simulation
             + $"{_unackedLagFixSince.Count(x => x is not null)} never acked, {_lagFixesWithoutFill} needed no fill; "
             + $"{_reportsMissingFixedLag} reports after a durable fill without FixedLag, slowest fill-durable-to-ack {_maxFillDurableToAck}us), notices {_noticesSent}, max commit gap {_maxCommitGap}us, quotas of last window [{string.Join(',', history.Last?.Quotas ?? [])}]"
             + (Measure is null ? "" : $"; {Measure}")
+            + (_seq.Failures == 0 ? "" : $"; shards failed {_seq.Failures}, records lost with them {voided}, of which delivered speculatively (mis-speculated) {misSpeculated}")
             + (_seq.Joins + _seq.Leaves == 0 ? "" : $"; shards joined {_seq.Joins}, left {_seq.Leaves}, orphaned records {orphans}, join to first delivery {string.Join(", ", joinLatencies.Select(l => $"{l / 1000.0:0.0} ms"))}");
     }
 }

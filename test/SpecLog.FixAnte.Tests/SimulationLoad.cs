@@ -93,6 +93,15 @@ internal sealed record SimulationLoad
     /// </summary>
     public IReadOnlyList<(long AtMicros, ShardControl Change, int Shard)> ShardChanges { get; init; } = [];
 
+    /// <summary>
+    /// Whole-shard failures: at the time the shard stops for good (no more disk completions, reports, notices or
+    /// appends), and <see cref="FailureDetectionMicros"/> later the sequencer is told it failed.
+    /// </summary>
+    public IReadOnlyList<(long AtMicros, int Shard)> ShardFailures { get; init; } = [];
+
+    /// <summary>From a shard's failure to the sequencer's <see cref="ShardControl.Fail"/> (µs).</summary>
+    public long FailureDetectionMicros { get; init; } = 5_000;
+
     /// <summary>Changes to the default options (after W and the mode are set).</summary>
     public Action<FixAnteOptions>? Configure { get; init; }
 }

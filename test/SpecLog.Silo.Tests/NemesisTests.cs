@@ -12,7 +12,9 @@ namespace SpecLog.Silo.Tests;
 /// at the end the whole cluster is killed and restarted. A history check then requires: no acknowledged record lost
 /// (each readable at its GSN, also after the whole-cluster restart), no record written twice, every subscriber's
 /// GSNs strictly increasing, and every record a subscriber got speculatively committed at the GSN it was delivered
-/// with (no mis-speculation: no shard ever loses all its replicas here). NEMESIS_SEED replays a schedule;
+/// with (no mis-speculation: no shard ever loses all its replicas here). Once during the faults a shard is added, and
+/// later one is removed (the producers name no shard: the client spreads their appends over the shards that take
+/// them). NEMESIS_SEED replays a schedule;
 /// NEMESIS_KILLS sets the number of single-node kills (10 in CI, plus the three of the whole-cluster kill; the long run
 /// in the README uses 100).
 /// </summary>
@@ -84,7 +86,7 @@ public sealed class NemesisTests
                     var text = $"nemesis-{p}-{i}";
                     try
                     {
-                        var gsn = await log0.AppendAsync(Encoding.UTF8.GetBytes(text), (p + i) % Shards, load.Token);
+                        var gsn = await log0.AppendAsync(Encoding.UTF8.GetBytes(text), cancellationToken: load.Token);
                         Assert.True(acks.TryAdd(text, gsn), $"{text} acknowledged twice");
                     }
                     catch (Exception) when (!ct.IsCancellationRequested)
@@ -96,8 +98,19 @@ public sealed class NemesisTests
 
             await Waits.UntilAsync(() => acks.Count >= 200, "200 acknowledged appends before the first fault", StepTimeout, ct);
             Note($"cluster up, {acks.Count} acknowledged");
+            var addAt = random.Next(1, Math.Max(2, targetKills / 2));
+            var removeAt = random.Next(addAt + 1, Math.Max(addAt + 2, targetKills));
             for (var fault = 0; kills < targetKills; fault++)
             {
+                if (fault == addAt || fault == removeAt)
+                {
+                    // The shard set changes while the faults go on (a node may be down, or paused a moment ago).
+                    var change = fault == addAt
+                        ? await log0.AddShardAsync(StepTimeout, ct)
+                        : await log0.RemoveShardAsync((await log0.GetActiveShardsAsync(ct))[random.Next(2)], StepTimeout, ct);
+                    Note($"fault {fault + 1}: shard {change.Shard} {(fault == addAt ? "added from" : "removed from")} window {change.Window} (GSN {change.StartGsn}) at {acks.Count} acknowledged");
+                }
+
                 // A silo paused past Orleans' failure detection is declared dead and stops itself when it resumes:
                 // start it again, so that at most one node is ever down.
                 for (var i = 0; i < Nodes.Length; i++)
@@ -300,7 +313,17 @@ public sealed class NemesisTests
             });
         }
 
-        for (var shard = 0; shard < Shards; shard++)
+        var shards = Shards;
+        try
+        {
+            shards = (await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(TimeSpan.FromSeconds(5))).ShardCount;
+        }
+        catch (Exception e)
+        {
+            lines.Add($"shard count: {e.GetType().Name} {e.Message}");
+        }
+
+        for (var shard = 0; shard < shards; shard++)
         {
             for (var r = 0; r < Nodes.Length; r++)
             {

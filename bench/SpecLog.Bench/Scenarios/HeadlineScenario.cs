@@ -49,6 +49,7 @@ public sealed class HeadlineScenario : IScenario
             ("burst", new BurstScenario(), ["--rounds", "1", "--seconds", "3", "--out", outDir]),
             ("anatomy", new AnatomyScenario(), ["--configs", "Single:1,Copilot:1,Copilot:3,MultiPaxos:3", "--rates", "2000,20000", "--seconds", "4", "--warmup", "1.5", "--out", outDir]),
             ("failover", new FailoverScenario(), ["--kills", "20", "--rounds", "1", "--seconds", "8", "--out", outDir]),
+            ("elastic", new ElasticScenario(), ["--configs", "Copilot:1,Copilot:3", "--adds", "4", "--out", outDir]),
         };
 
         var outcomes = new List<(string Name, int Exit, TimeSpan Took)>();
@@ -139,6 +140,9 @@ public sealed class HeadlineScenario : IScenario
         Target("failover p50: kill -9 of the leader's silo → next acknowledged append on the shard", true, 1000, Fig("failover_p50_ms"), "ms");
         Target("failover max over the kills", true, 3000, Fig("failover_max_ms"), "ms");
         Target("kills measured", false, 20, Fig("failover_kills"), "");
+        Target("added shard's first record delivered, p50 (`elastic`, Copilot on 1 silo)", true, 100, Fig("elastic_add_first_delivery_p50_ms_copilot_1silo"), "ms");
+        Target("added shard's first record delivered, p50 (`elastic`, Copilot on 3 silos, R = 3)", true, 100, Fig("elastic_add_first_delivery_p50_ms_copilot_3silo"), "ms");
+        Target("appends failed while shards were added and removed (`elastic`, both configurations)", true, 0, Fig("elastic_failed_appends_copilot_1silo") is { } f1 && Fig("elastic_failed_appends_copilot_3silo") is { } f3 ? f1 + f3 : null, "");
         md.AppendLine(CultureInfo.InvariantCulture, $"| append p50 with R = 3 ÷ R = 1 (three processes, side by side; reported) | — | {(Quot("replicated_append_p50_ms_r3", "replicated_append_p50_ms_r1") is { } rr ? rr.ToString("F2", CultureInfo.InvariantCulture) + "×" : "not measured")} | what replication costs |");
 
         md.AppendLine().AppendLine("## Ratios measured side by side").AppendLine();

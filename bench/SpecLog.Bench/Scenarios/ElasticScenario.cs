@@ -1,0 +1,193 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using SpecLog.Bench.Reporting;
+using SpecLog.Client;
+using SpecLog.Server;
+
+namespace SpecLog.Bench.Scenarios;
+
+/// <summary>
+/// Elasticity: shards added and removed while the log serves an open-loop load through <see cref="SpecLogClient"/>
+/// (appends name no shard) and a whole-log subscriber reads. Measured per change: the time until the ordering layer has
+/// decided it, and for an added shard the time until the subscriber receives the shard's first record (GSN order, so
+/// every position before it is known too). Also counted: appends that failed, and mis-speculation notices.
+/// </summary>
+public sealed class ElasticScenario : IScenario
+{
+    public string Name => "elastic";
+
+    public string Description =>
+        "add and remove shards under load: add → decided, add → first delivered record of the new shard, remove → decided "
+        + "[--configs Copilot:1,Copilot:3 --shards 2 --adds 4 --rate 2000 --gap 0.5 --out bench/results]";
+
+    public async Task<int> RunAsync(BenchArgs args)
+    {
+        var configs = (args.Get("configs") ?? "Copilot:1,Copilot:3").Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(c => c.Split(':')).Select(p => (Mode: Enum.Parse<SequencerReplication>(p[0], ignoreCase: true), Silos: int.Parse(p[1], CultureInfo.InvariantCulture))).ToArray();
+        var shards = args.GetInt("shards", 2);
+        var adds = args.GetInt("adds", 4);
+        var rate = args.GetDouble("rate", 2000);
+        var gap = args.GetDouble("gap", 0.5);
+        var outDir = args.Get("out") ?? Path.Combine("bench", "results");
+        if (shards < 1 || adds < 1 || rate <= 0 || gap < 0)
+        {
+            throw new ArgumentException("--shards and --adds at least 1, --rate positive, --gap not negative.");
+        }
+
+        var report = new BenchReport("Elasticity: shards added and removed under load");
+        report.AddSection("Setup").AddText(string.Create(CultureInfo.InvariantCulture,
+            $"A fresh in-process cluster per configuration, starting with {shards} shards (3 replicas each on 3 silos, 1 on 1 silo), fsync on, default Fix-Ante settings. "
+            + $"Appends at {rate:0} /s open loop through `SpecLogClient.AppendAsync` without naming a shard (100 B records); one whole-log subscriber from GSN 0. "
+            + $"{adds} times `AddShardAsync`, {gap} s apart, then the added shards are removed again with `RemoveShardAsync`. "
+            + $"*decided*: the call's own time (the ordering layer has decided the window of the change); *first delivery*: from the call to the subscriber's first record of the new shard, in GSN order."));
+        var table = report.AddSection("Shard-set changes").AddTable("configuration", "adds", "add → decided p50 (ms)", "max", "add → first delivery p50 (ms)", "max", "remove → decided p50 (ms)", "max", "appends", "failed", "mis-speculations");
+        var exit = 0;
+        foreach (var (mode, silos) in configs)
+        {
+            var label = $"{mode} on {silos} silo{(silos > 1 ? "s" : "")}";
+            Console.WriteLine($"elastic: {label}");
+            await using var cluster = await BenchCluster.StartAsync(silos, o =>
+            {
+                o.ShardCount = shards;
+                o.Replication.Mode = mode;
+                o.ShardReplicas = silos >= 3 ? 3 : 1;
+            });
+            var result = await MeasureAsync(cluster.Client, adds, rate, gap);
+            var key = $"{mode.ToString().ToLowerInvariant()}_{silos}silo";
+            table.AddRow(label, adds.ToString(CultureInfo.InvariantCulture),
+                Ms(Quantile(result.Decided, 0.5)), Ms(Quantile(result.Decided, 1)),
+                Ms(Quantile(result.FirstDelivery, 0.5)), Ms(Quantile(result.FirstDelivery, 1)),
+                Ms(Quantile(result.Removed, 0.5)), Ms(Quantile(result.Removed, 1)),
+                result.Appends.ToString(CultureInfo.InvariantCulture), result.Failed.ToString(CultureInfo.InvariantCulture), result.MisSpeculations.ToString(CultureInfo.InvariantCulture));
+            report.SetFigure($"elastic_add_first_delivery_p50_ms_{key}", Math.Round(Quantile(result.FirstDelivery, 0.5), 1));
+            report.SetFigure($"elastic_add_first_delivery_max_ms_{key}", Math.Round(Quantile(result.FirstDelivery, 1), 1));
+            report.SetFigure($"elastic_add_decided_p50_ms_{key}", Math.Round(Quantile(result.Decided, 0.5), 1));
+            report.SetFigure($"elastic_failed_appends_{key}", result.Failed);
+            exit = result.Failed > 0 || result.MisSpeculations > 0 || result.FirstDelivery.Count < adds ? 2 : exit;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  add → first delivery p50 {Quantile(result.FirstDelivery, 0.5):0} ms max {Quantile(result.FirstDelivery, 1):0} ms; {result.Failed} of {result.Appends} appends failed; {result.MisSpeculations} mis-speculations"));
+        }
+
+        Console.WriteLine();
+        Console.Write(report.ToMarkdown());
+        var (md, json) = await report.WriteAsync(outDir, "elastic");
+        await report.MergeFiguresAsync(Path.Combine(outDir, "latest.json"), report.Figures.Keys.ToList());
+        Console.WriteLine($"wrote {md} and {json}; merged its figures into latest.json");
+        return exit;
+    }
+
+    private sealed record Measured(List<double> Decided, List<double> FirstDelivery, List<double> Removed, long Appends, long Failed, long MisSpeculations);
+
+    private static async Task<Measured> MeasureAsync(SpecLogClient client, int adds, double rate, double gap)
+    {
+        using var stop = new CancellationTokenSource();
+        var firstSeen = new ConcurrentDictionary<int, long>();
+        var seen = new SemaphoreSlim(0);
+        long misSpeculations = 0;
+        var subscriber = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var e in client.SubscribeAsync(0, stop.Token))
+                {
+                    if (e is SpeculativeRecord r && firstSeen.TryAdd(r.Shard, Stopwatch.GetTimestamp()))
+                    {
+                        seen.Release();
+                    }
+                    else if (e is MisSpeculatedRange)
+                    {
+                        Interlocked.Increment(ref misSpeculations);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        });
+
+        long appends = 0, failed = 0;
+        var pending = new ConcurrentDictionary<Task, byte>();
+        var payload = new byte[100];
+        var load = Task.Run(async () =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(1));
+            while (await timer.WaitForNextTickAsync(CancellationToken.None) && !stop.IsCancellationRequested)
+            {
+                var due = (long)(Stopwatch.GetElapsedTime(started).TotalSeconds * rate);
+                while (Interlocked.Read(ref appends) < due)
+                {
+                    Interlocked.Increment(ref appends);
+                    var append = client.AppendAsync(payload);
+                    pending.TryAdd(append, 0);
+                    _ = append.ContinueWith(t =>
+                    {
+                        if (!t.IsCompletedSuccessfully)
+                        {
+                            Interlocked.Increment(ref failed);
+                        }
+
+                        pending.TryRemove(t, out _);
+                    }, TaskScheduler.Default);
+                }
+            }
+        });
+
+        await Task.Delay(TimeSpan.FromSeconds(1)); // warm: windows follow the rate
+        var decided = new List<double>();
+        var firstDelivery = new List<double>();
+        var added = new List<int>();
+        for (var i = 0; i < adds; i++)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            var change = await client.AddShardAsync();
+            decided.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            added.Add(change.Shard);
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                while (!firstSeen.ContainsKey(change.Shard))
+                {
+                    await seen.WaitAsync(wait.Token);
+                }
+
+                firstDelivery.Add(Stopwatch.GetElapsedTime(t0, firstSeen[change.Shard]).TotalMilliseconds);
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"  shard {change.Shard}: no record delivered within 10 s of adding it");
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(gap));
+        }
+
+        var removed = new List<double>();
+        foreach (var shard in added)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            await client.RemoveShardAsync(shard);
+            removed.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            await Task.Delay(TimeSpan.FromSeconds(gap));
+        }
+
+        await stop.CancelAsync();
+        await load;
+        await Task.WhenAll(pending.Keys).ContinueWith(_ => { }, TaskScheduler.Default);
+        await subscriber;
+        return new Measured(decided, firstDelivery, removed, Interlocked.Read(ref appends), Interlocked.Read(ref failed), Interlocked.Read(ref misSpeculations));
+    }
+
+    private static double Quantile(List<double> values, double q)
+    {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToArray();
+        return sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
+    }
+
+    private static string Ms(double value) => double.IsFinite(value) ? value.ToString("0", CultureInfo.InvariantCulture) : "—";
+}

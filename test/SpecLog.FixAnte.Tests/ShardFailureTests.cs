@@ -1,0 +1,98 @@
+namespace SpecLog.FixAnte.Tests;
+
+/// <summary>
+/// Whole-shard failure: a shard loses every replica; the sequencer, told so, turns its slots beyond what it reported
+/// durable into no-ops in every decided window and removes it with a window decided at once, so the cuts go on without
+/// it. Only those void slots change meaning: every other position keeps its speculative GSN.
+/// </summary>
+public sealed class ShardFailureTests(ITestOutputHelper output)
+{
+    public static TheoryData<int> Seeds => new(Enumerable.Range(1, 6));
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void A_failed_shard_is_voided_and_the_others_go_on_without_mis_speculating(int seed)
+    {
+        var sim = new Simulation(seed, OrderingMode.FixAnte, new SimulationLoad { ShardFailures = [(60_000, 1)] });
+        output.WriteLine(sim.Run());
+        Assert.Equal(1, sim.Sequencer.Failures);
+        Assert.True(sim.Sequencer.IsDeparted(1));
+        Assert.NotNull(sim.Sequencer.History.VoidOf(1));
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void A_failure_detected_late_with_interleaved_cuts_and_a_join_after_it(int seed)
+    {
+        var load = new SimulationLoad
+        {
+            ShardFailures = [(50_000, 2)],
+            FailureDetectionMicros = 20_000,
+            ShardChanges = [(100_000, ShardControl.Join, 4)],
+            Configure = o => { o.CutLayout = CutLayout.Interleaved; o.NoOpFill = NoOpFillPolicy.CutClock; },
+        };
+        var sim = new Simulation(seed, OrderingMode.FixAnte, load);
+        output.WriteLine(sim.Run());
+        Assert.Equal(1, sim.Sequencer.Failures);
+        Assert.Equal([2], sim.Sequencer.History.Last!.Departed);
+    }
+
+    [Fact]
+    public void A_failure_is_settled_at_once_with_a_window_decided_now_even_when_the_next_is_known()
+    {
+        var state = new SequencerState(SequencerDriver.Options(w: 4), 3);
+        var o = new SequencerOutput();
+        state.Initialize(o);
+        for (var s = 0; s < 3; s++)
+        {
+            state.Apply(new ShardReport(s, 0, 2, 2, 1, 1, false), o); // everybody at cut 2: window 1 decided
+        }
+
+        Assert.Equal(2, state.History.Count);
+        state.Apply(new ShardReport(0, 1, 3, 3, 2, 2, false), o);
+        state.Apply(new ShardReport(2, 1, 3, 3, 2, 2, false), o);
+        Assert.Equal(2, state.CommittedCut); // held by shard 1 at 2 slots
+
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 1, 9), o);
+        Assert.Null(o.ControlRefused);
+        var settle = Assert.Single(o.NewWindows);
+        Assert.Equal(2, settle.Window); // decided now, though window 1 was known already
+        Assert.Equal([new ShardVoid(1, 2)], settle.Voids);
+        Assert.True(settle.HasDeparted(1) && settle.QuotaOf(1) == 0);
+        Assert.Equal((2L, 8L, 2L), state.History.VoidOf(1)); // slots 2..7: the rest of window 0 and all of window 1
+        Assert.True(o.CommitAdvanced);
+        Assert.Equal(3, state.CommittedCut); // no longer held by shard 1; the others reached cut 3
+        Assert.Equal(1, state.Failures);
+        Assert.True(state.History.IsVoid(1, 2) && !state.History.IsVoid(1, 1) && !state.History.IsVoid(0, 5));
+    }
+
+    [Fact]
+    public void Repeated_failures_and_the_last_shard_are_refused_or_ignored()
+    {
+        var state = new SequencerState(SequencerDriver.Options(w: 4), 2);
+        var o = new SequencerOutput();
+        state.Initialize(o);
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 0, 1), o);
+        Assert.Null(o.ControlRefused);
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 0, 2), o);
+        Assert.Null(o.ControlRefused);
+        Assert.Empty(o.NewWindows);
+        Assert.Equal(1, state.Failures);
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 1, 3), o);
+        Assert.Contains("last shard", o.ControlRefused);
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 5, 4), o);
+        Assert.Contains("shards 0 to 1", o.ControlRefused);
+    }
+
+    [Fact]
+    public void Scalog_baseline_drops_a_failed_shard_at_the_next_cut_without_voids()
+    {
+        var sim = new Simulation(3, OrderingMode.Scalog, new SimulationLoad { ShardFailures = [(60_000, 1)] });
+        output.WriteLine(sim.Run());
+        Assert.True(sim.Sequencer.IsDeparted(1));
+        Assert.Equal(0, sim.MisSpeculated);
+    }
+}
