@@ -111,7 +111,8 @@ public sealed record SequencerStatus(
     [property: Id(14)] int[]? GroundedShards = null,
     [property: Id(15)] int[]? DepartedShards = null,
     [property: Id(16)] int[]? JoiningShards = null,
-    [property: Id(17)] int[]? LeavingShards = null)
+    [property: Id(17)] int[]? LeavingShards = null,
+    [property: Id(18)] int[]? FailedShards = null)
 {
     /// <summary>
     /// The shards that take appends: every id below <see cref="ShardCount"/> that has not departed and is not leaving

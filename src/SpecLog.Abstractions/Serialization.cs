@@ -25,6 +25,10 @@ public struct WindowConfigSurrogate
     [Id(7)] public CutLayout Layout;
     /// <summary>See <see cref="WindowConfig.Departed"/> (null from older senders: none).</summary>
     [Id(8)] public int[]? Departed;
+    /// <summary>The shards of <see cref="WindowConfig.Voids"/> (null: none).</summary>
+    [Id(9)] public int[]? VoidShards;
+    /// <summary>The first void slots of <see cref="WindowConfig.Voids"/>, in the order of <see cref="VoidShards"/>.</summary>
+    [Id(10)] public long[]? VoidFromSlots;
 }
 
 /// <summary>Converts <see cref="WindowConfig"/> to and from its wire form.</summary>
@@ -33,7 +37,11 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
 {
     /// <inheritdoc />
     public WindowConfig ConvertFromSurrogate(in WindowConfigSurrogate s) =>
-        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor), s.Layout, s.Departed is null ? [] : ImmutableArray.Create(s.Departed));
+        new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor), s.Layout, s.Departed is null ? [] : ImmutableArray.Create(s.Departed),
+            Voids(s.VoidShards, s.VoidFromSlots));
+
+    private static ImmutableArray<ShardVoid> Voids(int[]? shards, long[]? fromSlots) =>
+        shards is null || fromSlots is null ? [] : [.. shards.Zip(fromSlots, (shard, from) => new ShardVoid(shard, from))];
 
     /// <inheritdoc />
     public WindowConfigSurrogate ConvertToSurrogate(in WindowConfig v) => new()
@@ -47,6 +55,8 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
         CutIntervalFactor = v.CutIntervalFactor,
         Layout = v.RequestedLayout,
         Departed = v.Departed.IsEmpty ? null : [.. v.Departed],
+        VoidShards = v.Voids.IsEmpty ? null : [.. v.Voids.Select(x => x.Shard)],
+        VoidFromSlots = v.Voids.IsEmpty ? null : [.. v.Voids.Select(x => x.FromSlot)],
     };
 }
 

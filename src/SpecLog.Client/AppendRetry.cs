@@ -39,9 +39,11 @@ internal static class AppendRetry
     /// <summary>
     /// True for failures after which the records may or may not be in the log and a retry with the same ids is safe:
     /// no answer in time, a silo or gateway lost mid-call, a shard that stopped before committing, a shard whose node is
-    /// down, a replica that does not lead its shard (nothing was written). False for refusals (bad records, unknown shards, a retry too late to deduplicate) and cancellations.
+    /// down or whose storage cannot be opened (its activation failed: nothing was written), a replica that does not lead
+    /// its shard (nothing was written). False for refusals (bad records, unknown shards, a retry too late to
+    /// deduplicate), a shard that left or failed, and cancellations.
     /// </summary>
-    public static bool IsRetryable(Exception e) => e is AppendOutcomeUnknownException or TimeoutException or ShardNotLeaderException
+    public static bool IsRetryable(Exception e) => e is AppendOutcomeUnknownException or TimeoutException or ShardNotLeaderException or IOException
         || (e is OrleansException && e is not OrleansConfigurationException);
 
     /// <summary>The error for records whose retries ran out of time.</summary>

@@ -6,9 +6,18 @@ namespace SpecLog.Client;
 /// Turns per-shard pushes into the whole log in GSN order. A GSN is released as soon as its owning shard has told
 /// what occupies that slot (a record, or a no-op which is skipped), so gaps close without waiting for ordering.
 /// </summary>
+/// <remarks>
+/// A window that settles a whole-shard failure (<see cref="ShardVoid"/>) makes the failed shard's void slots no-ops.
+/// If records of the failed shard at those slots were released already, a <see cref="MisSpeculatedRange"/> from the
+/// first of them to the release point follows, then the records of that range that stay (other shards') once more,
+/// in GSN order: the consumer rolls back to just before the range and applies them again. Released records are kept
+/// for this until their GSNs are confirmed (never confirmed records are the only ones a failure can take back).
+/// </remarks>
 public sealed class LogMerger
 {
     private readonly WindowHistory _history = new();
+    private readonly Queue<(long Gsn, int Shard, long Slot, ReadOnlyMemory<byte> Payload)> _unconfirmed = new();
+    private readonly List<SpecLogEvent> _notices = [];
     private Queue<(ShardEntry Entry, long ReceivedMicros)>[] _entries;
     private readonly Queue<(long Gsn, long ReleasedMicros)> _released = new();
     private long[] _expectedSlot;
@@ -87,8 +96,17 @@ public sealed class LogMerger
     {
         ArgumentNullException.ThrowIfNull(batch);
         var s = batch.Shard;
+        var known = _history.Count;
         _history.AddRange(batch.Windows);
         FollowShardSet();
+        for (var w = known; w < _history.Count; w++)
+        {
+            foreach (var gone in _history[w].Voids)
+            {
+                TakeBack(gone.Shard);
+            }
+        }
+
         _confirmedSeen = Math.Max(_confirmedSeen, batch.ConfirmedGsn);
         var expected = _expectedSlot[s];
         if (batch.FromSlot > expected)
@@ -112,12 +130,62 @@ public sealed class LogMerger
         Volatile.Write(ref _expectedSlot[s], Math.Max(expected, _expectedSlot[s]));
     }
 
+    /// <summary>
+    /// Shard <paramref name="failed"/> failed: its queued entries at void slots go, and if records of it there were
+    /// released, the mis-speculation notice and the range's other records are queued for the next <see cref="Drain"/>.
+    /// </summary>
+    private void TakeBack(int failed)
+    {
+        var (from, to, _) = _history.VoidOf(failed)!.Value;
+        if (failed < _entries.Length)
+        {
+            var kept = _entries[failed].Where(x => x.Entry.Slot < from)
+                .Select(x => x.Entry.Slot + x.Entry.SlotCount > from ? (x.Entry with { NoOpSlots = x.Entry.IsNoOp ? from - x.Entry.Slot : x.Entry.NoOpSlots }, x.ReceivedMicros) : x)
+                .ToList();
+            _entries[failed] = new Queue<(ShardEntry, long)>(kept);
+            if (_expectedSlot[failed] >= from)
+            {
+                // Everything before the void was pushed; the void itself needs no push. (Otherwise the slots before it,
+                // which are in the log, still come: from the shard, once its storage is back.)
+                Volatile.Write(ref _expectedSlot[failed], Math.Max(_expectedSlot[failed], to));
+            }
+        }
+
+        var first = _unconfirmed.Where(r => r.Shard == failed && r.Slot >= from && r.Slot < to).Select(r => r.Gsn).DefaultIfEmpty(-1).Min();
+        if (first < 0)
+        {
+            return; // nothing of its void slots was released: they are simply skipped from now on
+        }
+
+        _notices.Add(new MisSpeculatedRange(first, NextGsn, failed));
+        var stay = _unconfirmed.Where(r => r.Gsn >= first && !(r.Shard == failed && r.Slot >= from && r.Slot < to)).ToList();
+        foreach (var r in stay)
+        {
+            _notices.Add(new SpeculativeRecord(r.Gsn, r.Shard, r.Payload));
+        }
+
+        var before = _unconfirmed.Where(r => r.Gsn < first).ToList();
+        _unconfirmed.Clear();
+        foreach (var r in before.Concat(stay))
+        {
+            _unconfirmed.Enqueue(r);
+        }
+    }
+
     /// <summary>Releases every event that can be released now, in order.</summary>
     public void Drain(List<SpecLogEvent> events)
     {
+        events.AddRange(_notices);
+        _notices.Clear();
         while (NextGsn < _history.KnownEndGsn)
         {
             var (shard, slot) = _history.Locate(NextGsn);
+            if (_history.IsVoid(shard, slot))
+            {
+                NextGsn++; // a failed shard's void slot: a no-op, whatever it held
+                continue;
+            }
+
             if (slot >= _expectedSlot[shard])
             {
                 break; // the owner has not said yet what is in this slot
@@ -150,6 +218,7 @@ public sealed class LogMerger
                 }
 
                 events.Add(new SpeculativeRecord(NextGsn, shard, entry.Payload));
+                _unconfirmed.Enqueue((NextGsn, shard, slot, entry.Payload));
                 queue.Dequeue();
                 NextGsn++;
                 continue;
@@ -186,6 +255,10 @@ public sealed class LogMerger
 
             events.Add(new ConfirmedRange(_confirmedEmitted, confirmed));
             _confirmedEmitted = confirmed;
+            while (_unconfirmed.TryPeek(out var r) && r.Gsn < confirmed)
+            {
+                _unconfirmed.Dequeue();
+            }
         }
     }
 }

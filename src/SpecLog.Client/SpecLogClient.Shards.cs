@@ -26,7 +26,11 @@ public sealed partial class SpecLogClient
     /// <param name="Count">Shard ids are 0 … Count−1 (removed shards included: their records stay readable).</param>
     /// <param name="Active">The shards that take appends.</param>
     /// <param name="LearnedAt">When (<see cref="Stopwatch"/> timestamp) it was learned.</param>
-    private sealed record ShardSet(int Count, int[] Active, long LearnedAt);
+    /// <param name="Failed">The shards declared failed (every replica lost).</param>
+    private sealed record ShardSet(int Count, int[] Active, long LearnedAt, int[] Failed);
+
+    /// <summary>Whether this client has learned that <paramref name="shard"/> failed.</summary>
+    private bool HasFailed(int shard) => _shards is { Failed.Length: > 0 } set && set.Failed.Contains(shard);
 
     /// <summary>The number of shard ids of the log (0 … n−1), removed shards included.</summary>
     public async Task<int> GetShardCountAsync(CancellationToken cancellationToken = default) =>
@@ -210,7 +214,7 @@ public sealed partial class SpecLogClient
             }
 
             var active = status.ActiveShards;
-            _shards = new ShardSet(count, active.Length > 0 ? active : [.. Enumerable.Range(0, count)], Stopwatch.GetTimestamp());
+            _shards = new ShardSet(count, active.Length > 0 ? active : [.. Enumerable.Range(0, count)], Stopwatch.GetTimestamp(), status.FailedShards ?? []);
             return _shards;
         }
         finally

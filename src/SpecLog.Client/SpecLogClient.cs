@@ -95,6 +95,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     {
         for (var attempt = 0; ; attempt++)
         {
+            if (HasFailed(shard))
+            {
+                throw new ShardFailedException(shard); // retrying cannot help: no replica of it is left
+            }
+
             var replica = _routes.LeaderOf(shard);
             try
             {
@@ -103,6 +108,11 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             catch (Exception e) when (_routes.OnFailure(shard, replica, e) && attempt < _routes.Replicas)
             {
                 // The replica named the leader: go there now.
+            }
+            catch (Exception e) when (AppendRetry.IsRetryable(e))
+            {
+                _ = EnsureShardsAsync(CancellationToken.None).AsTask(); // learn soon whether the shard failed for good
+                throw;
             }
         }
     }
@@ -286,7 +296,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     public async IAsyncEnumerable<SpecLogEvent> SubscribeShardAsync(int shard, long fromSlot = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await CheckShardAsync(shard, cancellationToken);
-        await foreach (var e in SubscribeUnorderedCoreAsync([shard], [fromSlot], cancellationToken))
+        await foreach (var e in SubscribeUnorderedCoreAsync([shard], [fromSlot], await WindowsCoveringAsync(0, cancellationToken), cancellationToken))
         {
             yield return e;
         }
@@ -304,9 +314,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     {
         var shardCount = await GetShardCountAsync(cancellationToken);
         // Where a GSN-ordered subscription from fromGsn would start on each shard (the merger also checks fromGsn).
-        var start = new LogMerger(shardCount, fromGsn, await WindowsCoveringAsync(fromGsn, cancellationToken));
+        var windows = await WindowsCoveringAsync(fromGsn, cancellationToken);
+        var start = new LogMerger(shardCount, fromGsn, windows);
         var fromSlots = Enumerable.Range(0, shardCount).Select(start.ExpectedSlot).ToArray();
-        await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, cancellationToken, fromGsn, followNewShards: true))
+        await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, windows, cancellationToken, fromGsn, followNewShards: true))
         {
             yield return e;
         }
@@ -317,8 +328,15 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// first confirmation starts at <paramref name="confirmedFrom"/>, or, when it is negative, at the confirmed prefix
     /// the first push reports (a per-shard subscription does not know where the log's prefix stood before).
     /// </summary>
-    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1, bool followNewShards = false)
+    /// <remarks>
+    /// When a window settles a whole-shard failure and records of that shard at its void slots were passed on, a
+    /// <see cref="MisSpeculatedRange"/> for that shard follows, from the first void slot's GSN past the last record passed on.
+    /// </remarks>
+    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, IEnumerable<WindowConfig> windows, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1, bool followNewShards = false)
     {
+        var history = new WindowHistory();
+        history.AddRange(windows);
+        var lastPassed = new Dictionary<int, (long Slot, long Gsn)>();
         // Per shard, the next slot to pass on (read by the feed's refresh from another thread).
         var next = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
         for (var i = 0; i < shards.Length; i++)
@@ -340,11 +358,25 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 known = named;
             }
 
+            var knownWindows = history.Count;
+            history.AddRange(batch.Windows);
+            for (var w = knownWindows; w < history.Count; w++)
+            {
+                foreach (var gone in history[w].Voids)
+                {
+                    if (lastPassed.TryGetValue(gone.Shard, out var passed) && passed.Slot >= gone.FromSlot)
+                    {
+                        yield return new MisSpeculatedRange(history.GsnOfSlot(gone.Shard, gone.FromSlot), passed.Gsn + 1, gone.Shard);
+                    }
+                }
+            }
+
             var from = next.GetValueOrDefault(batch.Shard);
             foreach (var e in batch.Entries)
             {
-                if (!e.IsNoOp && e.Slot >= from)
+                if (!e.IsNoOp && e.Slot >= from && !history.IsVoid(batch.Shard, e.Slot))
                 {
+                    lastPassed[batch.Shard] = (e.Slot, e.Gsn);
                     yield return new SpeculativeRecord(e.Gsn, batch.Shard, e.Payload);
                 }
             }
@@ -391,6 +423,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             {
                 slot = _history.SlotsBefore(s, fromGsn);
                 end = _history.SlotsBefore(s, toGsn);
+                if (_history.VoidOf(s) is { } gone && end > gone.From)
+                {
+                    end = Math.Max(slot, gone.From); // a failed shard's void slots are no-ops: nothing to read there
+                }
             }
             finally
             {

@@ -100,8 +100,10 @@ public sealed class ShardCore
     {
         if (!Departed && History.Last is { } last && last.HasDeparted(ShardId))
         {
+            // A shard declared failed (it lost every replica, or stopped answering) that comes back finds its slots
+            // from what the sequencer had heard of voided: its last slot is before them.
             Departed = true;
-            FinalSlots = History.KnownSlots(ShardId);
+            FinalSlots = Math.Min(History.KnownSlots(ShardId), History.VoidOf(ShardId)?.From ?? long.MaxValue);
         }
     }
 
@@ -119,7 +121,7 @@ public sealed class ShardCore
     /// does not know), or durable and committed (Scalog baseline).
     /// </summary>
     public long DeliverableSlots => _options.Mode == OrderingMode.FixAnte
-        ? Math.Min(DurableSlots, History.KnownSlots(ShardId))
+        ? Math.Min(Math.Min(DurableSlots, History.KnownSlots(ShardId)), FinalSlots)
         : Math.Min(DurableSlots, CommittedSlots);
 
     /// <summary>

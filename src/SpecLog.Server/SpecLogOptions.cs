@@ -115,6 +115,21 @@ public sealed class SpecLogOptions
     /// </summary>
     public TimeSpan ShardElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(400);
 
+    /// <summary>
+    /// How long the ordering layer waits for a shard that holds the log back (others wait for cuts it has not completed)
+    /// and is not heard of before it declares the shard failed (<see cref="FixAnte.ShardControl.Fail"/>): the shard's
+    /// slots beyond what it reported durable become no-ops, subscribers are told which records they got were
+    /// mis-speculated, and the log goes on without it. Null (the default) chooses: 5 s with replicated shards (longer
+    /// than a leader failover, so a failover never counts as a failure; only losing every replica does), off with one
+    /// replica (a restarting silo brings its shards back, and nothing else could). <see cref="TimeSpan.Zero"/>: off.
+    /// </summary>
+    public TimeSpan? ShardFailureTimeout { get; set; }
+
+    /// <summary><see cref="ShardFailureTimeout"/> after its automatic choice; null when failures are not detected.</summary>
+    public TimeSpan? EffectiveShardFailureTimeout => ShardFailureTimeout is { } t
+        ? (t > TimeSpan.Zero ? t : null)
+        : EffectiveShardReplicas > 1 ? TimeSpan.FromSeconds(5) : null;
+
     /// <summary>The number of replicas each shard has, after <see cref="ShardReplicas"/>' automatic choice and cap.</summary>
     public int EffectiveShardReplicas => ShardReplicas > 0
         ? (Nodes.Count > 0 ? Math.Min(ShardReplicas, Nodes.Count) : ShardReplicas)
@@ -190,6 +205,11 @@ public sealed class SpecLogOptionsValidator : IValidateOptions<SpecLogOptions>
         if (options.ShardReplicas is < 0 or > 15)
         {
             errors.Add($"SpecLog:ShardReplicas must be in [0, 15] (0 = automatic; got {options.ShardReplicas}).");
+        }
+
+        if (options.ShardFailureTimeout < TimeSpan.Zero)
+        {
+            errors.Add($"SpecLog:ShardFailureTimeout must not be negative (got {options.ShardFailureTimeout}; 0 turns failure detection off).");
         }
 
         if (options.ShardHeartbeat <= TimeSpan.Zero || options.ShardElectionTimeout < 2 * options.ShardHeartbeat)

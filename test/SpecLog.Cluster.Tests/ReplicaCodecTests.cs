@@ -35,9 +35,9 @@ public sealed class ReplicaCodecTests
     private static readonly Gen<SlotStatus> AnyStatus = Gen.Int[0, 3].Select(s => (SlotStatus)s);
 
     private static readonly Gen<ShardReport> AnyReport = Gen.Select(
-        AnyInt, AnyLong, AnyLong, AnyLong, AnyLong, AnyInt, Gen.Bool, Gen.Bool,
-        (shard, seq, durable, real, time, windows, fixedLag, waiting) =>
-            new ShardReport(shard, seq, durable, real, time, windows, fixedLag, waiting));
+        Gen.Select(AnyInt, AnyLong, AnyLong, AnyLong, AnyLong, AnyInt, Gen.Bool, Gen.Bool),
+        Gen.Int[0, 3].Select(c => (ShardControl)c),
+        (r, control) => new ShardReport(r.Item1, r.Item2, r.Item3, r.Item4, r.Item5, r.Item6, r.Item7, r.Item8, control));
 
     private static readonly Gen<Command<ShardReport>> AnyCommand = Gen.Select(
         AnyInt, AnyLong, AnyReport, (client, seq, report) => new Command<ShardReport>(new CommandId(client, seq), report));

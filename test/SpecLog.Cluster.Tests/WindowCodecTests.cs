@@ -37,4 +37,22 @@ public sealed class WindowCodecTests
         var e = Assert.Throws<InvalidDataException>(() => WindowCodec.Decode(bytes.AsSpan(0, bytes.Length - 1)));
         Assert.Contains("2 shards", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Departed_and_failed_shards_round_trip_on_disk_and_on_the_wire()
+    {
+        var w = new WindowConfig(9, 500, 90, 10, ImmutableArray.Create(2, 0, 0, 4), departed: [1, 2], voids: [new ShardVoid(2, 77)]);
+        var back = WindowCodec.Decode(WindowCodec.Encode(w));
+        Assert.Equal(w.ToString(), back.ToString());
+        Assert.Equal([1, 2], back.Departed);
+        Assert.Equal([new ShardVoid(2, 77)], back.Voids);
+        var leftOnly = new WindowConfig(9, 500, 90, 10, ImmutableArray.Create(2, 0, 4), departed: [1]);
+        Assert.Equal([1], WindowCodec.Decode(WindowCodec.Encode(leftOnly)).Departed);
+        Assert.Empty(WindowCodec.Decode(WindowCodec.Encode(leftOnly)).Voids);
+
+        var converter = new WindowConfigConverter();
+        var wire = converter.ConvertFromSurrogate(converter.ConvertToSurrogate(w));
+        Assert.Equal(w.ToString(), wire.ToString());
+        Assert.Equal(w.Voids, wire.Voids);
+    }
 }

@@ -30,6 +30,7 @@ internal sealed partial class SequencerGrain(
     private DurableLog _windowLog = null!;
     private SequencerPublisher _publisher = null!;
     private bool _replicated;
+    private ShardFailureDetector? _failures;
     private long _lastProgressCut = -1;
     private long _lastProgressTicks;
 
@@ -74,6 +75,7 @@ internal sealed partial class SequencerGrain(
         LogActivated(logger, windows.Count, _state.History.Count, _options.Ordering.Mode);
         var period = _options.Ordering.FallbackInterval;
         this.RegisterGrainTimer(OnFallbackTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
+        _failures = _options.EffectiveShardFailureTimeout is { } failAfter ? new ShardFailureDetector(failAfter, timeProvider) : null;
         _lastProgressTicks = timeProvider.GetTimestamp();
         await base.OnActivateAsync(cancellationToken);
     }
@@ -189,6 +191,15 @@ internal sealed partial class SequencerGrain(
 
     private async Task OnFallbackTimerAsync(CancellationToken cancellationToken)
     {
+        foreach (var shard in _failures?.Check(_state) ?? [])
+        {
+            LogShardFailed(logger, shard, _options.EffectiveShardFailureTimeout!.Value.TotalMilliseconds, _state.DurableSlotsOf(shard));
+            _output.Clear();
+            _state.Apply(ShardReport.ForControl(ShardControl.Fail, shard, SpecLogMetrics.NowMicros()), _output);
+            await PersistNewWindowsAsync();
+            _publisher.Publish(_state, _output);
+        }
+
         var now = timeProvider.GetTimestamp();
         if (_state.CommittedCut != _lastProgressCut)
         {
@@ -234,6 +245,9 @@ internal sealed partial class SequencerGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard-set change: {Change} of shard {Shard}, decided with the next window")]
     private static partial void LogShardChange(ILogger logger, ShardControl change, int shard);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard} failed: it held the log back and was not heard of for {TimeoutMs} ms; its slots from {DurableSlots} on become no-ops and the log goes on without it")]
+    private static partial void LogShardFailed(ILogger logger, int shard, double timeoutMs, long durableSlots);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Report from unknown shard {Shard} ignored")]
     private static partial void LogUnknownShard(ILogger logger, int shard);

@@ -113,6 +113,7 @@ internal sealed partial class SequencerReplicaGrain(
 
         _ticker = deadlineTicker.Register(GrainContext.Scheduler, OnTick);
         var period = TimeSpan.FromTicks(Math.Min(replication.HeartbeatInterval.Ticks, _options.Ordering.FallbackInterval.Ticks));
+        _failures = _options.EffectiveShardFailureTimeout is { } failAfter ? new ShardFailureDetector(failAfter, timeProvider) : null;
         _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
         _lastProgressMicros = NowMicros();
         await base.OnActivateAsync(cancellationToken);
@@ -291,6 +292,15 @@ internal sealed partial class SequencerReplicaGrain(
         _replica.Tick(now, effects);
         await ProcessAsync(effects);
         CheckFallback(now);
+        if (IsPilot && _failures is not null)
+        {
+            foreach (var shard in _failures.Check(_state))
+            {
+                // Proposed like any command; whichever pilot orders it first decides, the other's is a no-op.
+                LogShardFailed(logger, _id, shard, _options.EffectiveShardFailureTimeout!.Value.TotalMilliseconds);
+                await Submit(ShardReport.ForControl(ShardControl.Fail, shard, SpecLogMetrics.NowMicros()), forwarded: true);
+            }
+        }
     }
 
     /// <summary>
@@ -321,6 +331,8 @@ internal sealed partial class SequencerReplicaGrain(
     }
 
     private bool IsPilot => _replica.IsActivePilot(0) || _replica.IsActivePilot(1);
+
+    private ShardFailureDetector? _failures;
 
     /// <summary>
     /// Carries out one core call's effects: state-machine execution and shard notices at once (executed entries are
@@ -544,6 +556,9 @@ internal sealed partial class SequencerReplicaGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica} activated: epoch {Epoch}, {Records} records recovered, {Mode} mode, on {Silo}")]
     private static partial void LogActivated(ILogger logger, int replica, long epoch, int records, ReplicationMode mode, SiloAddress silo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica}: shard {Shard} held the log back and was not heard of for {TimeoutMs} ms: proposing that it failed")]
+    private static partial void LogShardFailed(ILogger logger, int replica, int shard, double timeoutMs);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica}: shard-set change refused: {Reason}")]
     private static partial void LogShardChangeRefused(ILogger logger, int replica, string reason);

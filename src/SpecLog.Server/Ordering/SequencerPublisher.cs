@@ -122,7 +122,8 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
             [.. shards.Where(state.IsGrounded)],
             [.. shards.Where(state.IsDeparted)],
             [.. shards.Where(state.IsJoining)],
-            [.. shards.Where(state.IsLeaving)]);
+            [.. shards.Where(state.IsLeaving)],
+            [.. shards.Where(s => state.IsFailing(s) || state.History.VoidOf(s) is not null)]);
     }
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)

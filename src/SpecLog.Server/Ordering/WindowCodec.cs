@@ -19,8 +19,9 @@ public static class WindowCodec
     public static byte[] Encode(WindowConfig w)
     {
         var departed = w.Departed.Length;
+        var voids = w.Voids.Length;
         var extended = w.CutIntervalFactor != 1 || w.RequestedLayout != CutLayout.Blocked || departed > 0;
-        var bytes = new byte[40 + 4 * w.ShardCount + (extended ? 8 : 0) + (departed > 0 ? 4 + 4 * departed : 0)];
+        var bytes = new byte[40 + 4 * w.ShardCount + (extended ? 8 : 0) + (departed > 0 ? 4 + 4 * departed : 0) + (voids > 0 ? 4 + 12 * voids : 0)];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteInt64LittleEndian(span, w.Window);
         BinaryPrimitives.WriteInt64LittleEndian(span[8..], w.StartGsn);
@@ -47,6 +48,18 @@ public static class WindowCodec
             {
                 BinaryPrimitives.WriteInt32LittleEndian(span[(at + 4 + 4 * i)..], w.Departed[i]);
             }
+
+            if (voids > 0)
+            {
+                // Failed shards settled by this window: their count, then (shard, first void slot) each.
+                at += 4 + 4 * departed;
+                BinaryPrimitives.WriteInt32LittleEndian(span[at..], voids);
+                for (var i = 0; i < voids; i++)
+                {
+                    BinaryPrimitives.WriteInt32LittleEndian(span[(at + 4 + 12 * i)..], w.Voids[i].Shard);
+                    BinaryPrimitives.WriteInt64LittleEndian(span[(at + 8 + 12 * i)..], w.Voids[i].FromSlot);
+                }
+            }
         }
 
         return bytes;
@@ -62,7 +75,10 @@ public static class WindowCodec
 
         var n = BinaryPrimitives.ReadInt32LittleEndian(span[36..]);
         var d = n >= 1 && span.Length >= 52 + 4 * n ? BinaryPrimitives.ReadInt32LittleEndian(span[(48 + 4 * n)..]) : 0;
-        if (n < 1 || d < 0 || d > n || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n && span.Length != 48 + 4 * n && span.Length != 52 + 4 * n + 4 * d))
+        var voidAt = 52 + 4 * n + 4 * d;
+        var v = d is >= 1 and <= 4096 && span.Length >= voidAt + 4 ? BinaryPrimitives.ReadInt32LittleEndian(span[voidAt..]) : 0;
+        if (n < 1 || d < 0 || d > n || v < 0 || v > d
+            || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n && span.Length != 48 + 4 * n && span.Length != voidAt && span.Length != voidAt + 4 + 12 * v))
         {
             throw new InvalidDataException($"A window record for {n} shards must have {40 + 4 * n}, {44 + 4 * n}, {48 + 4 * n} or 52 + 4·departed bytes, got {span.Length}.");
         }
@@ -73,6 +89,12 @@ public static class WindowCodec
         for (var i = 0; i < d; i++)
         {
             departed.Add(BinaryPrimitives.ReadInt32LittleEndian(span[(52 + 4 * n + 4 * i)..]));
+        }
+
+        var voids = ImmutableArray.CreateBuilder<ShardVoid>(v);
+        for (var i = 0; i < v; i++)
+        {
+            voids.Add(new ShardVoid(BinaryPrimitives.ReadInt32LittleEndian(span[(voidAt + 4 + 12 * i)..]), BinaryPrimitives.ReadInt64LittleEndian(span[(voidAt + 8 + 12 * i)..])));
         }
         if (factor < 1 || !Enum.IsDefined(layout))
         {
@@ -94,6 +116,7 @@ public static class WindowCodec
             BinaryPrimitives.ReadInt64LittleEndian(span[24..]),
             factor,
             layout,
-            departed.MoveToImmutable());
+            departed.MoveToImmutable(),
+            voids.MoveToImmutable());
     }
 }
