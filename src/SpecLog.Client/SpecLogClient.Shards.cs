@@ -175,8 +175,11 @@ public sealed partial class SpecLogClient
         return set;
     }
 
-    /// <summary>Asks the log for its shard set now, and makes room for shards added since.</summary>
-    private async Task<ShardSet> RefreshShardsAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Asks the log for its shard set now, and makes room for shards added since: at least <paramref name="atLeast"/>
+    /// (a window this client holds names them, even if the replica that answered has not executed their join yet).
+    /// </summary>
+    private async Task<ShardSet> RefreshShardsAsync(CancellationToken cancellationToken, int atLeast = 0)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var status = await Sequencer.GetStatusAsync();
@@ -191,7 +194,7 @@ public sealed partial class SpecLogClient
                 _maxBatchRecords = status.MaxBatchRecords;
             }
 
-            var count = Math.Max(status.ShardCount, _shards?.Count ?? 0);
+            var count = Math.Max(Math.Max(status.ShardCount, _shards?.Count ?? 0), atLeast);
             _routes.Grow(count);
             if (_batchers.Length < count)
             {
@@ -259,7 +262,7 @@ public sealed partial class SpecLogClient
     private async Task<int> EnsureShardCountAsync(int shards, CancellationToken cancellationToken)
     {
         var set = await EnsureShardsAsync(cancellationToken);
-        return set.Count >= shards ? set.Count : (await RefreshShardsAsync(cancellationToken)).Count;
+        return set.Count >= shards ? set.Count : (await RefreshShardsAsync(cancellationToken, shards)).Count;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Added shard {Shard}: replica {Replica} did not start yet; it starts when its node is reachable")]

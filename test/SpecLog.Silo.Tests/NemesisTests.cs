@@ -231,7 +231,7 @@ public sealed class NemesisTests
                 Assert.True(again.TryGetValue(gsn, out var t) && t == text, $"acknowledged {text} is not at GSN {gsn} after the whole-cluster restart");
             }
 
-            var next = await client.Log.AppendAsync(Encoding.UTF8.GetBytes("after-whole-cluster-restart"), 0, ct);
+            var next = await client.Log.AppendAsync(Encoding.UTF8.GetBytes("after-whole-cluster-restart"), cancellationToken: ct);
             Assert.True(next >= end, $"new append at GSN {next}, inside the old log (below {end})");
             Note($"whole cluster killed and restarted: all {acks.Count} acknowledged records at their GSNs; {kills} kills in all");
         }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using Orleans.Hosting;
 using SpecLog.Bench.Reporting;
 using SpecLog.Client;
 using SpecLog.Server;
@@ -8,10 +9,37 @@ using SpecLog.Server;
 namespace SpecLog.Bench.Scenarios;
 
 /// <summary>
+/// Cuts one grain off, as when every replica of a shard is unreachable: calls to it fail, and so do its own calls.
+/// First only its reports may be lost (<see cref="Set"/>): it goes on delivering records it never reports.
+/// </summary>
+internal sealed class BenchCutOff : IIncomingGrainCallFilter, IOutgoingGrainCallFilter
+{
+    private static volatile HashSet<GrainId> _grains = [];
+    private static volatile bool _reportsOnly;
+
+    /// <summary>Cuts <paramref name="grains"/> off (none: nothing); with <paramref name="reportsOnly"/> only their calls to the ordering layer fail.</summary>
+    public static void Set(IEnumerable<GrainId> grains, bool reportsOnly = false)
+    {
+        _reportsOnly = reportsOnly;
+        _grains = [.. grains];
+    }
+
+    public Task Invoke(IIncomingGrainCallContext context) =>
+        !_reportsOnly && _grains.Contains(context.TargetId) ? throw new SiloUnavailableException("bench: shard cut off") : context.Invoke();
+
+    public Task Invoke(IOutgoingGrainCallContext context) =>
+        context.SourceId is { } source && _grains.Contains(source) && (!_reportsOnly || context.InterfaceName.Contains("Sequencer", StringComparison.Ordinal))
+            ? throw new SiloUnavailableException("bench: shard cut off")
+            : context.Invoke();
+}
+
+/// <summary>
 /// Elasticity: shards added and removed while the log serves an open-loop load through <see cref="SpecLogClient"/>
 /// (appends name no shard) and a whole-log subscriber reads. Measured per change: the time until the ordering layer has
 /// decided it, and for an added shard the time until the subscriber receives the shard's first record (GSN order, so
-/// every position before it is known too). Also counted: appends that failed, and mis-speculation notices.
+/// every position before it is known too). Also counted: appends that failed, and mis-speculation notices. Last, a
+/// whole-shard failure: one shard's reports are lost for 300 ms, then it is cut off entirely; measured are the times
+/// from its silence to the ordering layer's decision and to the subscriber's mis-speculation notice.
 /// </summary>
 public sealed class ElasticScenario : IScenario
 {
@@ -42,6 +70,10 @@ public sealed class ElasticScenario : IScenario
             + $"{adds} times `AddShardAsync`, {gap} s apart, then the added shards are removed again with `RemoveShardAsync`. "
             + $"*decided*: the call's own time (the ordering layer has decided the window of the change); *first delivery*: from the call to the subscriber's first record of the new shard, in GSN order."));
         var table = report.AddSection("Shard-set changes").AddTable("configuration", "adds", "add → decided p50 (ms)", "max", "add → first delivery p50 (ms)", "max", "remove → decided p50 (ms)", "max", "appends", "failed", "mis-speculations");
+        var failures = report.AddSection("Whole-shard failure").AddTable("configuration", "silence → declared failed (ms)", "silence → mis-speculation notice (ms)", "declared → notice (ms)", "records taken back", "appends failed on the shard");
+        report.Sections[^1].AddText(string.Create(CultureInfo.InvariantCulture,
+            $"After the shard-set changes, shard 0's reports are lost for 300 ms (it keeps delivering records it does not report), then it is cut off entirely (calls to it and from it fail). "
+            + $"`SpecLog:ShardFailureTimeout` is {FailureTimeout.TotalMilliseconds:0} ms here (5 s by default with replicated shards, above any failover). *Records taken back*: the lost records the subscriber had received, which the notice names."));
         var exit = 0;
         foreach (var (mode, silos) in configs)
         {
@@ -52,8 +84,13 @@ public sealed class ElasticScenario : IScenario
                 o.ShardCount = shards;
                 o.Replication.Mode = mode;
                 o.ShardReplicas = silos >= 3 ? 3 : 1;
+                o.ShardFailureTimeout = FailureTimeout;
+            }, silo =>
+            {
+                silo.AddIncomingGrainCallFilter<BenchCutOff>();
+                silo.AddOutgoingGrainCallFilter<BenchCutOff>();
             });
-            var result = await MeasureAsync(cluster.Client, adds, rate, gap);
+            var result = await MeasureAsync(cluster, adds, rate, gap);
             var key = $"{mode.ToString().ToLowerInvariant()}_{silos}silo";
             table.AddRow(label, adds.ToString(CultureInfo.InvariantCulture),
                 Ms(Quantile(result.Decided, 0.5)), Ms(Quantile(result.Decided, 1)),
@@ -64,6 +101,9 @@ public sealed class ElasticScenario : IScenario
             report.SetFigure($"elastic_add_first_delivery_max_ms_{key}", Math.Round(Quantile(result.FirstDelivery, 1), 1));
             report.SetFigure($"elastic_add_decided_p50_ms_{key}", Math.Round(Quantile(result.Decided, 0.5), 1));
             report.SetFigure($"elastic_failed_appends_{key}", result.Failed);
+            report.SetFigure($"shard_failure_declared_ms_{key}", Math.Round(result.Declared, 1));
+            report.SetFigure($"shard_failure_notice_ms_{key}", Math.Round(result.Notice, 1));
+            failures.AddRow(label, Ms(result.Declared), Ms(result.Notice), Ms(result.Notice - result.Declared), result.Lost.ToString(CultureInfo.InvariantCulture), result.FailedOnShard.ToString(CultureInfo.InvariantCulture));
             exit = result.Failed > 0 || result.MisSpeculations > 0 || result.FirstDelivery.Count < adds ? 2 : exit;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  add → first delivery p50 {Quantile(result.FirstDelivery, 0.5):0} ms max {Quantile(result.FirstDelivery, 1):0} ms; {result.Failed} of {result.Appends} appends failed; {result.MisSpeculations} mis-speculations"));
@@ -77,10 +117,16 @@ public sealed class ElasticScenario : IScenario
         return exit;
     }
 
-    private sealed record Measured(List<double> Decided, List<double> FirstDelivery, List<double> Removed, long Appends, long Failed, long MisSpeculations);
+    private static readonly TimeSpan FailureTimeout = TimeSpan.FromMilliseconds(500);
 
-    private static async Task<Measured> MeasureAsync(SpecLogClient client, int adds, double rate, double gap)
+    private sealed record Measured(List<double> Decided, List<double> FirstDelivery, List<double> Removed, long Appends, long Failed, long MisSpeculations,
+        double Declared, double Notice, long Lost, long FailedOnShard);
+
+    private static async Task<Measured> MeasureAsync(BenchCluster cluster, int adds, double rate, double gap)
     {
+        var client = cluster.Client;
+        long noticeAt = 0, lost = 0, failedOnShard = 0;
+        var records = new ConcurrentDictionary<long, int>();
         using var stop = new CancellationTokenSource();
         var firstSeen = new ConcurrentDictionary<int, long>();
         var seen = new SemaphoreSlim(0);
@@ -91,13 +137,23 @@ public sealed class ElasticScenario : IScenario
             {
                 await foreach (var e in client.SubscribeAsync(0, stop.Token))
                 {
-                    if (e is SpeculativeRecord r && firstSeen.TryAdd(r.Shard, Stopwatch.GetTimestamp()))
+                    if (e is SpeculativeRecord r)
                     {
-                        seen.Release();
+                        records[r.Gsn] = r.Shard;
+                        if (firstSeen.TryAdd(r.Shard, Stopwatch.GetTimestamp()))
+                        {
+                            seen.Release();
+                        }
                     }
-                    else if (e is MisSpeculatedRange)
+                    else if (e is MisSpeculatedRange m)
                     {
                         Interlocked.Increment(ref misSpeculations);
+                        Interlocked.CompareExchange(ref noticeAt, Stopwatch.GetTimestamp(), 0);
+                        Interlocked.Add(ref lost, records.Count(kv => kv.Key >= m.FromGsn && kv.Value == m.Shard));
+                        foreach (var g in records.Keys.Where(g => g >= m.FromGsn).ToList())
+                        {
+                            records.TryRemove(g, out _);
+                        }
                     }
                 }
             }
@@ -123,7 +179,11 @@ public sealed class ElasticScenario : IScenario
                     pending.TryAdd(append, 0);
                     _ = append.ContinueWith(t =>
                     {
-                        if (!t.IsCompletedSuccessfully)
+                        if (t.Exception?.InnerException is ShardFailedException)
+                        {
+                            Interlocked.Increment(ref failedOnShard); // waiting on the shard that failed: expected
+                        }
+                        else if (!t.IsCompletedSuccessfully)
                         {
                             Interlocked.Increment(ref failed);
                         }
@@ -171,11 +231,41 @@ public sealed class ElasticScenario : IScenario
             await Task.Delay(TimeSpan.FromSeconds(gap));
         }
 
+        // A whole-shard failure: shard 0's reports are lost, then everything to and from it.
+        var misSpeculationsBefore = Interlocked.Read(ref misSpeculations);
+        var sequencer = cluster.Grains.GetGrain<ISequencerGrain>(0);
+        var victim = (await client.GetActiveShardsAsync())[0];
+        var replicas = (await sequencer.GetStatusAsync()).ShardReplicas;
+        var all = Enumerable.Range(0, replicas).Select(r => cluster.Grains.GetGrain<IShardGrain>(ShardKeys.Of(victim, r)).GetGrainId()).ToList();
+        BenchCutOff.Set(all, reportsOnly: true);
+        var silent = Stopwatch.GetTimestamp();
+        await Task.Delay(300);
+        BenchCutOff.Set(all); // every replica gone
+        double declared = double.NaN, notice = double.NaN;
+        while (Stopwatch.GetElapsedTime(silent) < TimeSpan.FromSeconds(20))
+        {
+            if (((await sequencer.GetStatusAsync()).FailedShards ?? []).Contains(victim))
+            {
+                declared = Stopwatch.GetElapsedTime(silent).TotalMilliseconds;
+                break;
+            }
+
+            await Task.Delay(5);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        if (Interlocked.Read(ref noticeAt) is var at && at != 0 && Interlocked.Read(ref misSpeculations) > misSpeculationsBefore)
+        {
+            notice = Stopwatch.GetElapsedTime(silent, at).TotalMilliseconds;
+        }
+
         await stop.CancelAsync();
         await load;
         await Task.WhenAll(pending.Keys).ContinueWith(_ => { }, TaskScheduler.Default);
         await subscriber;
-        return new Measured(decided, firstDelivery, removed, Interlocked.Read(ref appends), Interlocked.Read(ref failed), Interlocked.Read(ref misSpeculations));
+        BenchCutOff.Set([]);
+        return new Measured(decided, firstDelivery, removed, Interlocked.Read(ref appends), Interlocked.Read(ref failed), misSpeculationsBefore,
+            declared, notice, Interlocked.Read(ref lost), Interlocked.Read(ref failedOnShard));
     }
 
     private static double Quantile(List<double> values, double q)

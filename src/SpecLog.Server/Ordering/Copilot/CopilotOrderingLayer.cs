@@ -54,14 +54,19 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
         AskMostAdvancedAsync(r => r.GetWindowsAsync(fromWindow), w => w.Length, WindowsGrace);
 
     /// <inheritdoc />
-    public Task<SequencerStatus> GetStatusAsync() => AskMostAdvancedAsync(r => r.GetSequencerStatusAsync(), s => s.CommittedGsn, StragglerGrace);
+    /// <remarks>
+    /// Replicas execute the same commands in the same order, so the one that executed most is the most advanced; the
+    /// committed GSN, then the windows, then the shard count order them (a join or a window moves no committed GSN, and a
+    /// shard named by a window must not be called unknown by a status from a replica that has not executed its join).
+    /// </remarks>
+    public Task<SequencerStatus> GetStatusAsync() => AskMostAdvancedAsync(r => r.GetSequencerStatusAsync(), s => (s.CommittedGsn, s.Windows, s.ShardCount), StragglerGrace);
 
     /// <summary>
     /// Asks every replica and keeps the most advanced answer: a shard may have acknowledged a cut that only the pilot
     /// which told it has executed so far, and a read must see it. Waits for both believed pilots (they notify shards),
     /// or for <paramref name="grace"/> after the first answer when a pilot is slow or gone.
     /// </summary>
-    private async Task<T> AskMostAdvancedAsync<T>(Func<ISequencerReplicaGrain, Task<T>> query, Func<T, long> progress, TimeSpan grace)
+    private async Task<T> AskMostAdvancedAsync<T, TProgress>(Func<ISequencerReplicaGrain, Task<T>> query, Func<T, TProgress> progress, TimeSpan grace)
     {
         int[] pilots = _multiPaxos ? [Volatile.Read(ref _pilot0)] : [Volatile.Read(ref _pilot0), Volatile.Read(ref _pilot1)];
         var answers = await GatherAsync(query, tasks => pilots.All(p => tasks[p].IsCompleted), grace);
