@@ -143,6 +143,8 @@ public sealed class HeadlineScenario : IScenario
         Target("added shard's first record delivered, p50 (`elastic`, Copilot on 1 silo)", true, 100, Fig("elastic_add_first_delivery_p50_ms_copilot_1silo"), "ms");
         Target("added shard's first record delivered, p50 (`elastic`, Copilot on 3 silos, R = 3)", true, 100, Fig("elastic_add_first_delivery_p50_ms_copilot_3silo"), "ms");
         Target("appends failed while shards were added and removed (`elastic`, both configurations)", true, 0, Fig("elastic_failed_appends_copilot_1silo") is { } f1 && Fig("elastic_failed_appends_copilot_3silo") is { } f3 ? f1 + f3 : null, "");
+        string MsCell(string key) => Fig(key) is { } v ? $"{v:0} ms" : "not measured";
+        md.AppendLine(CultureInfo.InvariantCulture, $"| whole-shard failure, Copilot on 3 silos, R = 3 (`elastic`; 500 ms timeout): silence → declared failed / → subscriber's mis-speculation notice | — | {MsCell("shard_failure_declared_ms_copilot_3silo")} / {MsCell("shard_failure_notice_ms_copilot_3silo")} | reported |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| append p50 with R = 3 ÷ R = 1 (three processes, side by side; reported) | — | {(Quot("replicated_append_p50_ms_r3", "replicated_append_p50_ms_r1") is { } rr ? rr.ToString("F2", CultureInfo.InvariantCulture) + "×" : "not measured")} | what replication costs |");
 
         md.AppendLine().AppendLine("## Ratios measured side by side").AppendLine();
