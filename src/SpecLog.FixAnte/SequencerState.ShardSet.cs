@@ -49,7 +49,7 @@ public sealed partial class SequencerState
     /// joining shard counts from now, a leaving or failed one after the next cut.
     /// Deterministic, and idempotent for repeated requests.
     /// </summary>
-    private void ApplyControl(ShardControl control, int shard, SequencerOutput output)
+    private void ApplyControl(ShardControl control, int shard, SequencerOutput output, long observedReportSeq = long.MinValue)
     {
         switch (control)
         {
@@ -78,6 +78,9 @@ public sealed partial class SequencerState
                 return;
             case ShardControl.Fail when _departed[shard] || _failing[shard]:
                 return; // gone or failing already
+            case ShardControl.Fail when observedReportSeq != long.MinValue && observedReportSeq != _appliedSeq[shard]:
+                output.ControlRefused = $"Shard {shard} is not failed: a report of it (#{_appliedSeq[shard]}) was applied after the failure was observed (#{observedReportSeq}).";
+                return;
             case ShardControl.Fail:
                 if (!AnyOtherStays(shard))
                 {

@@ -191,7 +191,7 @@ public sealed partial class SequencerState
         if (report.Control != ShardControl.None)
         {
             var waitingBefore = AnyWaiting;
-            ApplyControl(report.Control, report.Shard, output);
+            ApplyControl(report.Control, report.Shard, output, report.Control == ShardControl.Fail ? report.RealRecords : long.MinValue);
             output.WaitingChanged = waitingBefore != AnyWaiting;
             return;
         }

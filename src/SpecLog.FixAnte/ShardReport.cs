@@ -28,9 +28,15 @@ public readonly record struct ShardReport(
     bool Waiting = false,
     ShardControl Control = ShardControl.None)
 {
-    /// <summary>A request to change the shard set: <paramref name="control"/> for <paramref name="shard"/>.</summary>
-    public static ShardReport ForControl(ShardControl control, int shard, long requestId) =>
-        new(shard, requestId, 0, 0, 0, 0, false, false, control);
+    /// <summary>
+    /// A request to change the shard set: <paramref name="control"/> for <paramref name="shard"/>. A
+    /// <see cref="ShardControl.Fail"/> may carry the shard's last applied report sequence number the failure detector
+    /// saw (<paramref name="observedReportSeq"/>, in <see cref="RealRecords"/>): if a report of the shard was applied
+    /// since (the ordering layer itself had stalled, say), the request changes nothing. <see cref="long.MinValue"/>:
+    /// unconditional.
+    /// </summary>
+    public static ShardReport ForControl(ShardControl control, int shard, long requestId, long observedReportSeq = long.MinValue) =>
+        new(shard, requestId, 0, control == ShardControl.Fail ? observedReportSeq : 0, 0, 0, false, false, control);
 }
 
 /// <summary>Changes of the log's shard set, decided at window boundaries (elasticity).</summary>

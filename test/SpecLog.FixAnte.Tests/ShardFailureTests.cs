@@ -68,6 +68,28 @@ public sealed class ShardFailureTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_failure_observed_before_a_report_that_was_applied_since_changes_nothing()
+    {
+        var state = new SequencerState(SequencerDriver.Options(w: 4), 2);
+        var o = new SequencerOutput();
+        state.Initialize(o);
+        state.Apply(new ShardReport(1, 5, 1, 1, 1, 1, false), o);
+        var observed = state.AppliedSeqOf(1);
+        state.Apply(new ShardReport(1, 6, 2, 2, 2, 1, false), o); // heard of again before the Fail executes
+
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 1, 9, observed), o);
+        Assert.Contains("applied after the failure was observed", o.ControlRefused);
+        Assert.False(state.IsDeparted(1) || state.IsFailing(1));
+        Assert.Empty(o.NewWindows);
+
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 1, 10, state.AppliedSeqOf(1)), o); // still silent: taken
+        Assert.Null(o.ControlRefused);
+        Assert.Equal(1, state.Failures);
+    }
+
+    [Fact]
     public void Repeated_failures_and_the_last_shard_are_refused_or_ignored()
     {
         var state = new SequencerState(SequencerDriver.Options(w: 4), 2);

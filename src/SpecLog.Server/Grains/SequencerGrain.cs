@@ -195,7 +195,7 @@ internal sealed partial class SequencerGrain(
         {
             LogShardFailed(logger, shard, _options.EffectiveShardFailureTimeout!.Value.TotalMilliseconds, _state.DurableSlotsOf(shard));
             _output.Clear();
-            _state.Apply(ShardReport.ForControl(ShardControl.Fail, shard, SpecLogMetrics.NowMicros()), _output);
+            _state.Apply(ShardReport.ForControl(ShardControl.Fail, shard, SpecLogMetrics.NowMicros(), _state.AppliedSeqOf(shard)), _output);
             await PersistNewWindowsAsync();
             _publisher.Publish(_state, _output);
         }

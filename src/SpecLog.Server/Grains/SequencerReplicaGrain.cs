@@ -298,7 +298,9 @@ internal sealed partial class SequencerReplicaGrain(
             {
                 // Proposed like any command; whichever pilot orders it first decides, the other's is a no-op.
                 LogShardFailed(logger, _id, shard, _options.EffectiveShardFailureTimeout!.Value.TotalMilliseconds);
-                await Submit(ShardReport.ForControl(ShardControl.Fail, shard, SpecLogMetrics.NowMicros()), forwarded: true);
+                // Conditional on what was observed: if the shard is heard of before the command executes (the ordering
+                // layer itself had stalled), it changes nothing.
+                await Submit(ShardReport.ForControl(ShardControl.Fail, shard, SpecLogMetrics.NowMicros(), _state.AppliedSeqOf(shard)), forwarded: true);
             }
         }
     }
