@@ -64,7 +64,6 @@ public sealed partial class SequencerState
                 if (_options.Mode == OrderingMode.FixAnte)
                 {
                     _joining[shard] = true;
-                    _joiningCount++;
                     _pendingChanges++;
                     if (History.Count > 0)
                     {
@@ -96,7 +95,6 @@ public sealed partial class SequencerState
                 }
 
                 _failing[shard] = true;
-                _failingCount++;
                 if (!_leaving[shard])
                 {
                     _leaving[shard] = true;
@@ -106,7 +104,6 @@ public sealed partial class SequencerState
                 if (_joining[shard])
                 {
                     _joining[shard] = false;
-                    _joiningCount--;
                     _pendingChanges--;
                 }
 
@@ -129,7 +126,6 @@ public sealed partial class SequencerState
                 if (_joining[shard])
                 {
                     _joining[shard] = false; // it never got a slot
-                    _joiningCount--;
                     _pendingChanges--;
                 }
 
@@ -149,6 +145,9 @@ public sealed partial class SequencerState
                 return;
         }
     }
+
+    /// <summary>Whether some shard has <paramref name="flag"/> set; a scan only while a change is pending (rare).</summary>
+    private bool AnyPending(bool[] flag) => _pendingChanges > 0 && Array.IndexOf(flag, true) >= 0;
 
     /// <summary>Whether a shard other than <paramref name="shard"/> stays in the log (not departed, leaving or failing).</summary>
     private bool AnyOtherStays(int shard)
@@ -189,7 +188,6 @@ public sealed partial class SequencerState
                     // Its slots from what it reported durable to the end of the windows decided so far are no-ops:
                     // counted as filled, so the cuts go on without it.
                     _failing[s] = false;
-                    _failingCount--;
                     Failures++;
                     voids.Add(new ShardVoid(s, _durableSlots[s]));
                     _durableSlots[s] = Math.Max(_durableSlots[s], History.KnownSlots(s));
@@ -198,7 +196,6 @@ public sealed partial class SequencerState
             else if (_joining[s] && quotas[s] > 0)
             {
                 _joining[s] = false;
-                _joiningCount--;
                 _pendingChanges--;
             }
 

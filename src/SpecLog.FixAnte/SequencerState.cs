@@ -36,10 +36,8 @@ public sealed partial class SequencerState
     private bool[] _leaving = [];
     private bool[] _departed = [];
     private bool[] _failing = [];
-    private int _failingCount;
     private int _waitingCount;
-    private int _pendingChanges;
-    private int _joiningCount;
+    private int _pendingChanges; // shards joining or leaving (a failing shard is leaving): windows still to decide for them
 
     /// <summary>
     /// Creates the state for <paramref name="shardCount"/> shards, resuming from recovered windows if any. The shard
@@ -69,7 +67,6 @@ public sealed partial class SequencerState
             for (var s = known; s < ShardCount && options.Mode == OrderingMode.FixAnte; s++)
             {
                 _joining[s] = true;
-                _joiningCount++;
                 _pendingChanges++;
             }
         }
@@ -283,7 +280,7 @@ public sealed partial class SequencerState
             // at once when a shard waits to join and only the current window is known (its first slots then come as
             // early as the current window allows).
             var last = History.Last!;
-            if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2 || (_joiningCount > 0 && CommittedCut >= last.FirstCut) || _failingCount > 0)
+            if (CommittedCut >= last.FirstCut + last.CutsPerWindow / 2 || (AnyPending(_joining) && CommittedCut >= last.FirstCut) || AnyPending(_failing))
             {
                 var waitingBefore = AnyWaiting;
                 var (quotas, factor) = NextQuotas(last);
