@@ -67,6 +67,14 @@ public interface IShardGrain : IGrainWithIntegerKey
     /// <summary>Shard replica → replica: a vote.</summary>
     [OneWay]
     Task ReplicaVote(ReplicaVote message);
+
+    /// <summary>Shard replica → replica: a replica with no state asks what the others hold.</summary>
+    [OneWay]
+    Task ReplicaProbe(ReplicaProbe message);
+
+    /// <summary>Shard replica → replica: the answer to a <see cref="ReplicaProbe"/>.</summary>
+    [OneWay]
+    Task ReplicaProbeReply(ReplicaProbeReply message);
 }
 
 /// <summary>Receives a shard's pushes. Each push is acknowledged by completing the task; the next follows after it.</summary>

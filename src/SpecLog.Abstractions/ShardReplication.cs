@@ -81,6 +81,29 @@ public sealed record ReplicaVoteRequest([property: Id(0)] long Epoch, [property:
 public sealed record ReplicaVote([property: Id(0)] long Epoch, [property: Id(1)] int From, [property: Id(2)] bool Granted, [property: Id(3)] bool Pre = false);
 
 /// <summary>
+/// A replica that starts with no state at all asks the others what they hold: if a majority holds nothing either, the
+/// shard is new; if any holds something, this replica replaces one whose disk was lost and must rebuild before it
+/// counts (see <see cref="ReplicaProbeReply"/>).
+/// </summary>
+/// <param name="From">The asking replica's index.</param>
+[GenerateSerializer, Immutable, Alias("speclog.ReplicaProbe")]
+public sealed record ReplicaProbe([property: Id(0)] int From);
+
+/// <summary>Replica → a replica with no state: what this one holds.</summary>
+/// <param name="From">The answering replica's index.</param>
+/// <param name="Promised">The highest epoch it has promised.</param>
+/// <param name="Blank">True if it holds nothing either: no promise, no epoch, no entry, not rebuilding.</param>
+/// <param name="LastEpoch">The epoch of its last log entry, or -1.</param>
+/// <param name="End">Its log end.</param>
+[GenerateSerializer, Immutable, Alias("speclog.ReplicaProbeReply")]
+public sealed record ReplicaProbeReply(
+    [property: Id(0)] int From,
+    [property: Id(1)] long Promised,
+    [property: Id(2)] bool Blank,
+    [property: Id(3)] long LastEpoch = -1,
+    [property: Id(4)] long End = 0);
+
+/// <summary>
 /// The shard replica called does not lead its shard now: nothing was written. <see cref="LeaderEpoch"/> names the
 /// epoch it last knew a leader for (its leader is replica <c>LeaderEpoch mod Replicas</c>), or -1. Retrying at the
 /// leader is safe; <c>SpecLogClient</c> does it by itself.

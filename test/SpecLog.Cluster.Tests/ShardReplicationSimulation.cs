@@ -5,7 +5,8 @@ namespace SpecLog.Cluster.Tests;
 /// <summary>
 /// A deterministic simulation of one shard's replicas (<see cref="ShardReplicaCore"/>) under seeded faults: messages
 /// delayed, lost, duplicated and reordered; fsyncs of random length; replicas crashing (losing what was not fsync'd)
-/// and restarting; replicas paused. A client appends through whoever leads. Checked at every step: at most one leader
+/// and restarting; replicas paused; optionally, replicas losing their disk (state and log) and starting again empty, one
+/// at a time (the next only once the last has rebuilt). A client appends through whoever leads. Checked at every step: at most one leader
 /// per epoch; every entry a leader ever counted durable is, at the same index, in the log of every later ready
 /// leader; and, once faults stop, a leader becomes ready and commits new entries.
 /// </summary>
@@ -16,6 +17,7 @@ internal sealed class ShardReplicationSimulation
 
     private readonly Random _random;
     private readonly int _n;
+    private readonly bool _wipes;
     private readonly Node[] _nodes;
     private readonly PriorityQueue<Action, (long, long)> _events = new();
     private readonly Dictionary<long, (long Value, long Epoch)> _committed = []; // index → entry value, as a leader of that epoch first counted it durable
@@ -25,9 +27,10 @@ internal sealed class ShardReplicationSimulation
     private long _order;
     private long _nextValue = 1;
 
-    public ShardReplicationSimulation(int n, int seed)
+    public ShardReplicationSimulation(int n, int seed, bool wipes = false)
     {
         _n = n;
+        _wipes = wipes;
         _random = new Random(seed);
         _nodes = new Node[n];
         for (var i = 0; i < n; i++)
@@ -42,6 +45,12 @@ internal sealed class ShardReplicationSimulation
     public int CommittedEntries => _committed.Count;
 
     public long Crashes { get; private set; }
+
+    /// <summary>Replicas that lost their disk.</summary>
+    public long Wipes { get; private set; }
+
+    /// <summary>Replicas that finished rebuilding after losing their disk.</summary>
+    public long Rebuilds => _nodes.Sum(n => n.Rebuilt);
 
     public string Trace => string.Join('\n', _trace.TakeLast(60));
 
@@ -92,9 +101,18 @@ internal sealed class ShardReplicationSimulation
             var victim = leader is not null && _random.NextDouble() < 0.6 ? leader : _nodes[_random.Next(_n)];
             if (roll < 0.01 && victim.Up)
             {
+                // A disk is lost only while no other replica is still rebuilding a lost one: two lost copies of a
+                // majority-durable entry are more than any replication survives.
+                var wipe = _wipes && _random.NextDouble() < 0.4 && _nodes.All(n => n == victim || !n.LostState);
                 Crashes++;
-                _trace.Add($"{_now}: crash {victim.Index}");
+                _trace.Add($"{_now}: {(wipe ? "wipe" : "crash")} {victim.Index}");
                 victim.Crash();
+                if (wipe)
+                {
+                    Wipes++;
+                    victim.Wipe();
+                }
+
                 Schedule(_random.Next(50_000, 800_000), () =>
                 {
                     _trace.Add($"{_now}: restart {victim.Index}");
@@ -246,6 +264,11 @@ internal sealed class ShardReplicationSimulation
 
         public bool CheckedReady { get; set; }
 
+        /// <summary>True from losing its disk until it has rebuilt (the simulation loses no second disk meanwhile).</summary>
+        public bool LostState { get; private set; }
+
+        public long Rebuilt { get; private set; }
+
         public long CommittedSeen { get; set; }
 
         private bool _wasLeader;
@@ -268,11 +291,25 @@ internal sealed class ShardReplicationSimulation
             Storage = null;
         }
 
+        public void Wipe()
+        {
+            _savedMeta = ReplicaMeta.Empty;
+            _durableLog = [];
+            LostState = true;
+        }
+
         public void AfterEvent()
         {
             if (Core is null)
             {
                 return;
+            }
+
+            if (LostState && Core is { Probing: false, Rebuilding: false })
+            {
+                sim._trace.Add($"{sim._now}: {Index} rebuilt its lost state (log {Storage!.End} entries, promised {Core.Promised})");
+                LostState = false;
+                Rebuilt++;
             }
 
             var leader = Core.Role == ReplicaRole.Leader;
@@ -290,6 +327,10 @@ internal sealed class ShardReplicationSimulation
         public void Send(int to, ReplicaAck message) => sim.Deliver(to, n => n.Core!.OnAck(message, sim._now));
 
         public void Send(int to, ReplicaVoteRequest message) => sim.Deliver(to, n => n.Core!.OnVoteRequest(message, sim._now));
+
+        public void Send(int to, ReplicaProbe message) => sim.Deliver(to, n => n.Core!.OnProbe(message, sim._now));
+
+        public void Send(int to, ReplicaProbeReply message) => sim.Deliver(to, n => n.Core!.OnProbeReply(message, sim._now));
 
         public void Send(int to, ReplicaVote message)
         {

@@ -115,6 +115,44 @@ public sealed class ClusterProcessTests
             Note($"longest gap without an acknowledgement: {LongestGap(killAt, secondKillAt):0.00} s after killing node-2 (ordering replica), "
                 + $"{LongestGap(secondKillAt, upAgainAt + 5):0.00} s after killing node-0 (shard 0); first acknowledgement {firstAfterUp - upAgainAt:0.00} s after node-0 was up");
 
+            // node-1 loses its shard replicas' data (a new volume under the same node name): its replicas start empty,
+            // learn from their peers that the shards exist, copy the leaders' logs, and count again only once they hold
+            // what the others held. Appends go on meanwhile (the other two replicas of each shard are a majority).
+            silos[1]!.KillHard();
+            await silos[1]!.DisposeAsync();
+            var wiped = Directory.GetDirectories(Path.Combine(root, Nodes[1]), "shard-*-replica-*");
+            Assert.Equal(Shards, wiped.Length);
+            foreach (var dir in wiped)
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+
+            Note($"node-1 killed (SIGKILL) at {acknowledged.Count} acknowledged and its {wiped.Length} shard replica directories deleted");
+            restarted = StartNode(1);
+            await Waits.UntilAsync(() => restarted.IsUp, "node-1 to be up again with no shard data", StepTimeout, ct);
+            var atWipe = acknowledged.Count;
+            await Waits.UntilAsync(() => acknowledged.Count >= atWipe + 400, "400 appends acknowledged after node-1 came back empty", StepTimeout, ct);
+            var onNode1 = Enumerable.Range(0, Shards).SelectMany(s => Enumerable.Range(0, 3).Where(r => (s + r) % Nodes.Length == 1).Select(r => ShardKeys.Of(s, r))).ToArray();
+            var rebuiltStatuses = Array.Empty<ShardStatus>();
+            await Waits.UntilAsync(
+                async () =>
+                {
+                    // Polled: a replica finishes rebuilding inside its grain, with no event a test can await.
+                    rebuiltStatuses = await Task.WhenAll(onNode1.Select(k => client.Grains.GetGrain<IShardGrain>(k).GetStatusAsync()));
+                    return rebuiltStatuses.All(r => r.Role is "Follower" or "Leader" && r.LogEntries > 0);
+                },
+                "node-1's replicas to rebuild from their peers",
+                StepTimeout,
+                ct);
+            foreach (var key in onNode1)
+            {
+                // The replica knew it had lost the shard's data (rather than taking it for a new shard).
+                var line = $"Shard {ShardKeys.ShardOf(key)} replica {ShardKeys.ReplicaOf(key)} is Rebuilding now";
+                Assert.True(output.Any(o => o.Contains(line, StringComparison.Ordinal)), $"no silo printed \"{line}\"");
+            }
+
+            Note($"node-1's replicas rebuilt: {string.Join(", ", rebuiltStatuses.Select(r => $"shard {r.Shard} replica {r.Replica} {r.Role} with {r.LogEntries} log entries"))}");
+
             await load.CancelAsync();
             await Task.WhenAll(producers).WaitAsync(StepTimeout, ct);
             // Every shard has three replicas, one per node, and one of them leads it with the shard's records.

@@ -42,6 +42,10 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     public Task ReplicaVote(ReplicaVote message) => OnReplication(r => r.OnVote(message, NowMicros()));
 
+    public Task ReplicaProbe(ReplicaProbe message) => OnReplication(r => r.OnProbe(message, NowMicros()));
+
+    public Task ReplicaProbeReply(ReplicaProbeReply message) => OnReplication(r => r.OnProbeReply(message, NowMicros()));
+
     long IReplicaStorage.End => _log.NextIndex;
 
     long IReplicaStorage.Durable => _log.DurableIndex;
@@ -90,6 +94,10 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     void IReplicaTransport.Send(int to, ReplicaVote message) => Peer(to)?.ReplicaVote(message).Ignore();
 
+    void IReplicaTransport.Send(int to, ReplicaProbe message) => Peer(to)?.ReplicaProbe(message).Ignore();
+
+    void IReplicaTransport.Send(int to, ReplicaProbeReply message) => Peer(to)?.ReplicaProbeReply(message).Ignore();
+
     /// <summary>Replica <paramref name="replica"/> of this shard, or null while its node is down (the protocol retransmits once it is back).</summary>
     private IShardGrain? Peer(int replica) =>
         liveness.IsHomeActive(_shard + replica) ? GrainFactory.GetGrain<IShardGrain>(ShardKeys.Of(_shard, replica)) : null;
@@ -113,6 +121,15 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
         LogReplicaActivated(logger, _shard, _replica, _replicas, meta.Promised, _log.NextIndex);
     }
 
+    /// <summary>The replica's part as the status shows it: its role, or that it still probes or rebuilds a lost state.</summary>
+    private string ReplicaState => _replication switch
+    {
+        null => "Follower",
+        { Probing: true } => "Probing",
+        { Rebuilding: true } => "Rebuilding",
+        var r => r.Role.ToString(),
+    };
+
     private DurableLogOptions LogOptions(string directory) => new()
     {
         Directory = directory,
@@ -128,11 +145,17 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
         if (_replication is not null && !_deactivating)
         {
             var before = (_replication.Role, _replication.Ready);
+            var rebuildingBefore = (_replication.Probing, _replication.Rebuilding);
             step(_replication);
             if ((_replication.Role, _replication.Ready) != before && _replication.Role != ReplicaRole.Follower)
             {
                 // Failover's steps, timestamped in the silo log: standing for election, winning it, ready to serve.
                 LogRoleChanged(logger, _shard, _replica, _replication.Role, _replication.Ready, _replication.Promised);
+            }
+
+            if ((_replication.Probing, _replication.Rebuilding) != rebuildingBefore)
+            {
+                LogRebuildState(logger, _shard, _replica, ReplicaState, _log.NextIndex, _replication.Meta.FloorEnd);
             }
 
             AfterReplicationStep();
@@ -272,6 +295,9 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} is {Role} (ready {Ready}, epoch {Epoch} promised)")]
     private static partial void LogRoleChanged(ILogger logger, int shard, int replica, ReplicaRole role, bool ready, long epoch);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} is {State} now (log {End} entries; floor {Floor}): a replica that started with no state probes the others, and if they hold the shard it copies the leader's log and counts fully once it holds what they held")]
+    private static partial void LogRebuildState(ILogger logger, int shard, int replica, string state, long end, long floor);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} replica {Replica} stopped leading (epoch {Epoch} promised); it follows now")]
     private static partial void LogStoppedLeading(ILogger logger, int shard, int replica, long epoch);

@@ -256,7 +256,7 @@ internal sealed partial class ShardGrain(
         {
             return Task.FromResult(new ShardStatus(
                 _shard, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, _options.Ordering.Mode.ToString(), _activatedAt,
-                Replica: _replica, Replicas: _replicas, Role: _replication?.Role.ToString() ?? "Follower",
+                Replica: _replica, Replicas: _replicas, Role: ReplicaState,
                 Epoch: _replication?.Promised ?? 0, LogEntries: _log?.NextIndex ?? 0, Silo: SiloName));
         }
 

@@ -35,4 +35,8 @@ internal interface IReplicaTransport
     void Send(int to, ReplicaVoteRequest message);
 
     void Send(int to, ReplicaVote message);
+
+    void Send(int to, ReplicaProbe message);
+
+    void Send(int to, ReplicaProbeReply message);
 }

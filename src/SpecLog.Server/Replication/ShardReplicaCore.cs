@@ -40,7 +40,7 @@ internal sealed record ReplicaTimings(
 /// GSN: no mis-speculation). A joining follower keeps the longest prefix of its log that agrees with the leader's
 /// epoch history and durably truncates the rest.
 /// </summary>
-internal sealed class ShardReplicaCore
+internal sealed partial class ShardReplicaCore
 {
     private readonly int _self;
     private readonly int _n;
@@ -82,6 +82,9 @@ internal sealed class ShardReplicaCore
         // sit out a whole election timeout; the others wait as usual.
         _fastStart = ShardKeys.LeaderOf(_meta.Promised + 1, _n) == _self;
         _jitter = DrawJitter();
+        _probing = meta.IsBlank && storage.End == 0;
+        _probes = new ProbeAnswer[replicas];
+        CheckRebuilt();
     }
 
     /// <summary>The role now.</summary>
@@ -123,6 +126,12 @@ internal sealed class ShardReplicaCore
     /// <summary>Time passes: heartbeats and lease checks for a leader, election timeouts for the others.</summary>
     public void OnTick(long now)
     {
+        if (_probing || _meta.Rebuilding)
+        {
+            ProbeTick(now);
+            return;
+        }
+
         if (Role == ReplicaRole.Leader)
         {
             if (now - _lastHeartbeat >= _timings.HeartbeatMicros)
@@ -160,9 +169,9 @@ internal sealed class ShardReplicaCore
     public void OnAppend(ReplicaAppend m, long now)
     {
         var leader = ShardKeys.LeaderOf(m.Epoch, _n);
-        if (leader == _self)
+        if (leader == _self || _probing)
         {
-            return; // from an earlier incarnation of this replica
+            return; // from an earlier incarnation of this replica, or to one that does not know yet whether it lost its state
         }
 
         if (m.Epoch < _meta.Promised)
@@ -214,6 +223,7 @@ internal sealed class ShardReplicaCore
         else
         {
             _transport.Send(leader, new ReplicaAck(m.Epoch, _self, true, _storage.End, _storage.Durable));
+            CheckRebuilt();
         }
     }
 
@@ -262,6 +272,14 @@ internal sealed class ShardReplicaCore
             return;
         }
 
+        if (_probing)
+        {
+            // A replica that may have lost its state does not vote: its empty log would make it vote for any candidate,
+            // even one that lacks entries only its lost copy made durable.
+            _transport.Send(candidate, new ReplicaVote(m.Pre ? m.Epoch : _meta.Promised, _self, false, m.Pre));
+            return;
+        }
+
         // A replica that hears a live leader refuses to help depose it, and so does a leader that still hears a majority.
         // "Hears" means within half an election timeout (several heartbeats): the successor stands exactly one timeout
         // after it last heard the dead leader, and the others last heard it at about the same instant, so a full
@@ -274,7 +292,7 @@ internal sealed class ShardReplicaCore
         {
             var upToDate = UpToDate(m);
             _transport.Send(candidate, new ReplicaVote(m.Epoch, _self, m.Epoch > _meta.Promised && !leaderAlive && upToDate, Pre: true));
-            if (!upToDate && !leaderAlive && Role == ReplicaRole.Follower && m.Epoch > _meta.Promised)
+            if (!upToDate && !leaderAlive && Role == ReplicaRole.Follower && m.Epoch > _meta.Promised && !_meta.Rebuilding)
             {
                 // The leader is silent and this replica's log is ahead of the candidate's, which can therefore not win:
                 // stand now rather than after this replica's own (later-ranked) timeout.
@@ -372,6 +390,7 @@ internal sealed class ShardReplicaCore
         else if (Role == ReplicaRole.Follower && LeaderEpoch == _meta.Promised && Joined(LeaderEpoch))
         {
             _transport.Send(ShardKeys.LeaderOf(LeaderEpoch, _n), new ReplicaAck(LeaderEpoch, _self, true, _storage.End, durable));
+            CheckRebuilt();
         }
     }
 
@@ -413,8 +432,12 @@ internal sealed class ShardReplicaCore
     {
         var end = _storage.End;
         var last = _meta.LastEpoch(end);
-        return m.LastEpoch > last || (m.LastEpoch == last && m.End >= end);
+        return AtLeast(m.LastEpoch, m.End, last, end) && (!_meta.Rebuilding || AtLeast(m.LastEpoch, m.End, _meta.FloorEpoch, _meta.FloorEnd));
     }
+
+    /// <summary>Whether a log whose last entry has epoch <paramref name="lastEpoch"/> and which ends at <paramref name="end"/> is at least as up to date as the other.</summary>
+    private static bool AtLeast(long lastEpoch, long end, long otherLastEpoch, long otherEnd) =>
+        lastEpoch > otherLastEpoch || (lastEpoch == otherLastEpoch && end >= otherEnd);
 
     /// <summary>Whether this leader, counting itself, heard a majority within the last <paramref name="window"/> µs.</summary>
     private bool HeardMajority(long now, long window)
@@ -532,7 +555,7 @@ internal sealed class ShardReplicaCore
             _storage.Truncate(keep);
         }
 
-        _meta = new ReplicaMeta(_meta.Promised, epochs, starts);
+        _meta = _meta with { Epochs = epochs, Starts = starts };
         _storage.Save(_meta);
     }
 
