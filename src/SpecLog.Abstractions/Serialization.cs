@@ -29,6 +29,8 @@ public struct WindowConfigSurrogate
     [Id(9)] public int[]? VoidShards;
     /// <summary>The first void slots of <see cref="WindowConfig.Voids"/>, in the order of <see cref="VoidShards"/>.</summary>
     [Id(10)] public long[]? VoidFromSlots;
+    /// <summary>The void ends of <see cref="WindowConfig.Voids"/> (-1 for failures), in the order of <see cref="VoidShards"/>; null from older senders (all failures).</summary>
+    [Id(11)] public long[]? VoidToSlots;
 }
 
 /// <summary>Converts <see cref="WindowConfig"/> to and from its wire form.</summary>
@@ -38,10 +40,12 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
     /// <inheritdoc />
     public WindowConfig ConvertFromSurrogate(in WindowConfigSurrogate s) =>
         new(s.Window, s.StartGsn, s.FirstCut, s.CutsPerWindow, ImmutableArray.Create(s.Quotas), s.ViewId, Math.Max(1, s.CutIntervalFactor), s.Layout, s.Departed is null ? [] : ImmutableArray.Create(s.Departed),
-            Voids(s.VoidShards, s.VoidFromSlots));
+            Voids(s.VoidShards, s.VoidFromSlots, s.VoidToSlots));
 
-    private static ImmutableArray<ShardVoid> Voids(int[]? shards, long[]? fromSlots) =>
-        shards is null || fromSlots is null ? [] : [.. shards.Zip(fromSlots, (shard, from) => new ShardVoid(shard, from))];
+    private static ImmutableArray<ShardVoid> Voids(int[]? shards, long[]? fromSlots, long[]? toSlots) =>
+        shards is null || fromSlots is null
+            ? []
+            : [.. shards.Select((shard, i) => new ShardVoid(shard, fromSlots[i], toSlots is null ? -1 : toSlots[i]))];
 
     /// <inheritdoc />
     public WindowConfigSurrogate ConvertToSurrogate(in WindowConfig v) => new()
@@ -57,6 +61,7 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
         Departed = v.Departed.IsEmpty ? null : [.. v.Departed],
         VoidShards = v.Voids.IsEmpty ? null : [.. v.Voids.Select(x => x.Shard)],
         VoidFromSlots = v.Voids.IsEmpty ? null : [.. v.Voids.Select(x => x.FromSlot)],
+        VoidToSlots = v.Voids.Any(x => x.IsRejoin) ? [.. v.Voids.Select(x => x.ToSlot)] : null,
     };
 }
 

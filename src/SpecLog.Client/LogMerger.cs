@@ -103,7 +103,10 @@ public sealed class LogMerger
         {
             foreach (var gone in _history[w].Voids)
             {
-                TakeBack(gone.Shard);
+                if (!gone.IsRejoin)
+                {
+                    TakeBack(gone.Shard); // a rejoin's void slots had no position before: nothing of them was released
+                }
             }
         }
 
@@ -136,7 +139,7 @@ public sealed class LogMerger
     /// </summary>
     private void TakeBack(int failed)
     {
-        var (from, to, _) = _history.VoidOf(failed)!.Value;
+        var (from, to, _) = _history.FailureVoidOf(failed)!.Value;
         if (failed < _entries.Length)
         {
             var kept = _entries[failed].Where(x => x.Entry.Slot < from)

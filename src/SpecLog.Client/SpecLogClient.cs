@@ -364,7 +364,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             {
                 foreach (var gone in history[w].Voids)
                 {
-                    if (lastPassed.TryGetValue(gone.Shard, out var passed) && passed.Slot >= gone.FromSlot)
+                    if (!gone.IsRejoin && lastPassed.TryGetValue(gone.Shard, out var passed) && passed.Slot >= gone.FromSlot)
                     {
                         yield return new MisSpeculatedRange(history.GsnOfSlot(gone.Shard, gone.FromSlot), passed.Gsn + 1, gone.Shard);
                     }
@@ -418,26 +418,27 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         for (var s = 0; s < shardCount; s++)
         {
             long slot, end;
+            (long From, long To, long Window)[] voids;
             await _historyLock.WaitAsync(cancellationToken);
             try
             {
                 slot = _history.SlotsBefore(s, fromGsn);
                 end = _history.SlotsBefore(s, toGsn);
-                if (_history.VoidOf(s) is { } gone && end > gone.From)
-                {
-                    end = Math.Max(slot, gone.From); // a failed shard's void slots are no-ops: nothing to read there
-                }
+                voids = [.. _history.VoidsOf(s)];
             }
             finally
             {
                 _historyLock.Release();
             }
 
-            while (slot < end)
+            // A failed shard's void slots are no-ops, whatever it held there: nothing is read there (the shard may be
+            // gone), and a read stops at the next void.
+            while ((slot = SkipVoid(voids, slot)) < end)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var from = slot;
-                var read = await _routes.CallAsync(s, g => g.ReadAsync(from, (int)Math.Min(end - from, 4096)), _options.AppendRetryDeadline, cancellationToken);
+                var until = Math.Min(end, voids.Where(v => v.From > from).Select(v => v.From).DefaultIfEmpty(end).Min());
+                var read = await _routes.CallAsync(s, g => g.ReadAsync(from, (int)Math.Min(until - from, 4096)), _options.AppendRetryDeadline, cancellationToken);
                 if (read.Entries.Length == 0)
                 {
                     throw new InvalidOperationException($"Shard {s} returned nothing at committed slot {slot}.");
@@ -445,18 +446,37 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
                 foreach (var e in read.Entries)
                 {
-                    if (!e.IsNoOp && e.Slot < end)
+                    if (!e.IsNoOp && e.Slot < until)
                     {
                         result.Add(new LogRecord(e.Gsn, s, e.Payload));
                     }
 
-                    slot = Math.Max(slot, e.Slot + e.SlotCount);
+                    slot = Math.Max(slot, Math.Min(until, e.Slot + e.SlotCount));
                 }
             }
         }
 
         result.Sort(static (a, b) => a.Gsn.CompareTo(b.Gsn));
         return result;
+    }
+
+    /// <summary>The first slot at or after <paramref name="slot"/> in none of <paramref name="voids"/>.</summary>
+    private static long SkipVoid((long From, long To, long Window)[] voids, long slot)
+    {
+        for (var moved = voids.Length > 0; moved;)
+        {
+            moved = false;
+            foreach (var v in voids)
+            {
+                if (slot >= v.From && slot < v.To)
+                {
+                    slot = v.To;
+                    moved = true;
+                }
+            }
+        }
+
+        return slot;
     }
 
     private void CheckSize(int length, int index)

@@ -31,6 +31,8 @@ public sealed partial class SequencerState
         Array.Resize(ref _leaving, count);
         Array.Resize(ref _departed, count);
         Array.Resize(ref _failing, count);
+        Array.Resize(ref _failedOut, count);
+        Array.Resize(ref _rejoinFrom, count);
         for (var s = from; s < count; s++)
         {
             _appliedSeq[s] = -1;
@@ -49,10 +51,13 @@ public sealed partial class SequencerState
     /// joining shard counts from now, a leaving or failed one after the next cut.
     /// Deterministic, and idempotent for repeated requests.
     /// </summary>
-    private void ApplyControl(ShardControl control, int shard, SequencerOutput output, long observedReportSeq = long.MinValue)
+    private void ApplyControl(ShardControl control, int shard, SequencerOutput output, long argument = long.MinValue)
     {
         switch (control)
         {
+            case ShardControl.Join when shard >= 0 && shard < ShardCount && _departed[shard]:
+                Rejoin(shard, argument, output);
+                return;
             case ShardControl.Join when shard < ShardCount:
                 return; // joined already (a repeated request)
             case ShardControl.Join when shard > ShardCount:
@@ -77,8 +82,8 @@ public sealed partial class SequencerState
                 return;
             case ShardControl.Fail when _departed[shard] || _failing[shard]:
                 return; // gone or failing already
-            case ShardControl.Fail when observedReportSeq != long.MinValue && observedReportSeq != _appliedSeq[shard]:
-                output.ControlRefused = $"Shard {shard} is not failed: a report of it (#{_appliedSeq[shard]}) was applied after the failure was observed (#{observedReportSeq}).";
+            case ShardControl.Fail when argument != long.MinValue && argument != _appliedSeq[shard]:
+                output.ControlRefused = $"Shard {shard} is not failed: a report of it (#{_appliedSeq[shard]}) was applied after the failure was observed (#{argument}).";
                 return;
             case ShardControl.Fail:
                 if (!AnyOtherStays(shard))
@@ -146,6 +151,53 @@ public sealed partial class SequencerState
         }
     }
 
+    /// <summary>
+    /// A failed shard whose replicas are back asks to rejoin, holding <paramref name="heldSlots"/> slots in its log. Like a
+    /// join it gets its first quota in the next window decided; that window voids its slots from its first one there up
+    /// to what it holds (records it had taken beyond its last slot before it failed: their appends failed, so they
+    /// never get a position) and it continues after them. A shard that left (rather than failed) does not come back.
+    /// </summary>
+    private void Rejoin(int shard, long heldSlots, SequencerOutput output)
+    {
+        if (_options.Mode != OrderingMode.FixAnte)
+        {
+            output.ControlRefused = $"Shard {shard} cannot rejoin: a departed shard rejoins only with Fix-Ante ordering.";
+            return;
+        }
+
+        if (!_failedOut[shard])
+        {
+            output.ControlRefused = $"Shard {shard} left the log; a removed shard does not come back (add a new one).";
+            return;
+        }
+
+        _rejoinFrom[shard] = Math.Max(_rejoinFrom[shard], heldSlots);
+        if (_joining[shard])
+        {
+            return; // a repeated request
+        }
+
+        _joining[shard] = true;
+        _pendingChanges++;
+        if (History.Count > 0)
+        {
+            AdvanceFixAnte(output);
+        }
+    }
+
+    /// <summary>Whether the latest void of <paramref name="shard"/> is a rejoin's (so it is a member again, or left since).</summary>
+    private bool IsRejoinVoid(int shard)
+    {
+        var latest = History.VoidOf(shard);
+        if (latest is null)
+        {
+            return false;
+        }
+
+        var window = History[(int)latest.Value.Window];
+        return window.Voids.Any(v => v.Shard == shard && v.IsRejoin);
+    }
+
     /// <summary>Whether some shard has <paramref name="flag"/> set; a scan only while a change is pending (rare).</summary>
     private bool AnyPending(bool[] flag) => _pendingChanges > 0 && Array.IndexOf(flag, true) >= 0;
 
@@ -188,6 +240,7 @@ public sealed partial class SequencerState
                     // Its slots from what it reported durable to the end of the windows decided so far are no-ops:
                     // counted as filled, so the cuts go on without it.
                     _failing[s] = false;
+                    _failedOut[s] = true;
                     Failures++;
                     voids.Add(new ShardVoid(s, _durableSlots[s]));
                     _durableSlots[s] = Math.Max(_durableSlots[s], History.KnownSlots(s));
@@ -197,6 +250,20 @@ public sealed partial class SequencerState
             {
                 _joining[s] = false;
                 _pendingChanges--;
+                if (_departed[s])
+                {
+                    // A failed shard rejoins: its slots from here to what its log holds are void, and it goes on after them.
+                    _departed[s] = false;
+                    _failedOut[s] = false;
+                    Rejoins++;
+                    var first = History.KnownSlots(s);
+                    var to = Math.Max(first, _rejoinFrom[s]);
+                    voids.Add(new ShardVoid(s, first, to));
+                    _durableSlots[s] = Math.Max(_durableSlots[s], to);
+                    _rateMarks[s].Clear(); // its rate is measured from its return, not across its absence
+                    _rateMarks[s].Enqueue(_latest[s]);
+                    _rejoinFrom[s] = 0;
+                }
             }
 
             if (_departed[s])

@@ -35,6 +35,8 @@ public sealed partial class SequencerState
     private bool[] _joining = [];
     private bool[] _leaving = [];
     private bool[] _departed = [];
+    private bool[] _failedOut = [];
+    private long[] _rejoinFrom = [];
     private bool[] _failing = [];
     private int _waitingCount;
     private int _pendingChanges; // shards joining or leaving (a failing shard is leaving): windows still to decide for them
@@ -62,6 +64,7 @@ public sealed partial class SequencerState
             foreach (var d in last.Departed)
             {
                 _departed[d] = true;
+                _failedOut[d] = History.VoidOf(d) is not null && !IsRejoinVoid(d); // failed (may rejoin) rather than left
             }
 
             for (var s = known; s < ShardCount && options.Mode == OrderingMode.FixAnte; s++)
@@ -95,6 +98,9 @@ public sealed partial class SequencerState
     /// <summary>Whether <paramref name="shard"/> joined and waits for the next window to get its first quota.</summary>
     public bool IsJoining(int shard) => (uint)shard < (uint)ShardCount && _joining[shard];
 
+    /// <summary>Whether <paramref name="shard"/> departed because it failed (it rejoins if its replicas come back).</summary>
+    public bool IsFailedOut(int shard) => (uint)shard < (uint)ShardCount && _failedOut[shard];
+
     /// <summary>Whether <paramref name="shard"/> is to leave: the next window decided gives it no slot.</summary>
     public bool IsLeaving(int shard) => (uint)shard < (uint)ShardCount && _leaving[shard];
 
@@ -109,6 +115,9 @@ public sealed partial class SequencerState
 
     /// <summary>Shards that left the log since it was created (or recovered).</summary>
     public long Leaves { get; private set; }
+
+    /// <summary>Failed shards that came back and rejoined.</summary>
+    public long Rejoins { get; private set; }
 
     /// <summary>Cuts below this are committed.</summary>
     public long CommittedCut { get; private set; }
@@ -188,7 +197,7 @@ public sealed partial class SequencerState
         if (report.Control != ShardControl.None)
         {
             var waitingBefore = AnyWaiting;
-            ApplyControl(report.Control, report.Shard, output, report.Control == ShardControl.Fail ? report.RealRecords : long.MinValue);
+            ApplyControl(report.Control, report.Shard, output, report.Control is ShardControl.Fail or ShardControl.Join ? report.RealRecords : long.MinValue);
             output.WaitingChanged = waitingBefore != AnyWaiting;
             return;
         }
@@ -207,6 +216,11 @@ public sealed partial class SequencerState
 
         _appliedSeq[s] = report.ReportSeq;
         ReportsApplied++;
+        if (_departed[s] && report.KnownWindows < History.Count)
+        {
+            output.BehindShards.Add(s);
+        }
+
         // The latest report's count, not the highest ever: a new leader of a replicated shard may know fewer windows
         // than the deposed one did, and must be sent the ones it lacks.
         _knownWindows[s] = report.KnownWindows;
@@ -477,7 +491,7 @@ public sealed partial class SequencerState
         var quotas = ImmutableArray.CreateBuilder<int>(ShardCount);
         for (var s = 0; s < ShardCount; s++)
         {
-            if (_departed[s] || _leaving[s])
+            if (_leaving[s] || (_departed[s] && !_joining[s]))
             {
                 quotas.Add(0);
                 continue;

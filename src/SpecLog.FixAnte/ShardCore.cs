@@ -96,16 +96,48 @@ public sealed class ShardCore
 
     private long _lastReportedDurable = -1;
 
+    /// <summary>
+    /// Whether this shard departed because the ordering layer declared it failed (rather than removed it): it asks to
+    /// rejoin once it serves again (<see cref="ShardControl.Join"/> with its <see cref="AssignedSlots"/>).
+    /// </summary>
+    public bool FailedOut { get; private set; }
+
+    /// <summary>Windows that told this shard it rejoined after a failure.</summary>
+    public long Rejoins { get; private set; }
+
     private void NoteDeparture()
     {
-        if (!Departed && History.Last is { } last && last.HasDeparted(ShardId))
+        if (History.Last is not { } last)
+        {
+            return;
+        }
+
+        if (!Departed && last.HasDeparted(ShardId))
         {
             // A shard declared failed (it lost every replica, or stopped answering) that comes back finds its slots
             // from what the sequencer had heard of voided: its last slot is before them.
+            var known = History.KnownSlots(ShardId);
+            var failure = History.FailureVoidOf(ShardId);
+            FailedOut = failure is { } f && f.To >= known;
             Departed = true;
-            FinalSlots = Math.Min(History.KnownSlots(ShardId), History.VoidOf(ShardId)?.From ?? long.MaxValue);
+            FinalSlots = FailedOut ? Math.Min(known, failure!.Value.From) : known;
+        }
+        else if (Departed && !last.HasDeparted(ShardId))
+        {
+            // A failed shard rejoined: it has slots again from the window that said so, after the void of that window
+            // (the host skips its slots to there with no-ops; see NextSlotAfterVoid).
+            Departed = false;
+            FailedOut = false;
+            FinalSlots = long.MaxValue;
+            Rejoins++;
         }
     }
+
+    /// <summary>
+    /// No-op slots the shard must write before its next record: after a rejoin, its slots up to the end of the rejoin's
+    /// void (what it held when it asked, and the slots it had no quota for meanwhile) are no-ops whatever it holds.
+    /// </summary>
+    public long SlotsToSkip => Departed ? 0 : History.SkipVoid(ShardId, AssignedSlots) - AssignedSlots;
 
     /// <summary>Whether the ordering layer said, in its latest notice, that some shard waits for cuts (true until told).</summary>
     public bool OthersWaiting { get; private set; } = true;

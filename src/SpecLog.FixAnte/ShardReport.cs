@@ -29,14 +29,15 @@ public readonly record struct ShardReport(
     ShardControl Control = ShardControl.None)
 {
     /// <summary>
-    /// A request to change the shard set: <paramref name="control"/> for <paramref name="shard"/>. A
-    /// <see cref="ShardControl.Fail"/> may carry the shard's last applied report sequence number the failure detector
-    /// saw (<paramref name="observedReportSeq"/>, in <see cref="RealRecords"/>): if a report of the shard was applied
-    /// since (the ordering layer itself had stalled, say), the request changes nothing. <see cref="long.MinValue"/>:
-    /// unconditional.
+    /// A request to change the shard set: <paramref name="control"/> for <paramref name="shard"/>, with an argument
+    /// carried in <see cref="RealRecords"/>. A <see cref="ShardControl.Fail"/> may carry the shard's last applied report
+    /// sequence number the failure detector saw: if a report of the shard was applied since (the ordering layer itself
+    /// had stalled, say), the request changes nothing; <see cref="long.MinValue"/>: unconditional. A
+    /// <see cref="ShardControl.Join"/> of a failed shard that is back carries the slots its log holds: it continues
+    /// after them (see <see cref="ShardVoid.IsRejoin"/>).
     /// </summary>
-    public static ShardReport ForControl(ShardControl control, int shard, long requestId, long observedReportSeq = long.MinValue) =>
-        new(shard, requestId, 0, control == ShardControl.Fail ? observedReportSeq : 0, 0, 0, false, false, control);
+    public static ShardReport ForControl(ShardControl control, int shard, long requestId, long argument = long.MinValue) =>
+        new(shard, requestId, 0, control is ShardControl.Fail or ShardControl.Join ? argument : 0, 0, 0, false, false, control);
 }
 
 /// <summary>Changes of the log's shard set, decided at window boundaries (elasticity).</summary>
@@ -87,6 +88,12 @@ public sealed class SequencerOutput
     /// <summary>Why a shard-set change (<see cref="ShardReport.Control"/>) was refused; null if none was, or it was taken.</summary>
     public string? ControlRefused { get; set; }
 
+    /// <summary>
+    /// Departed shards that reported without knowing every window (a failed shard whose notices were lost, back): the
+    /// host answers each with the windows it lacks, since a departed shard hears no broadcasts.
+    /// </summary>
+    public List<int> BehindShards { get; } = [];
+
     /// <summary>Resets the output for reuse.</summary>
     public void Clear()
     {
@@ -96,5 +103,6 @@ public sealed class SequencerOutput
         WaitingChanged = false;
         Duplicate = false;
         ControlRefused = null;
+        BehindShards.Clear();
     }
 }

@@ -17,13 +17,26 @@ public enum CutLayout
 }
 
 /// <summary>
-/// A whole-shard failure settled in a window: shard <paramref name="Shard"/> lost every replica, and its slots from
-/// <paramref name="FromSlot"/> (the durable slots the sequencer had heard of) up to the window that names it are no-ops.
-/// Records the shard had delivered speculatively there are not in the log (they are mis-speculated).
+/// Slots of a shard that are no-ops whatever the shard holds there. Two kinds:
+/// <list type="bullet">
+/// <item>A whole-shard failure settled in a window (<see cref="IsRejoin"/> false): shard <paramref name="Shard"/> lost
+/// every replica, and its slots from <paramref name="FromSlot"/> (the durable slots the sequencer had heard of) up to
+/// the window that names it are no-ops. Records the shard had delivered speculatively there are not in the log (they
+/// are mis-speculated).</item>
+/// <item>A failed shard rejoining with the window that names it (<see cref="IsRejoin"/>): its slots from
+/// <paramref name="FromSlot"/> (its first slot of this window) to <paramref name="ToSlot"/> are no-ops, so the records
+/// it had taken beyond its last slot before it failed (whose appends failed) never get a position; it continues at
+/// <paramref name="ToSlot"/>.</item>
+/// </list>
 /// </summary>
-/// <param name="Shard">The failed shard (departed from the window that carries this).</param>
+/// <param name="Shard">The failed shard (departed from the window that carries a failure; a member again from one that carries a rejoin).</param>
 /// <param name="FromSlot">Its first slot that is void.</param>
-public readonly record struct ShardVoid(int Shard, long FromSlot);
+/// <param name="ToSlot">For a rejoin, one past its last void slot; -1 for a failure (the void ends where the window starts).</param>
+public readonly record struct ShardVoid(int Shard, long FromSlot, long ToSlot = -1)
+{
+    /// <summary>True for the void of a rejoining shard (explicit end), false for a failure.</summary>
+    public bool IsRejoin => ToSlot >= 0;
+}
 
 /// <summary>
 /// The predetermined cuts of one speculation-lease window: <see cref="CutsPerWindow"/> cuts, each made of
@@ -101,9 +114,12 @@ public sealed class WindowConfig
         Voids = voids.IsDefault ? [] : voids;
         foreach (var v in Voids)
         {
-            if (!HasDeparted(v.Shard) || v.FromSlot < 0 || Voids.Count(x => x.Shard == v.Shard) > 1)
+            if (HasDeparted(v.Shard) == v.IsRejoin || v.FromSlot < 0 || (v.IsRejoin && v.ToSlot < v.FromSlot) || v.Shard >= quotas.Length
+                || Voids.Count(x => x.Shard == v.Shard) > 1)
             {
-                throw new ArgumentException($"A void must name a departed shard once, from a slot ≥ 0; got {v} with departed [{string.Join(',', Departed)}].", nameof(voids));
+                throw new ArgumentException(
+                    $"A void must name a shard once, from a slot ≥ 0: a failed one that departs with this window, or a rejoining one (a member again) with an end at or after its start; got {v} with departed [{string.Join(',', Departed)}].",
+                    nameof(voids));
             }
         }
 
@@ -310,5 +326,5 @@ public sealed class WindowConfig
     /// <inheritdoc />
     public override string ToString() =>
         $"window {Window} [gsn {StartGsn}..{EndGsn}, cuts {FirstCut}..{EndCut}) quotas [{string.Join(',', Quotas)}]" + (CutIntervalFactor == 1 ? "" : $" cut interval ×{CutIntervalFactor}") + (Layout == CutLayout.Blocked ? "" : " interleaved") + (Departed.Length == 0 ? "" : $" departed [{string.Join(',', Departed)}]")
-        + (Voids.Length == 0 ? "" : $" failed [{string.Join(',', Voids.Select(v => $"{v.Shard} from slot {v.FromSlot}"))}]");
+        + (Voids.Length == 0 ? "" : $" voids [{string.Join(',', Voids.Select(v => v.IsRejoin ? $"{v.Shard} rejoins, slots {v.FromSlot}..{v.ToSlot} void" : $"{v.Shard} failed from slot {v.FromSlot}"))}]");
 }

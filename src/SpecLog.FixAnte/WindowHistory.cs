@@ -10,16 +10,75 @@ public sealed class WindowHistory
     private readonly List<WindowConfig> _windows = [];
     // _slotStart[w][s]: how many slots shard s owns in windows before w. Grows by one row per window.
     private readonly List<long[]> _slotStart = [];
-    private readonly Dictionary<int, (long From, long To, long Window)> _voids = [];
+    private readonly Dictionary<int, List<(long From, long To, long Window)>> _voids = [];
 
     /// <summary>
-    /// The void slots of a shard that failed (<see cref="ShardVoid"/>): [From, To) are no-ops, settled with window
-    /// <c>Window</c>; null if the shard never failed.
+    /// The latest void of a shard (<see cref="ShardVoid"/>): [From, To) are no-ops, settled with window <c>Window</c>;
+    /// null if the shard never failed.
     /// </summary>
-    public (long From, long To, long Window)? VoidOf(int shard) => _voids.TryGetValue(shard, out var v) ? v : null;
+    public (long From, long To, long Window)? VoidOf(int shard) => _voids.TryGetValue(shard, out var v) ? v[^1] : null;
+
+    /// <summary>Every void of a shard, oldest first (a failure, then a rejoin's, then another failure …).</summary>
+    public IReadOnlyList<(long From, long To, long Window)> VoidsOf(int shard) => _voids.TryGetValue(shard, out var v) ? v : [];
 
     /// <summary>Whether shard <paramref name="shard"/>'s slot <paramref name="slot"/> is a no-op because the shard failed.</summary>
-    public bool IsVoid(int shard, long slot) => _voids.Count > 0 && _voids.TryGetValue(shard, out var v) && slot >= v.From && slot < v.To;
+    public bool IsVoid(int shard, long slot)
+    {
+        if (_voids.Count == 0 || !_voids.TryGetValue(shard, out var list))
+        {
+            return false;
+        }
+
+        foreach (var (from, to, _) in list)
+        {
+            if (slot >= from && slot < to)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The latest failure void of a shard (not a rejoin's), or null if it never failed.</summary>
+    public (long From, long To, long Window)? FailureVoidOf(int shard)
+    {
+        var list = VoidsOf(shard);
+        for (var i = list.Count - 1; i >= 0; i--)
+        {
+            var v = list[i];
+            if (_windows[(int)v.Window].Voids.Any(x => x.Shard == shard && !x.IsRejoin))
+            {
+                return v;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The first slot at or after <paramref name="slot"/> of shard <paramref name="shard"/> that is not void.</summary>
+    public long SkipVoid(int shard, long slot)
+    {
+        if (_voids.Count == 0 || !_voids.TryGetValue(shard, out var list))
+        {
+            return slot;
+        }
+
+        for (var moved = true; moved;)
+        {
+            moved = false;
+            foreach (var (from, to, _) in list)
+            {
+                if (slot >= from && slot < to)
+                {
+                    slot = to;
+                    moved = true;
+                }
+            }
+        }
+
+        return slot;
+    }
 
     /// <summary>The decided windows, oldest first.</summary>
     public IReadOnlyList<WindowConfig> Windows => _windows;
@@ -68,7 +127,12 @@ public sealed class WindowHistory
         _slotStart.Add(row);
         foreach (var v in config.Voids)
         {
-            _voids[v.Shard] = (v.FromSlot, Math.Max(v.FromSlot, row[v.Shard]), config.Window);
+            if (!_voids.TryGetValue(v.Shard, out var list))
+            {
+                _voids[v.Shard] = list = [];
+            }
+
+            list.Add((v.FromSlot, v.IsRejoin ? v.ToSlot : Math.Max(v.FromSlot, row[v.Shard]), config.Window));
         }
     }
 

@@ -162,7 +162,7 @@ public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOu
 
         await stopReading.CancelAsync();
         await subscriber;
-        var window = (await sequencer.GetWindowsAsync(0)).Single(w => w.Voids.Any(v => v.Shard == 2));
+        var window = (await sequencer.GetWindowsAsync(0)).Single(w => w.Voids.Any(v => v.Shard == 2 && !v.IsRejoin));
         var voidFrom = window.Voids.Single(v => v.Shard == 2).FromSlot;
         var log = await client.ReadRangeAsync(0, last + 1, ct);
         var atGsn = log.ToDictionary(r => r.Gsn, r => Payload.Text(r.Payload));
@@ -206,7 +206,28 @@ public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOu
         Assert.Equal(log.Select(r => (r.Gsn, Payload.Text(r.Payload))), view.Where(kv => kv.Key <= last).Select(kv => (kv.Key, kv.Value.Text)));
         Assert.DoesNotContain(log, r => r.Shard == 2 && r.Gsn >= window.StartGsn);
         Assert.True(notices.Count == 1 && lostRecords > 0, $"{notices.Count} mis-speculation notices ({lostRecords} records taken back) for one failure of a shard that delivered unreported records");
-        output.WriteLine($"shard 2 declared failed {declared.TotalMilliseconds:0} ms after it stopped (void from slot {voidFrom}, settled by window {window.Window}); "
+        // Its storage is back, so shard 2 asks to rejoin: it is a member again from a later window (whose void covers
+        // what it held beyond its last slot), takes appends, and none of its records from before moves.
+        IReadOnlyList<int> active;
+        using (var rejoining = new CancellationTokenSource(Patience))
+        {
+            while (!(active = await client.GetActiveShardsAsync(rejoining.Token)).Contains(2))
+            {
+                await Task.Delay(20, rejoining.Token); // polled: the rejoin is decided inside the ordering layer
+            }
+        }
+
+        var rejoinWindow = (await sequencer.GetWindowsAsync(0)).Single(w => w.Voids.Any(v => v.Shard == 2 && v.IsRejoin));
+        Assert.True(rejoinWindow.Window > window.Window && rejoinWindow.QuotaOf(2) > 0 && !rejoinWindow.HasDeparted(2));
+        Assert.DoesNotContain(2, (await sequencer.GetStatusAsync()).FailedShards ?? []);
+        var back = Payload.Make(nameof(WholeShardFailureTests), 99, 0);
+        var backGsn = await client.AppendAsync(back, shard: 2, cancellationToken: ct);
+        Assert.True(backGsn > last, $"shard 2's first append after it rejoined got GSN {backGsn}, not after {last}");
+        var read = await client.ReadAsync(backGsn, ct);
+        Assert.Equal((2, Payload.Text(back)), (read!.Shard, Payload.Text(read.Payload)));
+        Assert.Equal(log.Select(r => (r.Gsn, Payload.Text(r.Payload))), (await client.ReadRangeAsync(0, last + 1, ct)).Select(r => (r.Gsn, Payload.Text(r.Payload))));
+
+        output.WriteLine($"shard 2 declared failed {declared.TotalMilliseconds:0} ms after it stopped (void from slot {voidFrom}, settled by window {window.Window}); rejoined with window {rejoinWindow.Window} ({rejoinWindow.Voids.Single(v => v.Shard == 2)}); "
             + $"{notices.Count} mis-speculation notice(s){(notices.Count == 1 ? $" {Stopwatch.GetElapsedTime(killed, notices[0].At).TotalMilliseconds:0} ms after it stopped, [{notices[0].Range.FromGsn}, {notices[0].Range.ToGsn}) with {lostRecords} lost record(s)" : "")}; "
             + $"{failedOnShard.Count} appends failed with ShardFailedException; {acks.Count} acknowledged");
     }

@@ -55,4 +55,31 @@ public sealed class WindowCodecTests
         Assert.Equal(w.ToString(), wire.ToString());
         Assert.Equal(w.Voids, wire.Voids);
     }
+
+    [Fact]
+    public void Rejoin_voids_round_trip_with_and_without_departed_shards_and_beside_a_failure()
+    {
+        var converter = new WindowConfigConverter();
+        WindowConfig[] windows =
+        [
+            // A rejoin alone: nobody departs in the window.
+            new(12, 900, 120, 10, ImmutableArray.Create(2, 1, 3), voids: [new ShardVoid(1, 40, 55)]),
+            // A rejoin (shard 1) while another shard (2) fails and departs with the same window.
+            new(13, 990, 130, 10, ImmutableArray.Create(2, 1, 0), departed: [2], voids: [new ShardVoid(1, 40, 40), new ShardVoid(2, 500)]),
+        ];
+        foreach (var w in windows)
+        {
+            var back = WindowCodec.Decode(WindowCodec.Encode(w));
+            Assert.Equal(w.ToString(), back.ToString());
+            Assert.Equal(w.Voids, back.Voids);
+            Assert.Equal(w.Departed, back.Departed);
+            var wire = converter.ConvertFromSurrogate(converter.ConvertToSurrogate(w));
+            Assert.Equal(w.Voids, wire.Voids);
+        }
+
+        Assert.True(windows[0].Voids[0].IsRejoin && !windows[1].Voids[1].IsRejoin);
+        Assert.Throws<ArgumentException>(() => new WindowConfig(0, 0, 0, 10, ImmutableArray.Create(1, 0), departed: [1], voids: [new ShardVoid(1, 5, 9)])); // a rejoining shard is a member
+        Assert.Throws<ArgumentException>(() => new WindowConfig(0, 0, 0, 10, ImmutableArray.Create(1, 1), voids: [new ShardVoid(1, 5)])); // a failed one departs
+        Assert.Throws<ArgumentException>(() => new WindowConfig(0, 0, 0, 10, ImmutableArray.Create(1, 1), voids: [new ShardVoid(1, 9, 5)])); // ends before it starts
+    }
 }

@@ -109,6 +109,99 @@ public sealed class ShardFailureTests(ITestOutputHelper output)
         Assert.Contains("shards 0 to 1", o.ControlRefused);
     }
 
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void A_failed_shard_that_comes_back_rejoins_at_a_window_boundary_and_what_it_held_beyond_its_slots_never_gets_a_position(int seed)
+    {
+        // Shard 2 fails under load (holding records beyond its last decided slot, which are lost with it), comes back
+        // from its durable log, rejoins, fails again and comes back again: the checks hold the speculative GSNs of every
+        // other position, the tiling of the committed log, and that the rejoined shard's new records commit.
+        var load = new SimulationLoad
+        {
+            ShardFailures = [(40_000, 2), (110_000, 2)],
+            ShardRejoins = [(70_000, 2), (140_000, 2)],
+        };
+        var sim = new Simulation(seed, OrderingMode.FixAnte, load);
+        output.WriteLine(sim.Run());
+        Assert.Equal(2, sim.Sequencer.Failures);
+        Assert.Equal(2, sim.Sequencer.Rejoins);
+        Assert.False(sim.Sequencer.IsDeparted(2));
+        Assert.Equal(4, sim.Sequencer.History.VoidsOf(2).Count); // failure, rejoin, failure, rejoin
+        Assert.True(sim.Sequencer.History.Last!.QuotaOf(2) > 0);
+    }
+
+    [Fact]
+    public void A_rejoin_voids_what_the_shard_holds_beyond_its_last_slot_and_gives_it_slots_after_that()
+    {
+        var state = new SequencerState(SequencerDriver.Options(w: 4), 3);
+        var o = new SequencerOutput();
+        state.Initialize(o);
+        for (var s = 0; s < 3; s++)
+        {
+            state.Apply(new ShardReport(s, 0, 2, 2, 1, 1, false), o); // window 1 decided
+        }
+
+        state.Apply(ShardReport.ForControl(ShardControl.Fail, 1, 9), o);
+        Assert.Equal((2L, 8L, 2L), state.History.VoidOf(1)); // slots 2..7 void, settled with window 2
+        Assert.True(state.IsFailedOut(1));
+
+        // Shard 1 comes back holding 11 slots (durable records beyond its last decided slot, 8): they must not get positions.
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Join, 1, 10, 11), o);
+        Assert.Null(o.ControlRefused);
+        Assert.True(state.IsJoining(1));
+        for (var round = 3; round < 40 && state.IsJoining(1); round++)
+        {
+            foreach (var s in new[] { 0, 2 })
+            {
+                var slots = round * 4L;
+                state.Apply(new ShardReport(s, round, slots, slots, round, state.History.Count, false), o);
+            }
+        }
+
+        var rejoin = state.History.Windows.Single(w => w.Voids.Any(v => v.IsRejoin));
+        Assert.Equal([new ShardVoid(1, 8, 11)], rejoin.Voids);
+        Assert.False(rejoin.HasDeparted(1));
+        Assert.True(rejoin.QuotaOf(1) > 0);
+        Assert.False(state.IsDeparted(1) || state.IsFailedOut(1) || state.IsJoining(1));
+        Assert.Equal(1, state.Rejoins);
+        Assert.Equal((8L, 11L, rejoin.Window), state.History.VoidOf(1));
+        Assert.Equal((2L, 8L, 2L), state.History.FailureVoidOf(1));
+        Assert.Equal(11, state.History.SkipVoid(1, 5)); // through the failure's void and the rejoin's
+        Assert.True(state.History.IsVoid(1, 10) && !state.History.IsVoid(1, 11) && !state.History.IsVoid(1, 1));
+        Assert.Equal(8, state.History.SlotStart(rejoin.Window, 1)); // its first 3 slots of the window (8, 9, 10) are void
+
+        // A repeated request changes nothing.
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Join, 1, 11, 11), o);
+        Assert.Null(o.ControlRefused);
+        Assert.Empty(o.NewWindows);
+    }
+
+    [Fact]
+    public void A_shard_that_was_removed_rather_than_failed_does_not_rejoin()
+    {
+        var state = new SequencerState(SequencerDriver.Options(w: 4), 3);
+        var o = new SequencerOutput();
+        state.Initialize(o);
+        state.Apply(ShardReport.ForControl(ShardControl.Leave, 2, 1), o);
+        for (var round = 1; round < 40 && !state.IsDeparted(2); round++)
+        {
+            for (var s = 0; s < 3; s++)
+            {
+                var slots = round * 4L;
+                state.Apply(new ShardReport(s, round, slots, slots, round, state.History.Count, false), o);
+            }
+        }
+
+        Assert.True(state.IsDeparted(2));
+        Assert.False(state.IsFailedOut(2));
+        o.Clear();
+        state.Apply(ShardReport.ForControl(ShardControl.Join, 2, 99, 1_000), o);
+        Assert.Contains("left the log", o.ControlRefused);
+        Assert.True(state.IsDeparted(2));
+    }
+
     [Fact]
     public void Scalog_baseline_drops_a_failed_shard_at_the_next_cut_without_voids()
     {

@@ -38,6 +38,17 @@ internal sealed partial class Simulation
             }
 
             Check(core.Departed == history.Last!.HasDeparted(s), () => $"shard {shard}: departed {core.Departed}, sequencer's last window {history.Last}");
+            for (var k = 0; k < _shards[s].IsRecord.Count && history.VoidsOf(s).Count > 0; k++)
+            {
+                // A failed shard that rejoined: its records in void slots (what the sequencer had not heard of when it
+                // failed, and what it held beyond its last slot) are not in the log.
+                if (_shards[s].IsRecord[k] && history.IsVoid(s, k))
+                {
+                    voided++;
+                    misSpeculated += _shards[s].SpecGsn[k] is not null && k < (history.FailureVoidOf(s)?.To ?? 0) ? 1 : 0;
+                }
+            }
+
             for (var k = core.FinalSlots; core.Departed && k < _shards[s].IsRecord.Count; k++)
             {
                 orphans += _shards[s].IsRecord[(int)k] ? 1 : 0;
@@ -65,7 +76,7 @@ internal sealed partial class Simulation
                     joinLatencies.Add(first - host.JoinedAt.Value);
                 }
             }
-            else if (host.JoinedAt is null && _mode == OrderingMode.FixAnte)
+            else if (host.JoinedAt is null && _mode == OrderingMode.FixAnte && !host.Core.History.Windows.Any(x => x.Voids.Any(v => v.Shard == shard && v.IsRejoin)))
             {
                 Check(!history[w - 1].HasDeparted(shard) && history[w].HasDeparted(shard) && history.Windows.Skip(w).All(x => x.QuotaOf(shard) == 0 && x.HasDeparted(shard)),
                     () => $"shard {shard} left when {w} windows were decided, but: {string.Join("; ", history.Windows.Skip(w - 1).Take(3))}");
@@ -158,7 +169,7 @@ internal sealed partial class Simulation
             + $"{_unackedLagFixSince.Count(x => x is not null)} never acked, {_lagFixesWithoutFill} needed no fill; "
             + $"{_reportsMissingFixedLag} reports after a durable fill without FixedLag, slowest fill-durable-to-ack {_maxFillDurableToAck}us), notices {_noticesSent}, max commit gap {_maxCommitGap}us, quotas of last window [{string.Join(',', history.Last?.Quotas ?? [])}]"
             + (Measure is null ? "" : $"; {Measure}")
-            + (_seq.Failures == 0 ? "" : $"; shards failed {_seq.Failures}, records lost with them {voided}, of which delivered speculatively (mis-speculated) {misSpeculated}")
+            + (_seq.Failures == 0 ? "" : $"; shards failed {_seq.Failures}, rejoined {_seq.Rejoins}, records lost with them {voided}, of which delivered speculatively (mis-speculated) {misSpeculated}")
             + (_seq.Joins + _seq.Leaves == 0 ? "" : $"; shards joined {_seq.Joins}, left {_seq.Leaves}, orphaned records {orphans}, join to first delivery {string.Join(", ", joinLatencies.Select(l => $"{l / 1000.0:0.0} ms"))}");
     }
 }

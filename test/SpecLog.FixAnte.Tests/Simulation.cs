@@ -58,7 +58,10 @@ internal sealed partial class Simulation
 
     private sealed class ShardHost(ShardCore core)
     {
-        public ShardCore Core { get; } = core;
+        public ShardCore Core { get; set; } = core;
+
+        /// <summary>When it last asked to rejoin after a failure.</summary>
+        public long RejoinAskedAt { get; set; } = long.MinValue / 2;
 
         /// <summary>Per slot: true for a real record, false for a no-op.</summary>
         public List<bool> IsRecord { get; } = [];
@@ -185,6 +188,11 @@ internal sealed partial class Simulation
             At(at + _load.FailureDetectionMicros, () => SequencerReceive(ShardReport.ForControl(ShardControl.Fail, shard, _now)));
         }
 
+        foreach (var (at, shard) in _load.ShardRejoins)
+        {
+            At(at, () => Revive(shard));
+        }
+
         if (_load.BurstRecords > 0)
         {
             At(_load.BurstAtMicros, () => AppendRecords(_load.BurstShard, _load.BurstRecords));
@@ -207,6 +215,51 @@ internal sealed partial class Simulation
         At(_now + _rng.Next(0, 200), () => Tick(shard));
         At(_now, () => ChangePhase(shard));
         At(_now + _rng.Next(0, 500), () => Append(shard));
+    }
+
+    /// <summary>A failed shard restarts: it keeps what was durable, recovers with the windows decided so far, and asks to rejoin.</summary>
+    private void Revive(int s)
+    {
+        var host = _shards[s];
+        var durable = (int)host.Core.DurableSlots;
+        host.IsRecord.RemoveRange(durable, host.IsRecord.Count - durable);
+        host.SpecGsn.RemoveRange(durable, host.SpecGsn.Count - durable);
+        host.AssignedRecords = host.IsRecord.Count(r => r);
+        host.Delivered = Math.Min(host.Delivered, durable);
+        host.Uncommitted.Clear();
+        host.PendingBatches.Clear();
+        host.ClientInFlight = 0;
+        host.ClientQueued = 0;
+        host.Flushing = false;
+        host.DiskFreeAt = _now;
+        host.Core = new ShardCore(s, _options);
+        host.Core.Recover(durable, host.AssignedRecords, host.IsRecord.Count(r => !r), _seq.History.Windows.ToArray(), firstReportSeq: _now);
+        host.Dead = false;
+        Check(host.Core.Departed && host.Core.FailedOut, () => $"shard {s} revived but it is not a failed shard: departed {host.Core.Departed}");
+        At(_now + _rng.Next(0, 200), () => Tick(s));
+        At(_now + _rng.Next(0, 500), () => Append(s));
+    }
+
+    /// <summary>Like the shard grain: a failed shard that runs again asks to rejoin, every few milliseconds until a window says it did.</summary>
+    private void MaybeAskToRejoin(int s)
+    {
+        var host = _shards[s];
+        if (host.Core.Departed && host.Core.FailedOut && _now - host.RejoinAskedAt >= 5_000)
+        {
+            host.RejoinAskedAt = _now;
+            var request = ShardReport.ForControl(ShardControl.Join, s, _now, host.Core.AssignedSlots);
+            At(NetDelay(), () => SequencerReceive(request));
+        }
+    }
+
+    /// <summary>Like the shard grain: after a rejoin, the slots up to the end of its void are written as no-ops before anything else.</summary>
+    private void SkipVoid(int s)
+    {
+        var skip = _shards[s].Core.SlotsToSkip;
+        if (skip > 0)
+        {
+            AssignNoOps(s, skip);
+        }
     }
 
     private void StartMeasure()
@@ -280,9 +333,19 @@ internal sealed partial class Simulation
     private void Append(int s)
     {
         var host = _shards[s];
-        if (host.Core.Departed || host.Dead)
+        if (host.Dead)
         {
-            return; // its appends are refused from now on; a client sends them to other shards
+            return;
+        }
+
+        if (host.Core.Departed)
+        {
+            if (host.Core.FailedOut)
+            {
+                At(_now + 1_000, () => Append(s)); // appends come back once it rejoined
+            }
+
+            return; // its appends are refused meanwhile (for good if it left); a client sends them to other shards
         }
 
         if (_load.SteadyRecordsPerMs is { } perMs)
@@ -358,6 +421,7 @@ internal sealed partial class Simulation
         }
 
         var host = _shards[s];
+        SkipVoid(s);
         for (var i = 0; i < n; i++)
         {
             var slot = host.Core.AssignRecord();
@@ -447,6 +511,8 @@ internal sealed partial class Simulation
         }
 
         var core = host.Core;
+        MaybeAskToRejoin(s);
+        SkipVoid(s);
         var fill = core.NoOpsForDeadline(_now);
         if (fill > 0)
         {

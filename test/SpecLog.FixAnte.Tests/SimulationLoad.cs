@@ -99,6 +99,13 @@ internal sealed record SimulationLoad
     /// </summary>
     public IReadOnlyList<(long AtMicros, int Shard)> ShardFailures { get; init; } = [];
 
+    /// <summary>
+    /// Failed shards coming back: at the time the shard restarts from what was durable (what it had not made durable
+    /// is lost), learns the windows, asks to rejoin with the slots it holds, and takes appends again once a window
+    /// makes it a member.
+    /// </summary>
+    public IReadOnlyList<(long AtMicros, int Shard)> ShardRejoins { get; init; } = [];
+
     /// <summary>From a shard's failure to the sequencer's <see cref="ShardControl.Fail"/> (µs).</summary>
     public long FailureDetectionMicros { get; init; } = 5_000;
 

@@ -23,6 +23,20 @@ internal sealed class AppendDeduplicator(int window)
     public bool IsForgotten(Guid client, long seq) => _forgottenUpTo.TryGetValue(client, out var upTo) && seq <= upTo;
 
     /// <summary>Remembers that append <paramref name="seq"/> of <paramref name="client"/> is at <paramref name="slot"/> (slots only grow).</summary>
+    /// <summary>
+    /// Moves append <paramref name="seq"/> of <paramref name="client"/> to <paramref name="slot"/>: its earlier record
+    /// lies in slots a failure voided, so a retry writes it again. It is forgotten when the earlier one would have been.
+    /// </summary>
+    public void Replace(Guid client, long seq, long slot)
+    {
+        if (!_slots.ContainsKey((client, seq)))
+        {
+            throw new InvalidOperationException($"Append {seq} of client {client} is not remembered; nothing to replace.");
+        }
+
+        _slots[(client, seq)] = slot;
+    }
+
     public void Add(Guid client, long seq, long slot)
     {
         if (!_slots.TryAdd((client, seq), slot))

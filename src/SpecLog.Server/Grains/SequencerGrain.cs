@@ -118,6 +118,10 @@ internal sealed partial class SequencerGrain(
         }
 
         _publisher.Publish(_state, _output);
+        foreach (var behind in _output.BehindShards)
+        {
+            _publisher.Answer(_state, behind);
+        }
     }
 
     public async Task RequestShardChangeAsync(ShardControl change, int shard)

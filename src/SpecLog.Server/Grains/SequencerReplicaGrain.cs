@@ -372,6 +372,12 @@ internal sealed partial class SequencerReplicaGrain(
                     }
 
                     _state.Apply(e.Command.Payload, _output);
+                    foreach (var behind in _output.BehindShards)
+                    {
+                        _answer.Add(behind); // a departed shard that missed windows hears no broadcast
+                    }
+
+                    _output.BehindShards.Clear();
                     if (_output.ControlRefused is { } refused)
                     {
                         LogShardChangeRefused(logger, _id, refused);

@@ -45,14 +45,24 @@ internal sealed partial class ShardGrain
         long first = -1, count = 0;
         for (var i = 0; i < payloads.Length; i++)
         {
-            if (_dedup.TryGet(client, sequenceNumbers[i], out var held))
+            var remembered = _dedup.TryGet(client, sequenceNumbers[i], out var held);
+            if (remembered && !_core.History.IsVoid(_shard, held))
             {
                 slots[i] = -1 - held; // a retry: the record is at slot `held` already
                 continue;
             }
 
+            // New, or a retry of a record in slots a failure of this shard voided (its append failed): written anew.
             var slot = AppendIdentifiedRecord(client, sequenceNumbers[i], payloads[i]);
-            _dedup.Add(client, sequenceNumbers[i], slot);
+            if (remembered)
+            {
+                _dedup.Replace(client, sequenceNumbers[i], slot);
+            }
+            else
+            {
+                _dedup.Add(client, sequenceNumbers[i], slot);
+            }
+
             first = first < 0 ? slot : first;
             count++;
             slots[i] = slot;

@@ -11,6 +11,9 @@ internal sealed partial class ShardGrain
     /// <summary>Writes a record's log entry (<paramref name="stored"/>, of <paramref name="kind"/>) and gives the record its slot; <paramref name="payload"/> is what readers get.</summary>
     private long AppendRecordEntry(byte kind, ReadOnlySpan<byte> stored, byte[] payload)
     {
+        // After a rejoin the slots up to the end of its void are no-ops whatever this shard writes there.
+        SkipVoidSlots();
+
         // Storage first: if it refuses (failed disk), no slot has been handed out.
         var index = _log.Append(kind, stored);
         var slot = _core.AssignRecord();

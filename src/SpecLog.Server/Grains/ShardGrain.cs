@@ -111,6 +111,7 @@ internal sealed partial class ShardGrain(
         _startTimes = (Stopwatch.GetElapsedTime(started, recovered), Stopwatch.GetElapsedTime(recovered));
         _core.Recover(_durableSlots, _durableRecords, noOps, windows, firstReportSeq);
         _core.OnCommitted(0, [], NowMicros());
+        SkipVoidSlots(); // it rejoined after a failure, and stopped before it skipped the void
         LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);
         // The grain timer keeps the shard alive and drives retransmission; no-op deadlines need finer wake-ups than grain
         // timers give (they tick every few milliseconds), so the silo's deadline ticker wakes the shard for each one.
@@ -227,10 +228,7 @@ internal sealed partial class ShardGrain(
         SpecLogMetrics.Notices.Add(1);
         var wasMember = !_core.Departed;
         _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting, notice.StateVersion);
-        if (wasMember && _core.Departed)
-        {
-            LogDeparted(logger, _shard, _core.FinalSlots, Math.Max(0, _core.DurableSlots - _core.FinalSlots));
-        }
+        AfterShardSetNews(wasMember);
 
         if (notice.LagFixTargetCut > 0)
         {
@@ -360,6 +358,7 @@ internal sealed partial class ShardGrain(
 
     private void MaybeFillAndReport(long now)
     {
+        MaybeRequestRejoin(now);
         var noOps = _core.NoOpsForDeadline(now);
         if (noOps > 0)
         {

@@ -42,6 +42,11 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         var broadcast = output.CommitAdvanced || output.NewWindows.Count > 0 || output.WaitingChanged;
         for (var s = 0; s < count; s++)
         {
+            if (_retired[s] && !state.IsDeparted(s))
+            {
+                _retired[s] = false; // a failed shard rejoined: it follows the log again
+            }
+
             if ((broadcast && !_retired[s]) || lagTarget[s] > 0)
             {
                 Notify(state, s, Math.Max(state.KnownWindowsOf(s), _sentWindows[s]), lagTarget[s]);
@@ -123,7 +128,7 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
             [.. shards.Where(state.IsDeparted)],
             [.. shards.Where(state.IsJoining)],
             [.. shards.Where(state.IsLeaving)],
-            [.. shards.Where(s => state.IsFailing(s) || state.History.VoidOf(s) is not null)]);
+            [.. shards.Where(s => state.IsFailing(s) || state.IsFailedOut(s))]);
     }
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)

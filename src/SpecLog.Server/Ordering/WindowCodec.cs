@@ -14,14 +14,18 @@ public static class WindowCodec
     /// Encodes a window: window, start GSN, first cut, view (8 bytes each), W, shard count (4 bytes each), quotas, then
     /// the cut interval factor and the cut layout (4 bytes each) unless they are 1 and blocked and no shard has departed
     /// (so records of windows with Belfast's defaults stay as before), then, if shards have departed, their count and
-    /// ids (4 bytes each). Records with only the factor (44 + 4n bytes) are still read.
+    /// ids (4 bytes each), then voids (see below). Records with only the factor (44 + 4n bytes) are still read.
     /// </summary>
     public static byte[] Encode(WindowConfig w)
     {
         var departed = w.Departed.Length;
         var voids = w.Voids.Length;
-        var extended = w.CutIntervalFactor != 1 || w.RequestedLayout != CutLayout.Blocked || departed > 0;
-        var bytes = new byte[40 + 4 * w.ShardCount + (extended ? 8 : 0) + (departed > 0 ? 4 + 4 * departed : 0) + (voids > 0 ? 4 + 12 * voids : 0)];
+        // Voids with ends (a rejoin), or voids in a window where no shard departs, take the second void format: a
+        // negative count, then (shard, first slot, end) each; failures alone keep the first (count, then (shard, slot)).
+        var endedVoids = voids > 0 && (departed == 0 || w.Voids.Any(v => v.IsRejoin));
+        var departedBlock = departed > 0 || voids > 0;
+        var extended = w.CutIntervalFactor != 1 || w.RequestedLayout != CutLayout.Blocked || departedBlock;
+        var bytes = new byte[40 + 4 * w.ShardCount + (extended ? 8 : 0) + (departedBlock ? 4 + 4 * departed : 0) + (voids > 0 ? 4 + (endedVoids ? 20 : 12) * voids : 0)];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteInt64LittleEndian(span, w.Window);
         BinaryPrimitives.WriteInt64LittleEndian(span[8..], w.StartGsn);
@@ -40,7 +44,7 @@ public static class WindowCodec
             BinaryPrimitives.WriteInt32LittleEndian(span[(44 + 4 * w.ShardCount)..], (int)w.RequestedLayout);
         }
 
-        if (departed > 0)
+        if (departedBlock)
         {
             var at = 48 + 4 * w.ShardCount;
             BinaryPrimitives.WriteInt32LittleEndian(span[at..], departed);
@@ -51,13 +55,17 @@ public static class WindowCodec
 
             if (voids > 0)
             {
-                // Failed shards settled by this window: their count, then (shard, first void slot) each.
                 at += 4 + 4 * departed;
-                BinaryPrimitives.WriteInt32LittleEndian(span[at..], voids);
+                BinaryPrimitives.WriteInt32LittleEndian(span[at..], endedVoids ? -voids : voids);
+                var size = endedVoids ? 20 : 12;
                 for (var i = 0; i < voids; i++)
                 {
-                    BinaryPrimitives.WriteInt32LittleEndian(span[(at + 4 + 12 * i)..], w.Voids[i].Shard);
-                    BinaryPrimitives.WriteInt64LittleEndian(span[(at + 8 + 12 * i)..], w.Voids[i].FromSlot);
+                    BinaryPrimitives.WriteInt32LittleEndian(span[(at + 4 + size * i)..], w.Voids[i].Shard);
+                    BinaryPrimitives.WriteInt64LittleEndian(span[(at + 8 + size * i)..], w.Voids[i].FromSlot);
+                    if (endedVoids)
+                    {
+                        BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16 + size * i)..], w.Voids[i].ToSlot);
+                    }
                 }
             }
         }
@@ -76,11 +84,14 @@ public static class WindowCodec
         var n = BinaryPrimitives.ReadInt32LittleEndian(span[36..]);
         var d = n >= 1 && span.Length >= 52 + 4 * n ? BinaryPrimitives.ReadInt32LittleEndian(span[(48 + 4 * n)..]) : 0;
         var voidAt = 52 + 4 * n + 4 * d;
-        var v = d is >= 1 and <= 4096 && span.Length >= voidAt + 4 ? BinaryPrimitives.ReadInt32LittleEndian(span[voidAt..]) : 0;
-        if (n < 1 || d < 0 || d > n || v < 0 || v > d
-            || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n && span.Length != 48 + 4 * n && span.Length != voidAt && span.Length != voidAt + 4 + 12 * v))
+        var rawVoids = d is >= 0 and <= 4096 && span.Length >= voidAt + 4 ? BinaryPrimitives.ReadInt32LittleEndian(span[voidAt..]) : 0;
+        var ended = rawVoids < 0;
+        var v = Math.Abs(rawVoids);
+        var size = ended ? 20 : 12;
+        if (n < 1 || d < 0 || d > n || v > 4096 || (!ended && v > d)
+            || (span.Length != 40 + 4 * n && span.Length != 44 + 4 * n && span.Length != 48 + 4 * n && span.Length != voidAt && span.Length != voidAt + 4 + size * v))
         {
-            throw new InvalidDataException($"A window record for {n} shards must have {40 + 4 * n}, {44 + 4 * n}, {48 + 4 * n} or 52 + 4·departed bytes, got {span.Length}.");
+            throw new InvalidDataException($"A window record for {n} shards must have {40 + 4 * n}, {44 + 4 * n}, {48 + 4 * n} or 52 + 4·departed (+ voids) bytes, got {span.Length}.");
         }
 
         var factor = span.Length >= 44 + 4 * n ? BinaryPrimitives.ReadInt32LittleEndian(span[(40 + 4 * n)..]) : 1;
@@ -94,8 +105,13 @@ public static class WindowCodec
         var voids = ImmutableArray.CreateBuilder<ShardVoid>(v);
         for (var i = 0; i < v; i++)
         {
-            voids.Add(new ShardVoid(BinaryPrimitives.ReadInt32LittleEndian(span[(voidAt + 4 + 12 * i)..]), BinaryPrimitives.ReadInt64LittleEndian(span[(voidAt + 8 + 12 * i)..])));
+            var at = voidAt + 4 + size * i;
+            voids.Add(new ShardVoid(
+                BinaryPrimitives.ReadInt32LittleEndian(span[at..]),
+                BinaryPrimitives.ReadInt64LittleEndian(span[(at + 4)..]),
+                ended ? BinaryPrimitives.ReadInt64LittleEndian(span[(at + 12)..]) : -1));
         }
+
         if (factor < 1 || !Enum.IsDefined(layout))
         {
             throw new InvalidDataException($"A window record has cut interval factor {factor} and layout {(int)layout}; expected a factor of at least 1 and layout 0 or 1.");
