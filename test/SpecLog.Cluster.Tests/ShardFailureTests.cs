@@ -149,7 +149,7 @@ public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOu
         await Task.WhenAll(producers);
 
         // Its replica returns: shard 2 comes back as a departed shard and serves its committed records (to readers, and
-        // to the subscriber, which may still miss some it had not been pushed before the failure).
+        // to the subscriber, which may still miss some it had not been pushed before the failure), then rejoins.
         CutOffFilter.Set(null);
         var last = acks.Values.Max();
         using (var caughtUp = new CancellationTokenSource(Patience))
@@ -159,6 +159,38 @@ public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOu
                 await Task.Delay(20, caughtUp.Token); // polled: the subscriber's progress is in its event list
             }
         }
+
+        // Its storage is back, so shard 2 asks to rejoin: it is a member again from a later window (whose void covers
+        // what it held beyond its last slot), takes appends, and none of its records from before moves.
+        using (var rejoining = new CancellationTokenSource(Patience))
+        {
+            while (!(await client.GetActiveShardsAsync(rejoining.Token)).Contains(2))
+            {
+                await Task.Delay(20, rejoining.Token); // polled: the rejoin is decided inside the ordering layer
+            }
+        }
+
+        var windows = await sequencer.GetWindowsAsync(0);
+        var failureWindow = windows.Single(w => w.Voids.Any(v => v.Shard == 2 && !v.IsRejoin));
+        var rejoinWindow = windows.Single(w => w.Voids.Any(v => v.Shard == 2 && v.IsRejoin));
+        Assert.True(rejoinWindow.Window > failureWindow.Window && rejoinWindow.QuotaOf(2) > 0 && !rejoinWindow.HasDeparted(2));
+        Assert.DoesNotContain(2, (await sequencer.GetStatusAsync()).FailedShards ?? []);
+        var back = Payload.Make(nameof(WholeShardFailureTests), 99, 0);
+        var backGsn = await client.AppendAsync(back, shard: 2, cancellationToken: ct);
+        Assert.True(backGsn > last, $"shard 2's first append after it rejoined got GSN {backGsn}, not after {last}");
+        var read = await client.ReadAsync(backGsn, ct);
+        Assert.Equal((2, Payload.Text(back)), (read!.Shard, Payload.Text(read.Payload)));
+
+        // The whole-log subscriber, running all along, follows the rejoined shard: it gets the new record and its confirmation.
+        using (var followed = new CancellationTokenSource(Patience))
+        {
+            while (!events.Any(x => x.Event is ConfirmedRange c && c.ToGsn > backGsn) || !events.Any(x => x.Event is SpeculativeRecord r && r.Gsn == backGsn))
+            {
+                await Task.Delay(20, followed.Token); // polled: the subscriber's progress is in its event list
+            }
+        }
+
+        Assert.Equal(Payload.Text(back), Payload.Text(events.Select(x => x.Event).OfType<SpeculativeRecord>().Single(r => r.Gsn == backGsn).Payload));
 
         await stopReading.CancelAsync();
         await subscriber;
@@ -206,28 +238,7 @@ public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOu
         Assert.Equal(log.Select(r => (r.Gsn, Payload.Text(r.Payload))), view.Where(kv => kv.Key <= last).Select(kv => (kv.Key, kv.Value.Text)));
         Assert.DoesNotContain(log, r => r.Shard == 2 && r.Gsn >= window.StartGsn);
         Assert.True(notices.Count == 1 && lostRecords > 0, $"{notices.Count} mis-speculation notices ({lostRecords} records taken back) for one failure of a shard that delivered unreported records");
-        // Its storage is back, so shard 2 asks to rejoin: it is a member again from a later window (whose void covers
-        // what it held beyond its last slot), takes appends, and none of its records from before moves.
-        IReadOnlyList<int> active;
-        using (var rejoining = new CancellationTokenSource(Patience))
-        {
-            while (!(active = await client.GetActiveShardsAsync(rejoining.Token)).Contains(2))
-            {
-                await Task.Delay(20, rejoining.Token); // polled: the rejoin is decided inside the ordering layer
-            }
-        }
-
-        var rejoinWindow = (await sequencer.GetWindowsAsync(0)).Single(w => w.Voids.Any(v => v.Shard == 2 && v.IsRejoin));
-        Assert.True(rejoinWindow.Window > window.Window && rejoinWindow.QuotaOf(2) > 0 && !rejoinWindow.HasDeparted(2));
-        Assert.DoesNotContain(2, (await sequencer.GetStatusAsync()).FailedShards ?? []);
-        var back = Payload.Make(nameof(WholeShardFailureTests), 99, 0);
-        var backGsn = await client.AppendAsync(back, shard: 2, cancellationToken: ct);
-        Assert.True(backGsn > last, $"shard 2's first append after it rejoined got GSN {backGsn}, not after {last}");
-        var read = await client.ReadAsync(backGsn, ct);
-        Assert.Equal((2, Payload.Text(back)), (read!.Shard, Payload.Text(read.Payload)));
-        Assert.Equal(log.Select(r => (r.Gsn, Payload.Text(r.Payload))), (await client.ReadRangeAsync(0, last + 1, ct)).Select(r => (r.Gsn, Payload.Text(r.Payload))));
-
-        output.WriteLine($"shard 2 declared failed {declared.TotalMilliseconds:0} ms after it stopped (void from slot {voidFrom}, settled by window {window.Window}); rejoined with window {rejoinWindow.Window} ({rejoinWindow.Voids.Single(v => v.Shard == 2)}); "
+        output.WriteLine($"shard 2 declared failed {declared.TotalMilliseconds:0} ms after it stopped (void from slot {voidFrom}, settled by window {window.Window}); rejoined with window {rejoinWindow.Window} ({rejoinWindow.Voids.Single(v => v.Shard == 2)}), first append after it at GSN {backGsn}; "
             + $"{notices.Count} mis-speculation notice(s){(notices.Count == 1 ? $" {Stopwatch.GetElapsedTime(killed, notices[0].At).TotalMilliseconds:0} ms after it stopped, [{notices[0].Range.FromGsn}, {notices[0].Range.ToGsn}) with {lostRecords} lost record(s)" : "")}; "
             + $"{failedOnShard.Count} appends failed with ShardFailedException; {acks.Count} acknowledged");
     }
