@@ -45,6 +45,14 @@ public interface IShardGrain : IGrainWithIntegerKey
     /// <summary>Ends a subscription.</summary>
     Task UnsubscribeAsync(Guid subscriptionId);
 
+    /// <summary>
+    /// Removes this shard's records below GSN <paramref name="gsn"/> (its slots below <paramref name="slot"/>, which must
+    /// be committed): reads and subscriptions below it fail with <see cref="LogTrimmedException"/> from now on, and
+    /// every replica deletes the whole log segments below it. Repeating it, or trimming below the trim point, changes
+    /// nothing. Returns the trim point in force. <c>SpecLogClient.TrimAsync</c> trims every shard.
+    /// </summary>
+    Task<ShardTrim> TrimAsync(long gsn, long slot);
+
     /// <summary>Ordering layer → shard: committed cut, new windows, maybe a lag-fix signal.</summary>
     [OneWay]
     Task OnCommitted(CommitNotice notice);

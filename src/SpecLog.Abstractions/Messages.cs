@@ -89,7 +89,10 @@ public sealed record ShardStatus(
     [property: Id(22)] long Epoch = 0,
     [property: Id(23)] long LogEntries = 0,
     [property: Id(24)] string Silo = "",
-    [property: Id(25)] bool Departed = false);
+    [property: Id(25)] bool Departed = false,
+    [property: Id(26)] long LogFirstEntry = 0,
+    [property: Id(27)] int LogSegments = 0,
+    [property: Id(28)] long TrimmedBelowGsn = 0);
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]

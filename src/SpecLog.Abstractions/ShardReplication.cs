@@ -36,13 +36,33 @@ public readonly record struct ReplicatedEntry([property: Id(0)] byte Kind, [prop
 /// <param name="Entries">The entries.</param>
 /// <param name="EpochNumbers">The leader's epoch history (epochs, increasing), or null when the follower has joined.</param>
 /// <param name="EpochStarts">The log index where each epoch of <paramref name="EpochNumbers"/> starts.</param>
+/// <param name="Trim">The shard's trim point, so followers trim their logs too (null: never trimmed).</param>
+/// <param name="Install">
+/// True when the follower's log ends before the leader's first retained entry (<paramref name="FirstIndex"/>): the
+/// follower drops its log and starts it again at <paramref name="FirstIndex"/> with these entries.
+/// </param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaAppend")]
 public sealed record ReplicaAppend(
     [property: Id(0)] long Epoch,
     [property: Id(1)] long FirstIndex,
     [property: Id(2)] ReplicatedEntry[] Entries,
     [property: Id(3)] long[]? EpochNumbers = null,
-    [property: Id(4)] long[]? EpochStarts = null);
+    [property: Id(4)] long[]? EpochStarts = null,
+    [property: Id(5)] ShardTrim? Trim = null,
+    [property: Id(6)] bool Install = false);
+
+/// <summary>
+/// A shard's trim point: every record below <paramref name="Gsn"/> (the shard's slots below <paramref name="Slot"/>)
+/// is removed. <paramref name="AnchorIndex"/> is a log index at or below the entry holding the first retained slot,
+/// whose entry starts at slot <paramref name="AnchorSlot"/>: whole log segments below it may be deleted, and a log that
+/// starts anywhere at or below it recovers its slot numbering from it.
+/// </summary>
+/// <param name="Gsn">The first retained GSN.</param>
+/// <param name="Slot">The shard's first retained slot.</param>
+/// <param name="AnchorIndex">A log index whose slot is known.</param>
+/// <param name="AnchorSlot">The first slot of the entry at <paramref name="AnchorIndex"/>.</param>
+[GenerateSerializer, Immutable, Alias("speclog.ShardTrim")]
+public sealed record ShardTrim([property: Id(0)] long Gsn, [property: Id(1)] long Slot, [property: Id(2)] long AnchorIndex, [property: Id(3)] long AnchorSlot);
 
 /// <summary>Follower → leader: where the follower's log stands.</summary>
 /// <param name="Epoch">The highest epoch the follower has promised (above the leader's: the leader is deposed).</param>

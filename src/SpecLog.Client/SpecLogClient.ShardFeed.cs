@@ -213,6 +213,11 @@ public sealed partial class SpecLogClient
                 {
                     await RegisterAllAsync(_stopRefresh.Token);
                 }
+                catch (LogTrimmedException e)
+                {
+                    _channel.Writer.TryComplete(e); // the consumer fell behind a trim: its next records are gone
+                    return;
+                }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     LogRefreshFailed(_client._logger, e);

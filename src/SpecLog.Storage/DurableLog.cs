@@ -141,6 +141,7 @@ public sealed class DurableLog : IAsyncDisposable, IDisposable
             WriterSpin = options.WriterSpin,
             Journal = options.Fsync ? options.Journal : null,
             TruncateFrom = options.TruncateFrom,
+            StartIndex = options.StartIndex,
         };
         Directory.CreateDirectory(copy.Directory);
         SafeFileHandle lockFile = File.OpenHandle(

@@ -73,6 +73,12 @@ public sealed class DurableLogOptions
     /// </summary>
     public long TruncateFrom { get; set; } = long.MaxValue;
 
+    /// <summary>
+    /// The index of the first entry of a log created in an empty directory (a replica installing the retained part of
+    /// its leader's trimmed log starts there). Ignored when the directory holds segments. 0 by default.
+    /// </summary>
+    public long StartIndex { get; set; }
+
     internal void Validate()
     {
         if (TruncateFrom != long.MaxValue && Journal is not null)
@@ -81,6 +87,7 @@ public sealed class DurableLogOptions
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(TruncateFrom);
+        ArgumentOutOfRangeException.ThrowIfNegative(StartIndex);
         ArgumentException.ThrowIfNullOrWhiteSpace(Directory);
         ArgumentOutOfRangeException.ThrowIfLessThan(SegmentSize, 4096L, nameof(SegmentSize));
         ArgumentOutOfRangeException.ThrowIfNegative(MaxEntrySize, nameof(MaxEntrySize));

@@ -42,7 +42,7 @@ internal static class LogRecovery
         List<Segment> segments = [];
         if (files.Count == 0)
         {
-            return new Result(segments, 0);
+            return new Result(segments, options.StartIndex);
         }
 
         try

@@ -394,5 +394,13 @@ internal sealed class ShardReplicationSimulation
         }
 
         public void Save(ReplicaMeta meta) => node.Persist(meta);
+
+        public long FirstIndex => 0; // the simulated shard never trims
+
+        public ShardTrim? Trim => null;
+
+        public void ApplyTrim(ShardTrim trim) => throw new InvalidOperationException("The simulated shard never trims.");
+
+        public void Install(long firstIndex, ShardTrim trim) => throw new InvalidOperationException("The simulated shard never trims.");
     }
 }

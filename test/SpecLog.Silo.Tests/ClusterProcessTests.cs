@@ -21,6 +21,7 @@ public sealed class ClusterProcessTests
     private const int Producers = 4;
     private static readonly string[] Nodes = ["node-0", "node-1", "node-2"];
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(60);
+    private static readonly string Padding = new('x', 1500);
 
     [Fact(Timeout = 300_000)]
     public async Task Three_silo_processes_with_azure_table_membership_serve_one_log_through_killed_nodes()
@@ -44,7 +45,10 @@ public sealed class ClusterProcessTests
         SiloProcess StartNode(int i)
         {
             lives[i]++;
-            var silo = SiloProcess.StartClusterNode($"{Nodes[i]}#{lives[i]}", Nodes[i], Path.Combine(root, Nodes[i]), Shards, output, ports[i], clusterId, azurite.ConnectionString);
+            // 1 MiB segments, so the records of this test fill several and a trim deletes some.
+            var silo = SiloProcess.StartClusterNode(
+                $"{Nodes[i]}#{lives[i]}", Nodes[i], Path.Combine(root, Nodes[i]), Shards, output, ports[i], clusterId, azurite.ConnectionString,
+                "--SpecLog:SegmentSize=1048576", "--SpecLog:MaxRecordSize=65536");
             silos[i] = silo;
             return silo;
         }
@@ -115,9 +119,14 @@ public sealed class ClusterProcessTests
             Note($"longest gap without an acknowledgement: {LongestGap(killAt, secondKillAt):0.00} s after killing node-2 (ordering replica), "
                 + $"{LongestGap(secondKillAt, upAgainAt + 5):0.00} s after killing node-0 (shard 0); first acknowledgement {firstAfterUp - upAgainAt:0.00} s after node-0 was up");
 
+            // The log is trimmed below two thirds of what was acknowledged: whole segments go on every replica.
+            var trimPoint = acknowledged.Keys.Order().ElementAt(acknowledged.Count * 2 / 3);
+            await client.Log.TrimAsync(trimPoint, ct);
+            Note($"trimmed below GSN {trimPoint}");
+
             // node-1 loses its shard replicas' data (a new volume under the same node name): its replicas start empty,
-            // learn from their peers that the shards exist, copy the leaders' logs, and count again only once they hold
-            // what the others held. Appends go on meanwhile (the other two replicas of each shard are a majority).
+            // learn from their peers that the shards exist, install the leaders' trimmed logs, and count again only
+            // once they hold what the others held. Appends go on meanwhile (the other two replicas are a majority).
             silos[1]!.KillHard();
             await silos[1]!.DisposeAsync();
             var wiped = Directory.GetDirectories(Path.Combine(root, Nodes[1]), "shard-*-replica-*");
@@ -139,7 +148,7 @@ public sealed class ClusterProcessTests
                 {
                     // Polled: a replica finishes rebuilding inside its grain, with no event a test can await.
                     rebuiltStatuses = await Task.WhenAll(onNode1.Select(k => client.Grains.GetGrain<IShardGrain>(k).GetStatusAsync()));
-                    return rebuiltStatuses.All(r => r.Role is "Follower" or "Leader" && r.LogEntries > 0);
+                    return rebuiltStatuses.All(r => r.Role is "Follower" or "Leader" && r.LogEntries > 0 && r.TrimmedBelowGsn == trimPoint);
                 },
                 "node-1's replicas to rebuild from their peers",
                 StepTimeout,
@@ -149,9 +158,11 @@ public sealed class ClusterProcessTests
                 // The replica knew it had lost the shard's data (rather than taking it for a new shard).
                 var line = $"Shard {ShardKeys.ShardOf(key)} replica {ShardKeys.ReplicaOf(key)} is Rebuilding now";
                 Assert.True(output.Any(o => o.Contains(line, StringComparison.Ordinal)), $"no silo printed \"{line}\"");
+                var install = $"Shard {ShardKeys.ShardOf(key)} replica {ShardKeys.ReplicaOf(key)} installs its leader's trimmed log";
+                Assert.True(output.Any(o => o.Contains(install, StringComparison.Ordinal)), $"no silo printed \"{install}\"");
             }
 
-            Note($"node-1's replicas rebuilt: {string.Join(", ", rebuiltStatuses.Select(r => $"shard {r.Shard} replica {r.Replica} {r.Role} with {r.LogEntries} log entries"))}");
+            Note($"node-1's replicas rebuilt: {string.Join(", ", rebuiltStatuses.Select(r => $"shard {r.Shard} replica {r.Replica} {r.Role} with log entries {r.LogFirstEntry}..{r.LogEntries}"))}");
 
             await load.CancelAsync();
             await Task.WhenAll(producers).WaitAsync(StepTimeout, ct);
@@ -162,20 +173,23 @@ public sealed class ClusterProcessTests
             Assert.All(shardStatuses.Where(s => s.Role == "Leader"), s => Assert.True(s.DurableRecords > 0));
             Assert.Equal(Shards, shardStatuses.Count(s => s.Role == "Leader"));
 
-            // Every acknowledged record is where its acknowledgement said, and GSNs were never handed out twice.
-            foreach (var (gsn, payload) in acknowledged)
+            // Every acknowledged record at or above the trim point is where its acknowledgement said, and GSNs were
+            // never handed out twice; below it, reads fail naming the trim point.
+            foreach (var (gsn, payload) in acknowledged.Where(a => a.Key >= trimPoint))
             {
                 var record = await client.Log.ReadAsync(gsn, ct);
                 Assert.True(record is not null, $"acknowledged GSN {gsn} is not readable");
                 Assert.Equal(Encoding.UTF8.GetString(payload), Encoding.UTF8.GetString(record.Payload.Span));
             }
 
-            Note($"all {acknowledged.Count} acknowledged records read back at their GSNs");
+            var trimmedAway = acknowledged.Keys.Where(g => g < trimPoint).Max();
+            Assert.Equal(trimPoint, (await Assert.ThrowsAsync<LogTrimmedException>(() => client.Log.ReadAsync(trimmedAway, ct))).FirstRetainedGsn);
+            Note($"all {acknowledged.Count(a => a.Key >= trimPoint)} acknowledged records at or above the trim point read back at their GSNs");
 
             // Exactly once: appends retried through the kills (same append ids) were written once, so no payload repeats.
             var end = acknowledged.Keys.Max() + 1;
             var counts = new Dictionary<string, int>();
-            for (long from = 0; from < end; from += 4096)
+            for (var from = trimPoint; from < end; from += 4096)
             {
                 foreach (var r in await client.Log.ReadRangeAsync(from, Math.Min(end, from + 4096), ct))
                 {
@@ -186,7 +200,7 @@ public sealed class ClusterProcessTests
 
             var repeated = counts.Where(c => c.Value > 1).Select(c => c.Key).ToList();
             Assert.True(repeated.Count == 0, $"{repeated.Count} records written more than once, e.g. {string.Join(", ", repeated.Take(5))}");
-            Note($"{counts.Count} records in the log below GSN {end}, none twice");
+            Note($"{counts.Count} records in the log from GSN {trimPoint} below {end}, none twice");
 
             // The restarted replica caught up with the others (it executes what they executed).
             await Waits.UntilAsync(
@@ -218,7 +232,7 @@ public sealed class ClusterProcessTests
 
             await Waits.UntilAsync(() => silos.All(s => s!.IsUp), "all three silos to be up after the whole-cluster kill", StepTimeout, ct);
             client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct);
-            foreach (var (gsn, payload) in acknowledged)
+            foreach (var (gsn, payload) in acknowledged.Where(a => a.Key >= trimPoint))
             {
                 var record = await client.Log.ReadAsync(gsn, ct);
                 Assert.True(record is not null, $"acknowledged GSN {gsn} is not readable after the whole-cluster restart");
@@ -228,7 +242,7 @@ public sealed class ClusterProcessTests
             var maxBefore = acknowledged.Keys.Max();
             var after = await Task.WhenAll(Enumerable.Range(0, Shards).Select(s => client.Log.AppendAsync(Encoding.UTF8.GetBytes($"after-restart-{s}"), s, ct)));
             Assert.All(after, gsn => Assert.True(gsn > maxBefore, $"new append at GSN {gsn}, not after {maxBefore}"));
-            Note($"whole cluster back: all {acknowledged.Count} acknowledged records at their GSNs, new appends at [{string.Join(", ", after)}]");
+            Note($"whole cluster back: all {acknowledged.Count(a => a.Key >= trimPoint)} retained acknowledged records at their GSNs, new appends at [{string.Join(", ", after)}]");
         }
         catch (Exception e)
         {
@@ -267,7 +281,7 @@ public sealed class ClusterProcessTests
     {
         for (var i = 0; !ct.IsCancellationRequested; i++)
         {
-            var payload = Encoding.UTF8.GetBytes($"p{producer}-{i}");
+            var payload = Encoding.UTF8.GetBytes($"p{producer}-{i}|{Padding}");
             try
             {
                 using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);

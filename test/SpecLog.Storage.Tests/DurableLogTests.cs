@@ -411,6 +411,32 @@ public sealed class DurableLogTests
     }
 
     [Fact]
+    public async Task A_new_log_can_start_at_a_given_index_and_keeps_it_across_reopen()
+    {
+        using var dir = new TempDirectory();
+        var options = Data.Options(dir, fsync: true, segmentSize: 4096);
+        options.StartIndex = 7_000;
+        await using (var log = DurableLog.Open(options))
+        {
+            Assert.Equal((7_000L, 7_000L), (log.FirstIndex, log.NextIndex));
+            for (int i = 0; i < 100; i++)
+            {
+                Assert.Equal(7_000 + i, log.Append((byte)i, Data.Payload(7_000 + i, 100)));
+            }
+
+            await log.FlushAsync(Ct);
+            Assert.Throws<ArgumentOutOfRangeException>(() => log.Read(6_999));
+        }
+
+        options.StartIndex = 0; // ignored once the directory holds segments
+        await using (var log = DurableLog.Open(options))
+        {
+            Assert.Equal((7_000L, 7_100L), (log.FirstIndex, log.NextIndex));
+            AssertEntries(log, 7_000, 7_100, _ => 100, i => (byte)(i - 7_000));
+        }
+    }
+
+    [Fact]
     public async Task NewLog_StartsWithASmallFirstSegmentThenRollsToFullSizedPreparedSegments()
     {
         using var dir = new TempDirectory();

@@ -21,6 +21,14 @@ internal sealed partial class ShardGrain
             return;
         }
 
+        if (_trim is { } trim && sub.NextSlot < trim.Slot)
+        {
+            // Its next records were trimmed away: it is dropped, and registering again from there fails with LogTrimmedException.
+            _subscribers.Remove(sub.Id);
+            LogSubscriberTrimmed(logger, _shard, sub.Id, sub.NextSlot, trim.Gsn);
+            return;
+        }
+
         var limit = _core.DeliverableSlots;
         var confirmed = _core.CommittedGsn;
         var windows = _core.History.Count;
@@ -129,7 +137,7 @@ internal sealed partial class ShardGrain
             }
         }
 
-        var (slot, index) = _sparseIndex.Count == 0 ? (0L, 0L) : _sparseIndex[found];
+        var (slot, index) = _sparseIndex.Count == 0 ? (_baseSlot, _log.FirstIndex) : _sparseIndex[found];
         var position = from;
         while (position < limit && result.Count < maxEntries && bytes < maxBytes && index < _log.DurableIndex)
         {

@@ -111,6 +111,7 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
         Directory.CreateDirectory(_replicaDirectory);
         var meta = ReplicaMeta.Load(Path.Combine(_replicaDirectory, MetaFileName));
         _log = await siloLogs.OpenAsync(LogOptions(LogDirectory), journaled: false);
+        LoadTrim();
         var timings = new ReplicaTimings(
             (long)_options.ShardHeartbeat.TotalMicroseconds,
             (long)_options.ShardElectionTimeout.TotalMicroseconds,

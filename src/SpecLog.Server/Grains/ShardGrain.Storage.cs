@@ -79,8 +79,7 @@ internal sealed partial class ShardGrain
 
             if (Replicated)
             {
-                _replication?.OnLocalDurable(durable);
-                AfterReplicationStep();
+                await OnReplication(r => r.OnLocalDurable(durable));
             }
             else
             {
@@ -125,9 +124,16 @@ internal sealed partial class ShardGrain
     /// <summary>Rebuilds slots, counts, the sparse index and the recent-entry cache from the log; returns the no-op slots.</summary>
     private long Recover()
     {
-        long slot = 0, records = 0, noOps = 0;
-        _cache.Reset(0);
-        for (long index = 0; index < _log.NextIndex;)
+        // A trimmed log starts after index 0: its first entry's slot comes from the trim point's anchor. Records and
+        // no-op slots are counted over what the log still holds.
+        long slot = _baseSlot = SlotAtLogStart(), records = 0, noOps = 0;
+        _cache.Reset(slot);
+        if (_log.FirstIndex > 0)
+        {
+            _sparseIndex.Add((slot, _log.FirstIndex));
+        }
+
+        for (long index = _log.FirstIndex; index < _log.NextIndex;)
         {
             var chunk = _log.ReadRange(index, 1024);
             foreach (var e in chunk)

@@ -40,6 +40,9 @@ internal sealed partial class ShardGrain(
     private readonly Queue<PendingAppend> _pending = new();
     private readonly Queue<(long StorageIndex, long SlotEnd, bool IsRecord)> _notYetDurable = new();
     private readonly List<(long Slot, long StorageIndex)> _sparseIndex = [];
+
+    /// <summary>The slot of the log's first entry (0 unless the log was trimmed).</summary>
+    private long _baseSlot;
     private readonly Dictionary<Guid, Subscriber> _subscribers = [];
     private readonly StageMarks _durableMarks = new();
     private readonly StageMarks _reportMarks = new();
@@ -92,6 +95,7 @@ internal sealed partial class ShardGrain(
         else
         {
             _log = await siloLogs.OpenAsync(LogOptions(Path.Combine(_options.DataDirectory, $"shard-{_shard}")));
+            LoadTrim();
             await StartShardAsync(firstReportSeq: NowMicros());
         }
 
@@ -183,6 +187,7 @@ internal sealed partial class ShardGrain(
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
+        EnsureNotTrimmed(fromSlot);
         var entries = Collect(fromSlot, limit, Math.Min(maxEntries, _options.PushMaxEntries), _options.PushMaxBytes, out _);
         return Task.FromResult(new ShardReadResult(_shard, entries, _core.CommittedSlots, _core.DurableSlots));
     }
@@ -199,6 +204,7 @@ internal sealed partial class ShardGrain(
 
         if (!_subscribers.TryGetValue(subscriptionId, out var sub))
         {
+            EnsureNotTrimmed(fromSlot);
             sub = new Subscriber(subscriptionId, observer, fromSlot);
             _subscribers[subscriptionId] = sub;
             LogSubscribed(logger, _shard, subscriptionId, fromSlot);
@@ -255,7 +261,8 @@ internal sealed partial class ShardGrain(
             return Task.FromResult(new ShardStatus(
                 _shard, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, _options.Ordering.Mode.ToString(), _activatedAt,
                 Replica: _replica, Replicas: _replicas, Role: ReplicaState,
-                Epoch: _replication?.Promised ?? 0, LogEntries: _log?.NextIndex ?? 0, Silo: SiloName));
+                Epoch: _replication?.Promised ?? 0, LogEntries: _log?.NextIndex ?? 0, Silo: SiloName,
+                LogFirstEntry: _log?.FirstIndex ?? 0, LogSegments: _log?.SegmentCount ?? 0, TrimmedBelowGsn: _trim?.Gsn ?? 0));
         }
 
         var w = _core.History.Last;
@@ -285,7 +292,10 @@ internal sealed partial class ShardGrain(
             _replication?.LeaderEpoch ?? 0,
             _log.NextIndex,
             SiloName,
-            _core.Departed));
+            _core.Departed,
+            _log.FirstIndex,
+            _log.SegmentCount,
+            _trim?.Gsn ?? 0));
     }
 
     private string SiloName => GrainContext.Address.SiloAddress?.ToString() ?? "";

@@ -23,6 +23,22 @@ internal interface IReplicaStorage
 
     /// <summary>Makes <paramref name="meta"/> durable before anything that depends on it is sent.</summary>
     void Save(ReplicaMeta meta);
+
+    /// <summary>The first entry still held (entries below it were trimmed); 0 for a log never trimmed.</summary>
+    long FirstIndex { get; }
+
+    /// <summary>The shard's trim point as this replica knows it (a leader sends it to its followers), or null.</summary>
+    ShardTrim? Trim { get; }
+
+    /// <summary>A follower learns the leader's trim point: it records it durably (if newer) and deletes the whole segments below it.</summary>
+    void ApplyTrim(ShardTrim trim);
+
+    /// <summary>
+    /// A follower whose log ends before the leader's first retained entry drops its log and starts it again, empty, at
+    /// <paramref name="firstIndex"/>, recording <paramref name="trim"/> first; <see cref="End"/> and <see cref="Durable"/>
+    /// are <paramref name="firstIndex"/> afterwards.
+    /// </summary>
+    void Install(long firstIndex, ShardTrim trim);
 }
 
 /// <summary>How replicas reach each other (one-way messages; any may be lost, late, duplicated or reordered).</summary>

@@ -203,10 +203,21 @@ internal sealed partial class ShardReplicaCore
             Join(m.EpochNumbers, m.EpochStarts);
         }
 
+        if (m.Install && m.Trim is { } installed && m.FirstIndex > _storage.End)
+        {
+            // Everything this log holds lies below the leader's first retained entry (trimmed there): start again at it.
+            _storage.Install(m.FirstIndex, installed);
+        }
+
         if (m.FirstIndex > _storage.End)
         {
             _transport.Send(leader, new ReplicaAck(m.Epoch, _self, true, _storage.End, _storage.Durable, Gap: true));
             return;
+        }
+
+        if (m.Trim is { } trim)
+        {
+            _storage.ApplyTrim(trim);
         }
 
         var wrote = false;
@@ -573,14 +584,14 @@ internal sealed partial class ShardReplicaCore
 
         if (p.Next < _storage.End && p.Next - p.End < _timings.MaxUnacknowledged)
         {
-            Pump(peer);
+            Pump(peer, withTrim: true); // a busy follower learns the trim point from its copies
             return;
         }
 
-        _transport.Send(peer, new ReplicaAppend(_meta.Promised, p.Next, []));
+        _transport.Send(peer, new ReplicaAppend(_meta.Promised, p.Next, [], Trim: _storage.Trim));
     }
 
-    private void Pump(int peer)
+    private void Pump(int peer, bool withTrim = false)
     {
         var p = _peers[peer];
         if (!p.Joined)
@@ -590,14 +601,19 @@ internal sealed partial class ShardReplicaCore
 
         while (p.Next < _storage.End && p.Next - p.End < _timings.MaxUnacknowledged)
         {
-            var entries = _storage.Read(p.Next, _timings.MaxBatchEntries, _timings.MaxBatchBytes);
+            // A follower behind the first entry this leader still holds gets the retained log from its start instead.
+            var first = _storage.FirstIndex;
+            var install = p.Next < first;
+            var from = install ? first : p.Next;
+            var entries = _storage.Read(from, _timings.MaxBatchEntries, _timings.MaxBatchBytes);
             if (entries.Count == 0)
             {
                 return;
             }
 
-            _transport.Send(peer, new ReplicaAppend(_meta.Promised, p.Next, [.. entries]));
-            p.Next += entries.Count;
+            _transport.Send(peer, new ReplicaAppend(_meta.Promised, from, [.. entries], Trim: install || withTrim ? _storage.Trim : null, Install: install));
+            withTrim = false;
+            p.Next = from + entries.Count;
         }
     }
 
