@@ -90,6 +90,12 @@ internal sealed class ShardReplicationSimulation
             {
                 node.Core!.OnTick(_now);
                 node.AfterEvent();
+                if (node.Core is { Role: not ReplicaRole.Leader } core && _random.NextDouble() < 0.05)
+                {
+                    // As the grain does to keep its peers' locations cached: what it holds, sent unasked.
+                    var peer = (node.Index + 1 + _random.Next(_n - 1)) % _n;
+                    node.Send(peer, core.Holdings());
+                }
             }
         }
 

@@ -58,8 +58,14 @@ internal sealed partial class ShardReplicaCore
             Record(m.From, ProbeAnswer.Blank, 0, now);
         }
 
+        _transport.Send(m.From, Holdings());
+    }
+
+    /// <summary>What this replica holds, as it answers a probe (also sent unasked: a probing replica takes it as an answer, any other ignores it).</summary>
+    public ReplicaProbeReply Holdings()
+    {
         var end = _storage.End;
-        _transport.Send(m.From, new ReplicaProbeReply(_self, _meta.Promised, _meta.IsBlank && end == 0, _meta.LastEpoch(end), end));
+        return new ReplicaProbeReply(_self, _meta.Promised, _meta.IsBlank && end == 0, _meta.LastEpoch(end), end);
     }
 
     /// <summary>The answer to this replica's probe.</summary>
