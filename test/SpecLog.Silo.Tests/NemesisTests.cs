@@ -14,7 +14,8 @@ namespace SpecLog.Silo.Tests;
 /// GSNs strictly increasing, and every record a subscriber got speculatively committed at the GSN it was delivered
 /// with (no mis-speculation: no shard ever loses all its replicas here). Once during the faults a shard is added, and
 /// later one is removed (the producers name no shard: the client spreads their appends over the shards that take
-/// them). NEMESIS_SEED replays a schedule;
+/// them); once the log is trimmed; and now and then a killed node also loses its shard replicas' data, which rebuild
+/// from their peers. NEMESIS_SEED replays a schedule;
 /// NEMESIS_KILLS sets the number of single-node kills (10 in CI, plus the three of the whole-cluster kill; the long run
 /// in the README uses 100).
 /// </summary>
@@ -66,6 +67,9 @@ public sealed class NemesisTests
         var subscribers = new[] { new Subscriber(), new Subscriber() };
         var kills = 0;
         var pauses = 0;
+        var wipes = 0;
+        long trimPoint = 0;
+        List<(long Gsn, string Text)> trimmedLog = [];
         TimeoutException? stalled = null;
         using var load = CancellationTokenSource.CreateLinkedTokenSource(ct);
         try
@@ -100,8 +104,24 @@ public sealed class NemesisTests
             Note($"cluster up, {acks.Count} acknowledged");
             var addAt = random.Next(1, Math.Max(2, targetKills / 2));
             var removeAt = random.Next(addAt + 1, Math.Max(addAt + 2, targetKills));
+            var trimAt = random.Next(2, Math.Max(3, targetKills));
+            var lastWipe = -10;
             for (var fault = 0; kills < targetKills; fault++)
             {
+                if (fault == trimAt)
+                {
+                    // The log is trimmed below half of what both subscribers have seen confirmed. What it held there is
+                    // read first, so the history check still covers it.
+                    var point = Math.Min(subscribers.Min(x => x.Confirmed), acks.Values.Max()) / 2;
+                    if (point > 0)
+                    {
+                        trimmedLog = await ReadAllAsync(log0, 0, point, ct);
+                        await log0.TrimAsync(point, ct);
+                        trimPoint = point;
+                        Note($"fault {fault + 1}: the log trimmed below GSN {point} ({trimmedLog.Count} records there) at {acks.Count} acknowledged");
+                    }
+                }
+
                 if (fault == addAt || fault == removeAt)
                 {
                     // The shard set changes while the faults go on (a node may be down, or paused a moment ago).
@@ -128,11 +148,28 @@ public sealed class NemesisTests
                 var node = random.Next(Nodes.Length);
                 if (random.NextDouble() < 0.7)
                 {
+                    // Now and then the node also loses its shard replicas' data (as if its volume were replaced), but
+                    // only while no replica is still rebuilding from an earlier loss: two lost copies of one entry are
+                    // more than three replicas survive.
+                    var wipe = random.NextDouble() < 0.2 && fault - lastWipe >= 2 && await NobodyRebuildingAsync(client.Grains);
                     silos[node]!.KillHard();
                     kills++;
                     Note($"fault {fault + 1}: {Nodes[node]} killed (SIGKILL) at {acks.Count} acknowledged");
                     await Task.Delay(random.Next(0, 2_000), ct);
                     await silos[node]!.DisposeAsync();
+                    if (wipe)
+                    {
+                        var lost = Directory.GetDirectories(Path.Combine(root, Nodes[node]), "shard-*-replica-*");
+                        foreach (var dir in lost)
+                        {
+                            Directory.Delete(dir, recursive: true);
+                        }
+
+                        wipes++;
+                        lastWipe = fault;
+                        Note($"  {Nodes[node]} lost its disk: {lost.Length} shard replica directories deleted (they rebuild from their peers)");
+                    }
+
                     var restarted = StartNode(node);
                     await Waits.UntilAsync(() => restarted.IsUp, $"{Nodes[node]} up again", StepTimeout, ct);
                     Note($"  {Nodes[node]} restarted");
@@ -170,11 +207,11 @@ public sealed class NemesisTests
             await load.CancelAsync();
             await Task.WhenAll(producers).WaitAsync(StepTimeout, ct);
             await Task.WhenAll(subscriptionTasks).WaitAsync(StepTimeout, ct);
-            Note($"{kills} kills, {pauses} pauses; {acks.Count} acknowledged, {unknown.Count} with unknown outcome; subscribers got {subscribers[0].Records.Count} and {subscribers[1].Records.Count} speculative records");
+            Note($"{kills} kills ({wipes} with the node's shard data lost), {pauses} pauses; {acks.Count} acknowledged, {unknown.Count} with unknown outcome; subscribers got {subscribers[0].Records.Count} and {subscribers[1].Records.Count} speculative records");
 
-            // The committed log up to the last acknowledged GSN.
+            // The committed log up to the last acknowledged GSN (below the trim point, as read before the trim).
             var end = acks.Values.Max() + 1;
-            var committed = await ReadAllAsync(client.Log, end, ct);
+            var committed = trimmedLog.Concat(await ReadAllAsync(client.Log, trimPoint, end, ct)).ToList();
             var byText = committed.GroupBy(r => r.Text).ToDictionary(g => g.Key, g => g.Select(r => r.Gsn).ToList());
             var twice = byText.Where(kv => kv.Value.Count > 1).Select(kv => kv.Key).ToList();
             Assert.True(twice.Count == 0, $"{twice.Count} records written more than once, e.g. {string.Join(", ", twice.Take(5))}");
@@ -225,15 +262,15 @@ public sealed class NemesisTests
 
             await Waits.UntilAsync(() => silos.All(x => x!.IsUp), "three silos up after the whole-cluster kill", StepTimeout, ct);
             client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct);
-            var again = (await ReadAllAsync(client.Log, end, ct)).ToDictionary(r => r.Gsn, r => r.Text);
-            foreach (var (text, gsn) in acks)
+            var again = (await ReadAllAsync(client.Log, trimPoint, end, ct)).ToDictionary(r => r.Gsn, r => r.Text);
+            foreach (var (text, gsn) in acks.Where(a => a.Value >= trimPoint))
             {
                 Assert.True(again.TryGetValue(gsn, out var t) && t == text, $"acknowledged {text} is not at GSN {gsn} after the whole-cluster restart");
             }
 
             var next = await client.Log.AppendAsync(Encoding.UTF8.GetBytes("after-whole-cluster-restart"), cancellationToken: ct);
             Assert.True(next >= end, $"new append at GSN {next}, inside the old log (below {end})");
-            Note($"whole cluster killed and restarted: all {acks.Count} acknowledged records at their GSNs; {kills} kills in all");
+            Note($"whole cluster killed and restarted: all {acks.Count(a => a.Value >= trimPoint)} acknowledged records at or above the trim point at their GSNs; {kills} kills in all");
         }
         catch (Exception e)
         {
@@ -272,10 +309,10 @@ public sealed class NemesisTests
         TestContext.Current.TestOutputHelper?.WriteLine(string.Join(Environment.NewLine, log));
     }
 
-    private static async Task<List<(long Gsn, string Text)>> ReadAllAsync(SpecLogClient log, long end, CancellationToken ct)
+    private static async Task<List<(long Gsn, string Text)>> ReadAllAsync(SpecLogClient log, long start, long end, CancellationToken ct)
     {
         var result = new List<(long, string)>();
-        for (long from = 0; from < end; from += 4096)
+        for (var from = start; from < end; from += 4096)
         {
             foreach (var r in await log.ReadRangeAsync(from, Math.Min(end, from + 4096), ct))
             {
@@ -284,6 +321,32 @@ public sealed class NemesisTests
         }
 
         return result;
+    }
+
+    /// <summary>True if every shard replica answers and none is probing or rebuilding a lost state.</summary>
+    private static async Task<bool> NobodyRebuildingAsync(IGrainFactory grains)
+    {
+        try
+        {
+            var shards = (await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(TimeSpan.FromSeconds(3))).ShardCount;
+            for (var shard = 0; shard < shards; shard++)
+            {
+                for (var r = 0; r < Nodes.Length; r++)
+                {
+                    var status = await grains.GetGrain<IShardGrain>(ShardKeys.Of(shard, r)).GetStatusAsync().WaitAsync(TimeSpan.FromSeconds(3));
+                    if (status.Role is "Probing" or "Rebuilding")
+                    {
+                        return false;
+                    }
+                }
+            }
+
+            return true;
+        }
+        catch (Exception)
+        {
+            return false; // a replica that does not answer may be rebuilding
+        }
     }
 
     /// <summary>What every ordering replica and every shard replica says about itself (for a stalled run's report).</summary>
@@ -364,6 +427,9 @@ public sealed class NemesisTests
 
         public Exception? Error { get; private set; }
 
+        /// <summary>The end of the confirmed prefix it was told of.</summary>
+        public long Confirmed { get; private set; }
+
         public async Task RunAsync(SpecLogClient log, CancellationToken ct)
         {
             try
@@ -376,6 +442,10 @@ public sealed class NemesisTests
                         {
                             _records.Add((r.Gsn, Encoding.UTF8.GetString(r.Payload.Span)));
                         }
+                    }
+                    else if (e is ConfirmedRange c)
+                    {
+                        Confirmed = Math.Max(Confirmed, c.ToGsn);
                     }
                     else if (e is MisSpeculatedRange m)
                     {
