@@ -10,35 +10,9 @@ public sealed class ShardReplicationSimulatorTests(ITestOutputHelper output)
     [InlineData(5)]
     public void Random_schedules_never_lose_a_durable_entry_and_recover(int replicas)
     {
-        var schedules = int.TryParse(Environment.GetEnvironmentVariable("SHARD_REPLICATION_SCHEDULES"), out var n) ? n : 150;
-        var first = int.TryParse(Environment.GetEnvironmentVariable("SHARD_REPLICATION_SEED"), out var s) ? s : Environment.TickCount & 0xFFFF;
-        if (Environment.GetEnvironmentVariable("SHARD_REPLICATION_SEED") is not null)
-        {
-            schedules = 1;
-        }
-
-        output.WriteLine($"replicas {replicas}, seeds {first}..{first + schedules - 1} (replay one with SHARD_REPLICATION_SEED=<seed>)");
-        long elections = 0, crashes = 0, committed = 0;
-        for (var seed = first; seed < first + schedules; seed++)
-        {
-            var sim = new ShardReplicationSimulation(replicas, seed);
-            try
-            {
-                sim.Run(faultyMicros: 6_000_000, quietMicros: 3_000_000);
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new InvalidOperationException($"Seed {seed} (replicas {replicas}) failed: {e.Message}", e);
-            }
-
-            elections += sim.Elections;
-            crashes += sim.Crashes;
-            committed += sim.CommittedEntries;
-        }
-
-        output.WriteLine($"{schedules} schedules: {crashes} crashes, {elections} elections, {committed} entries committed");
-        Assert.True(committed > schedules, "the schedules committed almost nothing; the simulation checks little");
-        Assert.True(elections > schedules, "the schedules saw almost no elections; the faults test little");
+        var (schedules, totals) = Sweep(replicas, wipes: false);
+        Assert.True(totals.Committed > schedules, "the schedules committed almost nothing; the simulation checks little");
+        Assert.True(totals.Elections > schedules, "the schedules saw almost no elections; the faults test little");
     }
 
     [Theory]
@@ -48,6 +22,15 @@ public sealed class ShardReplicationSimulatorTests(ITestOutputHelper output)
     {
         // Without the probe and rebuild a wiped replica votes with an empty log and forgets its promises, and seeds of
         // this sweep elect leaders lacking committed entries.
+        var (schedules, totals) = Sweep(replicas, wipes: true);
+        Assert.True(totals.Wipes > schedules / 4, "the schedules lost almost no disk; the test checks little");
+        Assert.True(totals.Rebuilds > totals.Wipes / 2, "few lost replicas rebuilt: they do not come back");
+        Assert.True(totals.Committed > schedules, "the schedules committed almost nothing; the simulation checks little");
+    }
+
+    /// <summary>Runs SHARD_REPLICATION_SCHEDULES seeded schedules (150 by default; SHARD_REPLICATION_SEED replays one) and sums what they did.</summary>
+    private (int Schedules, (long Elections, long Crashes, long Wipes, long Rebuilds, long Committed) Totals) Sweep(int replicas, bool wipes)
+    {
         var schedules = int.TryParse(Environment.GetEnvironmentVariable("SHARD_REPLICATION_SCHEDULES"), out var n) ? n : 150;
         var first = int.TryParse(Environment.GetEnvironmentVariable("SHARD_REPLICATION_SEED"), out var s) ? s : Environment.TickCount & 0xFFFF;
         if (Environment.GetEnvironmentVariable("SHARD_REPLICATION_SEED") is not null)
@@ -55,29 +38,30 @@ public sealed class ShardReplicationSimulatorTests(ITestOutputHelper output)
             schedules = 1;
         }
 
-        output.WriteLine($"replicas {replicas}, disks lost, seeds {first}..{first + schedules - 1} (replay one with SHARD_REPLICATION_SEED=<seed>)");
-        long wipes = 0, rebuilds = 0, committed = 0;
+        var what = wipes ? $"replicas {replicas}, disks lost" : $"replicas {replicas}";
+        output.WriteLine($"{what}, seeds {first}..{first + schedules - 1} (replay one with SHARD_REPLICATION_SEED=<seed>)");
+        long elections = 0, crashes = 0, wiped = 0, rebuilds = 0, committed = 0;
         for (var seed = first; seed < first + schedules; seed++)
         {
-            var sim = new ShardReplicationSimulation(replicas, seed, wipes: true);
+            var sim = new ShardReplicationSimulation(replicas, seed, wipes);
             try
             {
                 sim.Run(faultyMicros: 6_000_000, quietMicros: 3_000_000);
             }
             catch (InvalidOperationException e)
             {
-                throw new InvalidOperationException($"Seed {seed} (replicas {replicas}, disks lost) failed: {e.Message}", e);
+                throw new InvalidOperationException($"Seed {seed} ({what}) failed: {e.Message}", e);
             }
 
-            wipes += sim.Wipes;
+            elections += sim.Elections;
+            crashes += sim.Crashes;
+            wiped += sim.Wipes;
             rebuilds += sim.Rebuilds;
             committed += sim.CommittedEntries;
         }
 
-        output.WriteLine($"{schedules} schedules: {wipes} disks lost, {rebuilds} replicas rebuilt, {committed} entries committed");
-        Assert.True(wipes > schedules / 4, "the schedules lost almost no disk; the test checks little");
-        Assert.True(rebuilds > wipes / 2, "few lost replicas rebuilt: they do not come back");
-        Assert.True(committed > schedules, "the schedules committed almost nothing; the simulation checks little");
+        output.WriteLine($"{schedules} schedules: {crashes} crashes ({wiped} disks lost, {rebuilds} replicas rebuilt), {elections} elections, {committed} entries committed");
+        return (schedules, (elections, crashes, wiped, rebuilds, committed));
     }
 
     [Fact]
