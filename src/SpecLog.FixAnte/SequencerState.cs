@@ -514,6 +514,16 @@ public sealed partial class SequencerState
                 }
             }
 
+            // A backlog: slots the shard holds durably beyond every decided window (a burst its quota could not take,
+            // or the records it had when the appends stopped). A rate measured from here on no longer sees them, so
+            // without this a shard whose load stopped drained them at the minimum quota, one slot per cut; the next
+            // window gives it room for all of them. (Part of rate-based quotas: fixed quotas stay fixed.)
+            var backlog = _durableSlots[s] - History.KnownSlots(s);
+            if (_options.RateBasedQuotas && backlog > (long)q * last.CutsPerWindow)
+            {
+                q = (int)Math.Min(_options.MaxQuota, (backlog + last.CutsPerWindow - 1) / last.CutsPerWindow);
+            }
+
             quotas.Add(q);
         }
 

@@ -130,6 +130,49 @@ public sealed class ShardFailureTests(ITestOutputHelper output)
         Assert.True(sim.Sequencer.History.Last!.QuotaOf(2) > 0);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Random_failure_and_rejoin_schedules_keep_every_check(bool rejoin)
+    {
+        // A random shard fails once (and, with rejoin, comes back, fails again and comes back again) at random times,
+        // detected after 1–20 ms, blocked or interleaved cuts, sometimes with a shard joining meanwhile.
+        // SHARD_FAILURE_SCHEDULES raises the count; the seeds are printed.
+        var count = int.TryParse(Environment.GetEnvironmentVariable("SHARD_FAILURE_SCHEDULES"), out var n) ? n : 40;
+        var first = 100;
+        output.WriteLine($"seeds {first}..{first + count - 1} (rejoin {rejoin})");
+        var failures = new List<string>();
+        for (var seed = first; seed < first + count; seed++)
+        {
+            var rng = new Random(seed);
+            var shard = rng.Next(4);
+            var interleaved = rng.Next(2) == 0;
+            var load = new SimulationLoad
+            {
+                ShardFailures = rejoin ? [(30_000 + rng.Next(20_000), shard), (120_000 + rng.Next(20_000), shard)] : [(30_000 + rng.Next(20_000), shard)],
+                ShardRejoins = rejoin ? [(70_000 + rng.Next(30_000), shard), (160_000 + rng.Next(20_000), shard)] : [],
+                FailureDetectionMicros = rng.Next(1_000, 20_000),
+                ShardChanges = rng.Next(3) == 0 ? [(90_000, ShardControl.Join, 4)] : [],
+                Configure = interleaved ? o => { o.CutLayout = CutLayout.Interleaved; o.NoOpFill = NoOpFillPolicy.CutClock; } : null,
+            };
+            try
+            {
+                var sim = new Simulation(seed, OrderingMode.FixAnte, load);
+                sim.Run();
+                if (rejoin && sim.Sequencer.Rejoins != 2)
+                {
+                    failures.Add($"seed {seed}: {sim.Sequencer.Rejoins} rejoins, expected 2");
+                }
+            }
+            catch (Exception e) when (e is Xunit.Sdk.XunitException or InvalidOperationException)
+            {
+                failures.Add($"seed {seed} (shard {shard}, interleaved {interleaved}): {e.Message}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+    }
+
     [Fact]
     public void A_rejoin_voids_what_the_shard_holds_beyond_its_last_slot_and_gives_it_slots_after_that()
     {
