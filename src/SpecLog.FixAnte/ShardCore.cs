@@ -125,7 +125,7 @@ public sealed class ShardCore
         else if (Departed && !last.HasDeparted(ShardId))
         {
             // A failed shard rejoined: it has slots again from the window that said so, after the void of that window
-            // (the host skips its slots to there with no-ops; see NextSlotAfterVoid).
+            // (the host skips its slots to there with no-ops; see SlotsToSkip).
             Departed = false;
             FailedOut = false;
             FinalSlots = long.MaxValue;
