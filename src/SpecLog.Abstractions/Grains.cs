@@ -76,6 +76,9 @@ public interface IShardGrain : IGrainWithIntegerKey
     [OneWay]
     Task ReplicaVote(ReplicaVote message);
 
+    /// <summary>Shard leader → replica: record the shard's trim point and delete the whole segments below it; completes once it is durable here.</summary>
+    Task ReplicaTrim(ShardTrim trim);
+
     /// <summary>Shard replica → replica: a replica with no state asks what the others hold.</summary>
     [OneWay]
     Task ReplicaProbe(ReplicaProbe message);

@@ -25,7 +25,7 @@ internal sealed partial class ShardGrain
 
     private string TrimPath => Replicated ? Path.Combine(_replicaDirectory, "trim.meta") : Path.Combine(_options.DataDirectory, $"shard-{_shard}.trim");
 
-    public Task<ShardTrim> TrimAsync(long gsn, long slot)
+    public async Task<ShardTrim> TrimAsync(long gsn, long slot)
     {
         EnsureValid();
         EnsureServing();
@@ -35,11 +35,59 @@ internal sealed partial class ShardGrain
                 nameof(slot), slot, $"Shard {_shard} can trim below committed slots only: its slots [0, {_core.CommittedSlots}) are committed.");
         }
 
-        if (_trim is { } current && current.Slot >= slot)
+        if (_trim is not { } current || current.Slot < slot)
         {
-            return Task.FromResult(current); // trimmed there already, or further
+            TrimHere(gsn, slot);
         }
 
+        // The trim point holds once a majority of the replicas recorded it, like an entry: a leader that loses its disk
+        // right after must not take it along (a retry repeats this part).
+        await ReplicateTrimAsync(_trim!);
+        return _trim!;
+    }
+
+    public Task ReplicaTrim(ShardTrim trim)
+    {
+        EnsureValid();
+        ArgumentNullException.ThrowIfNull(trim);
+        if (_log is null)
+        {
+            throw new InvalidOperationException($"Replica {_replica} of shard {_shard} has no log open.");
+        }
+
+        ((IReplicaStorage)this).ApplyTrim(trim);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Sends the trim point to every other replica and waits until a majority, this one included, recorded it.</summary>
+    private async Task ReplicateTrimAsync(ShardTrim trim)
+    {
+        if (!Replicated)
+        {
+            return;
+        }
+
+        var calls = Enumerable.Range(0, _replicas).Where(p => p != _replica).Select(p => Peer(p)?.ReplicaTrim(trim) ?? Task.FromException(new OrleansException($"replica {p}'s node is down")))
+            .Select(t => t.WaitAsync(TimeSpan.FromSeconds(5))).ToList();
+        var needed = (_replicas / 2) + 1 - 1; // this replica has it
+        var recorded = 0;
+        while (recorded < needed && calls.Count > 0)
+        {
+            var done = await Task.WhenAny(calls);
+            calls.Remove(done);
+            recorded += done.IsCompletedSuccessfully ? 1 : 0;
+        }
+
+        if (recorded < needed)
+        {
+            throw new TimeoutException(
+                $"Shard {_shard}'s trim point (GSN {trim.Gsn}) reached {recorded + 1} of its {_replicas} replicas, fewer than a majority; the trim is retried (it is idempotent).");
+        }
+    }
+
+    /// <summary>Records a new trim point here and deletes the whole segments below it.</summary>
+    private void TrimHere(long gsn, long slot)
+    {
         // The anchor: the last sparse-index point at or before the slot (its slot is known exactly), or the log's start.
         var (anchorSlot, anchorIndex) = (_baseSlot, _log.FirstIndex);
         foreach (var (s, index) in _sparseIndex)
@@ -59,7 +107,6 @@ internal sealed partial class ShardGrain
         SaveTrim(trim);
         DeleteTrimmedSegments(anchorIndex);
         LogTrimmed(logger, _shard, gsn, slot, _log.FirstIndex, _log.SegmentCount);
-        return Task.FromResult(trim);
     }
 
     void IReplicaStorage.ApplyTrim(ShardTrim trim)
