@@ -101,9 +101,9 @@ public sealed record ReplicaVoteRequest([property: Id(0)] long Epoch, [property:
 public sealed record ReplicaVote([property: Id(0)] long Epoch, [property: Id(1)] int From, [property: Id(2)] bool Granted, [property: Id(3)] bool Pre = false);
 
 /// <summary>
-/// A replica that starts with no state at all asks the others what they hold: if a majority holds nothing either, the
-/// shard is new; if any holds something, this replica replaces one whose disk was lost and must rebuild before it
-/// counts (see <see cref="ReplicaProbeReply"/>).
+/// A replica that starts with no state at all asks the others what they hold: if every one holds nothing either, the
+/// shard is new; if any holds something, this replica replaces one whose disk was lost (or never had anything) and
+/// must rebuild before it counts (see <see cref="ReplicaProbeReply"/>).
 /// </summary>
 /// <param name="From">The asking replica's index.</param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaProbe")]

@@ -71,7 +71,10 @@ internal sealed class ShardReplicationSimulation
         var leader = _nodes.FirstOrDefault(n => n.Core is { Role: ReplicaRole.Leader, Ready: true });
         if (leader is null)
         {
-            throw new InvalidOperationException($"No ready leader {quietMicros / 1000} ms after the faults stopped.\n{Trace}");
+            var states = string.Join("; ", _nodes.Select(n => n.Core is { } c
+                ? $"{n.Index}: {c.Role} probing {c.Probing} rebuilding {c.Rebuilding} promised {c.Promised} leader epoch {c.LeaderEpoch} end {n.Storage!.End} durable {n.Storage.Durable} last epoch {c.Meta.LastEpoch(n.Storage.End)} floor ({c.Meta.FloorEpoch}, {c.Meta.FloorEnd})"
+                : $"{n.Index}: down"));
+            throw new InvalidOperationException($"No ready leader {quietMicros / 1000} ms after the faults stopped: {states}\n{Trace}");
         }
 
         if (leader.Core!.Committed <= leader.Core.EpochStart)

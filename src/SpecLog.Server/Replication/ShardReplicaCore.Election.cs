@@ -19,7 +19,8 @@ internal sealed partial class ShardReplicaCore
         {
             // A replica that may have lost its state does not vote: its empty log would make it vote for any candidate,
             // even one that lacks entries only its lost copy made durable.
-            _transport.Send(candidate, new ReplicaVote(m.Pre ? m.Epoch : _meta.Promised, _self, false, m.Pre));
+            // (A pre-vote refusal names this replica's promise when it is above the candidacy: see OnVote.)
+            _transport.Send(candidate, new ReplicaVote(m.Pre ? Math.Max(m.Epoch, _meta.Promised) : _meta.Promised, _self, false, m.Pre));
             return;
         }
 
@@ -34,7 +35,10 @@ internal sealed partial class ShardReplicaCore
         if (m.Pre)
         {
             var upToDate = UpToDate(m);
-            _transport.Send(candidate, new ReplicaVote(m.Epoch, _self, m.Epoch > _meta.Promised && !leaderAlive && upToDate, Pre: true));
+            // A refusal names this replica's promise when it is above the candidacy, so a candidate that was down while
+            // others elected stands above their epochs next time (see OnVote).
+            var preGranted = m.Epoch > _meta.Promised && !leaderAlive && upToDate;
+            _transport.Send(candidate, new ReplicaVote(preGranted ? m.Epoch : Math.Max(m.Epoch, _meta.Promised), _self, preGranted, Pre: true));
             if (!upToDate && !leaderAlive && Role == ReplicaRole.Follower && m.Epoch > _meta.Promised && !_meta.Rebuilding)
             {
                 // The leader is silent and this replica's log is ahead of the candidate's, which can therefore not win:
@@ -73,8 +77,22 @@ internal sealed partial class ShardReplicaCore
     /// <summary>A vote for (or against) this replica's candidacy.</summary>
     public void OnVote(ReplicaVote m, long now)
     {
+        if (_probing)
+        {
+            return; // a late answer to this replica's lost former self (see OnAck)
+        }
+
         if (m.Pre)
         {
+            if (!m.Granted && Role == ReplicaRole.Candidate && !_campaigning && m.Epoch > _candidacy && m.Epoch > _meta.Promised)
+            {
+                // A voter promised an epoch this candidate never heard of (it was down while others elected): stand above
+                // it next time. Without this a replica holding the most up-to-date log could stay refused for ever, e.g.
+                // by a rebuilding replica whose floor came from this very log.
+                Promise(m.Epoch);
+                return;
+            }
+
             if (Role == ReplicaRole.Candidate && !_campaigning && m.Epoch == _candidacy && m.Granted && m.From >= 0 && m.From < _n)
             {
                 _votes |= 1 << m.From;

@@ -5,8 +5,9 @@ namespace SpecLog.Server.Replication;
 /// that starts with no state at all cannot tell a new shard from a lost disk, and the difference matters: an empty log
 /// votes for any candidate, and a forgotten promise accepts a deposed leader, so a replica that lost what it held could
 /// help elect a leader lacking entries only its lost copy made durable, or help an old leader commit. So it first
-/// <em>probes</em>: it takes part in nothing until the others answer. If a majority, itself included, holds nothing
-/// and nobody holds anything, the shard is new. If anybody holds something, it is a replacement and <em>rebuilds</em>:
+/// <em>probes</em>: it takes part in nothing until the others answer. If every replica answers that it holds nothing,
+/// the shard is new (so a new shard starts once all its replicas are up). If anybody holds something, it is a
+/// replacement and <em>rebuilds</em>:
 /// once every other replica has answered it promises the highest epoch any of them promised (above every epoch its
 /// lost self may have voted in, since a candidate promises its epoch before it asks for votes) and takes the most up to
 /// date of their logs as its floor: every entry its lost copy helped make durable is in that log, because a majority
@@ -133,9 +134,11 @@ internal sealed partial class ShardReplicaCore
             }
         }
 
-        if (holds == 0 && blank >= Majority)
+        if (holds == 0 && blank == _n)
         {
-            // A new shard (or one whose majority lost everything, which no replication survives): start as usual.
+            // Every replica holds nothing: a new shard (or one that lost everything, which no replication survives).
+            // A majority is not enough: a replica that was down from the start is as blank as a new one, and with it a
+            // replica that lost its disk would take the shard for new while the only copy was on a third, down replica.
             _probing = false;
             _lastHeard = now;
             return;

@@ -241,6 +241,11 @@ internal sealed partial class ShardReplicaCore
     /// <summary>A follower's acknowledgement.</summary>
     public void OnAck(ReplicaAck m, long now)
     {
+        if (_probing)
+        {
+            return; // a late answer to this replica's lost former self: a probing replica changes nothing until it knows
+        }
+
         if (m.Epoch > _meta.Promised)
         {
             Promise(m.Epoch);
