@@ -433,7 +433,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
             // A failed shard's void slots are no-ops, whatever it held there: nothing is read there (the shard may be
             // gone), and a read stops at the next void.
-            while ((slot = SkipVoid(voids, slot)) < end)
+            while ((slot = WindowHistory.SkipVoid(voids, slot)) < end)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var from = slot;
@@ -458,25 +458,6 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
         result.Sort(static (a, b) => a.Gsn.CompareTo(b.Gsn));
         return result;
-    }
-
-    /// <summary>The first slot at or after <paramref name="slot"/> in none of <paramref name="voids"/>.</summary>
-    private static long SkipVoid((long From, long To, long Window)[] voids, long slot)
-    {
-        for (var moved = voids.Length > 0; moved;)
-        {
-            moved = false;
-            foreach (var v in voids)
-            {
-                if (slot >= v.From && slot < v.To)
-                {
-                    slot = v.To;
-                    moved = true;
-                }
-            }
-        }
-
-        return slot;
     }
 
     private void CheckSize(int length, int index)

@@ -57,17 +57,17 @@ public sealed class WindowHistory
     }
 
     /// <summary>The first slot at or after <paramref name="slot"/> of shard <paramref name="shard"/> that is not void.</summary>
-    public long SkipVoid(int shard, long slot)
-    {
-        if (_voids.Count == 0 || !_voids.TryGetValue(shard, out var list))
-        {
-            return slot;
-        }
+    public long SkipVoid(int shard, long slot) =>
+        _voids.Count == 0 || !_voids.TryGetValue(shard, out var list) ? slot : SkipVoid(list, slot);
 
-        for (var moved = true; moved;)
+    /// <summary>The first slot at or after <paramref name="slot"/> in none of <paramref name="voids"/> (one shard's, as <see cref="VoidsOf"/> gives them).</summary>
+    public static long SkipVoid(IReadOnlyList<(long From, long To, long Window)> voids, long slot)
+    {
+        ArgumentNullException.ThrowIfNull(voids);
+        for (var moved = voids.Count > 0; moved;)
         {
             moved = false;
-            foreach (var (from, to, _) in list)
+            foreach (var (from, to, _) in voids)
             {
                 if (slot >= from && slot < to)
                 {
