@@ -119,7 +119,11 @@ public sealed class ClusterProcessTests
             Note($"longest gap without an acknowledgement: {LongestGap(killAt, secondKillAt):0.00} s after killing node-2 (ordering replica), "
                 + $"{LongestGap(secondKillAt, upAgainAt + 5):0.00} s after killing node-0 (shard 0); first acknowledgement {firstAfterUp - upAgainAt:0.00} s after node-0 was up");
 
-            // The log is trimmed below two thirds of what was acknowledged: whole segments go on every replica.
+            // The log is trimmed below two thirds of what was acknowledged: whole segments go on every replica. Each
+            // shard first holds 1,500 acknowledged records (2.3 MB), so two thirds of it pass the first 1 MiB segment
+            // whatever segments the restarts began, and the trim deletes at least one on every replica.
+            int OfShard(int shard) => acknowledged.Values.Count(p => ProducerOf(p) % Shards == shard);
+            await Waits.UntilAsync(() => Enumerable.Range(0, Shards).All(s => OfShard(s) >= 1_500), "1,500 appends acknowledged on every shard", StepTimeout, ct);
             var trimPoint = acknowledged.Keys.Order().ElementAt(acknowledged.Count * 2 / 3);
             await client.Log.TrimAsync(trimPoint, ct);
             Note($"trimmed below GSN {trimPoint}");
@@ -153,6 +157,7 @@ public sealed class ClusterProcessTests
                 "node-1's replicas to rebuild from their peers",
                 StepTimeout,
                 ct);
+            Assert.All(rebuiltStatuses, r => Assert.True(r.LogFirstEntry > 0, $"shard {r.Shard} replica {r.Replica} holds its log from entry {r.LogFirstEntry}: the trim deleted no segment"));
             foreach (var key in onNode1)
             {
                 // The replica knew it had lost the shard's data (rather than taking it for a new shard).
@@ -274,6 +279,13 @@ public sealed class ClusterProcessTests
         }
 
         TestContext.Current.TestOutputHelper?.WriteLine(string.Join(Environment.NewLine, log));
+    }
+
+    /// <summary>The producer that wrote a payload of <see cref="ProduceAsync"/> (<c>p{producer}-{i}|…</c>).</summary>
+    private static int ProducerOf(byte[] payload)
+    {
+        var text = Encoding.UTF8.GetString(payload, 0, Math.Min(payload.Length, 16));
+        return int.Parse(text.AsSpan(1, text.IndexOf('-', StringComparison.Ordinal) - 1), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>Appends to shard <c>p mod Shards</c> until cancelled; a failed attempt (a dying gateway, a stalled shard) is counted and retried with a new record.</summary>
