@@ -68,6 +68,12 @@ public sealed class CopilotOptions
     /// <summary>Most committed entries sent in answer to one catch-up request.</summary>
     public int CatchUpBatch { get; init; } = 64;
 
+    /// <summary>
+    /// <see cref="Replica{T}.Compact()"/> drops a log's entries only once at least this many can go at once, so the cost of
+    /// shifting the held entries is amortised over the chunk.
+    /// </summary>
+    public int CompactionChunk { get; init; } = 1024;
+
     /// <summary>Tolerated failures f = (n - 1) / 2.</summary>
     public int F => (ReplicaCount - 1) / 2;
 
@@ -91,9 +97,9 @@ public sealed class CopilotOptions
             throw new ArgumentException("Timeouts must be positive, the election timeout above the heartbeat interval, and the backoff cap at least its base.");
         }
 
-        if (PipelineWindow < 1 || MaxBatch < 1 || MaxCommitRetransmits < 1 || CatchUpBatch < 1)
+        if (PipelineWindow < 1 || MaxBatch < 1 || MaxCommitRetransmits < 1 || CatchUpBatch < 1 || CompactionChunk < 1)
         {
-            throw new ArgumentException("Pipeline window, batch size, commit retransmits and catch-up batch must be at least 1.");
+            throw new ArgumentException("Pipeline window, batch size, commit retransmits, catch-up batch and compaction chunk must be at least 1.");
         }
     }
 }

@@ -57,3 +57,25 @@ public sealed record SlotRecord<T>(
     long ReplyDep,
     long CompatDep,
     bool Guarded) : PersistRecord<T>;
+
+/// <summary>
+/// The first record of a checkpoint (<see cref="Replica{T}.TakeCheckpoint"/>): where execution stood, what was compacted
+/// and the executor's per-client high-water marks. The host persists it with the checkpoint's other records in place of
+/// everything persisted before, together with its state-machine snapshot taken at exactly these heads.
+/// </summary>
+/// <param name="Head0">Entries of log 0 executed (the next to execute), reflected in the host's snapshot.</param>
+/// <param name="Head1">Entries of log 1 executed (the next to execute), reflected in the host's snapshot.</param>
+/// <param name="Base0">Entries of log 0 below this index were compacted (committed at every replica); at most <paramref name="Head0"/>.</param>
+/// <param name="Base1">Entries of log 1 below this index were compacted (committed at every replica); at most <paramref name="Head1"/>.</param>
+/// <param name="HighWater">The highest executed command sequence of each client (the executor's deduplication).</param>
+public sealed record CheckpointRecord<T>(long Head0, long Head1, long Base0, long Base1, IReadOnlyDictionary<int, long> HighWater)
+    : PersistRecord<T>;
+
+/// <summary>A checkpoint of one replica: the records that rebuild it (see <see cref="Replica{T}.TakeCheckpoint"/>).</summary>
+/// <typeparam name="T">The command payload type.</typeparam>
+/// <param name="Header">The checkpoint record: heads, bases and high-water marks (also the first of <paramref name="Records"/>).</param>
+/// <param name="Records">
+/// Everything to persist in place of the replica's records so far, in order: <paramref name="Header"/>, then view
+/// promises, the pilot record that resumes a pilot, the known-entry marks, and the state of every entry still held.
+/// </param>
+public sealed record ReplicaCheckpoint<T>(CheckpointRecord<T> Header, IReadOnlyList<PersistRecord<T>> Records);

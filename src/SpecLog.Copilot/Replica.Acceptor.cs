@@ -108,6 +108,15 @@ public sealed partial class Replica<T>
         }
 
         var other = _logs[1 - log];
+        if (value.Dep < other.Base - 1)
+        {
+            // Compacted entries of the other log lie above the dependency and their dependencies are gone: refuse
+            // (always safe: the slow path then uses a later dependency). SafeCompactionPoint makes this unreachable, as
+            // an entry proposed with so old a dependency is committed here and answered with its Commit instead.
+            Counters.CompactedConflictRefusals++;
+            return (false, other.MaxKnown);
+        }
+
         for (var k = other.MaxKnown; k > value.Dep; k--)
         {
             if (other.Get(k) is { Exists: true } y && y.EffectiveCompat < slot)
@@ -204,6 +213,14 @@ public sealed partial class Replica<T>
 
         var complete = m.HintDep is not null || s.Status == SlotStatus.FastAccepted;
         var above = m.HintDep ?? (s.Status == SlotStatus.FastAccepted ? s.Value!.Dep : -1);
+        if (complete && _copilotMode && !s.IsCommitted && above < _logs[1 - m.Log].Base - 1)
+        {
+            // Compacted entries of the other log lie above the dependency and cannot be listed: say the list is
+            // incomplete (the recoverer then waits rather than decide). Unreachable, as in CompatibilityCheck.
+            Counters.CompactedConflictRefusals++;
+            complete = false;
+        }
+
         var conflicts = complete && !s.IsCommitted ? CollectConflicts(m.Log, m.Slot, above) : [];
         Send(from, new PrepareReply<T>(m.Log, m.Slot, m.Ballot, Snapshot(s), above, complete, conflicts));
     }

@@ -141,9 +141,9 @@ public sealed partial class Replica<T>
         var state = _logs[log];
         var pilot = new PilotState(log, view, state.MaxKnown + 1) { MyTurn = log == 0 };
         _pilots[log] = pilot;
-        for (var slot = 0; slot < state.Slots.Count; slot++)
+        for (var slot = state.Base; slot < state.End; slot++)
         {
-            var s = state.Slots[slot];
+            var s = state.Get(slot);
             if (s?.Value is null || s.IsCommitted || s.AcceptedBallot != view)
             {
                 continue;

@@ -22,8 +22,10 @@ public sealed partial class Replica<T>
     private void StartRecovery(int log, long slot, int attempts, ProposalKind kind, Ballot? ballot = null)
     {
         var s = _logs[log].Get(slot);
-        if (s is { IsCommitted: true })
+        if (s is { IsCommitted: true } || slot < _logs[log].Base)
         {
+            // Committed here, or compacted (committed everywhere): nothing to recover. A compacted entry has no state
+            // here, so without this test its "empty" look could start a recovery that ends in a no-op.
             return;
         }
 
@@ -221,6 +223,14 @@ public sealed partial class Replica<T>
         var pending = new List<long>();
         foreach (var (slot, committedDep) in reported)
         {
+            if (slot < other.Base)
+            {
+                // Cannot happen (see SafeCompactionPoint: an entry whose original dependency lies below the other
+                // log's base is committed here, so it is never recovered); should it, its value is unknown: wait.
+                pending.Add(slot);
+                continue;
+            }
+
             if (other.Get(slot) is { IsCommitted: true } known)
             {
                 if (!known.Value!.IsNoOp && known.Value.Dep < p.Slot)

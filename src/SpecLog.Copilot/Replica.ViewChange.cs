@@ -176,7 +176,7 @@ public sealed partial class Replica<T>
         }
 
         var state = _logs[log];
-        while (c.From <= c.To && state.Get(c.From) is { IsCommitted: true })
+        while (c.From <= c.To && (c.From < state.Base || state.Get(c.From) is { IsCommitted: true }))
         {
             c.From++;
         }
@@ -190,7 +190,7 @@ public sealed partial class Replica<T>
         var active = 0;
         for (var slot = c.From; slot <= c.To; slot++)
         {
-            if (state.Get(slot) is { IsCommitted: true })
+            if (slot < state.Base || state.Get(slot) is { IsCommitted: true })
             {
                 continue;
             }
@@ -217,6 +217,7 @@ public sealed partial class Replica<T>
         var pilot = new PilotState(log, c.Ballot, Math.Max(c.To + 1, _logs[log].MaxKnown + 1)) { MyTurn = log == 0 };
         _pilots[log] = pilot;
         _pilotHeard[log] = _now;
+        _activated[log] = c.Ballot;
         _fx.Add(new PersistEffect<T>(new PilotRecord<T>(log, c.Ballot)));
         _fx.Add(new PilotChangedEffect<T>(log, true, c.Ballot));
         SendHeartbeat();

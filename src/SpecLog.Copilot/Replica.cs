@@ -37,6 +37,7 @@ public sealed partial class Replica<T>
     private readonly Queue<(int From, Message<T> Message)> _selfQueue = new();
     private readonly long[] _heads = new long[2];
     private readonly Dictionary<int, long> _highWater = [];
+    private readonly Ballot[] _activated = [new Ballot(0, 0), new Ballot(0, 1)];
     private List<Effect<T>> _fx = [];
     private long _now;
     private bool _started;
@@ -54,7 +55,12 @@ public sealed partial class Replica<T>
     /// <param name="options">The group configuration (identical on every replica).</param>
     /// <param name="id">This replica's index, 0 to n - 1. Replica 0 starts as pilot of log 0, replica 1 of log 1.</param>
     /// <param name="random">Seeded randomness for backoff and election jitter.</param>
-    /// <param name="recovered">Everything this replica persisted, in order; null or empty for a fresh replica.</param>
+    /// <param name="recovered">
+    /// Everything this replica persisted, in order; null or empty for a fresh replica. It may begin with a
+    /// <see cref="CheckpointRecord{T}"/> (the records of a <see cref="TakeCheckpoint"/> followed by everything persisted
+    /// after it): the replica then starts from the checkpoint's heads and executes only the entries from them on.
+    /// </param>
+    /// <exception cref="ArgumentException">A checkpoint record appears anywhere but first, or is inconsistent.</exception>
     public Replica(CopilotOptions options, int id, Random random, IEnumerable<PersistRecord<T>>? recovered = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -71,16 +77,31 @@ public sealed partial class Replica<T>
         _slowQuorum = options.SlowQuorum;
         _copilotMode = options.Mode == ReplicationMode.Copilot;
         _lastHeard = new long[_n];
+        _watermarks = [NewWatermarks(_n), NewWatermarks(_n)];
         _anchorAcks[0] = new long[_n];
         _anchorAcks[1] = new long[_n];
         _logs[0].ViewPromise = new Ballot(0, 0);
         _logs[1].ViewPromise = new Ballot(0, 1);
-        Ballot[] activated = [new Ballot(0, 0), new Ballot(0, 1)];
         if (recovered is not null)
         {
+            var first = true;
             foreach (var record in recovered)
             {
-                Restore(record, activated);
+                if (record is CheckpointRecord<T> checkpoint)
+                {
+                    if (!first)
+                    {
+                        throw new ArgumentException("A checkpoint record must be the first recovered record.", nameof(recovered));
+                    }
+
+                    RestoreCheckpoint(checkpoint);
+                }
+                else
+                {
+                    Restore(record);
+                }
+
+                first = false;
             }
         }
 
@@ -88,9 +109,9 @@ public sealed partial class Replica<T>
         {
             var state = _logs[log];
             NoteRound(state.ViewPromise);
-            for (var slot = 0; slot < state.Slots.Count; slot++)
+            for (var slot = state.Base; slot < state.End; slot++)
             {
-                var s = state.Slots[slot];
+                var s = state.Get(slot);
                 if (s is null)
                 {
                     continue;
@@ -118,7 +139,7 @@ public sealed partial class Replica<T>
         for (var log = 0; log < 2; log++)
         {
             var view = _logs[log].ViewPromise;
-            if (view.Replica == Id && view == activated[log] && (_copilotMode || log == 0))
+            if (view.Replica == Id && view == _activated[log] && (_copilotMode || log == 0))
             {
                 ResumePilot(log, view);
             }
@@ -158,7 +179,7 @@ public sealed partial class Replica<T>
     /// <summary>Highest entry index of <paramref name="log"/> this replica has seen (-1 for none).</summary>
     public long MaxKnownSlot(int log) => _logs[log].MaxKnown;
 
-    /// <summary>The committed value of an entry, if this replica knows it.</summary>
+    /// <summary>The committed value of an entry, if this replica holds it (false for a compacted entry, below <see cref="LogBase"/>).</summary>
     public bool TryGetCommitted(int log, long slot, out EntryValue<T> value)
     {
         if (_logs[log].Get(slot) is { IsCommitted: true } s)
@@ -171,9 +192,18 @@ public sealed partial class Replica<T>
         return false;
     }
 
-    /// <summary>What this replica's acceptor state holds for an entry (for tests and diagnostics).</summary>
+    /// <summary>
+    /// What this replica's acceptor state holds for an entry (for tests and diagnostics). A compacted entry (below
+    /// <see cref="LogBase"/>) reports <see cref="SlotStatus.Committed"/> with no value: it is committed everywhere, its
+    /// value is no longer held.
+    /// </summary>
     public SlotReport<T> InspectSlot(int log, long slot)
     {
+        if (slot < _logs[log].Base)
+        {
+            return new SlotReport<T>(SlotStatus.Committed, Ballot.None, null, false);
+        }
+
         var s = _logs[log].Get(slot);
         return s is null ? new SlotReport<T>(SlotStatus.Empty, Ballot.None, null, false) : Snapshot(s);
     }
@@ -188,7 +218,7 @@ public sealed partial class Replica<T>
         for (var log = 0; log < 2; log++)
         {
             var c = _candidacies[log];
-            parts.Add($"log {log}: view {_logs[log].ViewPromise} pilot={_pilots[log] is not null} head {_heads[log]} committed {_logs[log].CommittedPrefix}/{_logs[log].MaxCommitted} known {_logs[log].MaxKnown}"
+            parts.Add($"log {log}: view {_logs[log].ViewPromise} pilot={_pilots[log] is not null} base {_logs[log].Base} head {_heads[log]} committed {_logs[log].CommittedPrefix}/{_logs[log].MaxCommitted} known {_logs[log].MaxKnown}"
                 + (c is null ? "" : $" candidacy {c.Ballot} recovering={c.Recovering} [{c.From}..{c.To}] replies {c.Replies.Count}")
                 + (_logs[log].Get(_heads[log]) is { } next ? $" next {next.Status} {next.AcceptedBallot} dep {next.Value?.Dep.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}" : " next empty"));
         }
@@ -307,13 +337,13 @@ public sealed partial class Replica<T>
     {
         switch (message)
         {
-            case FastAccept<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
+            case FastAccept<T> m when Held(m.Log, m.Slot):
                 OnFastAccept(from, m);
                 break;
             case FastAcceptReply<T> m:
                 OnFastAcceptReply(from, m);
                 break;
-            case Accept<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
+            case Accept<T> m when Held(m.Log, m.Slot):
                 OnAccept(from, m);
                 break;
             case AcceptReply<T> m:
@@ -323,7 +353,12 @@ public sealed partial class Replica<T>
                 OnReject(from, m);
                 break;
             case Commit<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
-                LearnCommit(m.Log, m.Slot, m.Value);
+                if (m.Slot >= _logs[m.Log].Base)
+                {
+                    LearnCommit(m.Log, m.Slot, m.Value);
+                }
+
+                // (A compacted entry is committed here already; the ack stops a proposer that has not compacted it.)
                 if (from != Id)
                 {
                     Send(from, new CommitAck<T>(m.Log, m.Slot));
@@ -333,7 +368,7 @@ public sealed partial class Replica<T>
             case CommitAck<T> m:
                 OnCommitAck(from, m);
                 break;
-            case Prepare<T> m when ValidLog(m.Log) && ValidSlot(m.Slot):
+            case Prepare<T> m when Held(m.Log, m.Slot):
                 OnPrepare(from, m);
                 break;
             case PrepareReply<T> m:
@@ -360,6 +395,15 @@ public sealed partial class Replica<T>
     private static bool ValidLog(int log) => log is 0 or 1;
 
     private static bool ValidSlot(long slot) => slot >= 0 && slot < int.MaxValue - 1;
+
+    /// <summary>
+    /// True for an entry whose acceptor state this replica still holds (or may create): at or above the log's compaction
+    /// base. A FastAccept, Accept or Prepare of a compacted entry is a stale duplicate (the entry is committed at every
+    /// replica) and is dropped unanswered. A Prepare in particular must not be answered "empty": a majority of such
+    /// answers would make its recoverer write a no-op over a committed entry. No live recovery can need the answer
+    /// either, since its recoverer holds the entry committed and never starts one (see <see cref="StartRecovery(int, long, long, List{Effect{T}})"/>).
+    /// </summary>
+    private bool Held(int log, long slot) => ValidLog(log) && ValidSlot(slot) && slot >= _logs[log].Base;
 
     private void Send(int to, Message<T> message)
     {
@@ -515,155 +559,5 @@ public sealed partial class Replica<T>
         var sorted = (long[])_anchorAcks[log].Clone();
         Array.Sort(sorted);
         return sorted[_n - _slowQuorum];
-    }
-
-    private void SendHeartbeat()
-    {
-        _fx.Add(new BroadcastEffect<T>(new Heartbeat<T>(
-            _logs[0].ViewPromise,
-            _logs[1].ViewPromise,
-            _pilots[0] is not null,
-            _pilots[1] is not null,
-            _logs[0].CommittedPrefix,
-            _logs[1].CommittedPrefix,
-            _logs[0].MaxKnown,
-            _logs[1].MaxKnown)));
-    }
-
-    private void OnHeartbeat(int from, Heartbeat<T> m)
-    {
-        for (var log = 0; log < 2; log++)
-        {
-            var view = log == 0 ? m.View0 : m.View1;
-            var active = log == 0 ? m.Active0 : m.Active1;
-            var committed = log == 0 ? m.Committed0 : m.Committed1;
-            NoteRound(view);
-            var state = _logs[log];
-            if (active && view.Replica == from)
-            {
-                if (view > state.ViewPromise)
-                {
-                    state.ViewPromise = view;
-                    _fx.Add(new PersistEffect<T>(new ViewPromiseRecord<T>(log, view)));
-                    CheckDeposed(log);
-                }
-
-                if (view == state.ViewPromise)
-                {
-                    _pilotHeard[log] = _now;
-                    var anchor = log == 0 ? m.Known0 : m.Known1;
-                    if (anchor > state.MaxKnown)
-                    {
-                        state.MaxKnown = anchor;
-                        _fx.Add(new PersistEffect<T>(new KnownSlotRecord<T>(log, anchor)));
-                    }
-
-                    if (anchor >= 0)
-                    {
-                        Send(from, new AnchorAck<T>(log, view, anchor));
-                    }
-                }
-            }
-
-            if (committed > state.CommittedPrefix && _now >= _catchUpAt[log])
-            {
-                _catchUpAt[log] = _now + _options.RetransmitInterval;
-                Send(from, new CatchUpRequest<T>(log, state.CommittedPrefix));
-            }
-        }
-    }
-
-    private void OnCatchUpRequest(int from, CatchUpRequest<T> m)
-    {
-        var state = _logs[m.Log];
-        var sent = 0;
-        for (var slot = Math.Max(0, m.FromSlot); slot <= state.MaxCommitted && sent < _options.CatchUpBatch; slot++)
-        {
-            if (state.Get(slot) is { IsCommitted: true } s)
-            {
-                Send(from, new Commit<T>(m.Log, slot, s.Value!));
-                sent++;
-            }
-        }
-    }
-
-    private void Restore(PersistRecord<T> record, Ballot[] activated)
-    {
-        switch (record)
-        {
-            case ViewPromiseRecord<T> v:
-                _logs[v.Log].ViewPromise = Ballot.Max(_logs[v.Log].ViewPromise, v.Promised);
-                break;
-            case PilotRecord<T> p:
-                activated[p.Log] = p.Ballot;
-                break;
-            case KnownSlotRecord<T> k:
-                _logs[k.Log].MaxKnown = Math.Max(_logs[k.Log].MaxKnown, k.Slot);
-                break;
-            case SlotRecord<T> r:
-                var s = _logs[r.Log].GetOrAdd(r.Slot);
-                s.Promised = r.Promised;
-                s.Status = r.Status;
-                s.AcceptedBallot = r.AcceptedBallot;
-                s.Value = r.Value;
-                s.FastOk = r.FastOk;
-                s.ReplyDep = r.ReplyDep;
-                s.CompatDep = r.CompatDep;
-                s.Guarded = r.Guarded;
-                break;
-        }
-    }
-
-    private void PersistSlot(int log, long slot, SlotState s)
-    {
-        _fx.Add(new PersistEffect<T>(new SlotRecord<T>(
-            log, slot, s.Promised, s.Status, s.AcceptedBallot, s.Value, s.FastOk, s.ReplyDep, s.CompatDep, s.Guarded)));
-    }
-
-    private static SlotReport<T> Snapshot(SlotState s) => new(s.Status, s.AcceptedBallot, s.Value, s.FastOk);
-
-    /// <summary>Acceptor state of one entry.</summary>
-    private sealed class SlotState
-    {
-        public Ballot Promised = Ballot.None;
-        public SlotStatus Status;
-        public Ballot AcceptedBallot = Ballot.None;
-        public EntryValue<T>? Value;
-        public bool FastOk;
-        public long ReplyDep = -1;
-        public long CompatDep = long.MaxValue;
-        public bool Guarded;
-
-        public bool Exists => Status != SlotStatus.Empty || Guarded;
-
-        public bool IsCommitted => Status == SlotStatus.Committed;
-
-        /// <summary>
-        /// The dependency the compatibility check assumes for this entry: the committed one once known, otherwise the
-        /// lowest non-no-op dependency ever accepted here (an entry known only through Accept counts too), -1 under a
-        /// recovery guard.
-        /// </summary>
-        public long EffectiveCompat => Status == SlotStatus.Committed ? (Value!.IsNoOp ? long.MaxValue : Value.Dep) : CompatDep;
-    }
-
-    private sealed class LogState
-    {
-        public readonly List<SlotState?> Slots = [];
-        public Ballot ViewPromise;
-        public long MaxKnown = -1;
-        public long CommittedPrefix;
-        public long MaxCommitted = -1;
-
-        public SlotState? Get(long slot) => slot >= 0 && slot < Slots.Count ? Slots[(int)slot] : null;
-
-        public SlotState GetOrAdd(long slot)
-        {
-            while (Slots.Count <= slot)
-            {
-                Slots.Add(null);
-            }
-
-            return Slots[(int)slot] ??= new SlotState();
-        }
     }
 }

@@ -53,4 +53,13 @@ public sealed class ReplicaCounters
 
     /// <summary>Times this replica became a pilot through a view change.</summary>
     public long ViewsWon { get; internal set; }
+
+    /// <summary>Entries whose acceptor state <see cref="Replica{T}.Compact()"/> dropped.</summary>
+    public long SlotsCompacted { get; internal set; }
+
+    /// <summary>
+    /// Proposals or recovery queries refused (conservatively) because the compatibility check would have needed compacted
+    /// entries; 0 unless the compaction watermark rule is broken.
+    /// </summary>
+    public long CompactedConflictRefusals { get; internal set; }
 }

@@ -9,6 +9,7 @@ namespace SpecLog.Copilot.Tests;
 internal sealed class Harness
 {
     private readonly List<PersistRecord<int>>[] _disks;
+    private readonly ExecutionSnapshot?[] _snapshots;
     private long _order;
 
     public Harness(CopilotOptions options)
@@ -17,6 +18,7 @@ internal sealed class Harness
         N = options.ReplicaCount;
         Checker = new InvariantChecker(N);
         _disks = Enumerable.Range(0, N).Select(_ => new List<PersistRecord<int>>()).ToArray();
+        _snapshots = new ExecutionSnapshot?[N];
         Replicas = Enumerable.Range(0, N).Select(r => new Replica<int>(options, r, new Random(1000 + r))).ToArray();
         Down = new bool[N];
         for (var r = 0; r < N; r++)
@@ -167,8 +169,24 @@ internal sealed class Harness
     {
         Down[replica] = false;
         Replicas[replica] = new Replica<int>(Options, replica, new Random(2000 + replica), _disks[replica]);
-        Checker.OnRestart(replica);
+        Checker.OnRestart(replica, _disks[replica] is [CheckpointRecord<int>, ..] ? _snapshots[replica] : null);
         Step(replica, (rep, fx) => rep.Start(Now, fx));
+    }
+
+    /// <summary>The records replica <paramref name="replica"/> persisted (or its checkpoint and the records after it).</summary>
+    public IReadOnlyList<PersistRecord<int>> Disk(int replica) => _disks[replica];
+
+    /// <summary>
+    /// Checkpoints <paramref name="replica"/> as a host would: its records are replaced by the checkpoint's, and its
+    /// executed sequence is snapshotted, so a later <see cref="Restart"/> goes on from the checkpoint.
+    /// </summary>
+    public ReplicaCheckpoint<int> Checkpoint(int replica)
+    {
+        var checkpoint = Replicas[replica].TakeCheckpoint();
+        _snapshots[replica] = Checker.Snapshot(replica);
+        _disks[replica].Clear();
+        _disks[replica].AddRange(checkpoint.Records);
+        return checkpoint;
     }
 
     public EntryValue<int>? Committed(int log, long slot) => Checker.CommittedValue(log, slot);

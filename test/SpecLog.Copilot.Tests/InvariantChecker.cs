@@ -37,8 +37,23 @@ internal sealed class InvariantChecker
 
     public EntryValue<int>? CommittedValue(int log, long slot) => slot < _committed[log].Count ? _committed[log][(int)slot] : null;
 
-    /// <summary>A replica restarted: its executor replays from the beginning (a new life).</summary>
-    public void OnRestart(int replica) => _lives[replica] = new Life();
+    /// <summary>
+    /// A replica restarted: a new life. Rebuilt from its full record log, its executor replays from the beginning; from
+    /// a checkpoint, the host restores its state-machine snapshot (<paramref name="snapshot"/>, taken with the
+    /// checkpoint) and the executor goes on from the checkpoint's heads, so the life continues the snapshot's.
+    /// </summary>
+    public void OnRestart(int replica, ExecutionSnapshot? snapshot = null) =>
+        _lives[replica] = snapshot is null ? new Life() : Life.From(snapshot);
+
+    /// <summary>
+    /// The simulated state machine of <paramref name="replica"/> as it stands (what a host snapshots with a checkpoint):
+    /// the commands executed in this life, in order, the per-client high-water marks and the next entry of each log.
+    /// </summary>
+    public ExecutionSnapshot Snapshot(int replica)
+    {
+        var life = _lives[replica];
+        return new ExecutionSnapshot([.. life.Executed], new Dictionary<int, long>(life.HighWater), [.. life.NextEntry]);
+    }
 
     /// <summary>Feeds one effect of a replica call to its check (commit, execution, finished entry, reply); other effects are the host's.</summary>
     public void Observe(int replica, Effect<int> effect, long now)
@@ -276,6 +291,21 @@ internal sealed class InvariantChecker
 
     private sealed class Life
     {
+        public static Life From(ExecutionSnapshot s)
+        {
+            var life = new Life();
+            life.Executed.AddRange(s.Executed);
+            life.Set.UnionWith(s.Executed);
+            foreach (var (client, seq) in s.HighWater)
+            {
+                life.HighWater[client] = seq;
+            }
+
+            life.NextEntry[0] = s.NextEntry[0];
+            life.NextEntry[1] = s.NextEntry[1];
+            return life;
+        }
+
         public List<CommandId> Executed { get; } = [];
 
         public HashSet<CommandId> Set { get; } = [];
@@ -286,3 +316,6 @@ internal sealed class InvariantChecker
         public long[] NextEntry { get; } = new long[2];
     }
 }
+
+/// <summary>A simulated host's state-machine snapshot: the executed commands in order, high-water marks, next entries.</summary>
+internal sealed record ExecutionSnapshot(IReadOnlyList<CommandId> Executed, IReadOnlyDictionary<int, long> HighWater, long[] NextEntry);

@@ -10,7 +10,10 @@ internal sealed class SimulationException(string message) : Exception(message);
 /// in µs): random message delays (hence reordering), drops, duplicates, slowdowns of any replica (pilots included),
 /// crashes and restarts from the persisted records of at most f replicas at a time, and network partitions. Faults stop
 /// at a seeded time; from then on every submitted command must execute on every replica (liveness), and the client
-/// history (first submission and first reply of every command) must be linearizable (I7).
+/// history (first submission and first reply of every command) must be linearizable (I7). Hosts also compact their
+/// replicas and replace their records with checkpoints on a schedule drawn from a second generator of the same seed
+/// (so the network and fault schedule stay what they were without compaction); a restart from a checkpoint restores the
+/// host's snapshot of the executed sequence taken with it, and execution must continue it exactly.
 /// </summary>
 internal sealed class Simulation
 {
@@ -35,6 +38,9 @@ internal sealed class Simulation
     private readonly bool _faults;
     private readonly long _thinkTime;
     private readonly (int Replica, long Extra)? _permanentSlow;
+    private readonly Random _compactRng;
+    private readonly double _compactRate;
+    private readonly double _checkpointRate;
     private long _now;
     private long _order;
     private bool _healed;
@@ -44,6 +50,8 @@ internal sealed class Simulation
     private int _partitions;
     private int _slowdowns;
     private int _viewChanges;
+    private int _checkpoints;
+    private int _checkpointRestarts;
     private readonly Dictionary<string, long> _counters = [];
 
     public string TraceText => _trace?.ToString() ?? "";
@@ -54,6 +62,12 @@ internal sealed class Simulation
     /// <summary>Sum of every replica life's counters (filled when the run ends).</summary>
     public IReadOnlyDictionary<string, long> Counters => _counters;
 
+    /// <summary>Checkpoints taken (each replaced a host's records).</summary>
+    public int Checkpoints => _checkpoints;
+
+    /// <summary>Restarts rebuilt from a checkpoint (with the host's snapshot).</summary>
+    public int CheckpointRestarts => _checkpointRestarts;
+
     public Simulation(int seed, int n, ReplicationMode mode = ReplicationMode.Copilot, bool trace = false, Action<SimulationTweaks>? tweak = null)
     {
         _seed = seed;
@@ -61,6 +75,10 @@ internal sealed class Simulation
         _rng = new Random(seed);
         var tweaks = new SimulationTweaks();
         tweak?.Invoke(tweaks);
+        _compactRng = new Random(unchecked((seed * 7919) + 104_729));
+        _compactRate = tweaks.CompactionRate ?? new[] { 0.0, 0.05, 0.3 }[_compactRng.Next(3)];
+        _checkpointRate = tweaks.CheckpointRate ?? new[] { 0.0, 0.01, 0.05 }[_compactRng.Next(3)];
+        var chunk = tweaks.CompactionChunk ?? new[] { 1, 8, 64 }[_compactRng.Next(3)];
         _options = new CopilotOptions
         {
             ReplicaCount = n,
@@ -77,6 +95,7 @@ internal sealed class Simulation
             MaxBatch = tweaks.MaxBatch ?? new[] { 1, 3, 64 }[_rng.Next(3)],
             NullDependencyElimination = _rng.Next(4) != 0,
             MaxCommitRetransmits = 5,
+            CompactionChunk = chunk,
         };
         _checker = new InvariantChecker(n);
         _trace = trace ? new StringBuilder() : null;
@@ -151,7 +170,8 @@ internal sealed class Simulation
 
                 return $"seed {_seed} n={_n}: {_totalCommands} commands, {_checker.CommittedEntries} entries committed, "
                     + $"{_steps} events, {_crashes} crashes, {_partitions} partitions, {_slowdowns} slowdowns, "
-                    + $"{_viewChanges} pilot changes, finished at {_now / 1000} ms (faults until {_faultEnd / 1000} ms)";
+                    + $"{_viewChanges} pilot changes, {_counters.GetValueOrDefault("SlotsCompacted")} entries compacted, "
+                    + $"{_checkpoints} checkpoints, {_checkpointRestarts} restarts from one, finished at {_now / 1000} ms (faults until {_faultEnd / 1000} ms)";
             }
 
             if (_steps > 20_000 && _steps > 20 * _n * (_now / 1000 + 1))
@@ -393,7 +413,26 @@ internal sealed class Simulation
         _down--;
         host.Replica = new Replica<int>(_options, r, new Random(_rng.Next()), host.Disk);
         host.TickAt = long.MaxValue;
-        _checker.OnRestart(r);
+        if (host.Disk.Count > 0 && host.Disk[0] is CheckpointRecord<int>)
+        {
+            // The host restores its snapshot; the core must go on from exactly where it was taken.
+            var snapshot = host.Snapshot!;
+            _checkpointRestarts++;
+            for (var log = 0; log < 2; log++)
+            {
+                if (host.Replica.ExecutedThrough(log) != snapshot.NextEntry[log])
+                {
+                    _checker.Fail($"replica {r} restarted from a checkpoint at head {host.Replica.ExecutedThrough(log)} of log {log}, "
+                        + $"but the snapshot taken with it stands at {snapshot.NextEntry[log]}");
+                }
+            }
+
+            _checker.OnRestart(r, snapshot);
+        }
+        else
+        {
+            _checker.OnRestart(r);
+        }
         Step(r, (replica, fx) => replica.Start(_now, fx));
     }
 
@@ -510,7 +549,109 @@ internal sealed class Simulation
             host.TickAt = wake;
             Schedule(wake, new TickEvent(r));
         }
+
+        if (host.Replica.Counters.CompactedConflictRefusals > 0)
+        {
+            _checker.Fail($"replica {r} refused a proposal or recovery query for lack of compacted entries (the watermark rule broke)");
+        }
+
+        // Between core calls, as a host would: compact now and then, and sometimes checkpoint.
+        if (_compactRate > 0 && _compactRng.NextDouble() < _compactRate)
+        {
+            host.Replica.Compact();
+        }
+
+        if (_checkpointRate > 0 && _compactRng.NextDouble() < _checkpointRate)
+        {
+            Checkpoint(r);
+        }
     }
+
+    /// <summary>
+    /// Replaces replica <paramref name="r"/>'s records with a checkpoint and snapshots its executed sequence, after
+    /// checking the checkpoint: the snapshot stands at its heads with its high-water marks; a replica rebuilt from it
+    /// gives the same checkpoint again (nothing lost or added), holds every entry above the base exactly as a replica
+    /// rebuilt from the records it replaces, has the same views, known entries and committed prefixes as the live one,
+    /// and resumes as pilot of the same logs as a restart from the replaced records would. Its records go through the
+    /// I6 check like any other persisted record.
+    /// </summary>
+    private void Checkpoint(int r)
+    {
+        var host = _hosts[r];
+        var live = host.Replica;
+        var checkpoint = live.TakeCheckpoint();
+        var header = checkpoint.Header;
+        var snapshot = _checker.Snapshot(r);
+        if (!ReferenceEquals(checkpoint.Records[0], header))
+        {
+            _checker.Fail($"replica {r}: the checkpoint's records do not begin with its header");
+        }
+
+        if (snapshot.NextEntry[0] != header.Head0 || snapshot.NextEntry[1] != header.Head1)
+        {
+            _checker.Fail($"replica {r}: checkpoint heads {header.Head0}/{header.Head1}, executed {snapshot.NextEntry[0]}/{snapshot.NextEntry[1]}");
+        }
+
+        if (snapshot.HighWater.Count != header.HighWater.Count
+            || snapshot.HighWater.Any(kv => !header.HighWater.TryGetValue(kv.Key, out var seq) || seq != kv.Value))
+        {
+            _checker.Fail($"replica {r}: checkpoint high-water marks differ from the executed commands' marks");
+        }
+
+        var rebuilt = new Replica<int>(_options, r, new Random(0), checkpoint.Records);
+        var reference = new Replica<int>(_options, r, new Random(0), host.Disk);
+        for (var log = 0; log < 2; log++)
+        {
+            if (rebuilt.ExecutedThrough(log) != live.ExecutedThrough(log) || rebuilt.LogBase(log) != live.LogBase(log)
+                || rebuilt.ViewBallot(log) != live.ViewBallot(log) || rebuilt.ViewBallot(log) != reference.ViewBallot(log)
+                || rebuilt.MaxKnownSlot(log) != live.MaxKnownSlot(log) || rebuilt.MaxKnownSlot(log) != reference.MaxKnownSlot(log)
+                || rebuilt.CommittedPrefix(log) != live.CommittedPrefix(log) || rebuilt.CommittedPrefix(log) != reference.CommittedPrefix(log)
+                || rebuilt.IsActivePilot(log) != reference.IsActivePilot(log))
+            {
+                _checker.Fail($"replica {r}: rebuilt from its checkpoint, log {log} differs:\nlive {live.Describe()}\n"
+                    + $"rebuilt {rebuilt.Describe()}\nfrom the replaced records {reference.Describe()}");
+            }
+        }
+
+        var again = rebuilt.TakeCheckpoint().Records;
+        if (again.Count != checkpoint.Records.Count || again.Where((record, i) => !SameRecord(record, checkpoint.Records[i])).Any())
+        {
+            _checker.Fail($"replica {r}: a replica rebuilt from a checkpoint does not give the same checkpoint");
+        }
+
+        var referenceSlots = reference.TakeCheckpoint().Records.OfType<SlotRecord<int>>().ToDictionary(s => (s.Log, s.Slot));
+        foreach (var s in checkpoint.Records.OfType<SlotRecord<int>>())
+        {
+            if (!referenceSlots.Remove((s.Log, s.Slot), out var expected) || !SameRecord(s, expected))
+            {
+                _checker.Fail($"replica {r}: checkpointed entry {s.Log}.{s.Slot} differs from its replaced records");
+            }
+        }
+
+        if (referenceSlots.Keys.Where(k => k.Slot >= live.LogBase(k.Log)).ToList() is [var missing, ..])
+        {
+            _checker.Fail($"replica {r}: entry {missing.Log}.{missing.Slot} is missing from the checkpoint");
+        }
+
+        foreach (var record in checkpoint.Records)
+        {
+            _checker.OnPersist(r, record);
+        }
+
+        host.Disk.Clear();
+        host.Disk.AddRange(checkpoint.Records);
+        host.Snapshot = snapshot;
+        _checkpoints++;
+    }
+
+    private static bool SameRecord(PersistRecord<int> a, PersistRecord<int> b) => (a, b) switch
+    {
+        (SlotRecord<int> x, SlotRecord<int> y) => x with { Value = null } == y with { Value = null }
+            && (x.Value is null ? y.Value is null : y.Value is not null && x.Value.SameAs(y.Value)),
+        (CheckpointRecord<int> x, CheckpointRecord<int> y) => x with { HighWater = y.HighWater } == y
+            && x.HighWater.Count == y.HighWater.Count && x.HighWater.All(kv => y.HighWater.TryGetValue(kv.Key, out var v) && v == kv.Value),
+        _ => a == b,
+    };
 
     private void Transmit(int from, int to, Message<int> message)
     {
@@ -531,6 +672,9 @@ internal sealed class Simulation
         public Replica<int> Replica { get; set; } = replica;
 
         public List<PersistRecord<int>> Disk { get; } = [];
+
+        /// <summary>The executed sequence snapshotted with the checkpoint the disk begins with, if it does.</summary>
+        public ExecutionSnapshot? Snapshot { get; set; }
 
         public bool Up { get; set; } = true;
 
@@ -607,6 +751,14 @@ internal sealed class SimulationTweaks
     public int? CommandsPerClient { get; set; }
 
     public long? ThinkTime { get; set; }
+
+    /// <summary>Probability that a host compacts its replica after a call (drawn per schedule when null).</summary>
+    public double? CompactionRate { get; set; }
+
+    /// <summary>Probability that a host checkpoints its replica after a call (drawn per schedule when null).</summary>
+    public double? CheckpointRate { get; set; }
+
+    public int? CompactionChunk { get; set; }
 
     /// <summary>Slow this replica down by this much (µs, each way) for the whole run.</summary>
     public (int Replica, long Extra)? SlowReplica { get; set; }

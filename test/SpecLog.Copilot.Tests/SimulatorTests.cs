@@ -75,6 +75,9 @@ internal static class SimulatorSweep
                 {
                     totals[name] = totals.GetValueOrDefault(name) + value;
                 }
+
+                totals["Checkpoints"] = totals.GetValueOrDefault("Checkpoints") + sim.Checkpoints;
+                totals["CheckpointRestarts"] = totals.GetValueOrDefault("CheckpointRestarts") + sim.CheckpointRestarts;
             }
             catch (SimulationException ex) when (keepGoing)
             {
