@@ -88,6 +88,10 @@ public sealed class ReplicaCodecTests
             AnyInt, AnyLong, AnyBallot, AnyStatus, AnyBallot, OptionalValue, Gen.Bool, AnyLong, AnyLong, Gen.Bool,
             (log, slot, promised, status, accepted, value, fastOk, replyDep, compatDep, guarded) => (PersistRecord<ShardReport>)new SlotRecord<ShardReport>(
                 log, slot, promised, status, accepted, value, fastOk, replyDep, compatDep, guarded)),
+        ["CheckpointRecord"] = Gen.Select(
+            AnyLong, AnyLong, AnyLong, AnyLong, Gen.Select(AnyInt, AnyLong).Array[0, 8],
+            (head0, head1, base0, base1, marks) => (PersistRecord<ShardReport>)new CheckpointRecord<ShardReport>(
+                head0, head1, base0, base1, marks.DistinctBy(m => m.Item1).ToDictionary(m => m.Item1, m => m.Item2))),
     };
 
     private static readonly Gen<Message<ShardReport>> AnyMessage = Gen.OneOf<Message<ShardReport>>([.. MessageGens.Values]);
@@ -158,6 +162,30 @@ public sealed class ReplicaCodecTests
             ReplicaCodec.EncodeRecord(new PilotRecord<ShardReport>(0, Ballot.None)));
 
         Assert.Equal(20, ReplicaCodec.RecordKind);
+    }
+
+    [Fact]
+    public void Checkpoint_record_layout_is_pinned_and_a_repeated_client_is_rejected()
+    {
+        var record = new CheckpointRecord<ShardReport>(7, 5, 3, 2, new Dictionary<int, long> { [9] = 4, [1] = 6 });
+        var bytes = ReplicaCodec.EncodeRecord(record);
+
+        // version 1, tag 5, heads 7 and 5, bases 3 and 2, two marks in client order: (1, 6), (9, 4).
+        Assert.Equal(
+            Convert.FromHexString("01" + "05" + "0700000000000000" + "0500000000000000" + "0300000000000000" + "0200000000000000"
+                + "02000000" + "01000000" + "0600000000000000" + "09000000" + "0400000000000000"),
+            bytes);
+        AssertSameRecord(record, ReplicaCodec.DecodeRecord(bytes));
+
+        var repeated = (byte[])bytes.Clone();
+        BinaryPrimitives.WriteInt32LittleEndian(repeated.AsSpan(bytes.Length - 12), 1);
+        Assert.Contains("two high-water marks", Assert.Throws<InvalidDataException>(() => ReplicaCodec.DecodeRecord(repeated)).Message);
+
+        for (var length = 0; length < bytes.Length; length++)
+        {
+            var prefix = bytes[..length];
+            Assert.Throws<InvalidDataException>(() => ReplicaCodec.DecodeRecord(prefix));
+        }
     }
 
     // ---- malformed input --------------------------------------------------------------------------------------------
@@ -412,6 +440,13 @@ public sealed class ReplicaCodecTests
             var a = (SlotRecord<ShardReport>)actual;
             Assert.Equal(e with { Value = a.Value }, a);
             AssertSameValue(e.Value, a.Value);
+        }
+        else if (expected is CheckpointRecord<ShardReport> c)
+        {
+            // The high-water map compares by reference in the record: compare it apart.
+            var a = (CheckpointRecord<ShardReport>)actual;
+            Assert.Equal(c with { HighWater = a.HighWater }, a);
+            Assert.Equal(c.HighWater.OrderBy(kv => kv.Key), a.HighWater.OrderBy(kv => kv.Key));
         }
         else
         {

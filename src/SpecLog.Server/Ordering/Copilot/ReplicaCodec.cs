@@ -17,6 +17,8 @@ namespace SpecLog.Server.Ordering.Copilot;
 /// command count (int32) and each command: client (int32), sequence (int64), then the report's shard (int32), report
 /// sequence, durable slots, real records, timestamp (int64 each), known windows (int32) and a flags byte
 /// (bit 0 = fixed lag, bit 1 = waiting). An optional value or dependency is a presence byte (0 or 1) before it.</para>
+/// <para>A checkpoint record holds the two heads and the two bases (int64 each), the high-water count (int32) and each
+/// client's mark as client (int32) and sequence (int64), in increasing client order.</para>
 /// <para>Decoding is strict: truncated input, an unknown version or tag, an out-of-range byte, a negative or impossible
 /// count and trailing bytes all throw <see cref="InvalidDataException"/>.</para>
 /// </remarks>
@@ -33,6 +35,9 @@ public static class ReplicaCodec
 
     /// <summary>Encoded size of one conflict report: slot, committed flag, dependency.</summary>
     private const int ConflictSize = 8 + 1 + 8;
+
+    /// <summary>Encoded size of one high-water mark of a checkpoint: client and sequence.</summary>
+    private const int HighWaterSize = 4 + 8;
 
     /// <summary>The smallest encoded message (tag, log, slot), which bounds a plausible message count.</summary>
     private const int MinMessageSize = 1 + 4 + 8;
@@ -66,6 +71,7 @@ public static class ReplicaCodec
         Pilot = 2,
         KnownSlot = 3,
         Slot = 4,
+        Checkpoint = 5,
     }
 
     /// <summary>Encodes a packet of one or more messages into a single exactly sized array.</summary>
@@ -146,10 +152,31 @@ public static class ReplicaCodec
                 reader.ReadInt64(),
                 reader.ReadInt64(),
                 reader.ReadBool()),
+            RecordTag.Checkpoint => ReadCheckpoint(ref reader),
             _ => throw reader.Invalid($"unknown record tag {tag}"),
         };
         reader.CheckEnd();
         return record;
+    }
+
+    private static CheckpointRecord<ShardReport> ReadCheckpoint(ref Reader r)
+    {
+        var head0 = r.ReadInt64();
+        var head1 = r.ReadInt64();
+        var base0 = r.ReadInt64();
+        var base1 = r.ReadInt64();
+        var count = r.ReadCount(HighWaterSize, "high-water");
+        var highWater = new Dictionary<int, long>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var client = r.ReadInt32();
+            if (!highWater.TryAdd(client, r.ReadInt64()))
+            {
+                throw r.Invalid($"client {client} has two high-water marks");
+            }
+        }
+
+        return new CheckpointRecord<ShardReport>(head0, head1, base0, base1, highWater);
     }
 
     private static void WritePacket(ref Writer w, IReadOnlyList<Message<ShardReport>> messages)
@@ -370,6 +397,21 @@ public static class ReplicaCodec
                 w.WriteInt64(r.ReplyDep);
                 w.WriteInt64(r.CompatDep);
                 w.WriteBool(r.Guarded);
+                break;
+            case CheckpointRecord<ShardReport> r:
+                ArgumentNullException.ThrowIfNull(r.HighWater, "record.HighWater");
+                w.WriteByte((byte)RecordTag.Checkpoint);
+                w.WriteInt64(r.Head0);
+                w.WriteInt64(r.Head1);
+                w.WriteInt64(r.Base0);
+                w.WriteInt64(r.Base1);
+                w.WriteInt32(r.HighWater.Count);
+                foreach (var (client, seq) in r.HighWater.OrderBy(kv => kv.Key))
+                {
+                    w.WriteInt32(client);
+                    w.WriteInt64(seq);
+                }
+
                 break;
             default:
                 throw new ArgumentException($"Unknown Copilot record type {record.GetType().Name}.", nameof(record));
