@@ -1,0 +1,36 @@
+namespace SpecLog.Copilot.Tests;
+
+/// <summary>Per-test adjustments of a simulated schedule.</summary>
+internal sealed class SimulationTweaks
+{
+    public long? TakeoverTimeout { get; set; }
+
+    public long? PingPongWait { get; set; }
+
+    public int? MaxBatch { get; set; }
+
+    public bool Faults { get; set; } = true;
+
+    public double? DropRate { get; set; }
+
+    public double? DuplicateRate { get; set; }
+
+    public long? MaxDelay { get; set; }
+
+    public int? Clients { get; set; }
+
+    public int? CommandsPerClient { get; set; }
+
+    public long? ThinkTime { get; set; }
+
+    /// <summary>Probability that a host compacts its replica after a call (drawn per schedule when null).</summary>
+    public double? CompactionRate { get; set; }
+
+    /// <summary>Probability that a host checkpoints its replica after a call (drawn per schedule when null).</summary>
+    public double? CheckpointRate { get; set; }
+
+    public int? CompactionChunk { get; set; }
+
+    /// <summary>Slow this replica down by this much (µs, each way) for the whole run.</summary>
+    public (int Replica, long Extra)? SlowReplica { get; set; }
+}
