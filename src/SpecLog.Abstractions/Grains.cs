@@ -105,8 +105,15 @@ public interface ISequencerGrain : IGrainWithIntegerKey
     [OneWay]
     Task Report(ShardReport report);
 
-    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above.</summary>
-    Task<WindowConfig[]> GetWindowsAsync(long fromWindow);
+    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above (from the base of the history, with it, when it was trimmed above that).</summary>
+    Task<WindowSlice> GetWindowsAsync(long fromWindow);
+
+    /// <summary>
+    /// Administrator → ordering layer: the log was trimmed below <paramref name="gsn"/> (<c>SpecLogClient.TrimAsync</c>
+    /// calls it after the shards): the windows wholly below it leave the ordering layer's history
+    /// (<see cref="ShardControl.Trim"/>), ordered with the reports like any change. Idempotent.
+    /// </summary>
+    Task TrimHistoryAsync(long gsn);
 
     /// <summary>The sequencer's state.</summary>
     Task<SequencerStatus> GetStatusAsync();
@@ -138,7 +145,7 @@ public interface ISequencerReplicaGrain : IGrainWithIntegerKey
     Task Submit(ShardReport report, bool forwarded);
 
     /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above, as far as this replica has executed.</summary>
-    Task<WindowConfig[]> GetWindowsAsync(long fromWindow);
+    Task<WindowSlice> GetWindowsAsync(long fromWindow);
 
     /// <summary>The state of the replicated sequencer as this replica has executed it.</summary>
     Task<SequencerStatus> GetSequencerStatusAsync();

@@ -9,6 +9,7 @@ namespace SpecLog;
 /// <param name="Waiting">Whether some shard holds uncommitted records; when false, idle shards stop filling and reporting.</param>
 /// <param name="CommittedAtMicros">When the ordering layer committed <paramref name="CommittedCut"/> (UTC µs; 0 if unknown), for stage latencies.</param>
 /// <param name="StateVersion">Reports the sequencer state had applied when the notice was made (the same on every replica at the same state), so a shard can tell a stale notice from a newer one; 0 if unknown.</param>
+/// <param name="Base">Where <paramref name="Windows"/> start when the shard knew fewer windows than the ordering layer still holds (the log was trimmed past them); null otherwise.</param>
 [GenerateSerializer, Immutable, Alias("speclog.CommitNotice")]
 public sealed record CommitNotice(
     [property: Id(0)] long CommittedCut,
@@ -16,7 +17,40 @@ public sealed record CommitNotice(
     [property: Id(2)] long LagFixTargetCut,
     [property: Id(3)] bool Waiting,
     [property: Id(4)] long CommittedAtMicros = 0,
-    [property: Id(5)] long StateVersion = 0);
+    [property: Id(5)] long StateVersion = 0,
+    [property: Id(6)] WindowBase? Base = null);
+
+/// <summary>
+/// Decided windows as a holder of the history answers for them: <see cref="Windows"/> from the window asked for, or
+/// from <see cref="Base"/> when the history was truncated above it (the log was trimmed).
+/// </summary>
+/// <param name="Base">Where the windows start when the asker wanted older ones the history no longer holds; null otherwise.</param>
+/// <param name="Windows">The windows, oldest first.</param>
+[GenerateSerializer, Immutable, Alias("speclog.WindowSlice")]
+public sealed record WindowSlice([property: Id(0)] WindowBase? Base, [property: Id(1)] WindowConfig[] Windows)
+{
+    /// <summary>No windows.</summary>
+    public static WindowSlice Empty { get; } = new(null, []);
+
+    /// <summary>The windows of <paramref name="history"/> numbered <paramref name="fromWindow"/> and up, with its base if it starts above that.</summary>
+    public static WindowSlice From(WindowHistory history, long fromWindow)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        return new(fromWindow < history.First ? history.Base() : null, history.WindowsFrom(fromWindow));
+    }
+
+    /// <summary>Adds the slice to <paramref name="history"/> (starting it at the base first if it lacks what lies below); returns the windows added.</summary>
+    public int AddTo(WindowHistory history)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        if (Base is not null)
+        {
+            history.StartAt(Base);
+        }
+
+        return history.AddRange(Windows);
+    }
+}
 
 /// <summary>One entry of a shard as delivered to subscribers: a record with its GSN, or a run of no-op slots.</summary>
 /// <param name="Slot">The shard-local slot of the entry (the first slot, for a no-op run).</param>
@@ -51,7 +85,8 @@ public sealed record ShardEventBatch(
     [property: Id(5)] long ConfirmedGsn,
     [property: Id(6)] long MisSpeculatedFromGsn,
     [property: Id(7)] long MisSpeculatedToGsn,
-    [property: Id(8)] long SentAtMicros = 0);
+    [property: Id(8)] long SentAtMicros = 0,
+    [property: Id(9)] WindowBase? Base = null);
 
 /// <summary>The answer to a read of shard slots: consecutive entries starting at the requested slot.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.ShardReadResult")]
@@ -115,7 +150,8 @@ public sealed record SequencerStatus(
     [property: Id(15)] int[]? DepartedShards = null,
     [property: Id(16)] int[]? JoiningShards = null,
     [property: Id(17)] int[]? LeavingShards = null,
-    [property: Id(18)] int[]? FailedShards = null)
+    [property: Id(18)] int[]? FailedShards = null,
+    [property: Id(19)] long TrimmedBelowGsn = 0)
 {
     /// <summary>
     /// The shards that take appends: every id below <see cref="ShardCount"/> that has not departed and is not leaving

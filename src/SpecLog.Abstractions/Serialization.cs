@@ -65,6 +65,48 @@ public sealed class WindowConfigConverter : IConverter<WindowConfig, WindowConfi
     };
 }
 
+/// <summary>Wire form of <see cref="WindowBase"/>.</summary>
+[GenerateSerializer, Immutable, Alias("speclog.WindowBase")]
+public struct WindowBaseSurrogate
+{
+    /// <summary>See <see cref="WindowBase.Window"/>.</summary>
+    [Id(0)] public long Window;
+    /// <summary>See <see cref="WindowBase.StartGsn"/>.</summary>
+    [Id(1)] public long StartGsn;
+    /// <summary>See <see cref="WindowBase.FirstCut"/>.</summary>
+    [Id(2)] public long FirstCut;
+    /// <summary>See <see cref="WindowBase.SlotStart"/>.</summary>
+    [Id(3)] public long[] SlotStart;
+    /// <summary>The shards of <see cref="WindowBase.Voids"/>.</summary>
+    [Id(4)] public int[] VoidShards;
+    /// <summary>[from, to, window, rejoin 0/1] of each void, in the order of <see cref="VoidShards"/>.</summary>
+    [Id(5)] public long[] VoidSpans;
+}
+
+/// <summary>Converts <see cref="WindowBase"/> to and from its wire form.</summary>
+[RegisterConverter]
+public sealed class WindowBaseConverter : IConverter<WindowBase, WindowBaseSurrogate>
+{
+    /// <inheritdoc />
+    public WindowBase ConvertFromSurrogate(in WindowBaseSurrogate s)
+    {
+        var spans = s.VoidSpans;
+        var voids = s.VoidShards.Select((shard, i) => new VoidSpan(shard, spans[4 * i], spans[(4 * i) + 1], spans[(4 * i) + 2], spans[(4 * i) + 3] != 0));
+        return new WindowBase(s.Window, s.StartGsn, s.FirstCut, ImmutableArray.Create(s.SlotStart), [.. voids]);
+    }
+
+    /// <inheritdoc />
+    public WindowBaseSurrogate ConvertToSurrogate(in WindowBase v) => new()
+    {
+        Window = v.Window,
+        StartGsn = v.StartGsn,
+        FirstCut = v.FirstCut,
+        SlotStart = [.. v.SlotStart],
+        VoidShards = [.. v.Voids.Select(x => x.Shard)],
+        VoidSpans = [.. v.Voids.SelectMany(x => new[] { x.FromSlot, x.ToSlot, x.Window, x.IsRejoin ? 1L : 0L })],
+    };
+}
+
 /// <summary>Wire form of <see cref="ShardReport"/>.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.ShardReport")]
 public struct ShardReportSurrogate

@@ -25,10 +25,11 @@ public sealed class LogMerger
     private long _confirmedEmitted;
 
     /// <summary>Starts merging at <paramref name="fromGsn"/> with the windows known so far.</summary>
-    public LogMerger(int shardCount, long fromGsn, IEnumerable<WindowConfig> windows)
+    public LogMerger(int shardCount, long fromGsn, WindowSlice windows)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
-        _history.AddRange(windows);
+        ArgumentNullException.ThrowIfNull(windows);
+        windows.AddTo(_history);
         if (fromGsn < 0 || fromGsn > _history.KnownEndGsn)
         {
             throw new ArgumentOutOfRangeException(nameof(fromGsn), fromGsn, $"Subscriptions can start in [0, {_history.KnownEndGsn}] now.");
@@ -97,9 +98,9 @@ public sealed class LogMerger
         ArgumentNullException.ThrowIfNull(batch);
         var s = batch.Shard;
         var known = _history.Count;
-        _history.AddRange(batch.Windows);
+        new WindowSlice(batch.Base, batch.Windows).AddTo(_history);
         FollowShardSet();
-        for (var w = known; w < _history.Count; w++)
+        for (var w = Math.Max(known, _history.First); w < _history.Count; w++)
         {
             foreach (var gone in _history[w].Voids)
             {

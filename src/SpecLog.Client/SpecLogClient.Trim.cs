@@ -57,6 +57,9 @@ public sealed partial class SpecLogClient
             trimmed.Add(s);
         }
 
+        // Then the ordering layer's window history: the windows wholly below the point go there too (and later from
+        // this client's own copy, which a new client fetches from the base).
+        await Sequencer.TrimHistoryAsync(gsn);
         LogTrimmed(_logger, gsn, trimmed.Count);
         return trimmed;
     }

@@ -332,10 +332,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// When a window settles a whole-shard failure and records of that shard at its void slots were passed on, a
     /// <see cref="MisSpeculatedRange"/> for that shard follows, from the first void slot's GSN past the last record passed on.
     /// </remarks>
-    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, IEnumerable<WindowConfig> windows, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1, bool followNewShards = false)
+    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, WindowSlice windows, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1, bool followNewShards = false)
     {
         var history = new WindowHistory();
-        history.AddRange(windows);
+        windows.AddTo(history);
         var lastPassed = new Dictionary<int, (long Slot, long Gsn)>();
         // Per shard, the next slot to pass on (read by the feed's refresh from another thread).
         var next = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
@@ -359,8 +359,8 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             }
 
             var knownWindows = history.Count;
-            history.AddRange(batch.Windows);
-            for (var w = knownWindows; w < history.Count; w++)
+            new WindowSlice(batch.Base, batch.Windows).AddTo(history);
+            for (var w = Math.Max(knownWindows, history.First); w < history.Count; w++)
             {
                 foreach (var gone in history[w].Voids)
                 {
@@ -413,6 +413,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             throw new ArgumentOutOfRangeException(nameof(toGsn), toGsn, $"Only GSNs below {status.CommittedGsn} are committed; [{fromGsn}, {toGsn}) reaches beyond.");
         }
 
+        await ThrowIfBelowHistoryAsync(fromGsn, status);
         var result = new List<LogRecord>();
         var shardCount = await EnsureShardCountAsync(_history.Last?.ShardCount ?? 0, cancellationToken);
         for (var s = 0; s < shardCount; s++)
@@ -473,8 +474,12 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         }
     }
 
-    /// <summary>The windows known, refreshed first so that they reach <paramref name="fromGsn"/> if the log does.</summary>
-    private async Task<WindowConfig[]> WindowsCoveringAsync(long fromGsn, CancellationToken cancellationToken)
+    /// <summary>
+    /// The windows known (with their base if the history starts after window 0), refreshed first so that they reach
+    /// <paramref name="fromGsn"/> if the log does.
+    /// </summary>
+    /// <exception cref="LogTrimmedException"><paramref name="fromGsn"/> lies below the windows the log still holds.</exception>
+    private async Task<WindowSlice> WindowsCoveringAsync(long fromGsn, CancellationToken cancellationToken)
     {
         await RefreshWindowsAsync(0, cancellationToken);
         if (fromGsn > _history.KnownEndGsn)
@@ -482,14 +487,25 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             await RefreshWindowsAsync(_history.Count, cancellationToken);
         }
 
+        await ThrowIfBelowHistoryAsync(fromGsn);
         await _historyLock.WaitAsync(cancellationToken);
         try
         {
-            return [.. _history.Windows];
+            return WindowSlice.From(_history, 0);
         }
         finally
         {
             _historyLock.Release();
+        }
+    }
+
+    /// <summary>Positions below the windows the history holds were trimmed: a clear error naming the trim point.</summary>
+    private async Task ThrowIfBelowHistoryAsync(long gsn, SequencerStatus? status = null)
+    {
+        if (gsn < _history.FirstGsn)
+        {
+            status ??= await Sequencer.GetStatusAsync();
+            throw new LogTrimmedException(gsn, Math.Max(status.TrimmedBelowGsn, _history.FirstGsn));
         }
     }
 
@@ -505,7 +521,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         {
             if (_history.Count <= ifFewerThan)
             {
-                _history.AddRange(await Sequencer.GetWindowsAsync(_history.Count));
+                (await Sequencer.GetWindowsAsync(_history.Count)).AddTo(_history);
             }
         }
         finally

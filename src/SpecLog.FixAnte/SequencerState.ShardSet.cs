@@ -186,17 +186,7 @@ public sealed partial class SequencerState
     }
 
     /// <summary>Whether the latest void of <paramref name="shard"/> is a rejoin's (so it is a member again, or left since).</summary>
-    private bool IsRejoinVoid(int shard)
-    {
-        var latest = History.VoidOf(shard);
-        if (latest is null)
-        {
-            return false;
-        }
-
-        var window = History[(int)latest.Value.Window];
-        return window.Voids.Any(v => v.Shard == shard && v.IsRejoin);
-    }
+    private bool IsRejoinVoid(int shard) => History.LatestVoidIsRejoin(shard);
 
     /// <summary>Whether some shard has <paramref name="flag"/> set; a scan only while a change is pending (rare).</summary>
     private bool AnyPending(bool[] flag) => _pendingChanges > 0 && Array.IndexOf(flag, true) >= 0;

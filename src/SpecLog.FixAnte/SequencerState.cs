@@ -46,12 +46,22 @@ public sealed partial class SequencerState
     /// set of the newest recovered window wins over <paramref name="shardCount"/> when it is larger (shards joined
     /// since the log was created); configured shards beyond it join at the next window.
     /// </summary>
-    public SequencerState(FixAnteOptions options, int shardCount, IEnumerable<WindowConfig>? recoveredWindows = null)
+    /// <param name="options">The ordering options.</param>
+    /// <param name="shardCount">The configured number of shards.</param>
+    /// <param name="recoveredWindows">The windows persisted (from <paramref name="recoveredBase"/> on, if given; older ones are skipped).</param>
+    /// <param name="recoveredBase">Where the persisted history starts after a trim (<see cref="TrimBelow"/>); null: window 0.</param>
+    public SequencerState(FixAnteOptions options, int shardCount, IEnumerable<WindowConfig>? recoveredWindows = null, WindowBase? recoveredBase = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
         _options = options;
+        if (recoveredBase is not null)
+        {
+            History.StartAt(recoveredBase);
+            TrimmedBelowGsn = recoveredBase.StartGsn;
+        }
+
         if (recoveredWindows is not null)
         {
             History.AddRange(recoveredWindows);
@@ -59,6 +69,16 @@ public sealed partial class SequencerState
 
         var known = History.Last?.ShardCount ?? shardCount;
         Grow(Math.Max(shardCount, known));
+        if (recoveredBase is not null)
+        {
+            // Everything below a trim was committed: the cuts before the base are, and every shard holds its slots there.
+            CommittedCut = History.FirstCut;
+            for (var s = 0; s < ShardCount; s++)
+            {
+                _durableSlots[s] = History.SlotStart(History.First, s);
+            }
+        }
+
         if (History.Last is { } last)
         {
             foreach (var d in last.Departed)
@@ -197,6 +217,12 @@ public sealed partial class SequencerState
         if (report.Control != ShardControl.None)
         {
             var waitingBefore = AnyWaiting;
+            if (report.Control == ShardControl.Trim)
+            {
+                TrimBelow(report.RealRecords);
+                return;
+            }
+
             ApplyControl(report.Control, report.Shard, output, report.Control is ShardControl.Fail or ShardControl.Join ? report.RealRecords : long.MinValue);
             output.WaitingChanged = waitingBefore != AnyWaiting;
             return;
@@ -359,7 +385,7 @@ public sealed partial class SequencerState
             return;
         }
 
-        var cfg = History[Math.Max(0, History.WindowOfCut(Math.Min(completed, History.KnownEndCut - 1)))];
+        var cfg = History[Math.Max(History.First, History.WindowOfCut(Math.Min(completed, History.KnownEndCut - 1)))];
         var quota = cfg.QuotaOf(shard);
         if (quota == 0)
         {
@@ -396,7 +422,7 @@ public sealed partial class SequencerState
     /// </summary>
     private void IssueLagFixes(long leader, SequencerOutput output)
     {
-        var cfg = History[Math.Max(0, History.WindowOfCut(Math.Min(leader, History.KnownEndCut - 1)))];
+        var cfg = History[Math.Max(History.First, History.WindowOfCut(Math.Min(leader, History.KnownEndCut - 1)))];
         var threshold = _options.LagFixThreshold(cfg.CutsPerWindow);
         for (var s = 0; s < ShardCount; s++)
         {

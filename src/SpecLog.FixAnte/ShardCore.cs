@@ -161,9 +161,14 @@ public sealed class ShardCore
     /// continue from <paramref name="firstReportSeq"/>, which must exceed every number an earlier incarnation of the shard
     /// used (the host passes its clock in microseconds), so the ordering layer does not take new reports for duplicates.
     /// </summary>
-    public void Recover(long durableSlots, long durableRecords, long noOpSlots, IEnumerable<WindowConfig> windows, long firstReportSeq = 0)
+    public void Recover(long durableSlots, long durableRecords, long noOpSlots, IEnumerable<WindowConfig> windows, long firstReportSeq = 0, WindowBase? start = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(firstReportSeq);
+        if (start is not null)
+        {
+            History.StartAt(start); // the log was trimmed: the history starts there
+        }
+
         History.AddRange(windows);
         NoteDeparture();
         ReportSeq = Math.Max(ReportSeq, firstReportSeq - 1);
@@ -395,7 +400,7 @@ public sealed class ShardCore
             }
 
             var cut = Math.Min(History.CompletedCut(ShardId, AssignedSlots), History.KnownEndCut - 1);
-            return _options.OrderingIntervalMicros * History[Math.Max(0, History.WindowOfCut(cut))].CutIntervalFactor;
+            return _options.OrderingIntervalMicros * History[Math.Max(History.First, History.WindowOfCut(cut))].CutIntervalFactor;
         }
     }
 
@@ -443,8 +448,13 @@ public sealed class ShardCore
     /// may say "nobody waits" after a newer one said the opposite, and the shard would stop filling while others wait.
     /// The flag of a notice older than the newest seen is ignored (0 = unversioned, always taken).
     /// </remarks>
-    public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros, bool othersWaiting = true, long stateVersion = 0)
+    public bool OnCommitted(long committedCut, IEnumerable<WindowConfig> windows, long nowMicros, bool othersWaiting = true, long stateVersion = 0, WindowBase? start = null)
     {
+        if (start is not null)
+        {
+            History.StartAt(start); // it knew fewer windows than the ordering layer still holds (the log was trimmed past them)
+        }
+
         _lastNoticeMicros = nowMicros;
         if (stateVersion == 0 || stateVersion >= _noticeVersion)
         {
@@ -459,6 +469,9 @@ public sealed class ShardCore
             CommittedCut = Math.Min(committedCut, History.KnownEndCut);
         }
 
+        // Every cut below a truncated history's first is committed (the log was trimmed past it, and only committed
+        // positions are trimmed).
+        CommittedCut = Math.Max(CommittedCut, History.FirstCut);
         var wasWaiting = HasUncommittedRecords;
         CommittedSlots = History.Count == 0 ? 0 : History.SlotsBeforeCut(ShardId, CommittedCut);
         if (wasWaiting && !HasUncommittedRecords)

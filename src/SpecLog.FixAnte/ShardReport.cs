@@ -37,7 +37,7 @@ public readonly record struct ShardReport(
     /// after them (see <see cref="ShardVoid.IsRejoin"/>).
     /// </summary>
     public static ShardReport ForControl(ShardControl control, int shard, long requestId, long argument = long.MinValue) =>
-        new(shard, requestId, 0, control is ShardControl.Fail or ShardControl.Join ? argument : 0, 0, 0, false, false, control);
+        new(shard, requestId, 0, control is ShardControl.Fail or ShardControl.Join or ShardControl.Trim ? argument : 0, 0, 0, false, false, control);
 }
 
 /// <summary>Changes of the log's shard set, decided at window boundaries (elasticity).</summary>
@@ -65,6 +65,14 @@ public enum ShardControl
     /// mis-speculated. Refused for the last shard with slots.
     /// </summary>
     Fail = 3,
+
+    /// <summary>
+    /// The log was trimmed below the GSN carried in <see cref="ShardReport.RealRecords"/> (<see cref="ShardReport.Shard"/>
+    /// is unused): windows wholly below it are no longer needed by anyone and are dropped from the history
+    /// (<see cref="WindowHistory.TruncateBelow"/>), so the ordering layer's state is bounded by the retained log. Only
+    /// committed GSNs count; a lower point than an earlier trim changes nothing.
+    /// </summary>
+    Trim = 4,
 }
 
 /// <summary>What applying a report to the sequencer produced; the host sends it (after persisting new windows).</summary>

@@ -5,12 +5,21 @@ namespace SpecLog.FixAnte;
 /// a shard's k-th slot (its k-th durable entry, no-op slots included) has a GSN that any holder of the
 /// history can compute locally.
 /// </summary>
-public sealed class WindowHistory
+/// <remarks>
+/// A history may be truncated below a window (<see cref="TruncateBelow"/>, once the log is trimmed past it) and may
+/// start at a window other than 0 (<see cref="StartAt"/>, from another holder's <see cref="Base"/>): window numbers,
+/// GSNs, cuts and slots stay absolute, and only windows at or above <see cref="First"/> can be asked about. Voids are
+/// kept whole (they are few, and a rejoin's may reach past any truncation).
+/// </remarks>
+public sealed partial class WindowHistory
 {
     private readonly List<WindowConfig> _windows = [];
-    // _slotStart[w][s]: how many slots shard s owns in windows before w. Grows by one row per window.
+    // _slotStart[i][s]: how many slots shard s owns in windows before window First + i. Grows by one row per window.
     private readonly List<long[]> _slotStart = [];
     private readonly Dictionary<int, List<(long From, long To, long Window)>> _voids = [];
+    private readonly HashSet<(int Shard, long Window)> _rejoins = [];
+    private int _first;
+    private long[]? _startRow; // the first window's row while a history started by StartAt has no window yet
 
     /// <summary>
     /// The latest void of a shard (<see cref="ShardVoid"/>): [From, To) are no-ops, settled with window <c>Window</c>;
@@ -47,7 +56,7 @@ public sealed class WindowHistory
         for (var i = list.Count - 1; i >= 0; i--)
         {
             var v = list[i];
-            if (_windows[(int)v.Window].Voids.Any(x => x.Shard == shard && !x.IsRejoin))
+            if (!_rejoins.Contains((shard, v.Window)))
             {
                 return v;
             }
@@ -55,6 +64,9 @@ public sealed class WindowHistory
 
         return null;
     }
+
+    /// <summary>Whether the latest void of <paramref name="shard"/> is a rejoin's (so it is a member again, or left since).</summary>
+    public bool LatestVoidIsRejoin(int shard) => VoidOf(shard) is { } v && _rejoins.Contains((shard, v.Window));
 
     /// <summary>The first slot at or after <paramref name="slot"/> of shard <paramref name="shard"/> that is not void.</summary>
     public long SkipVoid(int shard, long slot) =>
@@ -80,27 +92,37 @@ public sealed class WindowHistory
         return slot;
     }
 
-    /// <summary>The decided windows, oldest first.</summary>
+    /// <summary>The retained windows (numbered <see cref="First"/> and up), oldest first.</summary>
     public IReadOnlyList<WindowConfig> Windows => _windows;
 
-    /// <summary>Number of decided windows.</summary>
-    public int Count => _windows.Count;
+    /// <summary>Number of decided windows: one past the newest window's number (windows below <see cref="First"/> are truncated).</summary>
+    public int Count => _first + _windows.Count;
+
+    /// <summary>The number of the oldest retained window (0 unless truncated or started at a base).</summary>
+    public int First => _first;
 
     /// <summary>The newest decided window, or null if none.</summary>
     public WindowConfig? Last => _windows.Count == 0 ? null : _windows[^1];
 
     /// <summary>One past the last cut whose position is known.</summary>
-    public long KnownEndCut => Last?.EndCut ?? 0;
+    public long KnownEndCut => Last?.EndCut ?? _startCut;
 
     /// <summary>One past the last GSN whose owner is known.</summary>
-    public long KnownEndGsn => Last?.EndGsn ?? 0;
+    public long KnownEndGsn => Last?.EndGsn ?? _startGsn;
 
     /// <summary>Appends the next window; it must continue the last one exactly (window, GSN and cut numbering).</summary>
     public void Add(WindowConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         var last = Last;
-        if (last is null)
+        if (last is null && _startRow is not null)
+        {
+            if (config.Window != _first || config.StartGsn != _startGsn || config.FirstCut != _startCut)
+            {
+                throw new ArgumentException($"This history starts at window {_first}; got {config}.", nameof(config));
+            }
+        }
+        else if (last is null)
         {
             if (config.Window != 0 || config.StartGsn != 0 || config.FirstCut != 0)
             {
@@ -112,9 +134,14 @@ public sealed class WindowHistory
             throw new ArgumentException($"{config} does not continue {last}.", nameof(config));
         }
 
-        var width = Math.Max(config.ShardCount, _slotStart.Count == 0 ? 0 : _slotStart[^1].Length);
+        var width = Math.Max(config.ShardCount, _slotStart.Count == 0 ? _startRow?.Length ?? 0 : _slotStart[^1].Length);
         var row = new long[width];
-        if (last is not null)
+        if (last is null && _startRow is not null)
+        {
+            _startRow.CopyTo(row, 0);
+            _startRow = null;
+        }
+        else if (last is not null)
         {
             var prev = _slotStart[^1];
             for (var s = 0; s < width; s++)
@@ -133,6 +160,10 @@ public sealed class WindowHistory
             }
 
             list.Add((v.FromSlot, v.IsRejoin ? v.ToSlot : Math.Max(v.FromSlot, row[v.Shard]), config.Window));
+            if (v.IsRejoin)
+            {
+                _rejoins.Add((v.Shard, config.Window));
+            }
         }
     }
 
@@ -147,12 +178,12 @@ public sealed class WindowHistory
         var added = 0;
         foreach (var c in configs)
         {
-            if (c.Window < _windows.Count)
+            if (c.Window < Count)
             {
                 continue;
             }
 
-            if (c.Window > _windows.Count)
+            if (c.Window > Count)
             {
                 break;
             }
@@ -164,23 +195,28 @@ public sealed class WindowHistory
         return added;
     }
 
-    /// <summary>The window numbered <paramref name="window"/>.</summary>
-    public WindowConfig this[long window] => _windows[checked((int)window)];
+    /// <summary>The window numbered <paramref name="window"/> (at or above <see cref="First"/>).</summary>
+    public WindowConfig this[long window] => _windows[Index(window)];
 
-    /// <summary>Slots shard <paramref name="shard"/> owns in windows before <paramref name="window"/> (window may be <see cref="Count"/>).</summary>
+    /// <summary>Slots shard <paramref name="shard"/> owns in windows before <paramref name="window"/> (window from <see cref="First"/> to <see cref="Count"/>).</summary>
     public long SlotStart(long window, int shard)
     {
-        if (window == _windows.Count)
+        if (window == Count)
         {
-            return _windows.Count == 0 ? 0 : SlotStart(window - 1, shard) + _windows[^1].SlotsOf(shard);
+            if (_windows.Count == 0)
+            {
+                return _startRow is { } start && shard < start.Length ? start[shard] : 0;
+            }
+
+            return SlotStart(window - 1, shard) + _windows[^1].SlotsOf(shard);
         }
 
-        var row = _slotStart[checked((int)window)];
+        var row = _slotStart[Index(window)];
         return shard < row.Length ? row[shard] : 0;
     }
 
     /// <summary>Total slots of a shard in all known windows: slots at or beyond it have no GSN yet.</summary>
-    public long KnownSlots(int shard) => SlotStart(_windows.Count, shard);
+    public long KnownSlots(int shard) => SlotStart(Count, shard);
 
     /// <summary>The GSN of shard <paramref name="shard"/>'s slot <paramref name="slot"/>, or null if no known window holds it yet.</summary>
     public long? TryGsnOfSlot(int shard, long slot)
@@ -191,7 +227,7 @@ public sealed class WindowHistory
             return null;
         }
 
-        return _windows[w].GsnOf(shard, slot - SlotStart(w, shard));
+        return this[w].GsnOf(shard, slot - SlotStart(w, shard));
     }
 
     /// <summary>The GSN of shard <paramref name="shard"/>'s slot <paramref name="slot"/>; throws if no known window holds it.</summary>
@@ -204,10 +240,12 @@ public sealed class WindowHistory
         var w = WindowOfGsn(gsn);
         if (w < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(gsn), gsn, $"GSN {gsn} lies beyond the known windows (end {KnownEndGsn}).");
+            throw new ArgumentOutOfRangeException(nameof(gsn), gsn, gsn < FirstGsn
+                ? $"GSN {gsn} lies below the retained windows (the first starts at GSN {FirstGsn}): the log was trimmed past it."
+                : $"GSN {gsn} lies beyond the known windows (end {KnownEndGsn}).");
         }
 
-        var (shard, slotInWindow) = _windows[w].Locate(gsn);
+        var (shard, slotInWindow) = this[w].Locate(gsn);
         return (shard, SlotStart(w, shard) + slotInWindow);
     }
 
@@ -219,8 +257,13 @@ public sealed class WindowHistory
             return KnownSlots(shard);
         }
 
+        if (gsn < FirstGsn)
+        {
+            throw new ArgumentOutOfRangeException(nameof(gsn), gsn, $"GSN {gsn} lies below the retained windows (the first starts at GSN {FirstGsn}).");
+        }
+
         var w = WindowOfGsn(Math.Max(gsn, 0));
-        return SlotStart(w, shard) + _windows[w].SlotsBefore(shard, gsn);
+        return SlotStart(w, shard) + this[w].SlotsBefore(shard, gsn);
     }
 
     /// <summary>
@@ -230,13 +273,18 @@ public sealed class WindowHistory
     /// </summary>
     public long CompletedCut(int shard, long slots)
     {
+        if (slots < SlotStart(_first, shard))
+        {
+            return FirstCut; // below a truncated history: it completed no retained cut
+        }
+
         var w = WindowOfSlot(shard, slots);
         if (w < 0)
         {
             return KnownEndCut;
         }
 
-        var cfg = _windows[w];
+        var cfg = this[w];
         return cfg.FirstCut + (slots - SlotStart(w, shard)) / cfg.QuotaOf(shard);
     }
 
@@ -249,13 +297,13 @@ public sealed class WindowHistory
     public long LeadCut(int shard, long slots)
     {
         var completed = CompletedCut(shard, slots);
-        var w = completed == 0 ? -1 : WindowOfCut(completed - 1);
-        while (w >= 0 && _windows[w].QuotaOf(shard) == 0)
+        var w = completed <= FirstCut ? -1 : WindowOfCut(completed - 1);
+        while (w >= _first && this[w].QuotaOf(shard) == 0)
         {
             w--;
         }
 
-        return w < 0 ? Math.Min(completed, _windows.Count == 0 ? 0 : _windows[0].FirstCut) : Math.Min(completed, _windows[w].EndCut);
+        return w < _first ? Math.Min(completed, FirstCut) : Math.Min(completed, this[w].EndCut);
     }
 
     /// <summary>How many slots shard <paramref name="shard"/> owns in cuts below <paramref name="cut"/> (cut up to <see cref="KnownEndCut"/>).</summary>
@@ -266,8 +314,13 @@ public sealed class WindowHistory
             return KnownSlots(shard);
         }
 
+        if (cut < FirstCut)
+        {
+            throw new ArgumentOutOfRangeException(nameof(cut), cut, $"Cut {cut} lies below the retained windows (the first starts at cut {FirstCut}).");
+        }
+
         var w = WindowOfCut(cut);
-        return SlotStart(w, shard) + (cut - _windows[w].FirstCut) * _windows[w].QuotaOf(shard);
+        return SlotStart(w, shard) + (cut - this[w].FirstCut) * this[w].QuotaOf(shard);
     }
 
     /// <summary>The first GSN of cut <paramref name="cut"/> (cut up to <see cref="KnownEndCut"/>): the confirmed prefix once cuts below it commit.</summary>
@@ -284,16 +337,21 @@ public sealed class WindowHistory
         }
 
         var w = WindowOfCut(cut);
-        return _windows[w].GsnOfCut(cut);
+        if (w < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(cut), cut, $"Cut {cut} lies below the retained windows (the first starts at cut {FirstCut}).");
+        }
+
+        return this[w].GsnOfCut(cut);
     }
 
-    /// <summary>The index of the window holding cut <paramref name="cut"/>, or -1.</summary>
+    /// <summary>The number of the window holding cut <paramref name="cut"/>, or -1 (beyond the known windows, or truncated).</summary>
     public int WindowOfCut(long cut) => Search(cut, static c => c.FirstCut, static c => c.EndCut);
 
-    /// <summary>The index of the window holding <paramref name="gsn"/>, or -1.</summary>
+    /// <summary>The number of the window holding <paramref name="gsn"/>, or -1 (beyond the known windows, or truncated).</summary>
     public int WindowOfGsn(long gsn) => Search(gsn, static c => c.StartGsn, static c => c.EndGsn);
 
-    /// <summary>The index of the window holding shard <paramref name="shard"/>'s slot <paramref name="slot"/>, or -1 if beyond the known windows.</summary>
+    /// <summary>The number of the window holding shard <paramref name="shard"/>'s slot <paramref name="slot"/>, or -1 if beyond the known windows (or truncated).</summary>
     public int WindowOfSlot(int shard, long slot)
     {
         if (slot < 0)
@@ -302,7 +360,7 @@ public sealed class WindowHistory
         }
 
         // Largest w with SlotStart(w) <= slot; then slot < SlotStart(w+1), so the shard's quota in w is positive.
-        int lo = 0, hi = _windows.Count - 1, found = -1;
+        int lo = _first, hi = Count - 1, found = -1;
         while (lo <= hi)
         {
             var mid = (lo + hi) >>> 1;
@@ -317,7 +375,7 @@ public sealed class WindowHistory
             }
         }
 
-        if (found < 0 || slot >= SlotStart(found, shard) + _windows[found].SlotsOf(shard))
+        if (found < 0 || slot >= SlotStart(found, shard) + this[found].SlotsOf(shard))
         {
             return -1;
         }
@@ -342,10 +400,23 @@ public sealed class WindowHistory
             }
             else
             {
-                return mid;
+                return _first + mid;
             }
         }
 
         return -1;
+    }
+
+    private int Index(long window)
+    {
+        var i = window - _first;
+        if (i < 0 || i >= _windows.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(window), window, window < _first
+                ? $"Window {window} was truncated: this history keeps windows {_first} to {Count - 1} (the log was trimmed past it)."
+                : $"Window {window} is not decided yet (this history ends before window {Count}).");
+        }
+
+        return (int)i;
     }
 }

@@ -80,7 +80,7 @@ public sealed class OrderingBehaviourTests(IsolatedClusterFixture fixture) : ICl
     {
         var ct = TestContext.Current.CancellationToken;
         var sequencer = fixture.Grains.GetGrain<ISequencerGrain>(0);
-        var decidedBefore = await sequencer.GetWindowsAsync(0);
+        var decidedBefore = (await sequencer.GetWindowsAsync(0)).Windows;
 
         // Steady load on shard 3 only: 16 appenders in a closed loop until a window gives shard 3 a larger quota.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -104,7 +104,7 @@ public sealed class OrderingBehaviourTests(IsolatedClusterFixture fixture) : ICl
 
         while (changed is null && !stop.IsCancellationRequested)
         {
-            var windows = await sequencer.GetWindowsAsync(decidedBefore.Length);
+            var windows = (await sequencer.GetWindowsAsync(decidedBefore.Length)).Windows;
             changed = windows.FirstOrDefault(w => w.QuotaOf(3) > decidedBefore[^1].QuotaOf(3));
             if (changed is null)
             {
@@ -117,7 +117,7 @@ public sealed class OrderingBehaviourTests(IsolatedClusterFixture fixture) : ICl
         Assert.NotNull(changed);
 
         // Windows decided before the rate changed are exactly as they were: a lease window never changes.
-        var decidedAfter = await sequencer.GetWindowsAsync(0);
+        var decidedAfter = (await sequencer.GetWindowsAsync(0)).Windows;
         for (var w = 0; w < decidedBefore.Length; w++)
         {
             Assert.Equal(decidedBefore[w].Quotas, decidedAfter[w].Quotas);

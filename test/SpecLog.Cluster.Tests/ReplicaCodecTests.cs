@@ -36,7 +36,7 @@ public sealed class ReplicaCodecTests
 
     private static readonly Gen<ShardReport> AnyReport = Gen.Select(
         Gen.Select(AnyInt, AnyLong, AnyLong, AnyLong, AnyLong, AnyInt, Gen.Bool, Gen.Bool),
-        Gen.Int[0, 3].Select(c => (ShardControl)c),
+        Gen.Int[0, 4].Select(c => (ShardControl)c),
         (r, control) => new ShardReport(r.Item1, r.Item2, r.Item3, r.Item4, r.Item5, r.Item6, r.Item7, r.Item8, control));
 
     private static readonly Gen<Command<ShardReport>> AnyCommand = Gen.Select(

@@ -192,7 +192,7 @@ public sealed class ReplicatedOrderingTests(ThreeSiloClusterFixture fixture) : I
                 await Task.Delay(10, deadline.Token); // polling another grain's state: there is no event to wait on
             }
 
-            windows.Add(await replica.GetWindowsAsync(0));
+            windows.Add((await replica.GetWindowsAsync(0)).Windows);
         }
 
         var shortest = windows.Min(w => w.Length);

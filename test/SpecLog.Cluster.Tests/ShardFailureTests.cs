@@ -170,7 +170,7 @@ public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOu
             }
         }
 
-        var windows = await sequencer.GetWindowsAsync(0);
+        var windows = (await sequencer.GetWindowsAsync(0)).Windows;
         var failureWindow = windows.Single(w => w.Voids.Any(v => v.Shard == 2 && !v.IsRejoin));
         var rejoinWindow = windows.Single(w => w.Voids.Any(v => v.Shard == 2 && v.IsRejoin));
         Assert.True(rejoinWindow.Window > failureWindow.Window && rejoinWindow.QuotaOf(2) > 0 && !rejoinWindow.HasDeparted(2));
@@ -194,7 +194,7 @@ public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOu
 
         await stopReading.CancelAsync();
         await subscriber;
-        var window = (await sequencer.GetWindowsAsync(0)).Single(w => w.Voids.Any(v => v.Shard == 2 && !v.IsRejoin));
+        var window = (await sequencer.GetWindowsAsync(0)).Windows.Single(w => w.Voids.Any(v => v.Shard == 2 && !v.IsRejoin));
         var voidFrom = window.Voids.Single(v => v.Shard == 2).FromSlot;
         var log = await client.ReadRangeAsync(0, last + 1, ct);
         var atGsn = log.ToDictionary(r => r.Gsn, r => Payload.Text(r.Payload));

@@ -15,6 +15,18 @@ public sealed class TrimmableFixture : ClusterFixture
     }
 }
 
+/// <summary>As <see cref="TrimmableFixture"/> with the single (unreplicated) sequencer, whose window log keeps a base file.</summary>
+public sealed class TrimmableSingleSequencerFixture : ClusterFixture
+{
+    protected override void Configure(SpecLogOptions options)
+    {
+        options.ShardCount = 2;
+        options.SegmentSize = 1 << 20;
+        options.MaxRecordSize = 64 << 10;
+        options.Replication.Mode = SequencerReplication.Single;
+    }
+}
+
 /// <summary>Three silos, three replicas per shard, 1 MiB segments.</summary>
 public sealed class TrimmableReplicatedFixture : ClusterFixture
 {
@@ -34,7 +46,13 @@ public sealed class TrimmableReplicatedFixture : ClusterFixture
 /// fail with <see cref="LogTrimmedException"/> naming the first retained GSN, everything above it stays where it was
 /// through restarts, and appends go on.
 /// </summary>
-public sealed class TrimTests(TrimmableFixture fixture) : IClassFixture<TrimmableFixture>
+public sealed class TrimTests(TrimmableFixture fixture) : TrimTestBase(fixture), IClassFixture<TrimmableFixture>;
+
+/// <summary>The same with the single sequencer: its window history's base survives its restart through a file.</summary>
+public sealed class SingleSequencerTrimTests(TrimmableSingleSequencerFixture fixture) : TrimTestBase(fixture), IClassFixture<TrimmableSingleSequencerFixture>;
+
+/// <summary>The trim scenario, on whichever fixture the subclass brings.</summary>
+public abstract class TrimTestBase(ClusterFixture fixture)
 {
     internal static async Task<List<(long Gsn, string Text)>> FillAsync(SpecLogClient client, string test, int batches, CancellationToken ct)
     {
@@ -55,7 +73,7 @@ public sealed class TrimTests(TrimmableFixture fixture) : IClassFixture<Trimmabl
     {
         var ct = TestContext.Current.CancellationToken;
         var client = fixture.Client;
-        var acks = await FillAsync(client, nameof(TrimTests), 80, ct); // 8,000 records of ~1 KB: several segments per shard
+        var acks = await FillAsync(client, GetType().Name, 80, ct); // 8,000 records of ~1 KB: several segments per shard
         var before = await Task.WhenAll(Enumerable.Range(0, 2).Select(s => fixture.Grains.GetGrain<IShardGrain>(s).GetStatusAsync()));
         Assert.All(before, s => Assert.True(s.LogSegments >= 3, $"shard {s.Shard} has {s.LogSegments} segments"));
 
@@ -68,6 +86,17 @@ public sealed class TrimTests(TrimmableFixture fixture) : IClassFixture<Trimmabl
             Assert.True(a.LogSegments < b.LogSegments && a.LogFirstEntry > 0, $"shard {a.Shard}: {b.LogSegments} segments before, {a.LogSegments} after, log from entry {a.LogFirstEntry}");
             Assert.Equal(point, a.TrimmedBelowGsn);
         }
+
+        // The ordering layer dropped the windows wholly below the trim point: its history starts at a base at or below
+        // it, and a new client (which fetches the history from window 0) gets the base with the windows.
+        var sequencer = fixture.Grains.GetGrain<ISequencerGrain>(0);
+        Assert.Equal(point, (await sequencer.GetStatusAsync()).TrimmedBelowGsn);
+        var slice = await sequencer.GetWindowsAsync(0);
+        Assert.True(slice.Base is { Window: > 0 } start && start.StartGsn <= point, $"the history starts at {slice.Base} after a trim below GSN {point}");
+        Assert.Equal(slice.Base!.Window, slice.Windows[0].Window);
+        var fresh = new SpecLogClient(fixture.Grains);
+        await AssertRetainedAsync(fresh, acks, point, ct);
+        Assert.Equal(point, (await Assert.ThrowsAsync<LogTrimmedException>(() => fresh.ReadAsync(slice.Base.StartGsn - 1, ct))).FirstRetainedGsn);
 
         // Below the trim point: a clear error naming the first retained GSN; at and above it, everything where it was.
         var below = acks.Where(x => x.Gsn < point).Select(x => x.Gsn).Max();
@@ -98,15 +127,27 @@ public sealed class TrimTests(TrimmableFixture fixture) : IClassFixture<Trimmabl
         Assert.All(await Task.WhenAll(Enumerable.Range(0, 2).Select(s => fixture.Grains.GetGrain<IShardGrain>(s).GetStatusAsync())), s => Assert.Equal(point, s.TrimmedBelowGsn));
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.TrimAsync(long.MaxValue / 2, ct));
 
-        // The shards restart from their trimmed logs: the slot numbering comes back from the trim point's anchor.
+        // The shards restart from their trimmed logs: the slot numbering comes back from the trim point's anchor. The
+        // sequencer restarts from its history's base (the window log's segments below it are gone).
+        await fixture.Cluster.DeactivateAsync(sequencer);
         for (var s = 0; s < 2; s++)
         {
             await fixture.Cluster.DeactivateAsync(fixture.Grains.GetGrain<IShardGrain>(s));
         }
 
+        Assert.Equal(slice.Base.Window, (await sequencer.GetWindowsAsync(0)).Base?.Window);
+        Assert.Equal(point, (await sequencer.GetStatusAsync()).TrimmedBelowGsn);
+
+        // A restarted sequencer commits again as the shards report: a subscription from the trim point sees the
+        // confirmations reach the last acknowledged record, and everything retained is where it was.
+        await using (var probe = new LogProbe(client.SubscribeAsync(point, ct), ct))
+        {
+            await probe.WaitUntilAsync(p => p.ConfirmedUpTo > acks[^1].Gsn, TimeSpan.FromSeconds(60), $"confirmation past {acks[^1].Gsn} after the restarts");
+        }
+
         await AssertRetainedAsync(client, acks, point, ct);
         await Assert.ThrowsAsync<LogTrimmedException>(() => client.ReadAsync(below, ct));
-        var more = await FillAsync(client, nameof(TrimTests) + "-after", 4, ct);
+        var more = await FillAsync(client, GetType().Name + "-after", 4, ct);
         Assert.All(more, x => Assert.True(x.Gsn > acks[^1].Gsn));
         await AssertRetainedAsync(client, [.. acks, .. more], point, ct);
     }
@@ -128,7 +169,7 @@ public sealed class ReplicatedTrimTests(TrimmableReplicatedFixture fixture) : IC
     {
         var ct = TestContext.Current.CancellationToken;
         var client = fixture.Client;
-        var acks = await TrimTests.FillAsync(client, nameof(ReplicatedTrimTests), 60, ct);
+        var acks = await TrimTestBase.FillAsync(client, nameof(ReplicatedTrimTests), 60, ct);
         var point = acks[acks.Count * 2 / 3].Gsn;
         await client.TrimAsync(point, ct);
 
@@ -141,7 +182,7 @@ public sealed class ReplicatedTrimTests(TrimmableReplicatedFixture fixture) : IC
         var victim = fixture.Cluster.Silos.Single(s => s.SiloAddress.ToString() == leader.Silo);
         await fixture.Cluster.KillSiloAsync(victim, ct);
         await ShardReplicationTests.WaitForReplicasAsync(fixture, 0, all => all.Any(x => x.Role == "Leader" && x.Epoch > leader.Epoch), "a new leader of shard 0", skipUnreachable: true);
-        await TrimTests.AssertRetainedAsync(client, acks, point, ct);
+        await TrimTestBase.AssertRetainedAsync(client, acks, point, ct);
         var below = acks.Where(x => x.Gsn < point && x.Gsn >= 0).Select(x => x.Gsn).Max();
         var refused = await Assert.ThrowsAsync<LogTrimmedException>(() => client.ReadAsync(below, ct));
         Assert.Equal(point, refused.FirstRetainedGsn);

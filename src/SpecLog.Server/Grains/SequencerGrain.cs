@@ -24,6 +24,8 @@ internal sealed partial class SequencerGrain(
     IOrderingLayer ordering,
     ILogger<SequencerGrain> logger) : Grain, ISequencerGrain
 {
+    private const string BaseFile = "history-base.bin";
+
     private readonly SpecLogOptions _options = options.Value;
     private readonly SequencerOutput _output = new();
     private SequencerState _state = null!;
@@ -55,8 +57,20 @@ internal sealed partial class SequencerGrain(
             SegmentSize = 4 << 20,
             Fsync = _options.Fsync,
         });
+        // After a trim the history starts at a base kept beside the window log (written before the log's segments
+        // below it were deleted, so windows older than the base may still be read: the history skips them).
+        var basePath = Path.Combine(_options.DataDirectory, "sequencer", BaseFile);
+        WindowBase? recoveredBase = null;
+        long recoveredTrim = 0;
+        if (File.Exists(basePath))
+        {
+            using var reader = new BinaryReader(new MemoryStream(await File.ReadAllBytesAsync(basePath, cancellationToken)));
+            recoveredBase = WindowBaseCodec.Read(reader);
+            recoveredTrim = reader.ReadInt64();
+        }
+
         var windows = new List<WindowConfig>();
-        for (long i = 0; i < _windowLog.NextIndex;)
+        for (var i = _windowLog.FirstIndex; i < _windowLog.NextIndex;)
         {
             var batch = _windowLog.ReadRange(i, 1024);
             foreach (var e in batch)
@@ -67,7 +81,8 @@ internal sealed partial class SequencerGrain(
             i += batch.Count;
         }
 
-        _state = new SequencerState(_options.Ordering, _options.ShardCount, windows);
+        _state = new SequencerState(_options.Ordering, _options.ShardCount, windows, recoveredBase);
+        _state.RecoverTrimPoint(recoveredTrim);
         _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, versionBase: SpecLogMetrics.NowMicros(), shardReplicas: _options.EffectiveShardReplicas);
         _output.Clear();
         _state.Initialize(_output);
@@ -179,7 +194,7 @@ internal sealed partial class SequencerGrain(
             : null;
     }
 
-    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow)
+    public Task<WindowSlice> GetWindowsAsync(long fromWindow)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fromWindow);
         if (_replicated)
@@ -188,6 +203,69 @@ internal sealed partial class SequencerGrain(
         }
 
         return Task.FromResult(SequencerPublisher.WindowsFrom(_state, fromWindow));
+    }
+
+    public async Task TrimHistoryAsync(long gsn)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(gsn);
+        if (_replicated)
+        {
+            await TrimReplicatedHistoryAsync(gsn);
+            return;
+        }
+
+        var request = ShardReport.ForControl(ShardControl.Trim, 0, SpecLogMetrics.NowMicros(), gsn);
+        var first = _state.History.First;
+        _output.Clear();
+        _state.Apply(request, _output);
+        if (_state.History.First == first)
+        {
+            return;
+        }
+
+        // The base first (atomically replaced, fsync'd), then the window log's whole segments below it: a crash
+        // between the two leaves older windows the recovery skips.
+        var history = _state.History;
+        using (var bytes = new MemoryStream())
+        {
+            using (var writer = new BinaryWriter(bytes))
+            {
+                WindowBaseCodec.Write(writer, history.Base());
+                writer.Write(_state.TrimmedBelowGsn);
+            }
+
+            DurableFile.Replace(Path.Combine(_options.DataDirectory, "sequencer", BaseFile), bytes.ToArray(), _options.Fsync);
+        }
+
+        var firstEntry = _windowLog.TrimBefore(history.First);
+        LogHistoryTrimmed(logger, gsn, history.First, history.Windows.Count, firstEntry);
+    }
+
+    /// <summary>
+    /// Orders the trim through the replicated ordering layer and waits until it executed (a report to a pilot that
+    /// just lost its role may be dropped: it is repeated every 200 ms, each time a new request, for up to 10 s).
+    /// </summary>
+    private async Task TrimReplicatedHistoryAsync(long gsn)
+    {
+        var deadline = timeProvider.GetTimestamp() + (long)(10 * timeProvider.TimestampFrequency);
+        while (true)
+        {
+            ordering.SendReport(ShardReport.ForControl(ShardControl.Trim, 0, SpecLogMetrics.NowMicros(), gsn));
+            for (var poll = 0; poll < 10; poll++)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(20), timeProvider);
+                var status = await ordering.GetStatusAsync();
+                if (status.TrimmedBelowGsn >= Math.Min(gsn, status.CommittedGsn))
+                {
+                    return;
+                }
+            }
+
+            if (timeProvider.GetTimestamp() > deadline)
+            {
+                throw new TimeoutException($"The ordering layer did not apply the trim below GSN {gsn} within 10 s (the shards were trimmed; its window history was not). Repeat TrimAsync.");
+            }
+        }
     }
 
     public Task<SequencerStatus> GetStatusAsync() =>
@@ -240,6 +318,9 @@ internal sealed partial class SequencerGrain(
 
         await _windowLog.FlushAsync();
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer: log trimmed below GSN {Gsn}; the window history starts at window {First} now ({Retained} retained; the window log keeps entries from {FirstEntry})")]
+    private static partial void LogHistoryTrimmed(ILogger logger, long gsn, int first, int retained, long firstEntry);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer activated: {Recovered} windows recovered, {Total} known, mode {Mode}")]
     private static partial void LogActivated(ILogger logger, int recovered, int total, OrderingMode mode);

@@ -231,7 +231,7 @@ internal sealed partial class SequencerReplicaGrain(
         return ProcessAsync(effects);
     }
 
-    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow) => Task.FromResult(SequencerPublisher.WindowsFrom(_state, fromWindow));
+    public Task<WindowSlice> GetWindowsAsync(long fromWindow) => Task.FromResult(SequencerPublisher.WindowsFrom(_state, fromWindow));
 
     public Task<SequencerStatus> GetSequencerStatusAsync() => Task.FromResult(SequencerPublisher.Describe(_state, _options));
 

@@ -41,9 +41,9 @@ internal sealed partial class ShardGrain
         ShardEntry[] entries = sub.NextSlot < limit
             ? Collect(sub.NextSlot, limit, _options.PushMaxEntries, _options.PushMaxBytes, out toSlot)
             : [];
-        var newWindows = sub.KnownWindows < windows ? _core.History.Windows.Skip(sub.KnownWindows).ToArray() : [];
+        var newWindows = sub.KnownWindows < windows ? WindowSlice.From(_core.History, sub.KnownWindows) : WindowSlice.Empty;
         var now = NowMicros();
-        var batch = new ShardEventBatch(_shard, sub.NextSlot, toSlot, entries, newWindows, confirmed, 0, 0, now);
+        var batch = new ShardEventBatch(_shard, sub.NextSlot, toSlot, entries, newWindows.Windows, confirmed, 0, 0, now, newWindows.Base);
         if (toSlot > sub.NextSlot)
         {
             SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.DeliverWait, _durableMarks.FirstCovering(toSlot), now);

@@ -43,6 +43,14 @@ internal sealed partial class ShardGrain
         // The trim point holds once a majority of the replicas recorded it, like an entry: a leader that loses its disk
         // right after must not take it along (a retry repeats this part).
         await ReplicateTrimAsync(_trim!);
+
+        // The windows wholly below the trim point are no longer needed here either (the ordering layer drops them too).
+        var history = _core.History;
+        if (history.Count > 0 && _trim!.Gsn > history.FirstGsn)
+        {
+            history.TruncateBelow(_trim.Gsn >= history.KnownEndGsn ? history.Count - 1 : history.WindowOfGsn(_trim.Gsn));
+        }
+
         return _trim!;
     }
 

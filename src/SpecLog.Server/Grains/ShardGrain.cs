@@ -113,10 +113,10 @@ internal sealed partial class ShardGrain(
         var recovered = Stopwatch.GetTimestamp();
         var windows = await ordering.GetWindowsAsync(0);
         _startTimes = (Stopwatch.GetElapsedTime(started, recovered), Stopwatch.GetElapsedTime(recovered));
-        _core.Recover(_durableSlots, _durableRecords, noOps, windows, firstReportSeq);
+        _core.Recover(_durableSlots, _durableRecords, noOps, windows.Windows, firstReportSeq, windows.Base);
         _core.OnCommitted(0, [], NowMicros());
         SkipVoidSlots(); // it rejoined after a failure, and stopped before it skipped the void
-        LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Length);
+        LogActivated(logger, _shard, _durableSlots, _durableRecords, windows.Windows.Length);
         // The grain timer keeps the shard alive and drives retransmission; no-op deadlines need finer wake-ups than grain
         // timers give (they tick every few milliseconds), so the silo's deadline ticker wakes the shard for each one.
         var housekeeping = TimeSpan.FromMilliseconds(Math.Max(5, _options.Ordering.OrderingInterval.TotalMilliseconds * 20));
@@ -233,7 +233,7 @@ internal sealed partial class ShardGrain(
         _notices++;
         SpecLogMetrics.Notices.Add(1);
         var wasMember = !_core.Departed;
-        _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting, notice.StateVersion);
+        _core.OnCommitted(notice.CommittedCut, notice.Windows, now, notice.Waiting, notice.StateVersion, notice.Base);
         AfterShardSetNews(wasMember);
 
         if (notice.LagFixTargetCut > 0)

@@ -12,8 +12,8 @@ public interface IOrderingLayer
     /// <summary>Sends a report (one-way; lost reports are repaired by the shard's retransmission).</summary>
     void SendReport(ShardReport report);
 
-    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above.</summary>
-    Task<WindowConfig[]> GetWindowsAsync(long fromWindow);
+    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above (from the history's base, with it, when it was trimmed above that).</summary>
+    Task<WindowSlice> GetWindowsAsync(long fromWindow);
 
     /// <summary>The sequencer state machine's status.</summary>
     Task<SequencerStatus> GetStatusAsync();
@@ -28,7 +28,7 @@ public sealed class SingleSequencerOrderingLayer(IGrainFactory grainFactory) : I
     public void SendReport(ShardReport report) => Sequencer.Report(report).Ignore();
 
     /// <inheritdoc />
-    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow) => Sequencer.GetWindowsAsync(fromWindow);
+    public Task<WindowSlice> GetWindowsAsync(long fromWindow) => Sequencer.GetWindowsAsync(fromWindow);
 
     /// <inheritdoc />
     public Task<SequencerStatus> GetStatusAsync() => Sequencer.GetStatusAsync();

@@ -91,12 +91,11 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         return state.ShardCount;
     }
 
-    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above (none past the last).</summary>
-    public static WindowConfig[] WindowsFrom(SequencerState state, long fromWindow)
+    /// <summary>The decided windows numbered <paramref name="fromWindow"/> and above (none past the last; from the base, with it, when the history was trimmed above that).</summary>
+    public static WindowSlice WindowsFrom(SequencerState state, long fromWindow)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fromWindow);
-        var all = state.History.Windows;
-        return fromWindow >= all.Count ? [] : all.Skip((int)fromWindow).ToArray();
+        return WindowSlice.From(state.History, fromWindow);
     }
 
     /// <summary>The state machine's status for operators, tests and clients (record size limits come from the options).</summary>
@@ -128,7 +127,8 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
             [.. shards.Where(state.IsDeparted)],
             [.. shards.Where(state.IsJoining)],
             [.. shards.Where(state.IsLeaving)],
-            [.. shards.Where(s => state.IsFailing(s) || state.IsFailedOut(s))]);
+            [.. shards.Where(s => state.IsFailing(s) || state.IsFailedOut(s))],
+            state.TrimmedBelowGsn);
     }
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)
@@ -146,7 +146,7 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
         _sentWindows[shard] = state.History.Count;
         var replica = Grains.ShardGrain.LeaderFromReportSeq(seq, shardReplicas);
         grainFactory.GetGrain<IShardGrain>(ShardKeys.Of(shard, replica))
-            .OnCommitted(new CommitNotice(state.CommittedCut, windows, lagFixTarget, state.AnyWaiting, _committedAtMicros, versionBase + state.ReportsApplied + 1))
+            .OnCommitted(new CommitNotice(state.CommittedCut, windows.Windows, lagFixTarget, state.AnyWaiting, _committedAtMicros, versionBase + state.ReportsApplied + 1, windows.Base))
             .Ignore();
     }
 }

@@ -50,8 +50,8 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
     /// many it knows, and the pilots' notices send it the rest. So a shard leader taking over after its silo died (which
     /// often held a pilot too) does not wait <see cref="StragglerGrace"/> for a pilot that will never answer.
     /// </summary>
-    public Task<WindowConfig[]> GetWindowsAsync(long fromWindow) =>
-        AskMostAdvancedAsync(r => r.GetWindowsAsync(fromWindow), w => w.Length, WindowsGrace);
+    public Task<WindowSlice> GetWindowsAsync(long fromWindow) =>
+        AskMostAdvancedAsync(r => r.GetWindowsAsync(fromWindow), w => w.Windows.Length == 0 ? -1 : w.Windows[^1].Window, WindowsGrace);
 
     /// <inheritdoc />
     /// <remarks>

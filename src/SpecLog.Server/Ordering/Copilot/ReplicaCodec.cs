@@ -44,8 +44,8 @@ public static class ReplicaCodec
 
     private const byte FixedLagFlag = 1;
     private const byte WaitingFlag = 2;
-    private const int ControlShift = 2; // bits 2-3: the report's ShardControl (0 for an ordinary report)
-    private const byte ControlMask = 3 << ControlShift;
+    private const int ControlShift = 2; // bits 2-4: the report's ShardControl (0 for an ordinary report; 4, a trim, needs the third bit)
+    private const byte ControlMask = 7 << ControlShift;
 
     private enum MessageTag : byte
     {
