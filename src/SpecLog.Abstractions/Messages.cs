@@ -182,6 +182,12 @@ public sealed record SequencerStatus(
 /// <param name="ActivatedAt">When this activation started.</param>
 /// <param name="Wakeups">Timer wake-ups this activation ran (deadline ticker and grain timer).</param>
 /// <param name="Diagnostics">The protocol core's own description: views, candidacies, execution heads and the entries they wait for, open proposals.</param>
+/// <param name="Checkpoints">Checkpoints this activation wrote (each lets the log's older segments go).</param>
+/// <param name="LogFirstEntry">The first entry the replica's log still holds (above 0 once a checkpoint let segments go).</param>
+/// <param name="LogEntries">One past the replica's last log entry.</param>
+/// <param name="Base0">Entries of Copilot log 0 below this were compacted (committed at every replica).</param>
+/// <param name="Base1">Entries of Copilot log 1 below this were compacted.</param>
+/// <param name="FirstWindow">The oldest window the sequencer state still holds (above 0 once the log was trimmed).</param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaStatus")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Replica,
@@ -204,4 +210,10 @@ public sealed record ReplicaStatus(
     [property: Id(17)] long StaleMessagesDropped,
     [property: Id(18)] DateTimeOffset ActivatedAt,
     [property: Id(19)] long Wakeups,
-    [property: Id(20)] string Diagnostics = "");
+    [property: Id(20)] string Diagnostics = "",
+    [property: Id(21)] long Checkpoints = 0,
+    [property: Id(22)] long LogFirstEntry = 0,
+    [property: Id(23)] long LogEntries = 0,
+    [property: Id(24)] long Base0 = 0,
+    [property: Id(25)] long Base1 = 0,
+    [property: Id(26)] int FirstWindow = 0);

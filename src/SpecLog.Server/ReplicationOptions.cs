@@ -49,6 +49,14 @@ public sealed class ReplicationOptions
     /// <summary>Most shard reports in one log entry.</summary>
     public int MaxBatch { get; set; } = 256;
 
+    /// <summary>
+    /// A replica writes a checkpoint (its Copilot acceptor state and the sequencer state, see docs) and deletes its log's
+    /// segments below it once the records it appended since the last one reach this many bytes, or that checkpoint's
+    /// own size if larger: checkpoints cost at most as much as the log they replace, and a restart replays at most a
+    /// checkpoint and as much again.
+    /// </summary>
+    public long CheckpointMinBytes { get; set; } = 4L << 20;
+
     /// <summary>True when the sequencer is replicated.</summary>
     public bool IsReplicated => Mode != SequencerReplication.Single;
 
@@ -84,6 +92,11 @@ public sealed class ReplicationOptions
         if (Replicas is < 3 or > 63 || Replicas % 2 == 0)
         {
             yield return $"SpecLog:Replication:Replicas must be odd and in [3, 63] (got {Replicas}); 3 tolerates one failure, 5 two.";
+        }
+
+        if (CheckpointMinBytes < 4096)
+        {
+            yield return $"SpecLog:Replication:CheckpointMinBytes must be at least 4096 (got {CheckpointMinBytes}).";
         }
 
         string? core = null;

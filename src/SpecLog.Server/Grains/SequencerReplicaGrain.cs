@@ -100,9 +100,18 @@ internal sealed partial class SequencerReplicaGrain(
         _log.Append(IncarnationKind, EncodeIncarnation(_epoch, _copilot));
         await _log.FlushAsync(cancellationToken);
 
-        _state = new SequencerState(_options.Ordering, _options.ShardCount, []);
         _output.Clear();
-        _state.Initialize(_output); // deterministic: every replica starts from the same window 0
+        if (_recoveredSnapshot is { } snapshot)
+        {
+            _state = SequencerState.Restore(_options.Ordering, snapshot); // at the heads of the core's checkpoint
+            _recoveredSnapshot = null;
+        }
+        else
+        {
+            _state = new SequencerState(_options.Ordering, _options.ShardCount, []);
+            _state.Initialize(_output); // deterministic: every replica starts from the same window 0
+        }
+
         _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, shardReplicas: _options.EffectiveShardReplicas);
         _replica = new Replica<ShardReport>(_copilot, _id, new Random(), records);
         LogActivated(logger, _id, _epoch, records.Count, _copilot.Mode, siloDetails.SiloAddress);
@@ -259,7 +268,13 @@ internal sealed partial class SequencerReplicaGrain(
             _staleDropped,
             _activatedAt,
             _wakeups,
-            _replica.Describe()));
+            _replica.Describe(),
+            _checkpoints,
+            _log.FirstIndex,
+            _log.NextIndex,
+            _replica.LogBase(0),
+            _replica.LogBase(1),
+            _state.History.First));
     }
 
     private IEnumerable<int> BelievedPilots() =>
@@ -292,6 +307,7 @@ internal sealed partial class SequencerReplicaGrain(
         _replica.Tick(now, effects);
         await ProcessAsync(effects);
         CheckFallback(now);
+        await MaybeCheckpointAsync();
         if (IsPilot && _failures is not null)
         {
             foreach (var shard in _failures.Check(_state))
@@ -359,7 +375,9 @@ internal sealed partial class SequencerReplicaGrain(
             switch (effect)
             {
                 case PersistEffect<ShardReport> p:
-                    _log.Append(ReplicaCodec.RecordKind, ReplicaCodec.EncodeRecord(p.Record));
+                    var record = ReplicaCodec.EncodeRecord(p.Record);
+                    _log.Append(ReplicaCodec.RecordKind, record);
+                    _bytesSinceCheckpoint += record.Length;
                     break;
                 case SendEffect<ShardReport> or BroadcastEffect<ShardReport>:
                     (sends ??= []).Add(effect);
@@ -498,57 +516,6 @@ internal sealed partial class SequencerReplicaGrain(
         {
             _ticker?.WakeIn(TimeSpan.FromMicroseconds(Math.Max(0, wait)));
         }
-    }
-
-    private List<PersistRecord<ShardReport>> ReadLog(out long lastEpoch)
-    {
-        lastEpoch = 0;
-        _peerEpochs = new long[_copilot.ReplicaCount];
-        var records = new List<PersistRecord<ShardReport>>();
-        for (var i = _log.FirstIndex; i < _log.NextIndex;)
-        {
-            var batch = _log.ReadRange(i, 1024);
-            if (batch.Count == 0)
-            {
-                throw new InvalidDataException($"Replica {_id}: log entry {i} could not be read.");
-            }
-
-            foreach (var e in batch)
-            {
-                var span = e.Payload.Span;
-                switch (e.Kind)
-                {
-                    case ReplicaCodec.RecordKind:
-                        records.Add(ReplicaCodec.DecodeRecord(span));
-                        break;
-                    case IncarnationKind:
-                        lastEpoch = BinaryPrimitives.ReadInt64LittleEndian(span);
-                        var n = BinaryPrimitives.ReadInt32LittleEndian(span[8..]);
-                        var mode = (ReplicationMode)span[12];
-                        if (n != _copilot.ReplicaCount || mode != _copilot.Mode)
-                        {
-                            throw new InvalidOperationException(
-                                $"Replica {_id}'s data was written with {n} replicas in {mode} mode, but SpecLog:Replication now says {_copilot.ReplicaCount} replicas in {_copilot.Mode} mode. Changing the replica set of a log with data is not supported.");
-                        }
-
-                        break;
-                    case PeerEpochKind:
-                        var peer = BinaryPrimitives.ReadInt32LittleEndian(span);
-                        if ((uint)peer < (uint)_peerEpochs.Length)
-                        {
-                            _peerEpochs[peer] = Math.Max(_peerEpochs[peer], BinaryPrimitives.ReadInt64LittleEndian(span[4..]));
-                        }
-
-                        break;
-                    default:
-                        throw new InvalidDataException($"Replica {_id}: unknown log entry kind {e.Kind} at {e.Index}.");
-                }
-            }
-
-            i += batch.Count;
-        }
-
-        return records;
     }
 
     private static byte[] EncodeIncarnation(long epoch, CopilotOptions copilot)

@@ -1,0 +1,179 @@
+using System.Buffers.Binary;
+using Microsoft.Extensions.Logging;
+using SpecLog.Copilot;
+using SpecLog.FixAnte;
+using SpecLog.Server.Ordering;
+using SpecLog.Server.Ordering.Copilot;
+
+namespace SpecLog.Server.Grains;
+
+/// <summary>
+/// Recovery and checkpoints of an ordering replica. A checkpoint is one log entry holding everything the replica must
+/// not forget — its incarnation, the peers' incarnations, the Copilot core's checkpoint (acceptor state of the entries
+/// still held, executed heads, deduplication) and the sequencer state at exactly those heads — so the log's segments
+/// below it are deleted once it is durable, and a restart replays the newest checkpoint and the records after it only.
+/// The core compacts (forgets) only entries every replica has committed, so no peer ever needs them from here.
+/// </summary>
+internal sealed partial class SequencerReplicaGrain
+{
+    private const byte CheckpointKind = 23;
+    private const int CheckpointMagic = 0x31435253; // "SRC1"
+
+    private long _bytesSinceCheckpoint;
+    private long _lastCheckpointBytes;
+    private long _checkpoints;
+    private bool _checkpointing;
+    private SequencerSnapshot? _recoveredSnapshot;
+
+    /// <summary>Compacts the core and writes a checkpoint when enough was appended since the last (see <see cref="ReplicationOptions.CheckpointMinBytes"/>).</summary>
+    private async Task MaybeCheckpointAsync()
+    {
+        _replica.Compact();
+        if (_checkpointing || _deactivating || _bytesSinceCheckpoint < Math.Max(_options.Replication.CheckpointMinBytes, _lastCheckpointBytes))
+        {
+            return;
+        }
+
+        _checkpointing = true;
+        try
+        {
+            // Synchronous from here to the append: the core's heads and the sequencer state are at the same point.
+            var checkpoint = _replica.TakeCheckpoint();
+            var bytes = EncodeCheckpoint(checkpoint, _state.Snapshot());
+            var index = _log.NextIndex;
+            _log.Append(CheckpointKind, bytes);
+            _bytesSinceCheckpoint = 0;
+            _lastCheckpointBytes = bytes.Length;
+            await _log.FlushAsync();
+            var first = _log.TrimBefore(index);
+            _checkpoints++;
+            LogCheckpoint(logger, _id, index, bytes.Length, checkpoint.Records.Count, first, checkpoint.Header.Base0, checkpoint.Header.Base1);
+        }
+        finally
+        {
+            _checkpointing = false;
+        }
+    }
+
+    private byte[] EncodeCheckpoint(ReplicaCheckpoint<ShardReport> checkpoint, SequencerSnapshot snapshot)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream))
+        {
+            writer.Write(CheckpointMagic);
+            writer.Write(_epoch);
+            writer.Write(_copilot.ReplicaCount);
+            writer.Write((byte)_copilot.Mode);
+            foreach (var peer in _peerEpochs)
+            {
+                writer.Write(peer);
+            }
+
+            SequencerSnapshotCodec.Write(writer, snapshot);
+            writer.Write(checkpoint.Records.Count);
+            foreach (var record in checkpoint.Records)
+            {
+                var encoded = ReplicaCodec.EncodeRecord(record);
+                writer.Write(encoded.Length);
+                writer.Write(encoded);
+            }
+        }
+
+        return stream.ToArray();
+    }
+
+    /// <summary>Reads a checkpoint entry: restores the peers' incarnations and returns the records it stands for.</summary>
+    private List<PersistRecord<ShardReport>> DecodeCheckpoint(byte[] bytes, ref long lastEpoch)
+    {
+        using var reader = new BinaryReader(new MemoryStream(bytes));
+        if (reader.ReadInt32() != CheckpointMagic)
+        {
+            throw new InvalidDataException($"Replica {_id}: a checkpoint entry has a bad magic number.");
+        }
+
+        lastEpoch = Math.Max(lastEpoch, reader.ReadInt64());
+        CheckReplicaSet(reader.ReadInt32(), (ReplicationMode)reader.ReadByte());
+        for (var peer = 0; peer < _peerEpochs.Length; peer++)
+        {
+            _peerEpochs[peer] = Math.Max(_peerEpochs[peer], reader.ReadInt64());
+        }
+
+        _recoveredSnapshot = SequencerSnapshotCodec.Read(reader);
+        var count = reader.ReadInt32();
+        if (count is < 1 or > 1 << 26)
+        {
+            throw new InvalidDataException($"Replica {_id}: a checkpoint entry claims {count} records.");
+        }
+
+        var records = new List<PersistRecord<ShardReport>>(count);
+        for (var i = 0; i < count; i++)
+        {
+            records.Add(ReplicaCodec.DecodeRecord(reader.ReadBytes(reader.ReadInt32())));
+        }
+
+        _lastCheckpointBytes = bytes.Length;
+        return records;
+    }
+
+    private void CheckReplicaSet(int n, ReplicationMode mode)
+    {
+        if (n != _copilot.ReplicaCount || mode != _copilot.Mode)
+        {
+            throw new InvalidOperationException(
+                $"Replica {_id}'s data was written with {n} replicas in {mode} mode, but SpecLog:Replication now says {_copilot.ReplicaCount} replicas in {_copilot.Mode} mode. Changing the replica set of a log with data is not supported.");
+        }
+    }
+
+    private List<PersistRecord<ShardReport>> ReadLog(out long lastEpoch)
+    {
+        lastEpoch = 0;
+        _peerEpochs = new long[_copilot.ReplicaCount];
+        var records = new List<PersistRecord<ShardReport>>();
+        for (var i = _log.FirstIndex; i < _log.NextIndex;)
+        {
+            var batch = _log.ReadRange(i, 1024);
+            if (batch.Count == 0)
+            {
+                throw new InvalidDataException($"Replica {_id}: log entry {i} could not be read.");
+            }
+
+            foreach (var e in batch)
+            {
+                var span = e.Payload.Span;
+                switch (e.Kind)
+                {
+                    case ReplicaCodec.RecordKind:
+                        records.Add(ReplicaCodec.DecodeRecord(span));
+                        _bytesSinceCheckpoint += span.Length;
+                        break;
+                    case CheckpointKind:
+                        // Everything before the newest checkpoint is in it (its segments may not be deleted yet).
+                        records = DecodeCheckpoint(span.ToArray(), ref lastEpoch);
+                        _bytesSinceCheckpoint = 0;
+                        break;
+                    case IncarnationKind:
+                        lastEpoch = Math.Max(lastEpoch, BinaryPrimitives.ReadInt64LittleEndian(span));
+                        CheckReplicaSet(BinaryPrimitives.ReadInt32LittleEndian(span[8..]), (ReplicationMode)span[12]);
+                        break;
+                    case PeerEpochKind:
+                        var peer = BinaryPrimitives.ReadInt32LittleEndian(span);
+                        if ((uint)peer < (uint)_peerEpochs.Length)
+                        {
+                            _peerEpochs[peer] = Math.Max(_peerEpochs[peer], BinaryPrimitives.ReadInt64LittleEndian(span[4..]));
+                        }
+
+                        break;
+                    default:
+                        throw new InvalidDataException($"Replica {_id}: unknown log entry kind {e.Kind} at {e.Index}.");
+                }
+            }
+
+            i += batch.Count;
+        }
+
+        return records;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica}: checkpoint at log entry {Index} ({Bytes} bytes, {Records} acceptor records); the log keeps entries from {FirstEntry}; compacted below entries {Base0} and {Base1}")]
+    private static partial void LogCheckpoint(ILogger logger, int replica, long index, int bytes, int records, long firstEntry, long base0, long base1);
+}
