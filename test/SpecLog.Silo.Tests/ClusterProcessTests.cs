@@ -45,10 +45,11 @@ public sealed class ClusterProcessTests
         SiloProcess StartNode(int i)
         {
             lives[i]++;
-            // 1 MiB segments, so the records of this test fill several and a trim deletes some.
+            // 1 MiB segments, so the records of this test fill several and a trim deletes some; ordering replicas
+            // checkpoint every 64 KiB of records, so the kills hit replicas that restart from checkpoints.
             var silo = SiloProcess.StartClusterNode(
                 $"{Nodes[i]}#{lives[i]}", Nodes[i], Path.Combine(root, Nodes[i]), Shards, output, ports[i], clusterId, azurite.ConnectionString,
-                "--SpecLog:SegmentSize=1048576", "--SpecLog:MaxRecordSize=65536");
+                "--SpecLog:SegmentSize=1048576", "--SpecLog:MaxRecordSize=65536", "--SpecLog:Replication:CheckpointMinBytes=65536");
             silos[i] = silo;
             return silo;
         }
@@ -217,7 +218,8 @@ public sealed class ClusterProcessTests
                 "replica 2 to catch up",
                 StepTimeout,
                 ct);
-            Note("replica 2 caught up");
+            var ordering = await Task.WhenAll(Enumerable.Range(0, 3).Select(k => client.Grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync()));
+            Note("replica 2 caught up; ordering replicas: " + string.Join("; ", ordering.Select(r => $"{r.Replica}: {r.Checkpoints} checkpoints this life, log {r.LogFirstEntry}..{r.LogEntries}, compacted below {r.Base0}/{r.Base1}, windows from {r.FirstWindow}")));
 
             // The whole cluster dies at once (kill -9 of every process) and comes back on the same ports: every
             // acknowledged record is still at its GSN and appends continue after them.

@@ -58,7 +58,8 @@ public sealed class NemesisTests
         SiloProcess StartNode(int i)
         {
             lives[i]++;
-            silos[i] = SiloProcess.StartClusterNode($"{Nodes[i]}#{lives[i]}", Nodes[i], Path.Combine(root, Nodes[i]), Shards, output, ports[i], clusterId, azurite.ConnectionString);
+            // Ordering replicas checkpoint every 64 KiB of records: kills land before, during and after checkpoints.
+            silos[i] = SiloProcess.StartClusterNode($"{Nodes[i]}#{lives[i]}", Nodes[i], Path.Combine(root, Nodes[i]), Shards, output, ports[i], clusterId, azurite.ConnectionString, "--SpecLog:Replication:CheckpointMinBytes=65536");
             return silos[i]!;
         }
 
@@ -240,6 +241,16 @@ public sealed class NemesisTests
             }
 
             Note($"history checked: {committed.Count} records below GSN {end}, every acknowledged one at its GSN, none twice, no speculative record moved");
+            try
+            {
+                var ordering = await Task.WhenAll(Enumerable.Range(0, 3).Select(k => client!.Grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync().WaitAsync(TimeSpan.FromSeconds(10), ct)));
+                Note("ordering replicas: " + string.Join("; ", ordering.Select(r => $"{r.Replica}: {r.Checkpoints} checkpoints this life, log {r.LogFirstEntry}..{r.LogEntries}, compacted below {r.Base0}/{r.Base1}, windows from {r.FirstWindow}")));
+            }
+            catch (TimeoutException)
+            {
+                Note("ordering replicas: a status did not come within 10 s");
+            }
+
             if (stalled is not null)
             {
                 throw stalled;
