@@ -23,6 +23,7 @@ public static class Program
         new HeadlineScenario(),
         new FailoverScenario(),
         new ElasticScenario(),
+        new RecoveryScenario(),
     ];
 
     public static async Task<int> Main(string[] args)

@@ -27,7 +27,7 @@ public sealed class HeadlineScenario : IScenario
 
     public string Name => "headline";
 
-    public string Description => "short versions of the main scenarios (≤ 13 min on 2 cores); writes bench/results/latest.md and latest.json [--out bench/results --skip peers,...]";
+    public string Description => "short versions of the main scenarios (≤ 15 min on 2 cores); writes bench/results/latest.md and latest.json [--out bench/results --skip peers,...]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -50,6 +50,7 @@ public sealed class HeadlineScenario : IScenario
             ("anatomy", new AnatomyScenario(), ["--configs", "Single:1,Copilot:1,Copilot:3,MultiPaxos:3", "--rates", "2000,20000", "--seconds", "4", "--warmup", "1.5", "--out", outDir]),
             ("failover", new FailoverScenario(), ["--kills", "20", "--rounds", "1", "--seconds", "8", "--out", outDir]),
             ("elastic", new ElasticScenario(), ["--configs", "Copilot:1,Copilot:3", "--adds", "4", "--out", outDir]),
+            ("recovery", new RecoveryScenario(), ["--seconds", "30", "--out", outDir]),
         };
 
         var outcomes = new List<(string Name, int Exit, TimeSpan Took)>();
@@ -145,6 +146,9 @@ public sealed class HeadlineScenario : IScenario
         Target("appends failed while shards were added and removed (`elastic`, both configurations)", true, 0, Fig("elastic_failed_appends_copilot_1silo") is { } f1 && Fig("elastic_failed_appends_copilot_3silo") is { } f3 ? f1 + f3 : null, "");
         string MsCell(string key) => Fig(key) is { } v ? $"{v:0} ms" : "not measured";
         md.AppendLine(CultureInfo.InvariantCulture, $"| whole-shard failure, Copilot on 3 silos, R = 3 (`elastic`; 500 ms timeout): silence → declared failed / → subscriber's mis-speculation notice | — | {MsCell("shard_failure_declared_ms_copilot_3silo")} / {MsCell("shard_failure_notice_ms_copilot_3silo")} | reported |");
+        string Count(string key) => Fig(key) is { } v ? v.ToString("N0", CultureInfo.InvariantCulture) : "not measured";
+        string Secs(string key) => Fig(key) is { } v ? $"{v:0.00} s" : "not measured";
+        md.AppendLine(CultureInfo.InvariantCulture, $"| restart of a one-silo Copilot log after 30 s of load (`recovery`): ordering records replayed / first append acknowledged, checkpoints on vs off | bounded by the retained state | {Count("recovery_replayed_records_on")} / {Secs("recovery_first_append_s_on")} vs {Count("recovery_replayed_records_off")} / {Secs("recovery_first_append_s_off")} | reported |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| append p50 with R = 3 ÷ R = 1 (three processes, side by side; reported) | — | {(Quot("replicated_append_p50_ms_r3", "replicated_append_p50_ms_r1") is { } rr ? rr.ToString("F2", CultureInfo.InvariantCulture) + "×" : "not measured")} | what replication costs |");
 
         md.AppendLine().AppendLine("## Ratios measured side by side").AppendLine();
