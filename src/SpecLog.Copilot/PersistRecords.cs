@@ -79,3 +79,56 @@ public sealed record CheckpointRecord<T>(long Head0, long Head1, long Base0, lon
 /// promises, the pilot record that resumes a pilot, the known-entry marks, and the state of every entry still held.
 /// </param>
 public sealed record ReplicaCheckpoint<T>(CheckpointRecord<T> Header, IReadOnlyList<PersistRecord<T>> Records);
+
+/// <summary>
+/// What a replica rebuilt after losing its records must respect (see <see cref="Replica{T}.FloorContribution"/>):
+/// per log, the highest view ballot any other replica promised or is campaigning for and the highest entry any other
+/// replica knows, and the highest ballot round any other replica has seen. The floor of a rebuild is the
+/// <see cref="Max"/> of every other replica's contribution.
+/// </summary>
+/// <param name="View0">View ballot floor of log 0.</param>
+/// <param name="View1">View ballot floor of log 1.</param>
+/// <param name="Known0">Highest known entry of log 0 (-1 for none): the rebuilt replica abstains at and below it.</param>
+/// <param name="Known1">Highest known entry of log 1 (-1 for none): the rebuilt replica abstains at and below it.</param>
+/// <param name="MaxRound">Highest ballot round seen: the rebuilt replica's own ballots start above it.</param>
+public sealed record RebuildFloor(Ballot View0, Ballot View1, long Known0, long Known1, int MaxRound)
+{
+    /// <summary>The view ballot floor of <paramref name="log"/>.</summary>
+    public Ballot View(int log) => log == 0 ? View0 : View1;
+
+    /// <summary>The highest known entry of <paramref name="log"/>.</summary>
+    public long Known(int log) => log == 0 ? Known0 : Known1;
+
+    /// <summary>The component-wise maximum of <paramref name="contributions"/>.</summary>
+    /// <exception cref="ArgumentException">No contribution.</exception>
+    public static RebuildFloor Max(IEnumerable<RebuildFloor> contributions)
+    {
+        ArgumentNullException.ThrowIfNull(contributions);
+        RebuildFloor? max = null;
+        foreach (var c in contributions)
+        {
+            ArgumentNullException.ThrowIfNull(c, nameof(contributions));
+            max = max is null
+                ? c
+                : new RebuildFloor(
+                    Ballot.Max(max.View0, c.View0),
+                    Ballot.Max(max.View1, c.View1),
+                    Math.Max(max.Known0, c.Known0),
+                    Math.Max(max.Known1, c.Known1),
+                    Math.Max(max.MaxRound, c.MaxRound));
+        }
+
+        return max ?? throw new ArgumentException("A rebuild floor needs at least one contribution.", nameof(contributions));
+    }
+
+    /// <summary>Short form for diagnostics.</summary>
+    public override string ToString() => $"views {View0}/{View1} known {Known0}/{Known1} round {MaxRound}";
+}
+
+/// <summary>
+/// The replica was rebuilt after losing its records (<see cref="Replica{T}.RebuildRecords"/>): it starts from a
+/// transfer checkpoint and this floor. Persisted right after the transfer checkpoint's records, replayed on every
+/// restart and carried forward by <see cref="Replica{T}.TakeCheckpoint"/>.
+/// </summary>
+/// <param name="Floor">The maximum of every other replica's <see cref="Replica{T}.FloorContribution"/>.</param>
+public sealed record RebuildRecord<T>(RebuildFloor Floor) : PersistRecord<T>;

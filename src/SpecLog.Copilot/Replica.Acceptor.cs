@@ -119,7 +119,7 @@ public sealed partial class Replica<T>
 
         for (var k = other.MaxKnown; k > value.Dep; k--)
         {
-            if (other.Get(k) is { Exists: true } y && y.EffectiveCompat < slot)
+            if ((other.Get(k) is { Exists: true } y && y.EffectiveCompat < slot) || UnknownAbstained(1 - log, k))
             {
                 return (false, other.MaxKnown);
             }
@@ -240,6 +240,11 @@ public sealed partial class Replica<T>
             if (other.Get(k) is { Exists: true } y && y.EffectiveCompat < slot)
             {
                 (list ??= ImmutableArray.CreateBuilder<ConflictReport>()).Add(new ConflictReport(k, y.IsCommitted, y.EffectiveCompat));
+            }
+            else if (UnknownAbstained(1 - log, k))
+            {
+                // A rebuilt replica's lost self may have seen it with any dependency: report it as under a guard.
+                (list ??= ImmutableArray.CreateBuilder<ConflictReport>()).Add(new ConflictReport(k, false, -1));
             }
         }
 

@@ -103,6 +103,12 @@ public sealed partial class Replica<T>
     {
         var header = new CheckpointRecord<T>(_heads[0], _heads[1], _logs[0].Base, _logs[1].Base, new Dictionary<int, long>(_highWater));
         var records = new List<PersistRecord<T>> { header };
+        if (_floor is not null)
+        {
+            // A rebuilt replica keeps its floor (before any pilot record: replaying it clears the pilot role).
+            records.Add(new RebuildRecord<T>(_floor));
+        }
+
         for (var log = 0; log < 2; log++)
         {
             var state = _logs[log];

@@ -13,6 +13,9 @@ public sealed partial class Replica<T>
             case PilotRecord<T> p:
                 _activated[p.Log] = p.Ballot;
                 break;
+            case RebuildRecord<T> r:
+                RestoreFloor(r.Floor);
+                break;
             case KnownSlotRecord<T> k:
                 _logs[k.Log].MaxKnown = Math.Max(_logs[k.Log].MaxKnown, k.Slot);
                 break;

@@ -134,6 +134,12 @@ public sealed partial class Replica<T>
             {
                 state.CommittedPrefix++;
             }
+
+            if (state.CommittedPrefix < _heads[log])
+            {
+                throw new ArgumentException(
+                    $"Inconsistent records: log {log} executed up to {_heads[log]} but committed only up to {state.CommittedPrefix}.", nameof(recovered));
+            }
         }
 
         for (var log = 0; log < 2; log++)
@@ -221,6 +227,11 @@ public sealed partial class Replica<T>
             parts.Add($"log {log}: view {_logs[log].ViewPromise} pilot={_pilots[log] is not null} base {_logs[log].Base} head {_heads[log]} committed {_logs[log].CommittedPrefix}/{_logs[log].MaxCommitted} known {_logs[log].MaxKnown}"
                 + (c is null ? "" : $" candidacy {c.Ballot} recovering={c.Recovering} [{c.From}..{c.To}] replies {c.Replies.Count}")
                 + (_logs[log].Get(_heads[log]) is { } next ? $" next {next.Status} {next.AcceptedBallot} dep {next.Value?.Dep.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}" : " next empty"));
+        }
+
+        if (_floor is { } floor)
+        {
+            parts.Add($"rebuilt from floor {floor}, abstaining {IsRebuilding(0)}/{IsRebuilding(1)}");
         }
 
         parts.Add($"proposals {_proposals.Count}");
@@ -337,6 +348,15 @@ public sealed partial class Replica<T>
     {
         switch (message)
         {
+            case FastAccept<T> m when Held(m.Log, m.Slot) && Abstains(m.Log, m.Slot):
+                Abstain(from, m.Log, m.Slot);
+                break;
+            case Accept<T> m when Held(m.Log, m.Slot) && Abstains(m.Log, m.Slot):
+                Abstain(from, m.Log, m.Slot);
+                break;
+            case Prepare<T> m when Held(m.Log, m.Slot) && Abstains(m.Log, m.Slot):
+                Abstain(from, m.Log, m.Slot);
+                break;
             case FastAccept<T> m when Held(m.Log, m.Slot):
                 OnFastAccept(from, m);
                 break;

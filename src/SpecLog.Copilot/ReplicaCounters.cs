@@ -62,4 +62,7 @@ public sealed class ReplicaCounters
     /// entries; 0 unless the compaction watermark rule is broken.
     /// </summary>
     public long CompactedConflictRefusals { get; internal set; }
+
+    /// <summary>FastAccepts, Accepts and Prepares a rebuilt replica left unanswered (or answered with the commit) at or below its floor.</summary>
+    public long Abstentions { get; internal set; }
 }

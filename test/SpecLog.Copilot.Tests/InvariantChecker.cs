@@ -5,7 +5,8 @@ namespace SpecLog.Copilot.Tests;
 /// I1 at most one value committed per (log, slot); I2 committed entries of the two logs are compatible;
 /// I3 every replica's executed sequence is a prefix of one reference sequence; I4 no command executes twice in one
 /// replica life; I5 each log's entries execute in order, only once committed, and only their committed commands;
-/// I6 an acceptor's persisted promises never go backwards; I7 the client history is linearizable: a reply is emitted
+/// I6 an acceptor's persisted promises never go backwards (a replica rebuilt after a disk loss is a new acceptor whose
+/// view promises start at the rebuild floor, itself at least every other replica's persisted view promise); I7 the client history is linearizable: a reply is emitted
 /// only once the command (or a newer command of its client, which supersedes it) executed on the replying replica
 /// (checked at the effect), and a command replied before another command's first submission executes before it
 /// (checked over the whole history by <see cref="CheckHistory"/>).
@@ -44,6 +45,39 @@ internal sealed class InvariantChecker
     /// </summary>
     public void OnRestart(int replica, ExecutionSnapshot? snapshot = null) =>
         _lives[replica] = snapshot is null ? new Life() : Life.From(snapshot);
+
+    /// <summary>
+    /// A host probed every other replica to rebuild <paramref name="replica"/> after a disk loss: the floor's view
+    /// promises must be at least every view promise the others persisted (they answer with their current promises, or
+    /// their running candidacies' ballots).
+    /// </summary>
+    public void OnRebuildProbe(int replica, RebuildFloor floor)
+    {
+        foreach (var ((other, log), promised) in _viewPromises)
+        {
+            if (other != replica && floor.View(log) < promised)
+            {
+                Fail($"I6: the floor {floor} rebuilding replica {replica} is below replica {other}'s view promise {promised} for log {log}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="replica"/> was rebuilt after a disk loss from a donor's transfer checkpoint and state-machine
+    /// snapshot: a new life continuing the donor's executed sequence, and a new acceptor (its promises start afresh, at
+    /// the floor its rebuild record carries).
+    /// </summary>
+    public void OnRebuild(int replica, ExecutionSnapshot snapshot)
+    {
+        _lives[replica] = Life.From(snapshot);
+        foreach (var key in _slotPromises.Keys.Where(k => k.Replica == replica).ToList())
+        {
+            _slotPromises.Remove(key);
+        }
+
+        _viewPromises.Remove((replica, 0));
+        _viewPromises.Remove((replica, 1));
+    }
 
     /// <summary>
     /// The simulated state machine of <paramref name="replica"/> as it stands (what a host snapshots with a checkpoint):
@@ -186,6 +220,16 @@ internal sealed class InvariantChecker
                 }
 
                 _viewPromises[(replica, v.Log)] = v.Promised;
+                break;
+            case RebuildRecord<int> rebuild:
+                for (var log = 0; log < 2; log++)
+                {
+                    if (!_viewPromises.TryGetValue((replica, log), out var held) || held < rebuild.Floor.View(log))
+                    {
+                        _viewPromises[(replica, log)] = rebuild.Floor.View(log);
+                    }
+                }
+
                 break;
         }
     }

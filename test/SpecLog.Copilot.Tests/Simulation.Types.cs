@@ -17,6 +17,21 @@ internal sealed partial class Simulation
         public long Extra { get; set; }
 
         public long TickAt { get; set; } = long.MaxValue;
+
+        /// <summary>Incremented when the host fences its lost incarnation for a rebuild: messages of older lives are dropped.</summary>
+        public int Life { get; set; }
+
+        /// <summary>Where a disk loss stands: none, waiting for every other replica to answer the probe, or waiting for the transfer.</summary>
+        public RebuildStage Rebuild { get; set; }
+
+        public bool RebuildRetryScheduled { get; set; }
+    }
+
+    private enum RebuildStage
+    {
+        None,
+        WaitingForPeers,
+        WaitingForTransfer,
     }
 
     private sealed class Client(int id, int total, int[] targets)
@@ -42,7 +57,7 @@ internal sealed partial class Simulation
 
     private abstract record Event;
 
-    private sealed record Deliver(int From, int To, Message<int> Message) : Event;
+    private sealed record Deliver(int From, int To, Message<int> Message, int FromLife) : Event;
 
     private sealed record TickEvent(int Replica) : Event;
 
@@ -63,4 +78,8 @@ internal sealed partial class Simulation
     private sealed record Partition(int Seed, long Duration) : Event;
 
     private sealed record Heal : Event;
+
+    private sealed record RebuildRetry(int Replica) : Event;
+
+    private sealed record RebuildTransfer(int Replica, RebuildFloor Floor) : Event;
 }

@@ -41,6 +41,9 @@ internal sealed partial class Simulation
     private readonly Random _compactRng;
     private readonly double _compactRate;
     private readonly double _checkpointRate;
+    private readonly SimulationTweaks _tweaks;
+    private readonly Random _diskRng;
+    private readonly double _diskLossRate;
     private long _now;
     private long _order;
     private bool _healed;
@@ -78,6 +81,9 @@ internal sealed partial class Simulation
         _compactRng = new Random(unchecked((seed * 7919) + 104_729));
         _compactRate = tweaks.CompactionRate ?? new[] { 0.0, 0.05, 0.3 }[_compactRng.Next(3)];
         _checkpointRate = tweaks.CheckpointRate ?? new[] { 0.0, 0.01, 0.05 }[_compactRng.Next(3)];
+        _tweaks = tweaks;
+        _diskRng = new Random(unchecked((seed * 104_723) + 7_919));
+        _diskLossRate = tweaks.DiskLossRate ?? new[] { 0.0, 0.5, 1.0 }[_diskRng.Next(3)];
         var chunk = tweaks.CompactionChunk ?? new[] { 1, 8, 64 }[_compactRng.Next(3)];
         _options = new CopilotOptions
         {
@@ -109,7 +115,7 @@ internal sealed partial class Simulation
         _hosts = new Host[n];
         for (var r = 0; r < n; r++)
         {
-            _hosts[r] = new Host(new Replica<int>(_options, r, new Random(_rng.Next())));
+            _hosts[r] = new Host(NewReplica(r, new Random(_rng.Next()), []));
         }
 
         if (tweaks.SlowReplica is { } slow)
@@ -171,7 +177,8 @@ internal sealed partial class Simulation
                 return $"seed {_seed} n={_n}: {_totalCommands} commands, {_checker.CommittedEntries} entries committed, "
                     + $"{_steps} events, {_crashes} crashes, {_partitions} partitions, {_slowdowns} slowdowns, "
                     + $"{_viewChanges} pilot changes, {_counters.GetValueOrDefault("SlotsCompacted")} entries compacted, "
-                    + $"{_checkpoints} checkpoints, {_checkpointRestarts} restarts from one, finished at {_now / 1000} ms (faults until {_faultEnd / 1000} ms)";
+                    + $"{_checkpoints} checkpoints, {_checkpointRestarts} restarts from one, {_rebuilds} rebuilds after disk loss "
+                    + $"({_rebuildWaits} waits for peers, {_counters.GetValueOrDefault("Abstentions")} abstentions), finished at {_now / 1000} ms (faults until {_faultEnd / 1000} ms)";
             }
 
             if (_steps > 20_000 && _steps > 20 * _n * (_now / 1000 + 1))
@@ -276,7 +283,7 @@ internal sealed partial class Simulation
         switch (e)
         {
             case Deliver d:
-                if (_hosts[d.To].Up)
+                if (_hosts[d.To].Up && d.FromLife == _hosts[d.From].Life)
                 {
                     Trace($"{d.From}->{d.To} {d.Message}");
                     Step(d.To, (replica, fx) => replica.Handle(d.From, d.Message, _now, fx));
@@ -340,6 +347,13 @@ internal sealed partial class Simulation
                 {
                     Trace($"CRASH {c.Replica}");
                     _hosts[c.Replica].Up = false;
+                    if (_diskLossRate > 0 && _diskRng.NextDouble() < _diskLossRate && _hosts.All(h => h.Rebuild == RebuildStage.None))
+                    {
+                        // Its disk is lost: it comes back with no records and must be rebuilt. One loss at a time: a
+                        // rebuild needs every other replica's answer, so two blank replicas would wait for each other.
+                        _hosts[c.Replica].Rebuild = RebuildStage.WaitingForPeers;
+                    }
+
                     _down++;
                     _crashes++;
                     Schedule(Math.Min(_now + c.Duration, _faultEnd), new Restart(c.Replica));
@@ -348,6 +362,13 @@ internal sealed partial class Simulation
                 break;
             case Restart r:
                 RestartReplica(r.Replica);
+                break;
+            case RebuildRetry rr:
+                _hosts[rr.Replica].RebuildRetryScheduled = false;
+                RestartReplica(rr.Replica);
+                break;
+            case RebuildTransfer rt:
+                CompleteRebuild(rt.Replica, rt.Floor);
                 break;
             case Slowdown s:
                 if (s.Duration == 0)
@@ -402,8 +423,14 @@ internal sealed partial class Simulation
     private void RestartReplica(int r)
     {
         var host = _hosts[r];
-        if (host.Up)
+        if (host.Up || host.Rebuild == RebuildStage.WaitingForTransfer)
         {
+            return;
+        }
+
+        if (host.Rebuild == RebuildStage.WaitingForPeers)
+        {
+            StartRebuild(r);
             return;
         }
 
@@ -411,7 +438,7 @@ internal sealed partial class Simulation
         AddCounters(host.Replica.Counters);
         host.Up = true;
         _down--;
-        host.Replica = new Replica<int>(_options, r, new Random(_rng.Next()), host.Disk);
+        host.Replica = NewReplica(r, new Random(_rng.Next()), host.Disk);
         host.TickAt = long.MaxValue;
         if (host.Disk.Count > 0 && host.Disk[0] is CheckpointRecord<int>)
         {
@@ -435,6 +462,9 @@ internal sealed partial class Simulation
         }
         Step(r, (replica, fx) => replica.Start(_now, fx));
     }
+
+    private Replica<int> NewReplica(int r, Random random, IEnumerable<PersistRecord<int>> records) =>
+        new(_options, r, random, records) { GuardAbstainedEntries = !_tweaks.RebuildWithoutGuard };
 
     private void AddCounters(ReplicaCounters counters)
     {
@@ -574,10 +604,11 @@ internal sealed partial class Simulation
             return;
         }
 
-        Schedule(_now + Delay(from, to), new Deliver(from, to, message));
+        var life = _hosts[from].Life;
+        Schedule(_now + Delay(from, to), new Deliver(from, to, message, life));
         if (_rng.NextDouble() < _duplicateRate)
         {
-            Schedule(_now + Delay(from, to), new Deliver(from, to, message));
+            Schedule(_now + Delay(from, to), new Deliver(from, to, message, life));
         }
     }
 }

@@ -33,4 +33,19 @@ internal sealed class SimulationTweaks
 
     /// <summary>Slow this replica down by this much (µs, each way) for the whole run.</summary>
     public (int Replica, long Extra)? SlowReplica { get; set; }
+
+    /// <summary>Probability that a crash also loses the replica's disk, which is then rebuilt (drawn per schedule when null).</summary>
+    public double? DiskLossRate { get; set; }
+
+    /// <summary>Broken on purpose: a rebuilt replica's floor has no known entries, so it never abstains (and guards nothing).</summary>
+    public bool RebuildWithoutAbstention { get; set; }
+
+    /// <summary>Broken on purpose: a rebuilt replica's compatibility check ignores the other log's abstained entries.</summary>
+    public bool RebuildWithoutGuard { get; set; }
+
+    /// <summary>Broken on purpose: the transfer copies the donor's votes (every entry's state, not only committed entries).</summary>
+    public bool RebuildWithDonorVotes { get; set; }
+
+    /// <summary>Broken on purpose: the rebuilt replica's view promises and rounds start from scratch instead of the floor's.</summary>
+    public bool RebuildWithoutViewFloor { get; set; }
 }

@@ -78,6 +78,8 @@ internal static class SimulatorSweep
 
                 totals["Checkpoints"] = totals.GetValueOrDefault("Checkpoints") + sim.Checkpoints;
                 totals["CheckpointRestarts"] = totals.GetValueOrDefault("CheckpointRestarts") + sim.CheckpointRestarts;
+                totals["Rebuilds"] = totals.GetValueOrDefault("Rebuilds") + sim.Rebuilds;
+                totals["RebuildWaits"] = totals.GetValueOrDefault("RebuildWaits") + sim.RebuildWaits;
             }
             catch (SimulationException ex) when (keepGoing)
             {
@@ -95,5 +97,11 @@ internal static class SimulatorSweep
         output.WriteLine($"n={n} {mode}: {count} schedules (seeds {first}..{first + count - 1}) in {sw.Elapsed.TotalSeconds:F1} s, {failures.Count} failures");
         output.WriteLine(string.Join(", ", totals.Select(kv => $"{kv.Key}={kv.Value}")));
         Assert.True(failures.Count == 0, string.Join("\n", failures));
+        if (count >= 100)
+        {
+            // Disk loss must really be exercised: replicas rebuilt, abstaining at their floors.
+            Assert.True(totals.GetValueOrDefault("Rebuilds") > 0, "no replica was rebuilt after a disk loss");
+            Assert.True(totals.GetValueOrDefault("Abstentions") > 0, "no rebuilt replica abstained");
+        }
     }
 }
