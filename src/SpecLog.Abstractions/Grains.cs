@@ -152,4 +152,24 @@ public interface ISequencerReplicaGrain : IGrainWithIntegerKey
 
     /// <summary>The replica's protocol state.</summary>
     Task<ReplicaStatus> GetStatusAsync();
+
+    /// <summary>
+    /// Replica → replica: replica <paramref name="from"/> started with no state at all (a new cluster, or a lost disk)
+    /// and asks what this one holds; answered with <see cref="OrderingProbeReply"/>. One-way both ways, so replicas
+    /// that all start blank answer each other while they wait. <paramref name="probe"/> names the asking activation:
+    /// repeats of its probe are answered alike (the lost incarnation is fenced once).
+    /// </summary>
+    [OneWay]
+    Task OrderingProbe(int from, Guid probe);
+
+    /// <summary>Replica → replica: the answer to <see cref="OrderingProbe"/>.</summary>
+    [OneWay]
+    Task OrderingProbeReply(OrderingProbeAnswer answer);
+
+    /// <summary>
+    /// Replica → donor: what a replica that lost its state rebuilds from — the donor's committed entries (never its
+    /// votes) and its sequencer state at the same point, encoded as an ordering checkpoint.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">This replica is itself rebuilding.</exception>
+    Task<byte[]> GetTransferCheckpointAsync();
 }

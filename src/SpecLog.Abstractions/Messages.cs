@@ -188,6 +188,7 @@ public sealed record SequencerStatus(
 /// <param name="Base0">Entries of Copilot log 0 below this were compacted (committed at every replica).</param>
 /// <param name="Base1">Entries of Copilot log 1 below this were compacted.</param>
 /// <param name="FirstWindow">The oldest window the sequencer state still holds (above 0 once the log was trimmed).</param>
+/// <param name="Role">"Replica"; "Probing" or "Rebuilding" while a replica that started with no state learns whether the ordering layer is new or it lost its disk, and copies a donor's state.</param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaStatus")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Replica,
@@ -216,4 +217,21 @@ public sealed record ReplicaStatus(
     [property: Id(23)] long LogEntries = 0,
     [property: Id(24)] long Base0 = 0,
     [property: Id(25)] long Base1 = 0,
-    [property: Id(26)] int FirstWindow = 0);
+    [property: Id(26)] int FirstWindow = 0,
+    [property: Id(27)] string Role = "Replica");
+
+/// <summary>What an ordering replica answers a blank replica's probe (<see cref="ISequencerReplicaGrain.OrderingProbe"/>).</summary>
+/// <param name="From">The answering replica.</param>
+/// <param name="Epoch">Its incarnation (the asker remembers it as the peer's newest).</param>
+/// <param name="HasState">False when it is blank (probing) itself.</param>
+/// <param name="KnownEpochOfAsker">The asker's newest incarnation it knows: a rebuilt asker must start above it (its packets are dropped otherwise).</param>
+/// <param name="Executed">Entries it executed (both logs): the asker copies the most advanced.</param>
+/// <param name="Floor">Its contribution to the asker's rebuild floor (promises, known entries, ballot rounds), as an encoded replica record; null when blank.</param>
+[GenerateSerializer, Immutable, Alias("speclog.OrderingProbeAnswer")]
+public sealed record OrderingProbeAnswer(
+    [property: Id(0)] int From,
+    [property: Id(1)] long Epoch,
+    [property: Id(2)] bool HasState,
+    [property: Id(3)] long KnownEpochOfAsker,
+    [property: Id(4)] long Executed,
+    [property: Id(5)] byte[]? Floor);

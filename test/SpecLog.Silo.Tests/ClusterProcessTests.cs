@@ -136,12 +136,14 @@ public sealed class ClusterProcessTests
             await silos[1]!.DisposeAsync();
             var wiped = Directory.GetDirectories(Path.Combine(root, Nodes[1]), "shard-*-replica-*");
             Assert.Equal(Shards, wiped.Length);
-            foreach (var dir in wiped)
+            var orderingDir = Path.Combine(root, Nodes[1], "sequencer-replica-1");
+            Assert.True(Directory.Exists(orderingDir));
+            foreach (var dir in wiped.Append(orderingDir))
             {
                 Directory.Delete(dir, recursive: true);
             }
 
-            Note($"node-1 killed (SIGKILL) at {acknowledged.Count} acknowledged and its {wiped.Length} shard replica directories deleted");
+            Note($"node-1 killed (SIGKILL) at {acknowledged.Count} acknowledged and its {wiped.Length} shard replica directories and ordering replica 1's deleted");
             restarted = StartNode(1);
             await Waits.UntilAsync(() => restarted.IsUp, "node-1 to be up again with no shard data", StepTimeout, ct);
             var atWipe = acknowledged.Count;
@@ -169,6 +171,11 @@ public sealed class ClusterProcessTests
             }
 
             Note($"node-1's replicas rebuilt: {string.Join(", ", rebuiltStatuses.Select(r => $"shard {r.Shard} replica {r.Replica} {r.Role} with log entries {r.LogFirstEntry}..{r.LogEntries}"))}");
+
+            // Its ordering replica knew it had lost its state too (peers hold the ordering layer): it rebuilt from a donor.
+            await Waits.UntilAsync(() => output.Any(o => o.Contains("Sequencer replica 1 rebuilt from replica", StringComparison.Ordinal)), "ordering replica 1 to rebuild from a peer", StepTimeout, ct);
+            var orderingRebuilt = await client.Grains.GetGrain<ISequencerReplicaGrain>(1).GetStatusAsync();
+            Note($"ordering replica 1 rebuilt: {orderingRebuilt.Role}, incarnation {orderingRebuilt.Epoch}, executed {orderingRebuilt.Executed0}/{orderingRebuilt.Executed1}");
 
             await load.CancelAsync();
             await Task.WhenAll(producers).WaitAsync(StepTimeout, ct);

@@ -161,14 +161,15 @@ public sealed class NemesisTests
                     if (wipe)
                     {
                         var lost = Directory.GetDirectories(Path.Combine(root, Nodes[node]), "shard-*-replica-*");
-                        foreach (var dir in lost)
+                        var ordering = Directory.GetDirectories(Path.Combine(root, Nodes[node]), "sequencer-replica-*");
+                        foreach (var dir in lost.Concat(ordering))
                         {
                             Directory.Delete(dir, recursive: true);
                         }
 
                         wipes++;
                         lastWipe = fault;
-                        Note($"  {Nodes[node]} lost its disk: {lost.Length} shard replica directories deleted (they rebuild from their peers)");
+                        Note($"  {Nodes[node]} lost its disk: {lost.Length} shard replica and {ordering.Length} ordering replica directories deleted (they rebuild from their peers)");
                     }
 
                     var restarted = StartNode(node);
@@ -339,6 +340,15 @@ public sealed class NemesisTests
     {
         try
         {
+            for (var k = 0; k < Nodes.Length; k++)
+            {
+                var ordering = await grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync().WaitAsync(TimeSpan.FromSeconds(3));
+                if (ordering.Role is "Probing" or "Rebuilding")
+                {
+                    return false;
+                }
+            }
+
             var shards = (await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(TimeSpan.FromSeconds(3))).ShardCount;
             for (var shard = 0; shard < shards; shard++)
             {

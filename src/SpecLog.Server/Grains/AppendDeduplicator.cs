@@ -22,7 +22,6 @@ internal sealed class AppendDeduplicator(int window)
     /// <summary>Whether <paramref name="seq"/> is at or below a sequence number of this client that was forgotten.</summary>
     public bool IsForgotten(Guid client, long seq) => _forgottenUpTo.TryGetValue(client, out var upTo) && seq <= upTo;
 
-    /// <summary>Remembers that append <paramref name="seq"/> of <paramref name="client"/> is at <paramref name="slot"/> (slots only grow).</summary>
     /// <summary>
     /// Moves append <paramref name="seq"/> of <paramref name="client"/> to <paramref name="slot"/>: its earlier record
     /// lies in slots a failure voided, so a retry writes it again. It is forgotten when the earlier one would have been.
@@ -37,6 +36,7 @@ internal sealed class AppendDeduplicator(int window)
         _slots[(client, seq)] = slot;
     }
 
+    /// <summary>Remembers that append <paramref name="seq"/> of <paramref name="client"/> is at <paramref name="slot"/> (slots only grow).</summary>
     public void Add(Guid client, long seq, long slot)
     {
         if (!_slots.TryAdd((client, seq), slot))

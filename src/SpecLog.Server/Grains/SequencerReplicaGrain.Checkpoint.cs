@@ -55,23 +55,27 @@ internal sealed partial class SequencerReplicaGrain
         }
     }
 
-    private byte[] EncodeCheckpoint(ReplicaCheckpoint<ShardReport> checkpoint, SequencerSnapshot snapshot)
+    private byte[] EncodeCheckpoint(ReplicaCheckpoint<ShardReport> checkpoint, SequencerSnapshot snapshot) =>
+        EncodeCheckpoint(_epoch, _peerEpochs, snapshot, checkpoint.Records);
+
+    /// <summary>A checkpoint entry: magic, incarnation, replica set, the peers' incarnations, the sequencer state, the core's records.</summary>
+    private byte[] EncodeCheckpoint(long epoch, long[] peerEpochs, SequencerSnapshot snapshot, IReadOnlyList<PersistRecord<ShardReport>> records)
     {
         using var stream = new MemoryStream();
         using (var writer = new BinaryWriter(stream))
         {
             writer.Write(CheckpointMagic);
-            writer.Write(_epoch);
+            writer.Write(epoch);
             writer.Write(_copilot.ReplicaCount);
             writer.Write((byte)_copilot.Mode);
-            foreach (var peer in _peerEpochs)
+            foreach (var peer in peerEpochs)
             {
                 writer.Write(peer);
             }
 
             SequencerSnapshotCodec.Write(writer, snapshot);
-            writer.Write(checkpoint.Records.Count);
-            foreach (var record in checkpoint.Records)
+            writer.Write(records.Count);
+            foreach (var record in records)
             {
                 var encoded = ReplicaCodec.EncodeRecord(record);
                 writer.Write(encoded.Length);
@@ -85,24 +89,39 @@ internal sealed partial class SequencerReplicaGrain
     /// <summary>Reads a checkpoint entry: restores the peers' incarnations and returns the records it stands for.</summary>
     private List<PersistRecord<ShardReport>> DecodeCheckpoint(byte[] bytes, ref long lastEpoch)
     {
+        var (epoch, peerEpochs, snapshot, records) = ReadCheckpoint(bytes);
+        lastEpoch = Math.Max(lastEpoch, epoch);
+        for (var peer = 0; peer < _peerEpochs.Length; peer++)
+        {
+            _peerEpochs[peer] = Math.Max(_peerEpochs[peer], peerEpochs[peer]);
+        }
+
+        _recoveredSnapshot = snapshot;
+        _lastCheckpointBytes = bytes.Length;
+        return records;
+    }
+
+    private (long Epoch, long[] PeerEpochs, SequencerSnapshot Snapshot, List<PersistRecord<ShardReport>> Records) ReadCheckpoint(byte[] bytes)
+    {
         using var reader = new BinaryReader(new MemoryStream(bytes));
         if (reader.ReadInt32() != CheckpointMagic)
         {
-            throw new InvalidDataException($"Replica {_id}: a checkpoint entry has a bad magic number.");
+            throw new InvalidDataException($"Replica {_id}: a checkpoint has a bad magic number.");
         }
 
-        lastEpoch = Math.Max(lastEpoch, reader.ReadInt64());
+        var epoch = reader.ReadInt64();
         CheckReplicaSet(reader.ReadInt32(), (ReplicationMode)reader.ReadByte());
-        for (var peer = 0; peer < _peerEpochs.Length; peer++)
+        var peerEpochs = new long[_copilot.ReplicaCount];
+        for (var peer = 0; peer < peerEpochs.Length; peer++)
         {
-            _peerEpochs[peer] = Math.Max(_peerEpochs[peer], reader.ReadInt64());
+            peerEpochs[peer] = reader.ReadInt64();
         }
 
-        _recoveredSnapshot = SequencerSnapshotCodec.Read(reader);
+        var snapshot = SequencerSnapshotCodec.Read(reader);
         var count = reader.ReadInt32();
         if (count is < 1 or > 1 << 26)
         {
-            throw new InvalidDataException($"Replica {_id}: a checkpoint entry claims {count} records.");
+            throw new InvalidDataException($"Replica {_id}: a checkpoint claims {count} records.");
         }
 
         var records = new List<PersistRecord<ShardReport>>(count);
@@ -111,8 +130,7 @@ internal sealed partial class SequencerReplicaGrain
             records.Add(ReplicaCodec.DecodeRecord(reader.ReadBytes(reader.ReadInt32())));
         }
 
-        _lastCheckpointBytes = bytes.Length;
-        return records;
+        return (epoch, peerEpochs, snapshot, records);
     }
 
     private void CheckReplicaSet(int n, ReplicationMode mode)
@@ -127,7 +145,6 @@ internal sealed partial class SequencerReplicaGrain
     private List<PersistRecord<ShardReport>> ReadLog(out long lastEpoch)
     {
         lastEpoch = 0;
-        _peerEpochs = new long[_copilot.ReplicaCount];
         var records = new List<PersistRecord<ShardReport>>();
         for (var i = _log.FirstIndex; i < _log.NextIndex;)
         {

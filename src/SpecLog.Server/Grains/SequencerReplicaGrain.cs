@@ -95,6 +95,28 @@ internal sealed partial class SequencerReplicaGrain(
             SegmentSize = Math.Min(8L << 20, _options.SegmentSize),
             Fsync = _options.Fsync,
         });
+        _peerEpochs = new long[_copilot.ReplicaCount];
+        _ticker = deadlineTicker.Register(GrainContext.Scheduler, OnTick);
+        var period = TimeSpan.FromTicks(Math.Min(replication.HeartbeatInterval.Ticks, _options.Ordering.FallbackInterval.Ticks));
+        _failures = _options.EffectiveShardFailureTimeout is { } failAfter ? new ShardFailureDetector(failAfter, timeProvider) : null;
+        _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
+        if (_log.NextIndex == 0)
+        {
+            // Nothing was ever written here: a new ordering layer, or this replica lost its disk. It must not act
+            // until it knows which (see SequencerReplicaGrain.Rebuild.cs).
+            StartProbing();
+        }
+        else
+        {
+            await StartReplicaAsync(cancellationToken);
+        }
+
+        await base.OnActivateAsync(cancellationToken);
+    }
+
+    /// <summary>Rebuilds the core and the sequencer state from the log (its newest checkpoint and what follows) and starts them.</summary>
+    private async Task StartReplicaAsync(CancellationToken cancellationToken)
+    {
         var records = ReadLog(out var lastEpoch);
         _epoch = lastEpoch + 1;
         _log.Append(IncarnationKind, EncodeIncarnation(_epoch, _copilot));
@@ -118,14 +140,9 @@ internal sealed partial class SequencerReplicaGrain(
 
         var effects = new List<Effect<ShardReport>>();
         _replica.Start(NowMicros(), effects);
-        await ProcessAsync(effects);
-
-        _ticker = deadlineTicker.Register(GrainContext.Scheduler, OnTick);
-        var period = TimeSpan.FromTicks(Math.Min(replication.HeartbeatInterval.Ticks, _options.Ordering.FallbackInterval.Ticks));
-        _failures = _options.EffectiveShardFailureTimeout is { } failAfter ? new ShardFailureDetector(failAfter, timeProvider) : null;
-        _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
         _lastProgressMicros = NowMicros();
-        await base.OnActivateAsync(cancellationToken);
+        await ProcessAsync(effects);
+        _started.TrySetResult();
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -144,7 +161,7 @@ internal sealed partial class SequencerReplicaGrain(
 
     public Task Deliver(int from, long epoch, byte[] packet)
     {
-        if (_deactivating || (uint)from >= (uint)_copilot.ReplicaCount || from == _id || packet is null)
+        if (_probing || _deactivating || (uint)from >= (uint)_copilot.ReplicaCount || from == _id || packet is null)
         {
             return Task.CompletedTask;
         }
@@ -193,6 +210,11 @@ internal sealed partial class SequencerReplicaGrain(
 
     public Task Submit(ShardReport report, bool forwarded)
     {
+        if (_probing)
+        {
+            return Task.CompletedTask; // not ordering yet: the shard's retransmission reaches a pilot
+        }
+
         if (_deactivating || (report.Control == ShardControl.None && (uint)report.Shard >= (uint)_state.ShardCount))
         {
             if (!_deactivating)
@@ -240,12 +262,17 @@ internal sealed partial class SequencerReplicaGrain(
         return ProcessAsync(effects);
     }
 
-    public Task<WindowSlice> GetWindowsAsync(long fromWindow) => Task.FromResult(SequencerPublisher.WindowsFrom(_state, fromWindow));
+    public async Task<WindowSlice> GetWindowsAsync(long fromWindow) => SequencerPublisher.WindowsFrom(await StartedStateAsync(), fromWindow);
 
-    public Task<SequencerStatus> GetSequencerStatusAsync() => Task.FromResult(SequencerPublisher.Describe(_state, _options));
+    public async Task<SequencerStatus> GetSequencerStatusAsync() => SequencerPublisher.Describe(await StartedStateAsync(), _options);
 
     public Task<ReplicaStatus> GetStatusAsync()
     {
+        if (_probing)
+        {
+            return Task.FromResult(ProbingStatus());
+        }
+
         var c = _replica.Counters;
         return Task.FromResult(new ReplicaStatus(
             _id,
@@ -274,7 +301,8 @@ internal sealed partial class SequencerReplicaGrain(
             _log.NextIndex,
             _replica.LogBase(0),
             _replica.LogBase(1),
-            _state.History.First));
+            _state.History.First,
+            _replica.IsRebuilding(0) || _replica.IsRebuilding(1) ? "Rebuilding" : "Replica"));
     }
 
     private IEnumerable<int> BelievedPilots() =>
@@ -284,7 +312,7 @@ internal sealed partial class SequencerReplicaGrain(
 
     private void OnTick()
     {
-        if (_deactivating)
+        if (_deactivating || _probing)
         {
             return;
         }
@@ -299,6 +327,12 @@ internal sealed partial class SequencerReplicaGrain(
     {
         if (_deactivating)
         {
+            return;
+        }
+
+        if (_probing)
+        {
+            ProbeAgain();
             return;
         }
 

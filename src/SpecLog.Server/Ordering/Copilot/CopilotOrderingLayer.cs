@@ -164,6 +164,9 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
     /// <summary>The replica that pilots <paramref name="log"/> by the answers: one that says so (the most believed of them), else the most believed.</summary>
     internal static int PilotOf(IReadOnlyList<ReplicaStatus> answers, int log)
     {
+        // A replica that started blank and still probes its peers believes in nobody.
+        var started = answers.Where(a => a.Role != "Probing").ToList();
+        answers = started.Count > 0 ? started : answers;
         int Believed(ReplicaStatus s) => log == 0 ? s.Pilot0 : s.Pilot1;
         int Votes(int replica) => answers.Count(s => Believed(s) == replica);
         var active = answers.Where(s => log == 0 ? s.ActivePilot0 : s.ActivePilot1).Select(s => s.Replica).ToList();
