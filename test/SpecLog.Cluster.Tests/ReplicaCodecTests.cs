@@ -92,6 +92,10 @@ public sealed class ReplicaCodecTests
             AnyLong, AnyLong, AnyLong, AnyLong, Gen.Select(AnyInt, AnyLong).Array[0, 8],
             (head0, head1, base0, base1, marks) => (PersistRecord<ShardReport>)new CheckpointRecord<ShardReport>(
                 head0, head1, base0, base1, marks.DistinctBy(m => m.Item1).ToDictionary(m => m.Item1, m => m.Item2))),
+        ["RebuildRecord"] = Gen.Select(
+            AnyBallot, AnyBallot, AnyLong, AnyLong, AnyInt,
+            (view0, view1, known0, known1, round) => (PersistRecord<ShardReport>)new RebuildRecord<ShardReport>(
+                new RebuildFloor(view0, view1, known0, known1, round))),
     };
 
     private static readonly Gen<Message<ShardReport>> AnyMessage = Gen.OneOf<Message<ShardReport>>([.. MessageGens.Values]);
@@ -181,6 +185,25 @@ public sealed class ReplicaCodecTests
         BinaryPrimitives.WriteInt32LittleEndian(repeated.AsSpan(bytes.Length - 12), 1);
         Assert.Contains("two high-water marks", Assert.Throws<InvalidDataException>(() => ReplicaCodec.DecodeRecord(repeated)).Message);
 
+        for (var length = 0; length < bytes.Length; length++)
+        {
+            var prefix = bytes[..length];
+            Assert.Throws<InvalidDataException>(() => ReplicaCodec.DecodeRecord(prefix));
+        }
+    }
+
+    [Fact]
+    public void Rebuild_record_layout_is_pinned()
+    {
+        var record = new RebuildRecord<ShardReport>(new RebuildFloor(new Ballot(3, 1), Ballot.None, 9, -1, 4));
+        var bytes = ReplicaCodec.EncodeRecord(record);
+
+        // version 1, tag 6, view floors (round, replica) of logs 0 and 1, known entries of logs 0 and 1, max round.
+        Assert.Equal(
+            Convert.FromHexString("01" + "06" + "03000000" + "01000000" + "FFFFFFFF" + "FFFFFFFF"
+                + "0900000000000000" + "FFFFFFFFFFFFFFFF" + "04000000"),
+            bytes);
+        AssertSameRecord(record, ReplicaCodec.DecodeRecord(bytes));
         for (var length = 0; length < bytes.Length; length++)
         {
             var prefix = bytes[..length];

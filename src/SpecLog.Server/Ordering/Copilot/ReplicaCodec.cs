@@ -72,6 +72,7 @@ public static class ReplicaCodec
         KnownSlot = 3,
         Slot = 4,
         Checkpoint = 5,
+        Rebuild = 6,
     }
 
     /// <summary>Encodes a packet of one or more messages into a single exactly sized array.</summary>
@@ -153,6 +154,8 @@ public static class ReplicaCodec
                 reader.ReadInt64(),
                 reader.ReadBool()),
             RecordTag.Checkpoint => ReadCheckpoint(ref reader),
+            RecordTag.Rebuild => new RebuildRecord<ShardReport>(
+                new RebuildFloor(reader.ReadBallot(), reader.ReadBallot(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt32())),
             _ => throw reader.Invalid($"unknown record tag {tag}"),
         };
         reader.CheckEnd();
@@ -412,6 +415,15 @@ public static class ReplicaCodec
                     w.WriteInt64(seq);
                 }
 
+                break;
+            case RebuildRecord<ShardReport> r:
+                ArgumentNullException.ThrowIfNull(r.Floor, "record.Floor");
+                w.WriteByte((byte)RecordTag.Rebuild);
+                w.WriteBallot(r.Floor.View0);
+                w.WriteBallot(r.Floor.View1);
+                w.WriteInt64(r.Floor.Known0);
+                w.WriteInt64(r.Floor.Known1);
+                w.WriteInt32(r.Floor.MaxRound);
                 break;
             default:
                 throw new ArgumentException($"Unknown Copilot record type {record.GetType().Name}.", nameof(record));
