@@ -68,8 +68,8 @@ public sealed partial class Replica<T>
     /// <summary>
     /// Sends the committed entries a replica behind asks for, from its first missing one. Entries below the compaction
     /// base are gone; they are served from the base on. Only a replica that lost its durable records can be that far
-    /// behind (every replica had committed them durably before they were compacted); it would need a state transfer
-    /// (a checkpoint and the host's snapshot), which the host does not offer yet.
+    /// behind (every replica had committed them durably before they were compacted), and it is rebuilt from a transfer
+    /// checkpoint (see Replica.Rebuild.cs), whose committed prefix is at or above every replica's base.
     /// </summary>
     private void OnCatchUpRequest(int from, CatchUpRequest<T> m)
     {

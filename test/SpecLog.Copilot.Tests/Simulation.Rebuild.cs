@@ -19,6 +19,15 @@ internal sealed partial class Simulation
     /// <summary>Rebuilds put off because some other replica was down when probed.</summary>
     public int RebuildWaits => _rebuildWaits;
 
+    /// <summary>
+    /// The model's bound on amnesia: one disk loss at a time, and none while a rebuilt replica still abstains. Two blank
+    /// replicas would wait for each other's probe answers for ever; and a replica that loses its disk while another
+    /// abstains leaves the entries under both floors with fewer than f + 1 voters when n = 3 (more than f acceptors have
+    /// forgotten their votes there: nothing can decide them safely, so they stay open for ever).
+    /// </summary>
+    private bool DiskLossAllowed() =>
+        _hosts.All(h => h.Rebuild == RebuildStage.None && !h.Replica.IsRebuilding(0) && !h.Replica.IsRebuilding(1));
+
     private void StartRebuild(int r)
     {
         var host = _hosts[r];

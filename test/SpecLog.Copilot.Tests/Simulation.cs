@@ -347,10 +347,9 @@ internal sealed partial class Simulation
                 {
                     Trace($"CRASH {c.Replica}");
                     _hosts[c.Replica].Up = false;
-                    if (_diskLossRate > 0 && _diskRng.NextDouble() < _diskLossRate && _hosts.All(h => h.Rebuild == RebuildStage.None))
+                    if (_diskLossRate > 0 && _diskRng.NextDouble() < _diskLossRate && DiskLossAllowed())
                     {
-                        // Its disk is lost: it comes back with no records and must be rebuilt. One loss at a time: a
-                        // rebuild needs every other replica's answer, so two blank replicas would wait for each other.
+                        // Its disk is lost: it comes back with no records and must be rebuilt.
                         _hosts[c.Replica].Rebuild = RebuildStage.WaitingForPeers;
                     }
 
