@@ -66,7 +66,17 @@ public sealed partial class SpecLogClient
                 _subscriptions.AddRange(added);
             }
 
-            await RegisterAsync(added, cancellationToken);
+            try
+            {
+                await RegisterAsync(added, cancellationToken);
+            }
+            catch (Exception e) when (e is not (OperationCanceledException or LogTrimmedException))
+            {
+                // A new shard may still be electing its first leader (a replica's silo paused or restarting): the
+                // subscription stays in the list and the refresh loop registers it on its next tick, as it re-registers
+                // every shard; the feed must not fail for a shard that is merely slow to start.
+                LogRefreshFailed(_client._logger, e);
+            }
         }
 
         private (int Shard, Guid Id)[] Subscriptions()
