@@ -29,6 +29,19 @@ public sealed class PilotBeliefTests
     }
 
     [Fact]
+    public void A_replica_that_still_probes_its_peers_is_not_asked_who_pilots()
+    {
+        // Replica 2 started blank and probes (it believes in nobody: -1); the others' word decides.
+        var probing = Status(2, -1, -1) with { Role = "Probing" };
+        var answers = new[] { Status(0, 0, 1, active0: true), Status(1, 0, 1, active1: true), probing };
+        Assert.Equal(0, CopilotOrderingLayer.PilotOf(answers, 0));
+        Assert.Equal(1, CopilotOrderingLayer.PilotOf(answers, 1));
+
+        // Only probing replicas answered (a new layer starting): nobody is named, and the caller keeps its belief.
+        Assert.Equal(-1, CopilotOrderingLayer.PilotOf([probing, Status(0, -1, -1) with { Role = "Probing" }], 0));
+    }
+
+    [Fact]
     public void Of_two_replicas_that_say_they_pilot_a_log_the_one_the_others_believe_in_is_taken()
     {
         // Replica 0 was deposed while paused and does not know it yet; 1 won the view and 2 follows it.

@@ -69,6 +69,7 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
     private async Task<T> AskMostAdvancedAsync<T, TProgress>(Func<ISequencerReplicaGrain, Task<T>> query, Func<T, TProgress> progress, TimeSpan grace)
     {
         int[] pilots = _multiPaxos ? [Volatile.Read(ref _pilot0)] : [Volatile.Read(ref _pilot0), Volatile.Read(ref _pilot1)];
+        pilots = [.. pilots.Where(p => (uint)p < (uint)_replicas)];
         var answers = await GatherAsync(query, tasks => pilots.All(p => tasks[p].IsCompleted), grace);
         return answers.MaxBy(progress)!;
     }
@@ -142,6 +143,11 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
             var answers = await GatherAsync(r => r.GetStatusAsync(), tasks => tasks.Count(t => t.IsCompletedSuccessfully) >= majority, QueryTimeout);
             var p0 = PilotOf(answers, 0);
             var p1 = _multiPaxos ? p0 : PilotOf(answers, 1);
+            if (p0 < 0 || p1 < 0)
+            {
+                return; // every replica that answered is still probing (a new layer starting): keep what was believed
+            }
+
             if (p0 != Volatile.Read(ref _pilot0) || p1 != Volatile.Read(ref _pilot1))
             {
                 LogPilots(logger, p0, p1, answers.Count);
@@ -161,12 +167,18 @@ internal sealed partial class CopilotOrderingLayer(IGrainFactory grainFactory, S
         }
     }
 
-    /// <summary>The replica that pilots <paramref name="log"/> by the answers: one that says so (the most believed of them), else the most believed.</summary>
+    /// <summary>
+    /// The replica that pilots <paramref name="log"/> by the answers: one that says so (the most believed of them), else
+    /// the most believed; -1 when every answer comes from a replica still probing (it believes in nobody).
+    /// </summary>
     internal static int PilotOf(IReadOnlyList<ReplicaStatus> answers, int log)
     {
-        // A replica that started blank and still probes its peers believes in nobody.
-        var started = answers.Where(a => a.Role != "Probing").ToList();
-        answers = started.Count > 0 ? started : answers;
+        answers = [.. answers.Where(a => a.Role != "Probing")];
+        if (answers.Count == 0)
+        {
+            return -1;
+        }
+
         int Believed(ReplicaStatus s) => log == 0 ? s.Pilot0 : s.Pilot1;
         int Votes(int replica) => answers.Count(s => Believed(s) == replica);
         var active = answers.Where(s => log == 0 ? s.ActivePilot0 : s.ActivePilot1).Select(s => s.Replica).ToList();
