@@ -193,17 +193,24 @@ internal sealed partial class SequencerReplicaGrain
     {
         if (_probing || _state is null)
         {
-            try
-            {
-                await _started.Task.WaitAsync(TimeSpan.FromSeconds(5));
-            }
-            catch (TimeoutException)
-            {
-                // EnsureStarted names the reason.
-            }
+            await StartedWithinAsync(TimeSpan.FromSeconds(5)); // if not, EnsureStarted names the reason
         }
 
         return EnsureStarted();
+    }
+
+    /// <summary>Waits until this replica has started (false if it has not within <paramref name="patience"/>).</summary>
+    private async Task<bool> StartedWithinAsync(TimeSpan patience)
+    {
+        try
+        {
+            await _started.Task.WaitAsync(patience);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
     }
 
     private ReplicaStatus ProbingStatus() => new(

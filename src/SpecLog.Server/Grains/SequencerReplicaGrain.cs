@@ -266,15 +266,15 @@ internal sealed partial class SequencerReplicaGrain(
 
     public async Task<SequencerStatus> GetSequencerStatusAsync() => SequencerPublisher.Describe(await StartedStateAsync(), _options);
 
-    public Task<ReplicaStatus> GetStatusAsync()
+    public async Task<ReplicaStatus> GetStatusAsync()
     {
-        if (_probing)
+        if (_probing && !await StartedWithinAsync(TimeSpan.FromSeconds(5)))
         {
-            return Task.FromResult(ProbingStatus());
+            return ProbingStatus(); // still probing or rebuilding: it believes in no pilot (-1)
         }
 
         var c = _replica.Counters;
-        return Task.FromResult(new ReplicaStatus(
+        return new ReplicaStatus(
             _id,
             _epoch,
             siloDetails.SiloAddress.ToString(),
@@ -302,7 +302,7 @@ internal sealed partial class SequencerReplicaGrain(
             _replica.LogBase(0),
             _replica.LogBase(1),
             _state.History.First,
-            _replica.IsRebuilding(0) || _replica.IsRebuilding(1) ? "Rebuilding" : "Replica"));
+            _replica.IsRebuilding(0) || _replica.IsRebuilding(1) ? "Rebuilding" : "Replica");
     }
 
     private IEnumerable<int> BelievedPilots() =>
