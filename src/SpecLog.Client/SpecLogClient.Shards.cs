@@ -49,12 +49,27 @@ public sealed partial class SpecLogClient
     public async Task<ShardChange> AddShardAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         var shard = (await Sequencer.GetStatusAsync()).ShardCount;
-        var change = await ChangeShardsAsync(ShardControl.Join, shard, s => s.ShardCount > shard && !(s.JoiningShards ?? []).Contains(shard), timeout, cancellationToken);
 
-        // Start its replicas now (each recovers and reports), rather than at the first append or notice. Best effort: a
-        // replica whose node is down starts when the node is back, and the others elect a leader without it.
+        // Its replicas start (each probes its peers, they elect a leader, the leader reports) as soon as the ordering
+        // layer has taken the join, while the window giving it slots is still being decided and begun, rather than at
+        // its first append or notice. Best effort: a replica whose node is down starts when the node is back, and the
+        // others elect a leader without it.
+        Task? replicas = null;
+        var change = await ChangeShardsAsync(
+            ShardControl.Join,
+            shard,
+            s => s.ShardCount > shard && !(s.JoiningShards ?? []).Contains(shard),
+            timeout,
+            cancellationToken,
+            s => replicas ??= s.ShardCount > shard ? StartReplicasAsync(shard, cancellationToken) : null);
         var set = await RefreshShardsAsync(cancellationToken);
-        await Task.WhenAll(Enumerable.Range(0, _routes.Replicas).Select(async r =>
+        await (replicas ?? StartReplicasAsync(shard, cancellationToken));
+        return set.Count > shard ? change : throw new InvalidOperationException($"Shard {shard} was added but the log does not list it.");
+    }
+
+    /// <summary>Activates every replica of <paramref name="shard"/> (best effort: failures are logged).</summary>
+    private Task StartReplicasAsync(int shard, CancellationToken cancellationToken) =>
+        Task.WhenAll(Enumerable.Range(0, _routes.Replicas).Select(async r =>
         {
             try
             {
@@ -65,8 +80,6 @@ public sealed partial class SpecLogClient
                 LogReplicaStartFailed(_logger, e, shard, r);
             }
         }));
-        return set.Count > shard ? change : throw new InvalidOperationException($"Shard {shard} was added but the log does not list it.");
-    }
 
     /// <summary>
     /// Removes shard <paramref name="shard"/> from the log while it serves; returns once the ordering layer has decided the
@@ -84,7 +97,8 @@ public sealed partial class SpecLogClient
     }
 
     /// <summary>Asks for a change until the log's status shows it decided, then finds the window it took effect in.</summary>
-    private async Task<ShardChange> ChangeShardsAsync(ShardControl change, int shard, Func<SequencerStatus, bool> decided, TimeSpan? timeout, CancellationToken cancellationToken)
+    private async Task<ShardChange> ChangeShardsAsync(
+        ShardControl change, int shard, Func<SequencerStatus, bool> decided, TimeSpan? timeout, CancellationToken cancellationToken, Action<SequencerStatus>? onStatus = null)
     {
         var limit = timeout ?? TimeSpan.FromSeconds(30);
         var started = Stopwatch.GetTimestamp();
@@ -93,6 +107,7 @@ public sealed partial class SpecLogClient
         {
             cancellationToken.ThrowIfCancellationRequested();
             var status = await Sequencer.GetStatusAsync();
+            onStatus?.Invoke(status);
             if (status.ShardCount > (_shards?.Count ?? 0))
             {
                 // The shard has joined (it takes appends at once, positioned from its first window): send it this client's share now.

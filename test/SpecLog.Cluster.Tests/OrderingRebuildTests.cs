@@ -1,34 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
-using SpecLog.Client;
 using SpecLog.Server;
 
 namespace SpecLog.Cluster.Tests;
-
-/// <summary>
-/// Storage that can be made unavailable by full directory path (so fixtures of different tests never block each
-/// other's): opening a log under <see cref="Blocked"/> fails, as when a lost volume has not been replaced yet.
-/// </summary>
-internal sealed class PathBlockableSiloLogs(Microsoft.Extensions.Options.IOptions<SpecLogOptions> options) : SpecLog.Server.Hosting.SiloLogs(options)
-{
-    private static string? _blocked;
-
-    public static string? Blocked
-    {
-        get => Volatile.Read(ref _blocked);
-        set => Volatile.Write(ref _blocked, value);
-    }
-
-    public override SpecLog.Storage.DurableLog Open(SpecLog.Storage.DurableLogOptions options, bool journaled = true)
-    {
-        var blocked = Blocked;
-        if (blocked is not null && Path.GetFullPath(options.Directory) == blocked)
-        {
-            throw new IOException($"Test: the volume holding {blocked} is unavailable.");
-        }
-
-        return base.Open(options, journaled);
-    }
-}
 
 /// <summary>One silo, Copilot ordering (n = 3) checkpointing every 64 KiB; ordering replicas' storage can be taken away.</summary>
 public sealed class RebuildableOrderingFixture : ClusterFixture
@@ -42,7 +15,7 @@ public sealed class RebuildableOrderingFixture : ClusterFixture
     }
 
     protected override void ConfigureSilo(Orleans.Hosting.ISiloBuilder silo) =>
-        silo.Services.AddSingleton<SpecLog.Server.Hosting.SiloLogs, PathBlockableSiloLogs>();
+        silo.Services.AddSingleton<SpecLog.Server.Hosting.SiloLogs, BlockableSiloLogs>();
 }
 
 /// <summary>
@@ -78,7 +51,7 @@ public sealed class OrderingRebuildTests(RebuildableOrderingFixture fixture) : I
         // Replica 2's volume is lost: it is stopped while its storage is unavailable, its directory deleted, and the
         // storage given back empty. Peers' packets reactivate it at once.
         var dir = Path.GetFullPath(Path.Combine(fixture.DataDirectory, "sequencer-replica-2"));
-        PathBlockableSiloLogs.Blocked = dir;
+        BlockableSiloLogs.Block(dir);
         try
         {
             await fixture.Cluster.DeactivateAsync(replicas[2]);
@@ -86,7 +59,7 @@ public sealed class OrderingRebuildTests(RebuildableOrderingFixture fixture) : I
         }
         finally
         {
-            PathBlockableSiloLogs.Blocked = null;
+            BlockableSiloLogs.Unblock(dir);
         }
 
         await FillAsync(5);
@@ -104,7 +77,7 @@ public sealed class OrderingRebuildTests(RebuildableOrderingFixture fixture) : I
 
         // Replica 0 is now unavailable: the log goes on only if the rebuilt replica votes (2 of 3).
         var dir0 = Path.GetFullPath(Path.Combine(fixture.DataDirectory, "sequencer-replica-0"));
-        PathBlockableSiloLogs.Blocked = dir0;
+        BlockableSiloLogs.Block(dir0);
         try
         {
             await fixture.Cluster.DeactivateAsync(replicas[0]);
@@ -119,7 +92,7 @@ public sealed class OrderingRebuildTests(RebuildableOrderingFixture fixture) : I
         }
         finally
         {
-            PathBlockableSiloLogs.Blocked = null;
+            BlockableSiloLogs.Unblock(dir0);
         }
 
         await TrimTestBase.AssertRetainedAsync(client, acks, acks[0].Gsn, ct);

@@ -45,25 +45,27 @@ public class ThreeSiloClusterFixture : ClusterFixture
 }
 
 /// <summary>
-/// Storage that can be made unavailable: while <see cref="Blocked"/> names a directory, opening a log there fails, as
-/// when a dead silo's volume has not been attached elsewhere yet. Static because the in-process silos share it.
+/// Storage that can be made unavailable: while a directory is blocked (<see cref="Block"/>, by full path), opening a log
+/// there fails, as when a dead silo's volume has not been attached elsewhere yet. Static because the in-process silos
+/// share it; full paths (under each fixture's own data directory), so tests of different fixtures never block each
+/// other's storage.
 /// </summary>
 internal sealed class BlockableSiloLogs(Microsoft.Extensions.Options.IOptions<SpecLog.Server.SpecLogOptions> options) : SpecLog.Server.Hosting.SiloLogs(options)
 {
-    private static string? _blocked;
+    private static readonly ConcurrentDictionary<string, byte> s_blocked = new();
 
-    public static string? Blocked
-    {
-        get => Volatile.Read(ref _blocked);
-        set => Volatile.Write(ref _blocked, value);
-    }
+    /// <summary>Makes the directory at <paramref name="fullPath"/> unavailable until <see cref="Unblock"/>.</summary>
+    public static void Block(string fullPath) => s_blocked[fullPath] = 0;
+
+    /// <summary>Makes the directory at <paramref name="fullPath"/> available again.</summary>
+    public static void Unblock(string fullPath) => s_blocked.TryRemove(fullPath, out _);
 
     public override SpecLog.Storage.DurableLog Open(SpecLog.Storage.DurableLogOptions options, bool journaled = true)
     {
-        var blocked = Blocked;
-        if (blocked is not null && Path.GetFileName(options.Directory) == blocked)
+        var path = Path.GetFullPath(options.Directory);
+        if (s_blocked.ContainsKey(path))
         {
-            throw new IOException($"Test: the volume holding {blocked} is unavailable.");
+            throw new IOException($"Test: the volume holding {path} is unavailable.");
         }
 
         return base.Open(options, journaled);
@@ -259,7 +261,8 @@ public sealed class ReplicaFailureTests(KillableClusterFixture fixture) : IClass
 
         // The pilot's silo dies and its replica's storage stays unavailable for a while, so it cannot simply come back
         // elsewhere: the other replicas must elect a new pilot for log 0 (view change) and appends must go on meanwhile.
-        BlockableSiloLogs.Blocked = $"sequencer-replica-{pilot}";
+        var pilotDirectory = Path.GetFullPath(Path.Combine(fixture.DataDirectory, $"sequencer-replica-{pilot}"));
+        BlockableSiloLogs.Block(pilotDirectory);
         try
         {
             await cluster.KillSiloAsync(pilotSilo, ct);
@@ -273,7 +276,7 @@ public sealed class ReplicaFailureTests(KillableClusterFixture fixture) : IClass
         }
         finally
         {
-            BlockableSiloLogs.Blocked = null;
+            BlockableSiloLogs.Unblock(pilotDirectory);
         }
 
         // The old pilot's storage is back: it returns as a new incarnation and learns of the new view (it may briefly

@@ -245,7 +245,7 @@ public sealed class NemesisTests
             try
             {
                 var ordering = await Task.WhenAll(Enumerable.Range(0, 3).Select(k => client!.Grains.GetGrain<ISequencerReplicaGrain>(k).GetStatusAsync().WaitAsync(TimeSpan.FromSeconds(10), ct)));
-                Note("ordering replicas: " + string.Join("; ", ordering.Select(r => $"{r.Replica}: {r.Checkpoints} checkpoints this life, log {r.LogFirstEntry}..{r.LogEntries}, compacted below {r.Base0}/{r.Base1}, windows from {r.FirstWindow}")));
+                Note("ordering replicas: " + string.Join("; ", ordering.Select(r => $"{r.Replica} ({r.Role}): {r.Checkpoints} checkpoints this life, log {r.LogFirstEntry}..{r.LogEntries}, compacted below {r.Base0}/{r.Base1}, windows from {r.FirstWindow}")));
             }
             catch (TimeoutException)
             {
