@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using SpecLog.Copilot;
 using SpecLog.FixAnte;
@@ -55,11 +54,7 @@ internal sealed partial class SequencerReplicaGrain
             }
 
             var fenced = Math.Max(_peerEpochs[from], fence.FencedTo);
-            _peerEpochs[from] = fenced;
-            var bytes = new byte[12];
-            BinaryPrimitives.WriteInt32LittleEndian(bytes, from);
-            BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(4), fenced);
-            _log.Append(PeerEpochKind, bytes);
+            RememberPeerEpoch(from, fenced);
             var floor = _replica.FloorContribution(from); // synchronous with the fence: nothing of the lost self after it
             answer = new OrderingProbeAnswer(_id, _epoch, true, fenced, _replica.ExecutedThrough(0) + _replica.ExecutedThrough(1),
                 ReplicaCodec.EncodeRecord(new RebuildRecord<ShardReport>(floor)));

@@ -180,11 +180,7 @@ internal sealed partial class SequencerReplicaGrain(
         if (epoch > _peerEpochs[from])
         {
             // Remembered durably before anything this packet causes is sent (the flush below covers it).
-            _peerEpochs[from] = epoch;
-            var bytes = new byte[12];
-            BinaryPrimitives.WriteInt32LittleEndian(bytes, from);
-            BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(4), epoch);
-            _log.Append(PeerEpochKind, bytes);
+            RememberPeerEpoch(from, epoch);
         }
 
         Message<ShardReport>[] messages;
@@ -550,6 +546,16 @@ internal sealed partial class SequencerReplicaGrain(
         {
             _ticker?.WakeIn(TimeSpan.FromMicroseconds(Math.Max(0, wait)));
         }
+    }
+
+    /// <summary>Remembers <paramref name="peer"/>'s newest incarnation (a log record; the caller flushes before sending).</summary>
+    private void RememberPeerEpoch(int peer, long epoch)
+    {
+        _peerEpochs[peer] = epoch;
+        var bytes = new byte[12];
+        BinaryPrimitives.WriteInt32LittleEndian(bytes, peer);
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(4), epoch);
+        _log.Append(PeerEpochKind, bytes);
     }
 
     private static byte[] EncodeIncarnation(long epoch, CopilotOptions copilot)

@@ -61,24 +61,5 @@ public static class WindowBaseCodec
         return new WindowBase(window, startGsn, firstCut, [.. slots], [.. voids]);
     }
 
-    /// <summary>Encodes <paramref name="start"/> alone.</summary>
-    public static byte[] Encode(WindowBase start)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream))
-        {
-            Write(writer, start);
-        }
-
-        return stream.ToArray();
-    }
-
-    /// <summary>Decodes what <see cref="Encode"/> produced.</summary>
-    public static WindowBase Decode(byte[] bytes)
-    {
-        using var reader = new BinaryReader(new MemoryStream(bytes));
-        return Read(reader);
-    }
-
     private static int Count(int n) => n is >= 0 and <= 1 << 20 ? n : throw new InvalidDataException($"Bad count {n} in a window base.");
 }
