@@ -167,9 +167,11 @@ public interface ISequencerReplicaGrain : IGrainWithIntegerKey
     Task OrderingProbeReply(OrderingProbeAnswer answer);
 
     /// <summary>
-    /// Replica → donor: what a replica that lost its state rebuilds from — the donor's committed entries (never its
-    /// votes) and its sequencer state at the same point, encoded as an ordering checkpoint.
+    /// Replica → donor: one chunk of what a replica that lost its state rebuilds from — the donor's committed entries
+    /// (never its votes) and its sequencer state at the same point, encoded as an ordering checkpoint. Chunk 0 of a new
+    /// <paramref name="transfer"/> takes the checkpoint; later chunks are cut from the same bytes, so a large state
+    /// never travels as one message.
     /// </summary>
-    /// <exception cref="InvalidOperationException">This replica is itself rebuilding.</exception>
-    Task<byte[]> GetTransferCheckpointAsync();
+    /// <exception cref="InvalidOperationException">This replica is itself rebuilding, or no longer holds <paramref name="transfer"/> (it restarted, or the transfer went idle): start again.</exception>
+    Task<TransferChunk> GetTransferChunkAsync(Guid transfer, int chunk);
 }

@@ -189,6 +189,8 @@ public sealed record SequencerStatus(
 /// <param name="Base1">Entries of Copilot log 1 below this were compacted.</param>
 /// <param name="FirstWindow">The oldest window the sequencer state still holds (above 0 once the log was trimmed).</param>
 /// <param name="Role">"Replica"; "Probing" or "Rebuilding" while a replica that started with no state learns whether the ordering layer is new or it lost its disk, and copies a donor's state.</param>
+/// <param name="LastCheckpointBytes">Size of the newest checkpoint this replica wrote or recovered from (it grows with the entries not yet compacted everywhere).</param>
+/// <param name="RebuildBytes">Bytes this activation pulled from a donor when it rebuilt after a disk loss (0 if it did not).</param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaStatus")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Replica,
@@ -218,7 +220,19 @@ public sealed record ReplicaStatus(
     [property: Id(24)] long Base0 = 0,
     [property: Id(25)] long Base1 = 0,
     [property: Id(26)] int FirstWindow = 0,
-    [property: Id(27)] string Role = "Replica");
+    [property: Id(27)] string Role = "Replica",
+    [property: Id(28)] long LastCheckpointBytes = 0,
+    [property: Id(29)] long RebuildBytes = 0);
+
+/// <summary>One chunk of a donor's transfer checkpoint (<see cref="ISequencerReplicaGrain.GetTransferChunkAsync"/>).</summary>
+/// <param name="Chunks">How many chunks the whole transfer has.</param>
+/// <param name="TotalBytes">The whole transfer's length.</param>
+/// <param name="Bytes">This chunk's bytes.</param>
+[GenerateSerializer, Immutable, Alias("speclog.TransferChunk")]
+public sealed record TransferChunk(
+    [property: Id(0)] int Chunks,
+    [property: Id(1)] long TotalBytes,
+    [property: Id(2)] byte[] Bytes);
 
 /// <summary>What an ordering replica answers a blank replica's probe (<see cref="ISequencerReplicaGrain.OrderingProbe"/>).</summary>
 /// <param name="From">The answering replica.</param>

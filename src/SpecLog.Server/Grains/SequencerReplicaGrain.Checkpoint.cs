@@ -16,8 +16,15 @@ namespace SpecLog.Server.Grains;
 /// </summary>
 internal sealed partial class SequencerReplicaGrain
 {
-    private const byte CheckpointKind = 23;
+    private const byte CheckpointKind = 23; // a whole checkpoint in one entry (written before checkpoints were split)
+    private const byte CheckpointPartKind = 24;
     private const int CheckpointMagic = 0x31435253; // "SRC1"
+
+    /// <summary>
+    /// Bytes of checkpoint per log entry: a checkpoint grows with the entries not yet compacted (while a replica is
+    /// down or being rebuilt nothing is), far past what one log entry may hold, so it is written as consecutive parts.
+    /// </summary>
+    private const int CheckpointPartBytes = 1 << 20;
 
     private long _bytesSinceCheckpoint;
     private long _lastCheckpointBytes;
@@ -40,8 +47,7 @@ internal sealed partial class SequencerReplicaGrain
             // Synchronous from here to the append: the core's heads and the sequencer state are at the same point.
             var checkpoint = _replica.TakeCheckpoint();
             var bytes = EncodeCheckpoint(checkpoint, _state.Snapshot());
-            var index = _log.NextIndex;
-            _log.Append(CheckpointKind, bytes);
+            var index = AppendCheckpoint(bytes);
             _bytesSinceCheckpoint = 0;
             _lastCheckpointBytes = bytes.Length;
             await _log.FlushAsync();
@@ -49,10 +55,39 @@ internal sealed partial class SequencerReplicaGrain
             _checkpoints++;
             LogCheckpoint(logger, _id, index, bytes.Length, checkpoint.Records.Count, first, checkpoint.Header.Base0, checkpoint.Header.Base1);
         }
+        catch (Exception e) when (e is not OutOfMemoryException && !_deactivating)
+        {
+            // Not retried on every tick (each try encodes the whole state): after as many bytes again.
+            _bytesSinceCheckpoint = 0;
+            LogCheckpointFailed(logger, e, _id);
+        }
         finally
         {
             _checkpointing = false;
         }
+    }
+
+    /// <summary>
+    /// Appends <paramref name="checkpoint"/> (not yet flushed) as consecutive parts of at most
+    /// <see cref="CheckpointPartBytes"/>, each headed by its number and the count; returns the first part's index.
+    /// Recovery takes a checkpoint only when all its parts are there (a crash may tear the last one off).
+    /// </summary>
+    private long AppendCheckpoint(byte[] checkpoint)
+    {
+        var first = _log.NextIndex;
+        var parts = Math.Max(1, (checkpoint.Length + CheckpointPartBytes - 1) / CheckpointPartBytes);
+        for (var part = 0; part < parts; part++)
+        {
+            var offset = part * CheckpointPartBytes;
+            var length = Math.Min(CheckpointPartBytes, checkpoint.Length - offset);
+            var entry = new byte[8 + length];
+            BinaryPrimitives.WriteInt32LittleEndian(entry, part);
+            BinaryPrimitives.WriteInt32LittleEndian(entry.AsSpan(4), parts);
+            checkpoint.AsSpan(offset, length).CopyTo(entry.AsSpan(8));
+            _log.Append(CheckpointPartKind, entry);
+        }
+
+        return first;
     }
 
     private byte[] EncodeCheckpoint(ReplicaCheckpoint<ShardReport> checkpoint, SequencerSnapshot snapshot) =>
@@ -146,6 +181,8 @@ internal sealed partial class SequencerReplicaGrain
     {
         lastEpoch = 0;
         var records = new List<PersistRecord<ShardReport>>();
+        MemoryStream? parts = null; // the checkpoint being reassembled
+        var nextPart = 0;
         for (var i = _log.FirstIndex; i < _log.NextIndex;)
         {
             var batch = _log.ReadRange(i, 1024);
@@ -157,6 +194,11 @@ internal sealed partial class SequencerReplicaGrain
             foreach (var e in batch)
             {
                 var span = e.Payload.Span;
+                if (parts is not null && e.Kind != CheckpointPartKind)
+                {
+                    parts = null; // a torn checkpoint (the replica crashed while writing it): what precedes it stands
+                }
+
                 switch (e.Kind)
                 {
                     case ReplicaCodec.RecordKind:
@@ -167,6 +209,29 @@ internal sealed partial class SequencerReplicaGrain
                         // Everything before the newest checkpoint is in it (its segments may not be deleted yet).
                         records = DecodeCheckpoint(span.ToArray(), ref lastEpoch);
                         _bytesSinceCheckpoint = 0;
+                        break;
+                    case CheckpointPartKind:
+                        var part = BinaryPrimitives.ReadInt32LittleEndian(span);
+                        var count = BinaryPrimitives.ReadInt32LittleEndian(span[4..]);
+                        if (part == 0)
+                        {
+                            parts = new MemoryStream();
+                            nextPart = 0;
+                        }
+
+                        if (parts is null || part != nextPart || count < 1 || part >= count)
+                        {
+                            throw new InvalidDataException($"Replica {_id}: checkpoint part {part} of {count} at log entry {e.Index} does not follow part {nextPart - 1}.");
+                        }
+
+                        parts.Write(span[8..]);
+                        if (++nextPart == count)
+                        {
+                            records = DecodeCheckpoint(parts.ToArray(), ref lastEpoch);
+                            _bytesSinceCheckpoint = 0;
+                            parts = null;
+                        }
+
                         break;
                     case IncarnationKind:
                         lastEpoch = Math.Max(lastEpoch, BinaryPrimitives.ReadInt64LittleEndian(span));
@@ -190,6 +255,9 @@ internal sealed partial class SequencerReplicaGrain
 
         return records;
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Sequencer replica {Replica}: writing a checkpoint failed; trying again after as many bytes more")]
+    private static partial void LogCheckpointFailed(ILogger logger, Exception e, int replica);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica}: checkpoint at log entry {Index} ({Bytes} bytes, {Records} acceptor records); the log keeps entries from {FirstEntry}; compacted below entries {Base0} and {Base1}")]
     private static partial void LogCheckpoint(ILogger logger, int replica, long index, int bytes, int records, long firstEntry, long base0, long base1);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using SpecLog.Copilot;
 using SpecLog.FixAnte;
@@ -13,7 +14,7 @@ namespace SpecLog.Server.Grains;
 /// <list type="bullet">
 /// <item>if a majority, itself included, is blank and nobody holds state, the ordering layer is new: it starts fresh;</item>
 /// <item>if anybody holds state, it <em>rebuilds</em> once every other replica answered: it copies the most advanced
-/// donor's committed entries and sequencer state (<see cref="GetTransferCheckpointAsync"/>, never the donor's votes),
+/// donor's committed entries and sequencer state (<see cref="GetTransferChunkAsync"/>, never the donor's votes),
 /// takes as floor the highest promises, known entries and ballot rounds of all the others, starts an incarnation above
 /// every one they knew of it, and persists all that as a checkpoint before it acts. The core then abstains on every
 /// entry its lost self may have voted on (see <c>Replica.Rebuild</c>) and learns their outcome from the others.</item>
@@ -21,6 +22,12 @@ namespace SpecLog.Server.Grains;
 /// </summary>
 internal sealed partial class SequencerReplicaGrain
 {
+    /// <summary>A transfer is pulled in chunks of this size (a donor's uncompacted state can be tens of megabytes).</summary>
+    private const int TransferChunkBytes = 1 << 20;
+
+    private static readonly TimeSpan TransferChunkTimeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan TransferIdleTimeout = TimeSpan.FromSeconds(60);
+
     private readonly Dictionary<int, OrderingProbeAnswer> _probeAnswers = [];
     private readonly Dictionary<int, (Guid Probe, long FencedTo)> _fences = [];
     private readonly Guid _probeId = Guid.NewGuid();
@@ -28,6 +35,9 @@ internal sealed partial class SequencerReplicaGrain
     private bool _probing;
     private bool _transferring;
     private int _probeRounds;
+    private int _rebuildAttempts;
+    private long _rebuildBytes;
+    private (Guid Id, byte[] Bytes, long LastAskedMs)? _transferOut; // as a donor: the transfer being pulled
 
     public async Task OrderingProbe(int from, Guid probe)
     {
@@ -78,8 +88,15 @@ internal sealed partial class SequencerReplicaGrain
             if (_probeAnswers.Count + 1 > _copilot.ReplicaCount / 2)
             {
                 LogNewLayer(logger, _id, _probeAnswers.Count);
-                _probing = false;
-                await StartReplicaAsync(CancellationToken.None);
+                _transferring = true; // no second start while this one awaits its log
+                try
+                {
+                    await StartReplicaAsync(CancellationToken.None); // ends the probing once the core exists
+                }
+                finally
+                {
+                    _transferring = false;
+                }
             }
 
             return;
@@ -91,14 +108,19 @@ internal sealed partial class SequencerReplicaGrain
         }
 
         _transferring = true;
+        var donor = holders.MaxBy(a => a.Executed)!;
+        var attempt = ++_rebuildAttempts;
+        var started = Stopwatch.GetTimestamp();
         try
         {
-            await RebuildFromAsync(holders.MaxBy(a => a.Executed)!);
+            await RebuildFromAsync(donor, attempt);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            LogRebuildFailed(logger, e, _id);
-            _probeAnswers.Clear(); // asked again on the next timer tick
+            LogRebuildFailed(logger, e, _id, attempt, donor.From, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            // The other answers stay valid (each peer fenced the lost incarnation durably before it answered); the
+            // donor is asked again on the next timer tick, and answers again once it serves.
+            _probeAnswers.Remove(donor.From);
         }
         finally
         {
@@ -106,11 +128,39 @@ internal sealed partial class SequencerReplicaGrain
         }
     }
 
-    public Task<byte[]> GetTransferCheckpointAsync()
+    public Task<TransferChunk> GetTransferChunkAsync(Guid transfer, int chunk)
     {
-        var state = EnsureStarted();
-        var transfer = _replica.TakeTransferCheckpoint(); // synchronous with the snapshot: the same point
-        return Task.FromResult(EncodeCheckpoint(_epoch, _peerEpochs, state.Snapshot(), transfer.Records));
+        if (_transferOut is not { } t || t.Id != transfer)
+        {
+            if (chunk != 0)
+            {
+                throw new InvalidOperationException($"Ordering replica {_id} no longer holds transfer {transfer} (it restarted, gave another since, or the transfer was idle for {TransferIdleTimeout.TotalSeconds:0} s); start again.");
+            }
+
+            var state = EnsureStarted();
+            var checkpoint = _replica.TakeTransferCheckpoint(); // synchronous with the snapshot: the same point
+            t = (transfer, EncodeCheckpoint(_epoch, _peerEpochs, state.Snapshot(), checkpoint.Records), 0);
+            LogTransferTaken(logger, _id, transfer, t.Bytes.Length, checkpoint.Records.Count);
+        }
+
+        var chunks = Math.Max(1, (t.Bytes.Length + TransferChunkBytes - 1) / TransferChunkBytes);
+        if ((uint)chunk >= (uint)chunks)
+        {
+            throw new ArgumentOutOfRangeException(nameof(chunk), chunk, $"Transfer {transfer} has chunks 0 to {chunks - 1}.");
+        }
+
+        _transferOut = t with { LastAskedMs = Environment.TickCount64 }; // kept until idle: a lost answer is asked again
+        var offset = chunk * TransferChunkBytes;
+        return Task.FromResult(new TransferChunk(chunks, t.Bytes.Length, t.Bytes.AsSpan(offset, Math.Min(TransferChunkBytes, t.Bytes.Length - offset)).ToArray()));
+    }
+
+    /// <summary>Forgets a transfer nobody pulled for <see cref="TransferIdleTimeout"/> (its bytes may be large).</summary>
+    private void DropIdleTransfer()
+    {
+        if (_transferOut is { } t && Environment.TickCount64 - t.LastAskedMs > TransferIdleTimeout.TotalMilliseconds)
+        {
+            _transferOut = null;
+        }
     }
 
     private void StartProbing()
@@ -130,7 +180,12 @@ internal sealed partial class SequencerReplicaGrain
 
         if (++_probeRounds % 20 == 0)
         {
-            _probeAnswers.Clear(); // a blank answer may be stale (that peer started since)
+            // A blank answer may be stale (that peer started since). An answer with state stays valid: that peer
+            // fenced the lost incarnation durably before it answered, so its floor still bounds what the lost self did.
+            foreach (var blank in _probeAnswers.Values.Where(a => !a.HasState).Select(a => a.From).ToList())
+            {
+                _probeAnswers.Remove(blank);
+            }
         }
 
         for (var peer = 0; peer < _copilot.ReplicaCount; peer++)
@@ -143,16 +198,29 @@ internal sealed partial class SequencerReplicaGrain
     }
 
     /// <summary>Copies <paramref name="donor"/>'s state, persists it with the floor as this replica's checkpoint, and starts from it.</summary>
-    private async Task RebuildFromAsync(OrderingProbeAnswer donor)
+    private async Task RebuildFromAsync(OrderingProbeAnswer donor, int attempt)
     {
-        var bytes = await GrainFactory.GetGrain<ISequencerReplicaGrain>(donor.From).GetTransferCheckpointAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        if (!_probing || _deactivating)
+        var started = Stopwatch.GetTimestamp();
+        var source = GrainFactory.GetGrain<ISequencerReplicaGrain>(donor.From);
+        var transfer = Guid.NewGuid();
+        using var pulled = new MemoryStream();
+        var chunks = 1;
+        for (var chunk = 0; chunk < chunks; chunk++)
         {
-            return;
+            var part = await source.GetTransferChunkAsync(transfer, chunk).WaitAsync(TransferChunkTimeout);
+            chunks = part.Chunks;
+            pulled.Write(part.Bytes);
+            if (!_probing || _deactivating)
+            {
+                return;
+            }
         }
 
+        var bytes = pulled.ToArray();
+        LogTransferred(logger, _id, attempt, donor.From, bytes.Length, chunks, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+
         var (_, _, snapshot, records) = ReadCheckpoint(bytes);
-        var transfer = new ReplicaCheckpoint<ShardReport>(
+        var copied = new ReplicaCheckpoint<ShardReport>(
             records[0] as CheckpointRecord<ShardReport> ?? throw new InvalidDataException($"Replica {donor.From}'s transfer checkpoint does not start with its header."), records);
         var floors = _probeAnswers.Values.Where(a => a.Floor is not null)
             .Select(a => ReplicaCodec.DecodeRecord(a.Floor) is RebuildRecord<ShardReport> r ? r.Floor : throw new InvalidDataException($"Replica {a.From} answered a probe with a record that is not a rebuild floor."));
@@ -166,12 +234,13 @@ internal sealed partial class SequencerReplicaGrain
 
         // The checkpoint carries an incarnation at least as high as any the peers know of this replica: the next
         // (written by StartReplicaAsync) is above, so they take its packets again.
-        var checkpoint = EncodeCheckpoint(knownEpoch, peerEpochs, snapshot, Replica<ShardReport>.RebuildRecords(transfer, floor));
-        _log.Append(CheckpointKind, checkpoint);
+        var checkpoint = EncodeCheckpoint(knownEpoch, peerEpochs, snapshot, Replica<ShardReport>.RebuildRecords(copied, floor));
+        AppendCheckpoint(checkpoint);
         await _log.FlushAsync();
-        LogRebuilt(logger, _id, donor.From, records.Count, snapshot.Windows.Length, knownEpoch + 1, floor.ToString());
-        _probing = false;
-        await StartReplicaAsync(CancellationToken.None);
+        _rebuildBytes = bytes.Length;
+        _lastCheckpointBytes = checkpoint.Length;
+        LogRebuilt(logger, _id, donor.From, attempt, records.Count, snapshot.Windows.Length, knownEpoch + 1, floor.ToString(), (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        await StartReplicaAsync(CancellationToken.None); // ends the probing once the core exists
     }
 
     /// <summary>The sequencer state, or a clear error while this replica has none yet.</summary>
@@ -219,9 +288,15 @@ internal sealed partial class SequencerReplicaGrain
     [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica}: a new ordering layer ({Answers} other replicas blank too); starting fresh")]
     private static partial void LogNewLayer(ILogger logger, int replica, int answers);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica} rebuilt from replica {Donor}: {Records} committed-entry records, {Windows} windows, incarnation {Epoch}, floor {Floor}; it abstains on entries its lost self may have voted on")]
-    private static partial void LogRebuilt(ILogger logger, int replica, int donor, int records, int windows, long epoch, string floor);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica} rebuilt from replica {Donor} (attempt {Attempt}): {Records} committed-entry records, {Windows} windows, incarnation {Epoch}, floor {Floor}, {Millis} ms; it abstains on entries its lost self may have voted on")]
+    private static partial void LogRebuilt(ILogger logger, int replica, int donor, int attempt, int records, int windows, long epoch, string floor, long millis);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica}: rebuilding failed; probing again")]
-    private static partial void LogRebuildFailed(ILogger logger, Exception e, int replica);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica}, rebuild attempt {Attempt}: pulled {Bytes} bytes in {Chunks} chunks from replica {Donor} in {Millis} ms")]
+    private static partial void LogTransferred(ILogger logger, int replica, int attempt, int donor, int bytes, int chunks, long millis);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica}: took transfer checkpoint {Transfer} for a rebuilding replica ({Bytes} bytes, {Records} records)")]
+    private static partial void LogTransferTaken(ILogger logger, int replica, Guid transfer, int bytes, int records);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica}: rebuild attempt {Attempt} from replica {Donor} failed after {Millis} ms; probing that donor again")]
+    private static partial void LogRebuildFailed(ILogger logger, Exception e, int replica, int attempt, int donor, long millis);
 }

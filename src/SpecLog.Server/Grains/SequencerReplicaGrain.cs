@@ -136,6 +136,7 @@ internal sealed partial class SequencerReplicaGrain(
 
         _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, shardReplicas: _options.EffectiveShardReplicas);
         _replica = new Replica<ShardReport>(_copilot, _id, new Random(), records);
+        _probing = false; // only now: every handler that sees it false uses the core and the state
         LogActivated(logger, _id, _epoch, records.Count, _copilot.Mode, siloDetails.SiloAddress);
 
         var effects = new List<Effect<ShardReport>>();
@@ -298,7 +299,9 @@ internal sealed partial class SequencerReplicaGrain(
             _replica.LogBase(0),
             _replica.LogBase(1),
             _state.History.First,
-            _replica.IsRebuilding(0) || _replica.IsRebuilding(1) ? "Rebuilding" : "Replica");
+            _replica.IsRebuilding(0) || _replica.IsRebuilding(1) ? "Rebuilding" : "Replica",
+            _lastCheckpointBytes,
+            _rebuildBytes);
     }
 
     private IEnumerable<int> BelievedPilots() =>
@@ -332,6 +335,7 @@ internal sealed partial class SequencerReplicaGrain(
             return;
         }
 
+        DropIdleTransfer();
         var effects = new List<Effect<ShardReport>>();
         var now = NowMicros();
         _replica.Tick(now, effects);
