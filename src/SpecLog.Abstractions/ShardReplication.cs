@@ -61,8 +61,18 @@ public sealed record ReplicaAppend(
 /// <param name="Slot">The shard's first retained slot.</param>
 /// <param name="AnchorIndex">A log index whose slot is known.</param>
 /// <param name="AnchorSlot">The first slot of the entry at <paramref name="AnchorIndex"/>.</param>
+/// <param name="DedupFloor">
+/// Per client id, the highest sequence number of an identified append the shard may no longer remember once the
+/// records below the trim point are gone (those below it, and any it had forgotten already): a retry at or below it
+/// that the shard does not remember is refused instead of written a second time. Null: none (never built).
+/// </param>
 [GenerateSerializer, Immutable, Alias("speclog.ShardTrim")]
-public sealed record ShardTrim([property: Id(0)] long Gsn, [property: Id(1)] long Slot, [property: Id(2)] long AnchorIndex, [property: Id(3)] long AnchorSlot);
+public sealed record ShardTrim(
+    [property: Id(0)] long Gsn,
+    [property: Id(1)] long Slot,
+    [property: Id(2)] long AnchorIndex,
+    [property: Id(3)] long AnchorSlot,
+    [property: Id(4)] Dictionary<Guid, long>? DedupFloor = null);
 
 /// <summary>Follower → leader: where the follower's log stands.</summary>
 /// <param name="Epoch">The highest epoch the follower has promised (above the leader's: the leader is deposed).</param>

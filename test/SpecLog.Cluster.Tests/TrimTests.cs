@@ -73,7 +73,12 @@ public abstract class TrimTestBase(ClusterFixture fixture)
     {
         var ct = TestContext.Current.CancellationToken;
         var client = fixture.Client;
+        // Identified appends of one producer, before and after the records to be trimmed (exactly-once across a trim).
+        var producer = Guid.NewGuid();
+        var shard0 = fixture.Grains.GetGrain<IShardGrain>(0);
+        var early = await shard0.AppendIdentifiedAsync(producer, [1, 2], [Payload.Make("early", 0, 1), Payload.Make("early", 0, 2)], ct);
         var acks = await FillAsync(client, GetType().Name, 80, ct); // 8,000 records of ~1 KB: several segments per shard
+        var late = await shard0.AppendIdentifiedAsync(producer, [3], [Payload.Make("late", 0, 3)], ct);
         var before = await Task.WhenAll(Enumerable.Range(0, 2).Select(s => fixture.Grains.GetGrain<IShardGrain>(s).GetStatusAsync()));
         Assert.All(before, s => Assert.True(s.LogSegments >= 3, $"shard {s.Shard} has {s.LogSegments} segments"));
 
@@ -150,6 +155,15 @@ public abstract class TrimTestBase(ClusterFixture fixture)
         var more = await FillAsync(client, GetType().Name + "-after", 4, ct);
         Assert.All(more, x => Assert.True(x.Gsn > acks[^1].Gsn));
         await AssertRetainedAsync(client, [.. acks, .. more], point, ct);
+
+        // Exactly-once across the trim and the restart: a retry of a retained identified append gets its GSN; a retry
+        // of a trimmed one (the restarted shard holds nothing of it) is refused clearly instead of written again.
+        Assert.True(early.Max() < point && late[0] >= point, $"the early appends (GSNs {string.Join(", ", early)}) must be trimmed and the late one ({late[0]}) kept by the trim below {point}");
+        Assert.Equal(late, await shard0.AppendIdentifiedAsync(producer, [3], [Payload.Make("late", 0, 3)], ct));
+        var held = (await shard0.GetStatusAsync()).DurableRecords;
+        var retried = await Assert.ThrowsAsync<InvalidOperationException>(() => shard0.AppendIdentifiedAsync(producer, [2], [Payload.Make("early", 0, 2)], ct));
+        Assert.Contains("trim point", retried.Message, StringComparison.Ordinal);
+        Assert.Equal(held, (await shard0.GetStatusAsync()).DurableRecords);
     }
 
     internal static async Task AssertRetainedAsync(SpecLogClient client, List<(long Gsn, string Text)> acks, long point, CancellationToken ct)
@@ -169,6 +183,9 @@ public sealed class ReplicatedTrimTests(TrimmableReplicatedFixture fixture) : IC
     {
         var ct = TestContext.Current.CancellationToken;
         var client = fixture.Client;
+        var producer = Guid.NewGuid();
+        var first = (await ShardReplicationTests.WaitForReplicasAsync(fixture, 0, all => all.Any(r => r.Role == "Leader"), "a leader of shard 0")).Single(r => r.Role == "Leader");
+        var early = await fixture.Grains.GetGrain<IShardGrain>(ShardKeys.Of(0, first.Replica)).AppendIdentifiedAsync(producer, [1], [Payload.Make("early", 0, 1)], ct);
         var acks = await TrimTestBase.FillAsync(client, nameof(ReplicatedTrimTests), 60, ct);
         var point = acks[acks.Count * 2 / 3].Gsn;
         await client.TrimAsync(point, ct);
@@ -188,5 +205,14 @@ public sealed class ReplicatedTrimTests(TrimmableReplicatedFixture fixture) : IC
         Assert.Equal(point, refused.FirstRetainedGsn);
         var next = await client.AppendAsync(Payload.Make(nameof(ReplicatedTrimTests), 9, 9), shard: 0, cancellationToken: ct);
         Assert.True(next > acks[^1].Gsn);
+
+        // The new leader learnt the trim point's dedup floor from the old one: a retry of the trimmed identified append
+        // is refused, not written again.
+        Assert.True(early[0] < point, $"the early append (GSN {early[0]}) must lie below the trim point {point}");
+        var now = (await ShardReplicationTests.WaitForReplicasAsync(fixture, 0, all => all.Any(x => x.Role == "Leader" && x.Epoch > leader.Epoch), "the new leader", skipUnreachable: true))
+            .Single(x => x.Role == "Leader" && x.Epoch > leader.Epoch);
+        var retried = await Assert.ThrowsAsync<InvalidOperationException>(
+            () => fixture.Grains.GetGrain<IShardGrain>(ShardKeys.Of(0, now.Replica)).AppendIdentifiedAsync(producer, [1], [Payload.Make("early", 0, 1)], ct));
+        Assert.Contains("trim point", retried.Message, StringComparison.Ordinal);
     }
 }

@@ -70,6 +70,10 @@ public sealed class ElasticScenario : IScenario
             + $"{adds} times `AddShardAsync`, {gap} s apart, then the added shards are removed again with `RemoveShardAsync`. "
             + $"*decided*: the call's own time (the ordering layer has decided the window of the change); *first delivery*: from the call to the subscriber's first record of the new shard, in GSN order."));
         var table = report.AddSection("Shard-set changes").AddTable("configuration", "adds", "add → decided p50 (ms)", "max", "add → first delivery p50 (ms)", "max", "remove → decided p50 (ms)", "max", "appends", "failed", "mis-speculations");
+        var where = report.AddSection("Where an add's time goes").AddTable("configuration", "join taken p50 (ms)", "decided", "new shard has a leader", "its first record durable", "subscriber reached the new window", "first record delivered", "its GSN − window start (p50)");
+        report.Sections[^1].AddText(
+            "Each from the `AddShardAsync` call, p50 over the adds. *Join taken*: the ordering layer's status counts the shard (its replicas start then); *decided*: the call returned; "
+            + "*leader*: one of its replicas leads; *first record durable*: its leader holds a record on a majority (those two are polled every 2 ms); *reached the new window*: the subscriber received a record at or past the first GSN of the window that gives the shard slots; *delivered*: the shard's first record reached the subscriber.");
         var failures = report.AddSection("Whole-shard failure").AddTable("configuration", "silence → declared failed (ms)", "silence → mis-speculation notice (ms)", "declared → notice (ms)", "records taken back", "appends failed on the shard");
         report.Sections[^1].AddText(string.Create(CultureInfo.InvariantCulture,
             $"After the shard-set changes, shard 0's reports are lost for 300 ms (it keeps delivering records it does not report), then it is cut off entirely (calls to it and from it fail). "
@@ -103,6 +107,10 @@ public sealed class ElasticScenario : IScenario
             report.SetFigure($"elastic_failed_appends_{key}", result.Failed);
             report.SetFigure($"shard_failure_declared_ms_{key}", Math.Round(result.Declared, 1));
             report.SetFigure($"shard_failure_notice_ms_{key}", Math.Round(result.Notice, 1));
+            where.AddRow(label, Ms(Quantile(result.Stages.Select(x => x.JoinTaken).ToList(), 0.5)), Ms(Quantile(result.Stages.Select(x => x.Decided).ToList(), 0.5)),
+                Ms(Quantile(result.Stages.Select(x => x.Leader).ToList(), 0.5)), Ms(Quantile(result.Stages.Select(x => x.FirstDurable).ToList(), 0.5)),
+                Ms(Quantile(result.Stages.Select(x => x.WindowReached).ToList(), 0.5)), Ms(Quantile(result.Stages.Select(x => x.FirstDelivery).ToList(), 0.5)),
+                Ms(Quantile(result.Stages.Select(x => (double)x.SlotsIntoWindow).ToList(), 0.5)));
             failures.AddRow(label, Ms(result.Declared), Ms(result.Notice), Ms(result.Notice - result.Declared), result.Lost.ToString(CultureInfo.InvariantCulture), result.FailedOnShard.ToString(CultureInfo.InvariantCulture));
             exit = result.Failed > 0 || result.MisSpeculations > 0 || result.FirstDelivery.Count < adds ? 2 : exit;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -119,7 +127,50 @@ public sealed class ElasticScenario : IScenario
 
     private static readonly TimeSpan FailureTimeout = TimeSpan.FromMilliseconds(500);
 
-    private sealed record Measured(List<double> Decided, List<double> FirstDelivery, List<double> Removed, long Appends, long Failed, long MisSpeculations,
+    /// <summary>Where an add's time went, each from the <c>AddShardAsync</c> call (ms): see <see cref="WatchAddAsync"/>.</summary>
+    private sealed record AddStages(double JoinTaken, double Decided, double Leader, double FirstDurable, double WindowReached, double FirstDelivery, long SlotsIntoWindow);
+
+    /// <summary>
+    /// Polls (every 2 ms, until cancelled) when the ordering layer took the join (its status counts the shard), when one
+    /// of the new shard's replicas leads, and when the leader holds its first record durably (a majority has it).
+    /// </summary>
+    private static async Task<(double JoinTaken, double Leader, double FirstDurable)> WatchAddAsync(BenchCluster cluster, int shard, int replicas, long t0, CancellationToken ct)
+    {
+        double joinTaken = double.NaN, leader = double.NaN, durable = double.NaN;
+        var sequencer = cluster.Grains.GetGrain<ISequencerGrain>(0);
+        try
+        {
+            while (!ct.IsCancellationRequested && double.IsNaN(durable))
+            {
+                var at = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                if (double.IsNaN(joinTaken) && (await sequencer.GetStatusAsync()).ShardCount > shard)
+                {
+                    joinTaken = at;
+                }
+
+                if (!double.IsNaN(joinTaken))
+                {
+                    foreach (var status in await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => cluster.Grains.GetGrain<IShardGrain>(ShardKeys.Of(shard, r)).GetStatusAsync())))
+                    {
+                        if (status.Role is "Leader" or "Single")
+                        {
+                            leader = double.IsNaN(leader) ? at : leader;
+                            durable = status.DurableRecords > 0 ? at : durable;
+                        }
+                    }
+                }
+
+                await Task.Delay(2, ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+
+        return (joinTaken, leader, durable);
+    }
+
+    private sealed record Measured(List<double> Decided, List<double> FirstDelivery, List<double> Removed, List<AddStages> Stages, long Appends, long Failed, long MisSpeculations,
         double Declared, double Notice, long Lost, long FailedOnShard);
 
     private static async Task<Measured> MeasureAsync(BenchCluster cluster, int adds, double rate, double gap)
@@ -128,7 +179,8 @@ public sealed class ElasticScenario : IScenario
         long noticeAt = 0, lost = 0, failedOnShard = 0;
         var records = new ConcurrentDictionary<long, int>();
         using var stop = new CancellationTokenSource();
-        var firstSeen = new ConcurrentDictionary<int, long>();
+        var firstSeen = new ConcurrentDictionary<int, (long At, long Gsn)>();
+        var progress = new List<(long Gsn, long At)>(); // the subscriber's records, in GSN order, with arrival times
         var seen = new SemaphoreSlim(0);
         long misSpeculations = 0;
         var subscriber = Task.Run(async () =>
@@ -140,7 +192,13 @@ public sealed class ElasticScenario : IScenario
                     if (e is SpeculativeRecord r)
                     {
                         records[r.Gsn] = r.Shard;
-                        if (firstSeen.TryAdd(r.Shard, Stopwatch.GetTimestamp()))
+                        var now = Stopwatch.GetTimestamp();
+                        lock (progress)
+                        {
+                            progress.Add((r.Gsn, now));
+                        }
+
+                        if (firstSeen.TryAdd(r.Shard, (now, r.Gsn)))
                         {
                             seen.Release();
                         }
@@ -198,11 +256,18 @@ public sealed class ElasticScenario : IScenario
         var decided = new List<double>();
         var firstDelivery = new List<double>();
         var added = new List<int>();
+        var stages = new List<AddStages>();
+        var sequencer = cluster.Grains.GetGrain<ISequencerGrain>(0);
+        var replicaCount = (await sequencer.GetStatusAsync()).ShardReplicas;
         for (var i = 0; i < adds; i++)
         {
+            var shard = (await sequencer.GetStatusAsync()).ShardCount;
+            using var watching = new CancellationTokenSource();
             var t0 = Stopwatch.GetTimestamp();
+            var watch = WatchAddAsync(cluster, shard, replicaCount, t0, watching.Token);
             var change = await client.AddShardAsync();
-            decided.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            var decidedAt = Stopwatch.GetTimestamp();
+            decided.Add(Stopwatch.GetElapsedTime(t0, decidedAt).TotalMilliseconds);
             added.Add(change.Shard);
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
@@ -212,7 +277,21 @@ public sealed class ElasticScenario : IScenario
                     await seen.WaitAsync(wait.Token);
                 }
 
-                firstDelivery.Add(Stopwatch.GetElapsedTime(t0, firstSeen[change.Shard]).TotalMilliseconds);
+                var (firstAt, firstGsn) = firstSeen[change.Shard];
+                firstDelivery.Add(Stopwatch.GetElapsedTime(t0, firstAt).TotalMilliseconds);
+                long reachedAt;
+                lock (progress)
+                {
+                    reachedAt = progress.FirstOrDefault(p => p.Gsn >= change.StartGsn).At;
+                }
+
+                await watching.CancelAsync();
+                var (joinTaken, leader, durable) = await watch;
+                stages.Add(new AddStages(joinTaken, Stopwatch.GetElapsedTime(t0, decidedAt).TotalMilliseconds, leader, durable,
+                    reachedAt == 0 ? double.NaN : Stopwatch.GetElapsedTime(t0, reachedAt).TotalMilliseconds,
+                    Stopwatch.GetElapsedTime(t0, firstAt).TotalMilliseconds, firstGsn - change.StartGsn));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  shard {change.Shard}: join taken {joinTaken:0.0} ms, decided {stages[^1].Decided:0.0}, leader {leader:0.0}, first record durable {durable:0.0}, subscriber reached the window {stages[^1].WindowReached:0.0}, first record delivered {stages[^1].FirstDelivery:0.0} (GSN {firstGsn}, {firstGsn - change.StartGsn} into window {change.Window})"));
             }
             catch (OperationCanceledException)
             {
@@ -233,7 +312,6 @@ public sealed class ElasticScenario : IScenario
 
         // A whole-shard failure: shard 0's reports are lost, then everything to and from it.
         var misSpeculationsBefore = Interlocked.Read(ref misSpeculations);
-        var sequencer = cluster.Grains.GetGrain<ISequencerGrain>(0);
         var victim = (await client.GetActiveShardsAsync())[0];
         var replicas = (await sequencer.GetStatusAsync()).ShardReplicas;
         var all = Enumerable.Range(0, replicas).Select(r => cluster.Grains.GetGrain<IShardGrain>(ShardKeys.Of(victim, r)).GetGrainId()).ToList();
@@ -264,18 +342,18 @@ public sealed class ElasticScenario : IScenario
         await Task.WhenAll(pending.Keys).ContinueWith(_ => { }, TaskScheduler.Default);
         await subscriber;
         BenchCutOff.Set([]);
-        return new Measured(decided, firstDelivery, removed, Interlocked.Read(ref appends), Interlocked.Read(ref failed), misSpeculationsBefore,
+        return new Measured(decided, firstDelivery, removed, stages, Interlocked.Read(ref appends), Interlocked.Read(ref failed), misSpeculationsBefore,
             declared, notice, Interlocked.Read(ref lost), Interlocked.Read(ref failedOnShard));
     }
 
     private static double Quantile(List<double> values, double q)
     {
-        if (values.Count == 0)
+        var sorted = values.Where(double.IsFinite).Order().ToArray(); // a stage not seen (NaN) is left out
+        if (sorted.Length == 0)
         {
             return double.NaN;
         }
 
-        var sorted = values.Order().ToArray();
         return sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
     }
 

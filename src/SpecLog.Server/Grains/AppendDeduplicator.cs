@@ -36,6 +36,34 @@ internal sealed class AppendDeduplicator(int window)
         _slots[(client, seq)] = slot;
     }
 
+    /// <summary>Treats every append of <paramref name="client"/> up to <paramref name="seq"/> as forgotten (a trim point's floor, at recovery).</summary>
+    public void ForgetUpTo(Guid client, long seq) =>
+        _forgottenUpTo[client] = _forgottenUpTo.TryGetValue(client, out var upTo) ? Math.Max(upTo, seq) : seq;
+
+    /// <summary>
+    /// What a trim below <paramref name="slot"/> makes this shard forget for good, merged with <paramref name="previous"/>
+    /// (the last trim point's): per client, the highest sequence number forgotten already or held below the slot.
+    /// </summary>
+    public Dictionary<Guid, long> FloorBelow(long slot, IReadOnlyDictionary<Guid, long>? previous)
+    {
+        var floor = previous is null ? new Dictionary<Guid, long>() : new Dictionary<Guid, long>(previous);
+        void Raise(Guid client, long seq) => floor[client] = floor.TryGetValue(client, out var upTo) ? Math.Max(upTo, seq) : seq;
+        foreach (var (client, seq) in _forgottenUpTo)
+        {
+            Raise(client, seq);
+        }
+
+        foreach (var ((client, seq), held) in _slots)
+        {
+            if (held < slot)
+            {
+                Raise(client, seq);
+            }
+        }
+
+        return floor;
+    }
+
     /// <summary>Remembers that append <paramref name="seq"/> of <paramref name="client"/> is at <paramref name="slot"/> (slots only grow).</summary>
     public void Add(Guid client, long seq, long slot)
     {
@@ -49,7 +77,7 @@ internal sealed class AppendDeduplicator(int window)
         {
             var (c, s) = _order.Dequeue();
             _slots.Remove((c, s));
-            _forgottenUpTo[c] = _forgottenUpTo.TryGetValue(c, out var upTo) ? Math.Max(upTo, s) : s;
+            ForgetUpTo(c, s);
         }
     }
 }

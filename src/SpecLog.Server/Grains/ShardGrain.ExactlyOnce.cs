@@ -36,7 +36,8 @@ internal sealed partial class ShardGrain
             {
                 throw new InvalidOperationException(
                     $"Append {sequenceNumbers[i]} of client {client} is older than shard {_shard} remembers ({_options.DedupWindow} identified records, "
-                    + "SpecLog:DedupWindow): a retry this late cannot be told from a new record, so it is refused rather than maybe written twice.");
+                    + $"SpecLog:DedupWindow{(_trim is { } trim ? $", and none below its trim point at GSN {trim.Gsn}" : "")}): a retry this late cannot be told from a new record, "
+                    + "so it is refused rather than maybe written twice.");
             }
         }
 

@@ -15,7 +15,8 @@ namespace SpecLog.Server.Grains;
 /// </summary>
 internal sealed partial class ShardGrain
 {
-    private const int TrimMagic = 0x5350_5452; // "SPTR"
+    private const int TrimMagic = 0x5350_5452; // "SPTR": the trim point alone (written before trims carried a dedup floor)
+    private const int TrimFloorMagic = 0x5350_5432; // "SPT2": the trim point and its dedup floor
 
     private ShardTrim? _trim;
 
@@ -111,7 +112,7 @@ internal sealed partial class ShardGrain
             }
         }
 
-        var trim = new ShardTrim(gsn, slot, anchorIndex, anchorSlot);
+        var trim = new ShardTrim(gsn, slot, anchorIndex, anchorSlot, _dedup.FloorBelow(slot, _trim?.DedupFloor));
         SaveTrim(trim);
         DeleteTrimmedSegments(anchorIndex);
         LogTrimmed(logger, _shard, gsn, slot, _log.FirstIndex, _log.SegmentCount);
@@ -214,13 +215,23 @@ internal sealed partial class ShardGrain
 
     private void SaveTrim(ShardTrim trim)
     {
-        var bytes = new byte[36];
+        var floor = trim.DedupFloor ?? new Dictionary<Guid, long>();
+        var bytes = new byte[40 + (24 * floor.Count)];
         var span = bytes.AsSpan();
-        BinaryPrimitives.WriteInt32LittleEndian(span, TrimMagic);
+        BinaryPrimitives.WriteInt32LittleEndian(span, TrimFloorMagic);
         BinaryPrimitives.WriteInt64LittleEndian(span[4..], trim.Gsn);
         BinaryPrimitives.WriteInt64LittleEndian(span[12..], trim.Slot);
         BinaryPrimitives.WriteInt64LittleEndian(span[20..], trim.AnchorIndex);
         BinaryPrimitives.WriteInt64LittleEndian(span[28..], trim.AnchorSlot);
+        BinaryPrimitives.WriteInt32LittleEndian(span[36..], floor.Count);
+        var at = 40;
+        foreach (var (client, seq) in floor)
+        {
+            client.TryWriteBytes(span[at..]);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], seq);
+            at += 24;
+        }
+
         DurableFile.Replace(TrimPath, bytes, _options.Fsync);
         _trim = trim;
     }
@@ -235,16 +246,25 @@ internal sealed partial class ShardGrain
         }
 
         var span = File.ReadAllBytes(path).AsSpan();
-        if (span.Length != 36 || BinaryPrimitives.ReadInt32LittleEndian(span) != TrimMagic)
+        var magic = span.Length >= 36 ? BinaryPrimitives.ReadInt32LittleEndian(span) : 0;
+        var count = magic == TrimFloorMagic && span.Length >= 40 ? BinaryPrimitives.ReadInt32LittleEndian(span[36..]) : 0;
+        if (!(magic == TrimMagic && span.Length == 36) && !(magic == TrimFloorMagic && count >= 0 && span.Length == 40 + (24L * count)))
         {
             throw new InvalidDataException($"{path} is not a shard trim point file.");
+        }
+
+        var floor = new Dictionary<Guid, long>(count);
+        for (var at = 40; at < 40 + (24 * count); at += 24)
+        {
+            floor[new Guid(span.Slice(at, 16))] = BinaryPrimitives.ReadInt64LittleEndian(span[(at + 16)..]);
         }
 
         _trim = new ShardTrim(
             BinaryPrimitives.ReadInt64LittleEndian(span[4..]),
             BinaryPrimitives.ReadInt64LittleEndian(span[12..]),
             BinaryPrimitives.ReadInt64LittleEndian(span[20..]),
-            BinaryPrimitives.ReadInt64LittleEndian(span[28..]));
+            BinaryPrimitives.ReadInt64LittleEndian(span[28..]),
+            floor);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard} dropped subscription {Subscription}: its next slot {Slot} lies below the trim point (GSN {Gsn})")]
