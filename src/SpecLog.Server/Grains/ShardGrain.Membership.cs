@@ -90,6 +90,7 @@ internal sealed partial class ShardGrain
         {
             LogRejoined(logger, _shard, _core.AssignedSlots, _core.SlotsToSkip);
             SkipVoidSlots();
+            _trimCatchUpDue = true; // the log may have been trimmed while it was failed
         }
     }
 

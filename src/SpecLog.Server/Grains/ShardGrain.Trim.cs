@@ -19,6 +19,8 @@ internal sealed partial class ShardGrain
     private const int TrimFloorMagic = 0x5350_5432; // "SPT2": the trim point and its dedup floor
 
     private ShardTrim? _trim;
+    private bool _trimCatchUpDue;
+    private long _trimCatchUpTriedAt = long.MinValue / 2;
 
     ShardTrim? IReplicaStorage.Trim => _trim;
 
@@ -116,6 +118,53 @@ internal sealed partial class ShardGrain
         SaveTrim(trim);
         DeleteTrimmedSegments(anchorIndex);
         LogTrimmed(logger, _shard, gsn, slot, _log.FirstIndex, _log.SegmentCount);
+    }
+
+    /// <summary>
+    /// A failed shard misses the trims made while it was out (they skip it). Once it rejoined, it asks the ordering
+    /// layer for the log's trim point (at most once a second, from a commit notice) and trims itself below it as soon
+    /// as those slots are committed and durable here.
+    /// </summary>
+    private void MaybeCatchUpTrim(long now)
+    {
+        if (!_trimCatchUpDue || now - _trimCatchUpTriedAt < 1_000_000)
+        {
+            return;
+        }
+
+        _trimCatchUpTriedAt = now;
+        CatchUpTrimAsync().Ignore();
+    }
+
+    private async Task CatchUpTrimAsync()
+    {
+        try
+        {
+            var gsn = (await ordering.GetStatusAsync()).TrimmedBelowGsn;
+            var history = _core.History;
+            if (_invalidReason is not null || gsn <= (_trim?.Gsn ?? 0) || history.Count == 0 || gsn < history.FirstGsn)
+            {
+                _trimCatchUpDue = false; // nothing missed (or nothing this shard can place)
+                return;
+            }
+
+            var slot = history.SlotsBefore(_shard, gsn);
+            if (slot > _core.CommittedSlots || slot > _durableSlots)
+            {
+                return; // not yet: tried again on a later notice
+            }
+
+            _trimCatchUpDue = false;
+            if (_trim is not { } current || current.Slot < slot)
+            {
+                TrimHere(gsn, slot);
+                LogTrimCaughtUp(logger, _shard, gsn, slot);
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogTrimCatchUpFailed(logger, e, _shard); // tried again on a later notice
+        }
     }
 
     void IReplicaStorage.ApplyTrim(ShardTrim trim)
@@ -266,6 +315,12 @@ internal sealed partial class ShardGrain
             BinaryPrimitives.ReadInt64LittleEndian(span[28..]),
             floor);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} rejoined after the log was trimmed below GSN {Gsn}: trimmed itself below slot {Slot}")]
+    private static partial void LogTrimCaughtUp(ILogger logger, int shard, long gsn, long slot);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard} could not learn the log's trim point after it rejoined; asking again")]
+    private static partial void LogTrimCatchUpFailed(ILogger logger, Exception e, int shard);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard} dropped subscription {Subscription}: its next slot {Slot} lies below the trim point (GSN {Gsn})")]
     private static partial void LogSubscriberTrimmed(ILogger logger, int shard, Guid subscription, long slot, long gsn);

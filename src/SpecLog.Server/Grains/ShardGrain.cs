@@ -248,6 +248,7 @@ internal sealed partial class ShardGrain(
 
         AcknowledgeCommitted(now, notice.CommittedAtMicros);
         MaybeFillAndReport(now); // new windows may complete cuts; a change of who waits may start or stop filling
+        MaybeCatchUpTrim(now);
 
         PumpAll();
         return Task.CompletedTask;
