@@ -121,6 +121,7 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
         var tick = _options.ShardHeartbeat / 2;
         _replicationTimer = this.RegisterGrainTimer(OnReplicationTimer, new GrainTimerCreationOptions(tick, tick) { KeepAlive = true, Interleave = true });
         LogReplicaActivated(logger, _shard, _replica, _replicas, meta.Promised, _log.NextIndex);
+        await OnReplication(r => r.OnTick(NowMicros())); // a blank replica probes now, not a timer tick later
     }
 
     /// <summary>The replica's part as the status shows it: its role, or that it still probes or rebuilds a lost state.</summary>

@@ -19,8 +19,10 @@ internal sealed partial class ShardReplicaCore
         {
             // A replica that may have lost its state does not vote: its empty log would make it vote for any candidate,
             // even one that lacks entries only its lost copy made durable.
-            // (A pre-vote refusal names this replica's promise when it is above the candidacy: see OnVote.)
+            // (A pre-vote refusal names this replica's promise when it is above the candidacy: see OnVote.) A pre-vote is
+            // answered again once probing is over (EndProbing).
             _transport.Send(candidate, new ReplicaVote(m.Pre ? Math.Max(m.Epoch, _meta.Promised) : _meta.Promised, _self, false, m.Pre));
+            _deferredPreVote = m.Pre ? m : _deferredPreVote;
             return;
         }
 

@@ -22,6 +22,7 @@ internal sealed partial class ShardReplicaCore
     private long _lastProbe = long.MinValue / 2;
     private long _probePromised;
     private (long LastEpoch, long End) _probeFloor = (-1, 0);
+    private ReplicaVoteRequest? _deferredPreVote; // a pre-vote refused only because this replica still probed
 
     /// <summary>What another replica answered to this replica's probe.</summary>
     private enum ProbeAnswer : byte
@@ -141,6 +142,15 @@ internal sealed partial class ShardReplicaCore
             // replica that lost its disk would take the shard for new while the only copy was on a third, down replica.
             _probing = false;
             _lastHeard = now;
+            EndProbing(now);
+            if (_fastStart)
+            {
+                // Nobody can lead a new shard yet, so the replica that owns its first epoch stands at once rather than
+                // after a heartbeat's wait for a leader that cannot exist (the others answer its pre-vote as soon as
+                // they know too: see EndProbing).
+                StartElection(now);
+            }
+
             return;
         }
 
@@ -151,6 +161,20 @@ internal sealed partial class ShardReplicaCore
             _storage.Save(_meta);
             _lastHeard = now;
             CheckRebuilt();
+            EndProbing(now);
+        }
+    }
+
+    /// <summary>
+    /// Probing is over: a pre-vote refused meanwhile only because this replica did not know yet whether it lost its
+    /// state is answered again, so a candidate that stood a moment earlier does not sit out an election timeout.
+    /// </summary>
+    private void EndProbing(long now)
+    {
+        if (_deferredPreVote is { } request)
+        {
+            _deferredPreVote = null;
+            OnVoteRequest(request, now);
         }
     }
 
