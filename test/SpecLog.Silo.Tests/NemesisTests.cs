@@ -81,7 +81,7 @@ public sealed class NemesisTests
             }
 
             await Waits.UntilAsync(() => silos.All(x => x!.IsUp), "three silos up", StepTimeout, ct);
-            client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct);
+            client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct, output);
             var log0 = client.Log;
             var subscriptionTasks = subscribers.Select(sub => sub.RunAsync(log0, load.Token)).ToArray();
             var producers = Enumerable.Range(0, Producers).Select(p => Task.Run(async () =>
@@ -273,7 +273,7 @@ public sealed class NemesisTests
             }
 
             await Waits.UntilAsync(() => silos.All(x => x!.IsUp), "three silos up after the whole-cluster kill", StepTimeout, ct);
-            client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct);
+            client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, clusterId, StepTimeout, ct, output);
             var again = (await ReadAllAsync(client.Log, trimPoint, end, ct)).ToDictionary(r => r.Gsn, r => r.Text);
             foreach (var (text, gsn) in acks.Where(a => a.Value >= trimPoint))
             {

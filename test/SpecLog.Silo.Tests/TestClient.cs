@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -22,8 +23,11 @@ internal sealed class TestClient : IAsyncDisposable
     public static Task<TestClient> ConnectAsync(SiloProcess silo, TimeSpan timeout, CancellationToken cancellationToken) =>
         ConnectAsync(client => client.UseLocalhostClustering(silo.GatewayPort), () => silo.HasExited, timeout, cancellationToken);
 
-    /// <summary>Connects to a cluster through its Azure Table membership (every live silo's gateway), as a production client does.</summary>
-    public static Task<TestClient> ConnectClusterAsync(string connectionString, string clusterId, TimeSpan timeout, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Connects to a cluster through its Azure Table membership (every live silo's gateway), as a production client does;
+    /// its warnings and errors go to <c>logTo</c> when given (else nowhere).
+    /// </summary>
+    public static Task<TestClient> ConnectClusterAsync(string connectionString, string clusterId, TimeSpan timeout, CancellationToken cancellationToken, ConcurrentQueue<string>? logTo = null) =>
         ConnectAsync(
             client =>
             {
@@ -40,13 +44,19 @@ internal sealed class TestClient : IAsyncDisposable
             },
             () => false,
             timeout,
-            cancellationToken);
+            cancellationToken,
+            logTo);
 
-    private static async Task<TestClient> ConnectAsync(Action<IClientBuilder> clustering, Func<bool> gone, TimeSpan timeout, CancellationToken cancellationToken)
+    private static async Task<TestClient> ConnectAsync(Action<IClientBuilder> clustering, Func<bool> gone, TimeSpan timeout, CancellationToken cancellationToken, ConcurrentQueue<string>? logTo = null)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
         builder.Logging.ClearProviders();
+        if (logTo is not null)
+        {
+            builder.Logging.AddProvider(new QueueLoggerProvider(logTo));
+        }
+
         builder.UseOrleansClient(client =>
         {
             clustering(client);
