@@ -43,7 +43,7 @@ public sealed class AnatomyScenario : IScenario
 
     public string Description =>
         "stage latencies and control traffic per append, per ordering layer and rate "
-        + "[--configs Single:1,Copilot:1,Copilot:3,MultiPaxos:3 --rates 2000,20000 --shards 4 --appenders 20 --record-size 100 --seconds 5 --warmup 2 --ordering Name=Value,... --out bench/results]";
+        + "[--configs Single:1,Copilot:1,Copilot:3,MultiPaxos:3,Copilot:3:3 (mode:silos[:shard replicas]) --rates 2000,20000 --shards 4 --appenders 20 --record-size 100 --seconds 5 --warmup 2 --ordering Name=Value,... --out bench/results]";
 
     public async Task<int> RunAsync(BenchArgs args)
     {
@@ -52,7 +52,10 @@ public sealed class AnatomyScenario : IScenario
             .Select(c =>
             {
                 var parts = c.Split(':');
-                return new Config(Enum.Parse<SequencerReplication>(parts[0], ignoreCase: true), parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : 1);
+                return new Config(
+                    Enum.Parse<SequencerReplication>(parts[0], ignoreCase: true),
+                    parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : 1,
+                    parts.Length > 2 ? int.Parse(parts[2], CultureInfo.InvariantCulture) : 1);
             }).ToArray();
         var rates = (args.Get("rates") ?? "2000,20000").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(r => int.Parse(r, CultureInfo.InvariantCulture)).ToArray();
@@ -60,9 +63,9 @@ public sealed class AnatomyScenario : IScenario
         var ordering = Workloads.OrderingOverrides.Parse(s.Ordering);
         var outDir = args.Get("out") ?? Path.Combine("bench", "results");
         if (configs.Length == 0 || rates.Length == 0 || rates.Any(r => r < 1) || s.Shards < 1 || s.Appenders < 1 || s.Seconds <= 0 || s.RecordSize < HeaderBytes
-            || configs.Any(c => c.Silos < 1 || (c.Mode == SequencerReplication.Single && c.Silos != 1)))
+            || configs.Any(c => c.Silos < 1 || c.Replicas < 1 || c.Replicas > c.Silos || (c.Mode == SequencerReplication.Single && c.Silos != 1)))
         {
-            throw new ArgumentException("--configs (Mode:silos; Single runs on 1 silo), --rates, --shards, --appenders and --seconds must be positive, --record-size at least 9.");
+            throw new ArgumentException("--configs (Mode:silos[:shard replicas, at most the silos]; Single runs on 1 silo), --rates, --shards, --appenders and --seconds must be positive, --record-size at least 9.");
         }
 
         var report = new BenchReport("Latency anatomy: where an append's and a delivery's time goes");
@@ -160,6 +163,8 @@ public sealed class AnatomyScenario : IScenario
             }
 
             report.SetFigure($"{prefix}_append_p50_us", Math.Round(r.Append.P50Us, 1));
+            report.SetFigure($"{prefix}_append_p99_us", Math.Round(r.Append.P99Us, 1));
+            report.SetFigure($"{prefix}_ordered_delivery_p50_us", Math.Round(r.Ordered.P50Us, 1));
             report.SetFigure($"{prefix}_reports_per_append", Math.Round(r.PerAppend(r.Reports), 3));
             report.SetFigure($"{prefix}_noop_fraction", Math.Round(r.NoOpFraction, 4));
         }
@@ -176,7 +181,7 @@ public sealed class AnatomyScenario : IScenario
         }
 
         RunResult? Pick(SequencerReplication mode, int rate) =>
-            results.Where(r => r.Config.Mode == mode && r.Rate == rate).OrderByDescending(r => r.Config.Silos).FirstOrDefault();
+            results.Where(r => r.Config.Mode == mode && r.Rate == rate && r.Config.Replicas == 1).OrderByDescending(r => r.Config.Silos).FirstOrDefault();
         void Set(string key, RunResult? r, Func<RunResult, double> value)
         {
             if (r is not null)
@@ -212,6 +217,7 @@ public sealed class AnatomyScenario : IScenario
             o.Fsync = true;
             o.SegmentSize = 16L << 20;
             o.Replication.Mode = config.Mode;
+            o.ShardReplicas = config.Replicas;
             ordering(o.Ordering);
         });
         try
@@ -340,11 +346,12 @@ public sealed class AnatomyScenario : IScenario
 
     private sealed record Settings(int Shards, int Appenders, int RecordSize, double Seconds, double Warmup, string? Ordering);
 
-    private sealed record Config(SequencerReplication Mode, int Silos)
+    /// <summary>An ordering mode on some silos, with <paramref name="Replicas"/> replicas per shard (on distinct silos).</summary>
+    private sealed record Config(SequencerReplication Mode, int Silos, int Replicas = 1)
     {
-        public string Name => Mode == SequencerReplication.Single ? "Single" : $"{Mode}, {Silos} silo{(Silos == 1 ? "" : "s")}";
+        public string Name => (Mode == SequencerReplication.Single ? "Single" : $"{Mode}, {Silos} silo{(Silos == 1 ? "" : "s")}") + (Replicas > 1 ? $", R = {Replicas}" : "");
 
-        public string Key => $"{Mode.ToString().ToLowerInvariant()}_{Silos}silo";
+        public string Key => $"{Mode.ToString().ToLowerInvariant()}_{Silos}silo" + (Replicas > 1 ? $"_r{Replicas}" : "");
     }
 
     private sealed record Snapshot(long Reports, long Notices, long Pushes, long Wakeups, long NoOps, long Records, long Entries, long Fast, long Slow, long Takeovers)

@@ -47,7 +47,7 @@ public sealed class HeadlineScenario : IScenario
             ("ordering", new OrderingScenario(), ["--modes", "Copilot,MultiPaxos", "--delay-ms", "1,20", "--rounds", "2", "--seconds", "5", "--warmup", "2", "--rate", "500", "--out", outDir]),
             ("peers", new PeersScenario(), ["--seconds", "4", "--warmup", "1", "--saturate", "--out", outDir]),
             ("burst", new BurstScenario(), ["--rounds", "1", "--seconds", "3", "--out", outDir]),
-            ("anatomy", new AnatomyScenario(), ["--configs", "Single:1,Copilot:1,Copilot:3,MultiPaxos:3", "--rates", "2000,20000", "--seconds", "4", "--warmup", "1.5", "--out", outDir]),
+            ("anatomy", new AnatomyScenario(), ["--configs", "Single:1,Copilot:1,Copilot:3,MultiPaxos:3,Copilot:3:3", "--rates", "2000,20000", "--seconds", "4", "--warmup", "1.5", "--out", outDir]),
             ("failover", new FailoverScenario(), ["--kills", "20", "--rounds", "1", "--seconds", "8", "--out", outDir]),
             ("elastic", new ElasticScenario(), ["--configs", "Copilot:1,Copilot:3", "--adds", "4", "--out", outDir]),
             ("recovery", new RecoveryScenario(), ["--seconds", "30", "--out", outDir]),
@@ -150,6 +150,18 @@ public sealed class HeadlineScenario : IScenario
         string Secs(string key) => Fig(key) is { } v ? $"{v:0.00} s" : "not measured";
         md.AppendLine(CultureInfo.InvariantCulture, $"| restart of a one-silo Copilot log after 30 s of load (`recovery`): ordering records replayed / first append acknowledged, checkpoints on vs off | bounded by the retained state | {Count("recovery_replayed_records_on")} / {Secs("recovery_first_append_s_on")} vs {Count("recovery_replayed_records_off")} / {Secs("recovery_first_append_s_off")} | reported |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| append p50 with R = 3 ÷ R = 1 (three processes, side by side; reported) | — | {(Quot("replicated_append_p50_ms_r3", "replicated_append_p50_ms_r1") is { } rr ? rr.ToString("F2", CultureInfo.InvariantCulture) + "×" : "not measured")} | what replication costs |");
+        foreach (var k in new[] { 2, 20 })
+        {
+            // In one process, the same run as issue 9's rows: Copilot on three silos with three replicas per shard against one.
+            string Cell(string key, string reference) =>
+                Fig($"anatomy_copilot_3silo_r3_{k}k_{key}") is { } r3 && Fig($"anatomy_copilot_3silo_{k}k_{key}") is { } r1 && r1 > 0
+                    ? $"{r3 / 1000:0.00} ms vs {r1 / 1000:0.00} ms ({r3 / r1:0.00}×){reference}"
+                    : "not measured";
+            var single = Fig($"anatomy_single_1silo_{k}k_append_p50_us") is { } sp && Fig($"anatomy_copilot_3silo_r3_{k}k_append_p50_us") is { } r3p && sp > 0 ? $"; {r3p / sp:0.00}× Single (issue 9: ≤ 2×)" : "";
+            md.AppendLine(CultureInfo.InvariantCulture, $"| append p50, Copilot on 3 silos, R = 3 vs R = 1, {k},000/s (`anatomy`, in process) | — | {Cell("append_p50_us", single)} | what replication costs |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| append p99, R = 3 vs R = 1, {k},000/s | — | {Cell("append_p99_us", "")} | reported |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| GSN-ordered delivery p50, R = 3 vs R = 1, {k},000/s | — | {Cell("ordered_delivery_p50_us", "")} | reported |");
+        }
 
         md.AppendLine().AppendLine("## Ratios measured side by side").AppendLine();
         md.AppendLine("Each ratio compares two systems run alternately in the same scenario, so machine noise mostly cancels.").AppendLine();
