@@ -97,6 +97,11 @@ public sealed record ShardReadResult(
     [property: Id(3)] long DurableSlots);
 
 /// <summary>A shard's state, for the dashboard, tests and operators.</summary>
+/// <remarks>
+/// <c>Diagnostics</c> is for an operator chasing a stall: whether the shard keeps cuts moving, whether it holds
+/// uncommitted records, how long since its last report and last commit notice, and (a leader) what each follower
+/// acknowledged.
+/// </remarks>
 [GenerateSerializer, Immutable, Alias("speclog.ShardStatus")]
 public sealed record ShardStatus(
     [property: Id(0)] int Shard,
@@ -127,7 +132,8 @@ public sealed record ShardStatus(
     [property: Id(25)] bool Departed = false,
     [property: Id(26)] long LogFirstEntry = 0,
     [property: Id(27)] int LogSegments = 0,
-    [property: Id(28)] long TrimmedBelowGsn = 0);
+    [property: Id(28)] long TrimmedBelowGsn = 0,
+    [property: Id(29)] string? Diagnostics = null);
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]

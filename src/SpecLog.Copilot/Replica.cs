@@ -234,6 +234,7 @@ public sealed partial class Replica<T>
             parts.Add($"rebuilt from floor {floor}, abstaining {IsRebuilding(0)}/{IsRebuilding(1)}");
         }
 
+        parts.Add($"executed per client (high-water): {string.Join(", ", _highWater.OrderBy(h => h.Key).Select(h => $"{h.Key}:{h.Value}"))}");
         parts.Add($"proposals {_proposals.Count}");
         foreach (var p in _proposals.Values.OrderBy(p => (p.Log, p.Slot)).Take(12))
         {

@@ -483,6 +483,9 @@ public sealed class ShardCore
         return added;
     }
 
+    /// <summary>For diagnostics: the shard's clock when it last reported and last took a commit notice (µs).</summary>
+    public (long LastReportMicros, long LastNoticeMicros) Clocks => (_lastReportMicros, _lastNoticeMicros);
+
     /// <summary>The confirmed GSN prefix: every GSN below it is committed.</summary>
     public long CommittedGsn => History.Count == 0 ? 0 : History.GsnOfCut(CommittedCut);
 }

@@ -296,7 +296,16 @@ internal sealed partial class ShardGrain(
             _core.Departed,
             _log.FirstIndex,
             _log.SegmentCount,
-            _trim?.Gsn ?? 0));
+            _trim?.Gsn ?? 0,
+            Diagnose()));
+    }
+
+    private string Diagnose()
+    {
+        var now = NowMicros();
+        var (report, notice) = _core.Clocks;
+        return $"report seq {_core.ReportSeq}, active {_core.Active}, uncommitted records {_core.HasUncommittedRecords}, others waiting {_core.OthersWaiting}, last report {(now - report) / 1000} ms ago, last notice {(now - notice) / 1000} ms ago"
+            + (_replication is { } r ? $"; log durable {_log.DurableIndex} of {_log.NextIndex}; peers: {r.DescribePeers(now)}" : "");
     }
 
     private string SiloName => GrainContext.Address.SiloAddress?.ToString() ?? "";
