@@ -358,7 +358,12 @@ public sealed class AnatomyScenario : IScenario
     {
         public static async Task<Snapshot> TakeAsync(IGrainFactory grains, int shards, Config config)
         {
-            var st = await Task.WhenAll(Enumerable.Range(0, shards).Select(i => grains.GetGrain<IShardGrain>(i).GetStatusAsync()));
+            var st = await Task.WhenAll(Enumerable.Range(0, shards).Select(async i =>
+            {
+                // A replicated shard's counters are its leader's (followers report zeros).
+                var all = await Task.WhenAll(Enumerable.Range(0, config.Replicas).Select(r => grains.GetGrain<IShardGrain>(ShardKeys.Of(i, r)).GetStatusAsync()));
+                return all.FirstOrDefault(x => x.Role is "Leader" or "Single") ?? all[0];
+            }));
             long entries = -1, fast = 0, slow = 0, takeovers = 0;
             if (config.Mode != SequencerReplication.Single)
             {
