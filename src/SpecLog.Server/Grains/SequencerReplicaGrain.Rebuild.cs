@@ -33,7 +33,7 @@ internal sealed partial class SequencerReplicaGrain
     private readonly Guid _probeId = Guid.NewGuid();
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _probing;
-    private bool _transferring;
+    private bool _starting; // deciding from the answers: a new layer's start or a rebuild (transfer, then start) is under way
     private int _probeRounds;
     private int _rebuildAttempts;
     private long _rebuildBytes;
@@ -76,7 +76,7 @@ internal sealed partial class SequencerReplicaGrain
 
     public async Task OrderingProbeReply(OrderingProbeAnswer answer)
     {
-        if (!_probing || _transferring || _deactivating || answer is null || (uint)answer.From >= (uint)_copilot.ReplicaCount || answer.From == _id)
+        if (!_probing || _starting || _deactivating || answer is null || (uint)answer.From >= (uint)_copilot.ReplicaCount || answer.From == _id)
         {
             return;
         }
@@ -88,14 +88,14 @@ internal sealed partial class SequencerReplicaGrain
             if (_probeAnswers.Count + 1 > _copilot.ReplicaCount / 2)
             {
                 LogNewLayer(logger, _id, _probeAnswers.Count);
-                _transferring = true; // no second start while this one awaits its log
+                _starting = true; // no second start (or rebuild) while this one awaits its log
                 try
                 {
                     await StartReplicaAsync(CancellationToken.None); // ends the probing once the core exists
                 }
                 finally
                 {
-                    _transferring = false;
+                    _starting = false;
                 }
             }
 
@@ -107,7 +107,7 @@ internal sealed partial class SequencerReplicaGrain
             return; // every other replica's floor is needed: any of them may be the one its lost self voted with
         }
 
-        _transferring = true;
+        _starting = true;
         var donor = holders.MaxBy(a => a.Executed)!;
         var attempt = ++_rebuildAttempts;
         var started = Stopwatch.GetTimestamp();
@@ -124,7 +124,7 @@ internal sealed partial class SequencerReplicaGrain
         }
         finally
         {
-            _transferring = false;
+            _starting = false;
         }
     }
 
@@ -173,7 +173,7 @@ internal sealed partial class SequencerReplicaGrain
     /// <summary>Asks the peers that have not answered (every timer tick; after 20 ticks without a decision, all again).</summary>
     private void ProbeAgain()
     {
-        if (_transferring)
+        if (_starting)
         {
             return;
         }
@@ -280,7 +280,7 @@ internal sealed partial class SequencerReplicaGrain
     private ReplicaStatus ProbingStatus() => new(
         _id, 0, siloDetails.SiloAddress.ToString(), _copilot.Mode.ToString(), _copilot.ReplicaCount, -1, -1, false, false, 0, 0, 0, 0, 0, 0, 0, 0, _staleDropped, _activatedAt, _wakeups,
         $"probing: answers from [{string.Join(", ", _probeAnswers.Values.Select(a => $"{a.From}{(a.HasState ? " holds state" : " blank")}"))}]",
-        Role: _transferring ? "Rebuilding" : "Probing");
+        Role: _starting ? "Rebuilding" : "Probing");
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Sequencer replica {Replica} has no state on disk: probing its peers to learn whether the ordering layer is new or this replica lost its disk")]
     private static partial void LogProbing(ILogger logger, int replica);

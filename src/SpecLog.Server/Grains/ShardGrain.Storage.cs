@@ -128,9 +128,12 @@ internal sealed partial class ShardGrain
         // no-op slots are counted over what the log still holds.
         long slot = _baseSlot = SlotAtLogStart(), records = 0, noOps = 0;
         _cache.Reset(slot);
-        foreach (var (client, seq) in _trim?.DedupFloor ?? new Dictionary<Guid, long>())
+        if (_trim?.DedupFloor is { } floor)
         {
-            _dedup.ForgetUpTo(client, seq); // trimmed appends: their retries are refused, not written again
+            foreach (var (client, seq) in floor)
+            {
+                _dedup.ForgetUpTo(client, seq); // trimmed appends: their retries are refused, not written again
+            }
         }
 
         if (_log.FirstIndex > 0)

@@ -464,7 +464,7 @@ internal sealed partial class ShardReplicaCore
         }
     }
 
-    /// <summary>For diagnostics: per peer, its log end and durable end as this replica (a leader) last heard, and how long ago (µs).</summary>
+    /// <summary>For diagnostics: per peer, its log end and durable end as this replica (a leader) last heard, and how many milliseconds ago.</summary>
     public string DescribePeers(long now) => string.Join(", ", Enumerable.Range(0, _n).Where(p => p != _self)
         .Select(p => $"r{p} end {_peers[p].End} durable {_peers[p].Durable}{(_peers[p].Joined ? "" : " (not joined)")} heard {(now - _peers[p].LastHeard) / 1000} ms ago"));
 
