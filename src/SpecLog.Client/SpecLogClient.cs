@@ -14,6 +14,9 @@ namespace SpecLog.Client;
 public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<SpecLogClientOptions> options, ILogger<SpecLogClient>? logger = null)
 {
     private readonly IGrainFactory _grainFactory = grainFactory;
+
+    /// <summary>The grain factory the client calls through (the consumer library reaches its checkpoint grains with it).</summary>
+    internal IGrainFactory GrainFactory => _grainFactory;
     private readonly SpecLogClientOptions _options = Validated(options.Value);
     private readonly ILogger _logger = logger ?? NullLogger<SpecLogClient>.Instance;
     private readonly SemaphoreSlim _historyLock = new(1, 1);
