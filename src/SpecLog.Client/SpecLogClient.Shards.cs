@@ -135,28 +135,46 @@ public sealed partial class SpecLogClient
         }
     }
 
-    /// <summary>The first window (after the ones this client knew) that gives an added shard slots, or that lists a removed one as departed.</summary>
+    /// <summary>How long a decided shard-set change may take to show in the windows the ordering replicas send.</summary>
+    private static readonly TimeSpan WindowLag = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The first window that gives an added shard slots, or that lists a removed one as departed. The status that said
+    /// the change is decided came from the most advanced ordering replica; the windows may come from one that has not
+    /// executed it yet (the advanced one slow to answer, or restarting), so they are asked again for up to
+    /// <see cref="WindowLag"/> before this gives up.
+    /// </summary>
     private async Task<ShardChange> FindChangeAsync(ShardControl change, int shard, CancellationToken cancellationToken)
     {
-        await RefreshWindowsAsync(int.MaxValue, cancellationToken);
-        await _historyLock.WaitAsync(cancellationToken);
-        try
+        var started = Stopwatch.GetTimestamp();
+        while (true)
         {
-            var windows = _history.Windows;
-            for (var w = 0; w < windows.Count; w++)
+            await RefreshWindowsAsync(int.MaxValue, cancellationToken);
+            await _historyLock.WaitAsync(cancellationToken);
+            try
             {
-                if (change == ShardControl.Join ? windows[w].QuotaOf(shard) > 0 : windows[w].HasDeparted(shard))
+                var windows = _history.Windows;
+                for (var w = 0; w < windows.Count; w++)
                 {
-                    return new ShardChange(shard, windows[w].Window, windows[w].StartGsn);
+                    if (change == ShardControl.Join ? windows[w].QuotaOf(shard) > 0 : windows[w].HasDeparted(shard))
+                    {
+                        return new ShardChange(shard, windows[w].Window, windows[w].StartGsn);
+                    }
                 }
             }
-        }
-        finally
-        {
-            _historyLock.Release();
-        }
+            finally
+            {
+                _historyLock.Release();
+            }
 
-        throw new InvalidOperationException($"The log says shard {shard} {(change == ShardControl.Join ? "joined" : "left")}, but no window it sent shows it.");
+            if (Stopwatch.GetElapsedTime(started) >= WindowLag)
+            {
+                throw new TimeoutException(
+                    $"The log says shard {shard} {(change == ShardControl.Join ? "joined" : "left")}, but no ordering replica sent the window that shows it within {WindowLag.TotalSeconds:0.###} s.");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
+        }
     }
 
     /// <summary>The shard set, learned once (and refreshed in the background when older than <see cref="SpecLogClientOptions.ShardSetRefresh"/>).</summary>
