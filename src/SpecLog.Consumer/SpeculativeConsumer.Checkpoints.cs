@@ -109,7 +109,7 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
 
         if (due.Count > 0)
         {
-            _saving = SaveAllAsync(due, cancellationToken);
+            _saving = SaveAllAsync(due, CancellationToken.None); // a save in flight completes also when the consumer stops
         }
     }
 

@@ -237,6 +237,13 @@ internal static partial class SiloHost
                     o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.AzureStorage.ConnectionString);
                     o.TableName = settings.AzureStorage.TableName;
                 });
+                // Consumer checkpoints and consumer groups' fences in Azure Blob storage of the same account: a checkpoint
+                // grain may activate on any silo, so its state cannot live in one node's data directory.
+                silo.AddAzureBlobGrainStorage(ConsumerCheckpoints.StorageName, o =>
+                {
+                    o.BlobServiceClient = new Azure.Storage.Blobs.BlobServiceClient(settings.AzureStorage.ConnectionString);
+                    o.ContainerName = settings.AzureStorage.CheckpointContainer;
+                });
                 silo.Configure<ClusterMembershipOptions>(o =>
                 {
                     o.ProbeTimeout = settings.ProbeTimeout;

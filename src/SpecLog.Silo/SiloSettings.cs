@@ -235,4 +235,10 @@ internal sealed class AzureStorageSettings
 
     /// <summary>Table holding the membership rows (one row per silo generation, keyed by the cluster id).</summary>
     public string TableName { get; set; } = DEFAULT_TABLE_NAME;
+
+    /// <summary>Default blob container of consumer checkpoints.</summary>
+    public const string DEFAULT_CHECKPOINT_CONTAINER = "speclog-checkpoints";
+
+    /// <summary>Blob container holding consumer checkpoints (Orleans grain state, one blob per consumer partition).</summary>
+    public string CheckpointContainer { get; set; } = DEFAULT_CHECKPOINT_CONTAINER;
 }

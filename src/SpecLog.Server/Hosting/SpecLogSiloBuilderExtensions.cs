@@ -2,7 +2,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Storage;
+using SpecLog;
 using SpecLog.Server;
+using SpecLog.Server.Consumers;
 using SpecLog.Server.Hosting;
 using SpecLog.Server.Ordering;
 using SpecLog.Server.Ordering.Copilot;
@@ -52,6 +55,15 @@ public static class SpecLogSiloBuilderExtensions
                 : new SingleSequencerOrderingLayer(grains);
         });
         services.AddSpecLogClient();
+        if (!services.Any(d => d.IsKeyedService && d.ServiceType == typeof(IGrainStorage) && Equals(d.ServiceKey, ConsumerCheckpoints.StorageName)))
+        {
+            // Consumer checkpoints in the data directory unless the host chose a provider (Azure Blob storage in a cluster,
+            // where a checkpoint grain may activate on any silo). A provider registered later replaces this one.
+            services.AddKeyedSingleton<IGrainStorage>(ConsumerCheckpoints.StorageName, (sp, _) => new FileGrainStorage(
+                Path.Combine(sp.GetRequiredService<IOptions<SpecLogOptions>>().Value.DataDirectory, "consumers"),
+                sp.GetRequiredService<Orleans.Serialization.Serializer>()));
+        }
+
         return builder;
     }
 }
