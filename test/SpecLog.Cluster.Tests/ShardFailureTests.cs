@@ -36,6 +36,13 @@ internal sealed class CutOffFilter : IIncomingGrainCallFilter, IOutgoingGrainCal
             : context.Invoke();
 }
 
+/// <summary>Tests that cut a shard off share the static <see cref="CutOffFilter"/> (shard 2's grain id is the same in every cluster): they run one at a time.</summary>
+[CollectionDefinition(Name)]
+public sealed class CutOffCollection
+{
+    public const string Name = "shard cut-off";
+}
+
 /// <summary>The embedded default (Copilot on one silo), three unreplicated shards, failures detected after 500 ms.</summary>
 public sealed class FailableShardFixture : ClusterFixture
 {
@@ -59,6 +66,7 @@ public sealed class FailableShardFixture : ClusterFixture
 /// when its storage returns its committed records are read back. A trim made while it is out skips it; once it rejoined
 /// it trims itself below the log's trim point.
 /// </summary>
+[Collection(CutOffCollection.Name)]
 public sealed class WholeShardFailureTests(FailableShardFixture fixture, ITestOutputHelper output) : IClassFixture<FailableShardFixture>
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);

@@ -121,4 +121,78 @@ public sealed class SpeculativeConsumerTests(ConsumerFixture fixture) : IClassFi
         await stop.CancelAsync();
         await secondRun;
     }
+
+    [Fact]
+    public async Task Members_of_a_consumer_group_split_the_shards_hand_them_over_and_release_each_output_once()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        const string name = "group";
+        var lease = TimeSpan.FromMilliseconds(900);
+        var sink = new RecordingSink();
+        var group = fixture.Grains.GetGrain<IConsumerGroupGrain>(name);
+        SpeculativeConsumer<Dictionary<string, long>, string> Member(string id) => NewConsumer(name, sink, new SpeculativeConsumerOptions
+        {
+            Ordering = ConsumerOrdering.PerShard,
+            Group = true,
+            MemberId = id,
+            GroupLease = lease,
+            CheckpointInterval = TimeSpan.FromMilliseconds(200),
+        });
+
+        async Task Until(Func<GroupStatus, bool> condition, string what)
+        {
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            wait.CancelAfter(Patience);
+            GroupStatus status;
+            while (!condition(status = await group.GetStatusAsync()))
+            {
+                Assert.False(wait.IsCancellationRequested, $"{what}: not reached; the group has {string.Join(", ", status.Members.Select(m => $"{m.Key} [{string.Join(",", m.Value)}]"))}");
+                await Task.Delay(50, ct); // polled: assignments move with heartbeats
+            }
+        }
+
+        var overlaps = 0;
+        using var stopA = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var stopB = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var a = Member("a");
+        var b = Member("b");
+        var runA = a.RunAsync(stopA.Token);
+        await Until(st => st.Members.TryGetValue("a", out var held) && held.Length == 3, "a holds every shard");
+        var producers = AppendAsync(name, 600, ct);
+
+        // A second member joins: the shards are split between them, never held by both at once.
+        var runB = b.RunAsync(stopB.Token);
+        await Until(st => st.Members.Count == 2 && st.Members.Values.All(h => h.Length >= 1) && st.Members.Values.Sum(h => h.Length) == 3, "a and b split the shards");
+        overlaps += a.Partitions.Intersect(b.Partitions).Count();
+
+        // A ghost member joins and takes a shard, then dies without a word: its lease lapses and the shard moves back.
+        var ghostGot = Array.Empty<int>();
+        using (var wait = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            wait.CancelAfter(Patience);
+            while (ghostGot.Length == 0)
+            {
+                ghostGot = (await group.HeartbeatAsync("ghost", [], lease)).Shards;
+                await Task.Delay(lease / 3, wait.Token); // a heartbeat's period
+            }
+        }
+
+        await Until(st => !st.Members.ContainsKey("ghost") && st.Members.Values.Sum(h => h.Length) == 3, "the ghost's lease lapsed and its shard moved back");
+        overlaps += a.Partitions.Intersect(b.Partitions).Count();
+
+        // a leaves: b takes everything.
+        await stopA.CancelAsync();
+        await runA;
+        await Until(st => st.Members.Count == 1 && st.Members.TryGetValue("b", out var held) && held.Length == 3, "b holds every shard after a left");
+        var end = await producers;
+        var expected = await ConsumerTestApp.ExpectedAsync(fixture.Client, 0, end, perShard: true, ct);
+        await sink.WaitForAsync(AllBelow(end, expected.Count), Patience, ct);
+        await stopB.CancelAsync();
+        await runB;
+
+        Assert.Equal(0, overlaps);
+        Assert.Equal(0, sink.Duplicates);
+        Assert.Equal(expected.Order(), sink.Outputs.Where(o => o.Gsn < end).Select(o => (o.Gsn, o.Index, o.Output)).Order());
+        Assert.True(b.Statistics.Released > 0 && a.Statistics.Released > 0, $"a released {a.Statistics.Released}, b {b.Statistics.Released}");
+    }
 }
