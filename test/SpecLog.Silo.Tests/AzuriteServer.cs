@@ -5,8 +5,9 @@ using System.Net.Sockets;
 namespace SpecLog.Silo.Tests;
 
 /// <summary>
-/// The Azurite Azure Storage emulator's table service as a child process, on a free loopback port with its data in a
-/// fresh temporary folder; disposing stops it and deletes the folder. Azurite (npm package <c>azurite</c>) is
+/// The Azurite Azure Storage emulator (table service for cluster membership, blob service for consumer checkpoints,
+/// queue service unused) as a child process, on free loopback ports with its data in a fresh temporary folder;
+/// disposing stops it and deletes the folder. Azurite (npm package <c>azurite</c>) is
 /// installed on first use into <c>.tools/azurite</c> at the repository root, as <c>scripts/azurite.sh</c> does.
 /// </summary>
 internal sealed class AzuriteServer : IAsyncDisposable
@@ -22,24 +23,32 @@ internal sealed class AzuriteServer : IAsyncDisposable
     private readonly Process _process;
     private readonly string _dataDirectory;
 
-    private AzuriteServer(Process process, string dataDirectory, int port)
+    private AzuriteServer(Process process, string dataDirectory, int port, int blobPort)
     {
         _process = process;
         _dataDirectory = dataDirectory;
         Port = port;
+        BlobPort = blobPort;
     }
 
+    /// <summary>The table service's port.</summary>
     public int Port { get; }
 
-    /// <summary>A connection string for the emulator's table endpoint.</summary>
+    /// <summary>The blob service's port.</summary>
+    public int BlobPort { get; }
+
+    /// <summary>A connection string for the emulator's table and blob endpoints.</summary>
     public string ConnectionString =>
-        $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};TableEndpoint=http://127.0.0.1:{Port}/devstoreaccount1;";
+        $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};" +
+        $"TableEndpoint=http://127.0.0.1:{Port}/devstoreaccount1;BlobEndpoint=http://127.0.0.1:{BlobPort}/devstoreaccount1;";
 
     /// <summary>Installs Azurite if needed, starts it and waits until its port accepts connections.</summary>
     public static async Task<AzuriteServer> StartAsync(CancellationToken cancellationToken)
     {
         var bin = await EnsureInstalledAsync(cancellationToken);
         var port = SiloProcess.FreePort();
+        var blobPort = SiloProcess.FreePort();
+        var queuePort = SiloProcess.FreePort();
         var data = Directory.CreateTempSubdirectory("speclog-azurite-").FullName;
         var start = new ProcessStartInfo(bin)
         {
@@ -47,7 +56,12 @@ internal sealed class AzuriteServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "--tableHost", "127.0.0.1", "--tablePort", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--location", data, "--skipApiVersionCheck", "--silent" })
+        var culture = System.Globalization.CultureInfo.InvariantCulture;
+        foreach (var arg in new[]
+        {
+            "--tableHost", "127.0.0.1", "--tablePort", port.ToString(culture), "--blobHost", "127.0.0.1", "--blobPort", blobPort.ToString(culture),
+            "--queueHost", "127.0.0.1", "--queuePort", queuePort.ToString(culture), "--location", data, "--skipApiVersionCheck", "--silent",
+        })
         {
             start.ArgumentList.Add(arg);
         }
@@ -57,7 +71,7 @@ internal sealed class AzuriteServer : IAsyncDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var server = new AzuriteServer(process, data, port);
+        var server = new AzuriteServer(process, data, port, blobPort);
         var deadline = Stopwatch.GetTimestamp() + 30 * Stopwatch.Frequency;
         while (true)
         {
@@ -69,8 +83,12 @@ internal sealed class AzuriteServer : IAsyncDisposable
 
             try
             {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, port, cancellationToken);
+                foreach (var p in new[] { port, blobPort })
+                {
+                    using var probe = new TcpClient();
+                    await probe.ConnectAsync(IPAddress.Loopback, p, cancellationToken);
+                }
+
                 return server;
             }
             catch (SocketException) when (Stopwatch.GetTimestamp() < deadline)
@@ -111,7 +129,7 @@ internal sealed class AzuriteServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The <c>azurite-table</c> executable under <c>.tools/azurite</c>, installed with npm if missing.</summary>
+    /// <summary>The <c>azurite</c> executable (all services) under <c>.tools/azurite</c>, installed with npm if missing.</summary>
     private static async Task<string> EnsureInstalledAsync(CancellationToken cancellationToken)
     {
         // Two tests starting at once must not run two npm installs into the same folder (the second fails).
@@ -130,7 +148,7 @@ internal sealed class AzuriteServer : IAsyncDisposable
     {
         var root = RepositoryRoot();
         var prefix = Path.Combine(root, ".tools", "azurite");
-        var bin = Path.Combine(prefix, "node_modules", ".bin", "azurite-table");
+        var bin = Path.Combine(prefix, "node_modules", ".bin", "azurite");
         if (File.Exists(bin))
         {
             return bin;
