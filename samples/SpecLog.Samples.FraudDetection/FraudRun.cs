@@ -67,6 +67,7 @@ internal sealed class FraudRun(SampleLog log, string name, OutputFile<Verdict>? 
         var consumer = NewConsumer();
         var run = consumer.RunAsync(stopConsumer.Token);
         var before = _sink.Released;
+        _sink.TimedFromMicros = LatencyHistogram.NowMicros() + 1_000_000;
         await ProduceAsync(rate, count, cancellationToken);
         var deadline = Stopwatch.GetTimestamp() + 60 * Stopwatch.Frequency;
         while (_sink.Released - before < count && !run.IsCompleted && Stopwatch.GetTimestamp() < deadline)

@@ -8,6 +8,9 @@ namespace SpecLog.Samples.FraudDetection;
 /// </summary>
 internal sealed class VerdictSink(OutputFile<Verdict>? file) : IResumableOutputSink<Verdict>
 {
+    /// <summary>Payments appended before this (UTC µs) are not timed: the first second warms the process up.</summary>
+    public long TimedFromMicros { get; set; }
+
     private long _released;
     private long _flagged;
 
@@ -22,7 +25,10 @@ internal sealed class VerdictSink(OutputFile<Verdict>? file) : IResumableOutputS
         var now = LatencyHistogram.NowMicros();
         foreach (var o in outputs)
         {
-            EndToEnd.Record(now - o.Output.AppendedAtMicros);
+            if (o.Output.AppendedAtMicros >= TimedFromMicros)
+            {
+                EndToEnd.Record(now - o.Output.AppendedAtMicros);
+            }
             if (o.Output.Flagged)
             {
                 Interlocked.Increment(ref _flagged);
