@@ -157,7 +157,9 @@ public sealed record SequencerStatus(
     [property: Id(16)] int[]? JoiningShards = null,
     [property: Id(17)] int[]? LeavingShards = null,
     [property: Id(18)] int[]? FailedShards = null,
-    [property: Id(19)] long TrimmedBelowGsn = 0)
+    [property: Id(19)] long TrimmedBelowGsn = 0,
+    [property: Id(20)] string Replication = "Single",
+    [property: Id(21)] int OrderingReplicas = 0)
 {
     /// <summary>
     /// The shards that take appends: every id below <see cref="ShardCount"/> that has not departed and is not leaving

@@ -128,7 +128,9 @@ internal sealed class SequencerPublisher(int shardCount, IGrainFactory grainFact
             [.. shards.Where(state.IsJoining)],
             [.. shards.Where(state.IsLeaving)],
             [.. shards.Where(s => state.IsFailing(s) || state.IsFailedOut(s))],
-            state.TrimmedBelowGsn);
+            state.TrimmedBelowGsn,
+            options.Replication.Mode.ToString(),
+            options.Replication.IsReplicated ? options.Replication.Replicas : 0);
     }
 
     private void Notify(SequencerState state, int shard, long fromWindow, long lagFixTarget)
