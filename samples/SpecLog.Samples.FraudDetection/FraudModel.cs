@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using SpecLog.Consumer;
+using SpecLog.Samples;
 
 namespace SpecLog.Samples.FraudDetection;
 
@@ -25,8 +26,10 @@ public sealed class UserStats
 }
 
 /// <summary>The decision on one payment: released only once the payment's position is confirmed.</summary>
-public readonly record struct Verdict(int User, int Cents, bool Flagged, long AppendedAtMicros)
+public readonly record struct Verdict(int User, int Cents, bool Flagged, long AppendedAtMicros) : ITimedOutput
 {
+    bool ITimedOutput.IsAlert => Flagged;
+
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(Flagged ? "ALERT" : "ok")} user {User} {Cents / 100.0:0.00}");
 }
 

@@ -38,7 +38,7 @@ public sealed class ConsumerProcessTests(ITestOutputHelper log)
 
             // Payments go in while the consumer runs; it is killed once it has released a third of their verdicts.
             var producer = Sample("producer", output, [.. connection, "--role", "produce", "--count", $"{Payments}", "--rate", "500"]);
-            var consumer = Sample("consumer#1", output, [.. connection, "--role", "consume", "--verdicts-file", verdicts]);
+            var consumer = Sample("consumer#1", output, [.. connection, "--role", "consume", "--outputs-file", verdicts]);
             await Waits.UntilAsync(() => Lines(verdicts) >= Payments / 3, "the first consumer released a third of the verdicts", StepTimeout, ct);
             var checkpoint = await client.Grains.GetGrain<IConsumerCheckpointGrain>(ConsumerCheckpoints.Key("fraud", ConsumerCheckpoints.WholeLog)).GetAsync();
             Assert.NotNull(checkpoint);
@@ -46,7 +46,7 @@ public sealed class ConsumerProcessTests(ITestOutputHelper log)
             Kill(consumer, output, "consumer#1");
             var atKill = Lines(verdicts);
 
-            var restarted = Sample("consumer#2", output, [.. connection, "--role", "consume", "--verdicts-file", verdicts]);
+            var restarted = Sample("consumer#2", output, [.. connection, "--role", "consume", "--outputs-file", verdicts]);
             await producer.WaitForExitAsync(ct);
             Assert.Equal(0, producer.ExitCode);
             await Waits.UntilAsync(() => Lines(verdicts) >= Payments, "the restarted consumer released every verdict", StepTimeout, ct);
