@@ -24,6 +24,7 @@ public static class Program
         new FailoverScenario(),
         new ElasticScenario(),
         new RecoveryScenario(),
+        new SamplesScenario(),
     ];
 
     public static async Task<int> Main(string[] args)

@@ -4,19 +4,19 @@ using SpecLog.Consumer;
 
 namespace SpecLog.Samples;
 
+/// <summary>What a sample's run measured: outputs released, alerts among them, end-to-end percentiles (ms), rollbacks and checkpoints.</summary>
+public sealed record SampleResult(long Outputs, long Alerts, double P50, double P90, double P99, long Rollbacks, long Checkpoints)
+{
+    /// <inheritdoc />
+    public override string ToString() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"{Outputs} outputs ({Alerts} alerts); end to end (append → output released) p50 {P50:0.000} ms, p90 {P90:0.000} ms, p99 {P99:0.000} ms; {Rollbacks} rollbacks, {Checkpoints} checkpoints");
+}
+
 /// <summary>One run of a sample application against a log: producers, the speculative consumer, or both.</summary>
 public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOutput> app, string name, OutputFile<TOutput>? file)
     where TOutput : ITimedOutput
 {
-    /// <summary>What a run measured.</summary>
-    public sealed record Result(long Outputs, long Alerts, double P50, double P90, double P99, long Rollbacks, long Checkpoints)
-    {
-        /// <inheritdoc />
-        public override string ToString() => string.Create(
-            CultureInfo.InvariantCulture,
-            $"{Outputs} outputs ({Alerts} alerts); end to end (append → output released) p50 {P50:0.000} ms, p90 {P90:0.000} ms, p99 {P99:0.000} ms; {Rollbacks} rollbacks, {Checkpoints} checkpoints");
-    }
-
     private readonly TimedSink<TOutput> _sink = new(file);
 
     private SpeculativeConsumer<TState, TOutput> NewConsumer() => new(
@@ -49,7 +49,7 @@ public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOu
     }
 
     /// <summary>Consumes until cancelled, printing progress every second.</summary>
-    public async Task<Result> ConsumeAsync(CancellationToken cancellationToken)
+    public async Task<SampleResult> ConsumeAsync(CancellationToken cancellationToken)
     {
         var consumer = NewConsumer();
         var run = consumer.RunAsync(cancellationToken);
@@ -64,7 +64,7 @@ public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOu
     }
 
     /// <summary>Producers and the consumer together; returns once every record's output is released.</summary>
-    public async Task<Result> RunBothAsync(double rate, long count, CancellationToken cancellationToken)
+    public async Task<SampleResult> RunBothAsync(double rate, long count, CancellationToken cancellationToken)
     {
         using var stopConsumer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var consumer = NewConsumer();
@@ -83,6 +83,6 @@ public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOu
         return Summary(consumer);
     }
 
-    private Result Summary(SpeculativeConsumer<TState, TOutput> consumer) => new(
+    private SampleResult Summary(SpeculativeConsumer<TState, TOutput> consumer) => new(
         _sink.Released, _sink.Alerts, _sink.EndToEnd.Ms(50), _sink.EndToEnd.Ms(90), _sink.EndToEnd.Ms(99), consumer.Statistics.Rollbacks, consumer.Statistics.Checkpoints);
 }

@@ -74,7 +74,7 @@ public static class SampleProgram
             {
                 var shards = (int)options.Number("--shards", 4, 1, 256);
                 options.RejectUnknown();
-                var results = new List<(string Mode, AppRun<TState, TOutput>.Result R)>();
+                var results = new List<(string Mode, SampleResult R)>();
                 foreach (var mode in new[] { OrderingMode.FixAnte, OrderingMode.Scalog })
                 {
                     await using var log = await SampleLog.StartEmbeddedAsync(mode, shards, stop.Token);

@@ -51,6 +51,7 @@ public sealed class HeadlineScenario : IScenario
             ("failover", new FailoverScenario(), ["--kills", "20", "--rounds", "1", "--seconds", "8", "--out", outDir]),
             ("elastic", new ElasticScenario(), ["--configs", "Copilot:1,Copilot:3", "--adds", "4", "--out", outDir]),
             ("recovery", new RecoveryScenario(), ["--seconds", "30", "--out", outDir]),
+            ("samples", new SamplesScenario(), ["--rate", "500", "--seconds", "6", "--rounds", "2", "--out", outDir]),
         };
 
         var outcomes = new List<(string Name, int Exit, TimeSpan Took)>();
@@ -161,6 +162,15 @@ public sealed class HeadlineScenario : IScenario
             md.AppendLine(CultureInfo.InvariantCulture, $"| append p50, Copilot on 3 silos, R = 3 vs R = 1, {k},000/s (`anatomy`, in process) | — | {Cell("append_p50_us", single)} | what replication costs |");
             md.AppendLine(CultureInfo.InvariantCulture, $"| append p99, R = 3 vs R = 1, {k},000/s | — | {Cell("append_p99_us", "")} | reported |");
             md.AppendLine(CultureInfo.InvariantCulture, $"| GSN-ordered delivery p50, R = 3 vs R = 1, {k},000/s | — | {Cell("ordered_delivery_p50_us", "")} | reported |");
+        }
+
+        md.AppendLine().AppendLine("## Issue 11: the sample applications end to end (reported)").AppendLine();
+        md.AppendLine("From the `samples` scenario: each application on an embedded silo in SpecLog and in Scalog mode, alternating; E2E from a record's append to its output's release by `SpeculativeConsumer`.").AppendLine();
+        md.AppendLine("| application | SpecLog E2E p50 | Scalog mode E2E p50 | Scalog ÷ SpecLog (`latest.json`) |").AppendLine("|---|---:|---:|---:|");
+        foreach (var (app, label) in new[] { ("fraud", "fraud detection (GSN order, 1 ms of scoring per payment)"), ("intrusion", "intrusion detection (per shard)") })
+        {
+            string Ms(string key) => Fig(key) is { } v ? $"{v:0.000} ms" : "not measured";
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Ms($"e2e_{app}_p50_ms_speclog")} | {Ms($"e2e_{app}_p50_ms_scalog")} | {(Fig($"e2e_{app}_ratio") is { } r ? $"{r:0.00}× (`e2e_{app}_ratio`)" : "not measured")} |");
         }
 
         md.AppendLine().AppendLine("## Ratios measured side by side").AppendLine();
