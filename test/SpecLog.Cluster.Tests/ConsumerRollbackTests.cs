@@ -11,7 +11,15 @@ namespace SpecLog.Cluster.Tests;
 /// what a run over the confirmed log releases, each output once.
 /// </summary>
 [Collection(CutOffCollection.Name)]
-public sealed class ConsumerRollbackTests(FailableShardFixture fixture, ITestOutputHelper output) : IClassFixture<FailableShardFixture>
+public sealed class ConsumerRollbackTests(FailableShardFixture fixture, ITestOutputHelper output)
+    : ConsumerRollbackTestsBase(fixture, output, ConsumerOrdering.Gsn), IClassFixture<FailableShardFixture>;
+
+/// <summary>The same with a per-shard consumer (one state per shard): only the failed shard's state rolls back.</summary>
+[Collection(CutOffCollection.Name)]
+public sealed class PerShardConsumerRollbackTests(FailableShardFixture fixture, ITestOutputHelper output)
+    : ConsumerRollbackTestsBase(fixture, output, ConsumerOrdering.PerShard), IClassFixture<FailableShardFixture>;
+
+public abstract class ConsumerRollbackTestsBase(FailableShardFixture fixture, ITestOutputHelper output, ConsumerOrdering ordering)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
@@ -25,7 +33,7 @@ public sealed class ConsumerRollbackTests(FailableShardFixture fixture, ITestOut
         var consumer = new SpeculativeConsumer<Dictionary<string, long>, string>(
             client, "rollback", ConsumerTestApp.NewState, ConsumerTestApp.Apply, sink,
             new OrleansStateCodec<Dictionary<string, long>>(fixture.Cluster.Client.ServiceProvider),
-            new SpeculativeConsumerOptions { SnapshotEvery = 8, CheckpointInterval = TimeSpan.FromMilliseconds(200), OnRollback = rollbacks.Enqueue });
+            new SpeculativeConsumerOptions { Ordering = ordering, SnapshotEvery = 8, CheckpointInterval = TimeSpan.FromMilliseconds(200), OnRollback = rollbacks.Enqueue });
         using var stopConsumer = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var run = consumer.RunAsync(stopConsumer.Token);
 
@@ -84,7 +92,8 @@ public sealed class ConsumerRollbackTests(FailableShardFixture fixture, ITestOut
         CutOffFilter.Set(null); // shard 2 returns, so its committed records can be read for the reference run
 
         var end = acked.Max() + 1;
-        var expected = await ConsumerTestApp.ExpectedAsync(client, 0, end, perShard: false, ct);
+        var perShard = ordering == ConsumerOrdering.PerShard;
+        var expected = await ConsumerTestApp.ExpectedAsync(client, 0, end, perShard, ct);
         await sink.WaitForAsync(o => o.Count(x => x.Gsn < end) >= expected.Count, Patience, ct);
         await stopConsumer.CancelAsync();
         await run;
@@ -98,6 +107,15 @@ public sealed class ConsumerRollbackTests(FailableShardFixture fixture, ITestOut
 
         Assert.True(s.Rollbacks >= 1 && s.UndoneRecords >= 1, "the consumer never rolled back: no speculative record of shard 2 was voided under it");
         Assert.Equal(0, sink.Duplicates);
-        Assert.Equal(expected, sink.Outputs.Where(o => o.Gsn < end).Select(o => (o.Gsn, o.Index, o.Output)).ToList());
+        var released = sink.Outputs.Where(o => o.Gsn < end).Select(o => (o.Gsn, o.Index, o.Output)).ToList();
+        if (perShard)
+        {
+            Assert.Equal(expected.Order(), released.Order()); // shards interleave; each shard's outputs in its order
+            Assert.All(rollbacks, r => Assert.Equal(2, r.Shard));
+        }
+        else
+        {
+            Assert.Equal(expected, released);
+        }
     }
 }
