@@ -112,16 +112,16 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
             while (!cancellationToken.IsCancellationRequested)
             {
                 changed.Reset();
-                var target = await TargetAsync(membership, cancellationToken);
-                await ReconcileAsync(target, cancellationToken);
-                if (_partitions.Count == 0)
-                {
-                    await changed.WaitAsync(ShardSetPoll, cancellationToken);
-                    continue;
-                }
-
                 try
                 {
+                    var target = await TargetAsync(membership, cancellationToken);
+                    await ReconcileAsync(target, cancellationToken);
+                    if (_partitions.Count == 0)
+                    {
+                        await changed.WaitAsync(ShardSetPoll, cancellationToken);
+                        continue;
+                    }
+
                     await RunSessionAsync(changed, membership is null && _options.Ordering == ConsumerOrdering.PerShard, cancellationToken);
                 }
                 catch (CheckpointFencedException e) when (membership is not null)

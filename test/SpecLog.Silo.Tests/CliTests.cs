@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Reflection;
 
 namespace SpecLog.Silo.Tests;
 
@@ -96,14 +95,8 @@ public sealed class CliTests(ITestOutputHelper log)
     /// <summary>Runs the tool's dll (recorded at build time) and returns its exit code and everything it printed.</summary>
     private async Task<(int Exit, string Out)> RunAsync(CancellationToken ct, string[] arguments, string? stdin)
     {
-        var dll = typeof(CliTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().First(a => a.Key == "SpecLogCliDll").Value!;
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        start.ArgumentList.Add(dll);
-        foreach (var a in arguments)
-        {
-            start.ArgumentList.Add(a);
-        }
-
+        var start = RecordedDll.StartInfo("SpecLogCliDll", arguments);
+        start.RedirectStandardInput = true;
         using var process = Process.Start(start)!;
         if (stdin is not null)
         {

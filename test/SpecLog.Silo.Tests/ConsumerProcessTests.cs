@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Reflection;
 using SpecLog.Consumer;
 using SpecLog.Samples.FraudDetection;
 
@@ -105,14 +104,7 @@ public sealed class ConsumerProcessTests(ITestOutputHelper log)
     /// <summary>Starts the fraud-detection sample's dll (recorded at build time) with <paramref name="arguments"/>.</summary>
     private static Process Sample(string name, ConcurrentQueue<string> output, string[] arguments)
     {
-        var dll = typeof(ConsumerProcessTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().First(a => a.Key == "SpecLogFraudDll").Value!;
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(dll);
-        foreach (var a in arguments)
-        {
-            start.ArgumentList.Add(a);
-        }
-
+        var start = RecordedDll.StartInfo("SpecLogFraudDll", arguments);
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => output.Enqueue($"[{name} out] {e.Data}");
         process.ErrorDataReceived += (_, e) => output.Enqueue($"[{name} err] {e.Data}");
