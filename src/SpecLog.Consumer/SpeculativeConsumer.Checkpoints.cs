@@ -24,8 +24,10 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
             }
         }
 
-        if (_options.Checkpoints && _sinkHas is null && _sink is IResumableOutputSink<TOutput> resumable && target.Length > 0)
+        if (_options.Checkpoints && _sink is IResumableOutputSink<TOutput> resumable && target.Any(k => !_partitions.ContainsKey(k)))
         {
+            // Asked again whenever partitions are taken: in a group, a shard taken from a member that died may have had
+            // outputs released into the sink after that member's last checkpoint.
             _sinkHas = await resumable.GetLastReleasedAsync(cancellationToken);
         }
 
