@@ -41,6 +41,10 @@ public static class FraudModel
 
     public static Dictionary<int, UserStats> NewState() => [];
 
+    /// <summary>The application as the sample runner and the bench run it: payments in GSN order, one state over the whole log.</summary>
+    public static SampleApp<Dictionary<int, UserStats>, Verdict> App() =>
+        new("fraud", NewState, Apply, (i, now) => (Payment.Generate(i, now).Encode(), null), ConsumerOrdering.Gsn);
+
     /// <summary>Scores a payment against its user's history (an outlier is over 4 deviations and over twice the mean), then adds it.</summary>
     public static Dictionary<int, UserStats> Apply(Dictionary<int, UserStats> users, ConsumedRecord record, OutputBuffer<Verdict> outputs)
     {

@@ -16,6 +16,5 @@ const string Usage = $"""
 return await SampleProgram.MainAsync(args, Usage, options =>
 {
     FraudModel.ScoringTime = TimeSpan.FromMilliseconds(options.Number("--scoring-ms", 1, 0, 1000));
-    return new SampleApp<Dictionary<int, UserStats>, Verdict>(
-        "fraud", FraudModel.NewState, FraudModel.Apply, (i, now) => (Payment.Generate(i, now).Encode(), null), SpecLog.Consumer.ConsumerOrdering.Gsn);
+    return FraudModel.App();
 });

@@ -1,4 +1,3 @@
-using SpecLog.Consumer;
 using SpecLog.Samples;
 using SpecLog.Samples.IntrusionDetection;
 
@@ -17,12 +16,5 @@ const string Usage = $"""
 
 return await SampleProgram.MainAsync(args, Usage, options =>
 {
-    var shards = (int)options.Number("--sensor-shards", 4, 1, 256);
-    return new SampleApp<Dictionary<int, SensorWindow>, SensorEvent>(
-        "intrusion", SensorModel.NewState, SensorModel.Apply, (i, now) =>
-        {
-            var reading = Reading.Generate(i, now);
-            return (reading.Encode(), reading.Sensor % shards);
-        },
-        ConsumerOrdering.PerShard);
+    return SensorModel.App((int)options.Number("--sensor-shards", 4, 1, 256));
 });

@@ -69,6 +69,18 @@ public static class SensorModel
 
     public static Dictionary<int, SensorWindow> NewState() => [];
 
+    /// <summary>
+    /// The application as the sample runner and the bench run it: sensor readings spread over <paramref name="shards"/>
+    /// shards (sensor mod shards), one state per shard.
+    /// </summary>
+    public static SampleApp<Dictionary<int, SensorWindow>, SensorEvent> App(int shards) =>
+        new("intrusion", NewState, Apply, (i, now) =>
+        {
+            var reading = Reading.Generate(i, now);
+            return (reading.Encode(), reading.Sensor % shards);
+        },
+        ConsumerOrdering.PerShard);
+
     /// <summary>An alert when a reading is over 6 moving deviations from its sensor's moving average (after 20 readings).</summary>
     public static Dictionary<int, SensorWindow> Apply(Dictionary<int, SensorWindow> sensors, ConsumedRecord record, OutputBuffer<SensorEvent> outputs)
     {

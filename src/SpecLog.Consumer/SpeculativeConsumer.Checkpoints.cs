@@ -43,7 +43,7 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
     /// <summary>Takes a partition: fences earlier owners and starts from its checkpoint (or from the start).</summary>
     private async Task<Partition> TakeAsync(int shard, CancellationToken cancellationToken)
     {
-        var name = shard < 0 ? ConsumerCheckpoints.WholeLog : shard.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var name = Partition.NameOf(shard);
         long fence = 0;
         ConsumerCheckpoint? checkpoint = null;
         if (_options.Checkpoints)

@@ -184,7 +184,7 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
                 }
 
                 await CheckpointIfDueAsync(cancellationToken);
-                if (changed.IsSet || (pollShards && DateTime.UtcNow >= nextShardPoll && await ShardSetChangedAsync(cancellationToken)))
+                if (changed.IsSet)
                 {
                     return; // resubscribe with the new partition set
                 }
@@ -192,6 +192,10 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
                 if (pollShards && DateTime.UtcNow >= nextShardPoll)
                 {
                     nextShardPoll = DateTime.UtcNow + ShardSetPoll;
+                    if (await ShardSetChangedAsync(cancellationToken))
+                    {
+                        return; // a shard joined the log: resubscribe with it
+                    }
                 }
 
                 var wait = events.Reader.WaitToReadAsync(cancellationToken).AsTask();
@@ -329,7 +333,10 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
 
         public long Fence { get; } = fence;
 
-        public string Name => Shard < 0 ? ConsumerCheckpoints.WholeLog : Shard.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        public string Name => NameOf(Shard);
+
+        /// <summary>The checkpoint partition of <paramref name="shard"/> (-1: the whole log).</summary>
+        public static string NameOf(int shard) => shard < 0 ? ConsumerCheckpoints.WholeLog : shard.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
         /// <summary>What the last successful save held (position, release point).</summary>
         public (long Position, long Released) Saved { get; set; } = (-1, -1);

@@ -33,14 +33,8 @@ public sealed class SamplesScenario : IScenario
         var report = new BenchReport("Sample applications: SpecLog vs Scalog mode end to end");
         Console.WriteLine($"samples: {rate:0} records/s for {seconds} s, {rounds} round(s), {scoring} ms of work per record; machine: {report.Machine.Describe()}");
         FraudModel.ScoringTime = TimeSpan.FromMilliseconds(scoring);
-        var fraud = new SampleApp<Dictionary<int, UserStats>, Verdict>(
-            "fraud", FraudModel.NewState, FraudModel.Apply, (i, now) => (Payment.Generate(i, now).Encode(), null), SpecLog.Consumer.ConsumerOrdering.Gsn);
-        var intrusion = new SampleApp<Dictionary<int, SensorWindow>, SensorEvent>(
-            "intrusion", SensorModel.NewState, SensorModel.Apply, (i, now) =>
-            {
-                var r = Reading.Generate(i, now);
-                return (r.Encode(), r.Sensor % shards);
-            }, SpecLog.Consumer.ConsumerOrdering.PerShard);
+        var fraud = FraudModel.App();
+        var intrusion = SensorModel.App(shards);
 
         var section = report.AddSection("End to end, append → output released");
         section.AddText(
