@@ -33,14 +33,23 @@ public interface IShardGrain : IGrainWithIntegerKey
     /// <exception cref="AppendOutcomeUnknownException">The shard stopped before the records were committed; retrying them is safe.</exception>
     Task<long[]> AppendIdentifiedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// <see cref="AppendIdentifiedAsync"/> for records with tags (<see cref="RecordTags"/>; a null tag: none): each
+    /// tag is stored with its record, delivered and read with it, and matched by filtered subscriptions.
+    /// </summary>
+    /// <exception cref="ArgumentException">A record is empty or too large, a tag is empty or too long, or the arrays differ in length.</exception>
+    Task<long[]> AppendTaggedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, string?[] tags, CancellationToken cancellationToken = default);
+
     /// <summary>Reads durable entries starting at shard slot <paramref name="fromSlot"/> (at most <paramref name="maxEntries"/>).</summary>
     Task<ShardReadResult> ReadAsync(long fromSlot, int maxEntries);
 
     /// <summary>
     /// Subscribes <paramref name="observer"/> to this shard's entries from <paramref name="fromSlot"/> on. Idempotent
-    /// for the same <paramref name="subscriptionId"/> (a repeated call only refreshes the registration).
+    /// for the same <paramref name="subscriptionId"/> (a repeated call only refreshes the registration). With a
+    /// <paramref name="filter"/>, only matching records are sent; the other positions arrive as skipped slots (no-op runs).
     /// </summary>
-    Task SubscribeAsync(IShardObserver observer, Guid subscriptionId, long fromSlot);
+    /// <exception cref="ArgumentException">The filter names no tag or an invalid one.</exception>
+    Task SubscribeAsync(IShardObserver observer, Guid subscriptionId, long fromSlot, RecordFilter? filter = null);
 
     /// <summary>Ends a subscription.</summary>
     Task UnsubscribeAsync(Guid subscriptionId);

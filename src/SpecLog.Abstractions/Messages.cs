@@ -57,14 +57,20 @@ public sealed record WindowSlice([property: Id(0)] WindowBase? Base, [property: 
 /// <param name="Gsn">The record's global sequence number; -1 for a no-op run.</param>
 /// <param name="NoOpSlots">0 for a record; the number of consecutive no-op slots otherwise.</param>
 /// <param name="Payload">The record's bytes; null for a no-op run.</param>
+/// <param name="Tag">The record's tag (<see cref="RecordTags"/>), null when it was appended without one.</param>
+/// <remarks>
+/// For a filtered subscription, records that do not match are sent as no-op runs too: skipped positions, merged
+/// with the fillers next to them.
+/// </remarks>
 [GenerateSerializer, Immutable, Alias("speclog.ShardEntry")]
 public readonly record struct ShardEntry(
     [property: Id(0)] long Slot,
     [property: Id(1)] long Gsn,
     [property: Id(2)] long NoOpSlots,
-    [property: Id(3)] byte[]? Payload)
+    [property: Id(3)] byte[]? Payload,
+    [property: Id(4)] string? Tag = null)
 {
-    /// <summary>True for a no-op run (never shown to applications).</summary>
+    /// <summary>True for a no-op run or skipped positions (never shown to applications).</summary>
     public bool IsNoOp => NoOpSlots > 0;
 
     /// <summary>How many slots the entry covers.</summary>

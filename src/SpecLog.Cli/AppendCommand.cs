@@ -13,16 +13,27 @@ internal static class AppendCommand
         var records = new Argument<string[]>("records") { Description = "Records to append (text); none: read lines from --file or standard input", Arity = ArgumentArity.ZeroOrMore };
         var file = new Option<FileInfo?>("--file") { Description = "Append every line of this file as a record" };
         var shard = new Option<int?>("--shard") { Description = "Append to this shard (default: shards in turn)" };
-        var command = new Command("append", "Appends records; prints each one's GSN (or the range, for files and standard input).") { records, file, shard };
+        var tag = new Option<string?>("--tag") { Description = "Tag every record with this (filtered subscriptions match it: tail --tag)" };
+        var command = new Command("append", "Appends records; prints each one's GSN (or the range, for files and standard input).") { records, file, shard, tag };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, connect, ct, async c =>
         {
             var target = parse.GetValue(shard);
+            var tagged = parse.GetValue(tag);
+            if (tagged is not null)
+            {
+                RecordTags.Check(tagged, "--tag");
+            }
+
+            Task<long> Append(string text) => tagged is null
+                ? c.Log.AppendAsync(System.Text.Encoding.UTF8.GetBytes(text), target, ct)
+                : c.Log.AppendAsync(System.Text.Encoding.UTF8.GetBytes(text), tagged, target, ct);
+
             var given = parse.GetValue(records) ?? [];
             if (given.Length > 0)
             {
                 foreach (var text in given)
                 {
-                    Console.WriteLine(await c.Log.AppendAsync(System.Text.Encoding.UTF8.GetBytes(text), target, ct));
+                    Console.WriteLine(await Append(text));
                 }
 
                 return 0;
@@ -40,7 +51,7 @@ internal static class AppendCommand
                 await AnsiConsole.Progress().StartAsync(async progress =>
                 {
                     var task = progress.AddTask($"appending {lines.Count} records", maxValue: lines.Count);
-                    range = await AppendAllAsync(c, lines, target, () => task.Increment(1), ct);
+                    range = await AppendAllAsync(lines, Append, () => task.Increment(1), ct);
                 });
                 Console.WriteLine($"appended {lines.Count} records, GSNs {range.Min}..{range.Max}");
                 return 0;
@@ -55,7 +66,7 @@ internal static class AppendCommand
                 }
             }
 
-            var (min, max) = await AppendAllAsync(c, input, target, () => { }, ct);
+            var (min, max) = await AppendAllAsync(input, Append, () => { }, ct);
             Console.WriteLine(input.Count == 0 ? "nothing to append" : $"appended {input.Count} records, GSNs {min}..{max}");
             return 0;
         }));
@@ -63,7 +74,7 @@ internal static class AppendCommand
     }
 
     /// <summary>Appends with up to <see cref="InFlight"/> records outstanding; returns the lowest and highest GSN.</summary>
-    private static async Task<(long Min, long Max)> AppendAllAsync(LogConnection c, List<string> lines, int? shard, Action done, CancellationToken ct)
+    private static async Task<(long Min, long Max)> AppendAllAsync(List<string> lines, Func<string, Task<long>> append, Action done, CancellationToken ct)
     {
         var gate = new SemaphoreSlim(InFlight);
         long min = long.MaxValue, max = -1;
@@ -72,7 +83,7 @@ internal static class AppendCommand
             await gate.WaitAsync(ct);
             try
             {
-                var gsn = await c.Log.AppendAsync(System.Text.Encoding.UTF8.GetBytes(line), shard, ct);
+                var gsn = await append(line);
                 lock (gate)
                 {
                     (min, max) = (Math.Min(min, gsn), Math.Max(max, gsn));

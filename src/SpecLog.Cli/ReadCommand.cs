@@ -18,7 +18,7 @@ internal static class ReadCommand
                 var records = await c.Log.ReadRangeAsync(from, end, ct);
                 foreach (var r in records)
                 {
-                    Console.WriteLine($"{r.Gsn} shard {r.Shard} {Payloads.Show(r.Payload.Span)}");
+                    Console.WriteLine($"{r.Gsn} shard {r.Shard} {Payloads.TagOf(r.Tag)}{Payloads.Show(r.Payload.Span)}");
                 }
 
                 Console.WriteLine($"{records.Count} records in [{from}, {end})");
@@ -26,7 +26,7 @@ internal static class ReadCommand
             }
 
             var one = await c.Log.ReadAsync(from, ct);
-            Console.WriteLine(one is null ? $"{from} is a no-op (no record)" : $"{one.Gsn} shard {one.Shard} {Payloads.Show(one.Payload.Span)}");
+            Console.WriteLine(one is null ? $"{from} is a no-op (no record)" : $"{one.Gsn} shard {one.Shard} {Payloads.TagOf(one.Tag)}{Payloads.Show(one.Payload.Span)}");
             return 0;
         }));
         return command;

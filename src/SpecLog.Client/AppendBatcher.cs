@@ -19,7 +19,7 @@ namespace SpecLog.Client;
 /// was sent.
 /// </remarks>
 internal sealed class AppendBatcher(
-    Func<long[], byte[][], CancellationToken, Task<long[]>> send,
+    Func<long[], byte[][], string?[]?, CancellationToken, Task<long[]>> send,
     Func<long> nextSequenceNumber,
     int maxBatch,
     int maxInFlight,
@@ -36,9 +36,9 @@ internal sealed class AppendBatcher(
 
     private long _retries;
 
-    public Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken)
+    public Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken, string? tag = null)
     {
-        var pending = new Pending(nextSequenceNumber(), payload, cancellationToken, Stopwatch.GetTimestamp());
+        var pending = new Pending(nextSequenceNumber(), payload, tag, cancellationToken, Stopwatch.GetTimestamp());
         List<Pending>? batch = null;
         lock (_gate)
         {
@@ -123,7 +123,8 @@ internal sealed class AppendBatcher(
         {
             var measured = SpecLogMetrics.StageDuration.Enabled;
             var sentAt = measured ? SpecLogMetrics.NowMicros() : 0;
-            var gsns = await send([.. batch.Select(p => p.SequenceNumber)], [.. batch.Select(p => p.Payload)], deadline.Token);
+            string?[]? tags = batch.Exists(p => p.Tag is not null) ? [.. batch.Select(p => p.Tag)] : null;
+            var gsns = await send([.. batch.Select(p => p.SequenceNumber)], [.. batch.Select(p => p.Payload)], tags, deadline.Token);
             var ackedAt = measured ? SpecLogMetrics.NowMicros() : 0;
             for (var i = 0; i < batch.Count; i++)
             {
@@ -198,13 +199,15 @@ internal sealed class AppendBatcher(
         return again;
     }
 
-    private sealed class Pending(long sequenceNumber, byte[] payload, CancellationToken cancellationToken, long startedAt)
+    private sealed class Pending(long sequenceNumber, byte[] payload, string? tag, CancellationToken cancellationToken, long startedAt)
     {
         private readonly TaskCompletionSource<long> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long SequenceNumber { get; } = sequenceNumber;
 
         public byte[] Payload { get; } = payload;
+
+        public string? Tag { get; } = tag;
 
         public long StartedAt { get; } = startedAt;
 

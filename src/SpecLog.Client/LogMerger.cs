@@ -16,7 +16,7 @@ namespace SpecLog.Client;
 public sealed class LogMerger
 {
     private readonly WindowHistory _history = new();
-    private readonly Queue<(long Gsn, int Shard, long Slot, ReadOnlyMemory<byte> Payload)> _unconfirmed = new();
+    private readonly Queue<(long Gsn, int Shard, long Slot, ReadOnlyMemory<byte> Payload, string? Tag)> _unconfirmed = new();
     private readonly List<SpecLogEvent> _notices = [];
     private Queue<(ShardEntry Entry, long ReceivedMicros)>[] _entries;
     private readonly Queue<(long Gsn, long ReleasedMicros)> _released = new();
@@ -165,7 +165,7 @@ public sealed class LogMerger
         var stay = _unconfirmed.Where(r => r.Gsn >= first && !(r.Shard == failed && r.Slot >= from && r.Slot < to)).ToList();
         foreach (var r in stay)
         {
-            _notices.Add(new SpeculativeRecord(r.Gsn, r.Shard, r.Payload));
+            _notices.Add(new SpeculativeRecord(r.Gsn, r.Shard, r.Payload, r.Tag));
         }
 
         var before = _unconfirmed.Where(r => r.Gsn < first).ToList();
@@ -221,8 +221,8 @@ public sealed class LogMerger
                     _released.Enqueue((NextGsn, now));
                 }
 
-                events.Add(new SpeculativeRecord(NextGsn, shard, entry.Payload));
-                _unconfirmed.Enqueue((NextGsn, shard, slot, entry.Payload));
+                events.Add(new SpeculativeRecord(NextGsn, shard, entry.Payload, entry.Tag));
+                _unconfirmed.Enqueue((NextGsn, shard, slot, entry.Payload, entry.Tag));
                 queue.Dequeue();
                 NextGsn++;
                 continue;

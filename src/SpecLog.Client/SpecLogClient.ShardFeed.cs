@@ -20,17 +20,20 @@ public sealed partial class SpecLogClient
         private IShardObserver _reference = null!;
         private Task _refresh = Task.CompletedTask;
 
-        private ShardFeed(SpecLogClient client, int[] shards, Func<int, long> position)
+        private readonly RecordFilter? _filter;
+
+        private ShardFeed(SpecLogClient client, int[] shards, Func<int, long> position, RecordFilter? filter)
         {
             _client = client;
+            _filter = filter;
             _subscriptions.AddRange(shards.Select(s => (s, Guid.NewGuid())));
             _position = position;
             _channel = Channel.CreateBounded<(ShardEventBatch, long, long)>(new BoundedChannelOptions(client._options.SubscriptionBuffer) { SingleReader = true });
         }
 
-        public static async Task<ShardFeed> StartAsync(SpecLogClient client, int[] shards, Func<int, long> position, CancellationToken cancellationToken)
+        public static async Task<ShardFeed> StartAsync(SpecLogClient client, int[] shards, Func<int, long> position, RecordFilter? filter, CancellationToken cancellationToken)
         {
-            var feed = new ShardFeed(client, shards, position);
+            var feed = new ShardFeed(client, shards, position, filter);
             feed._reference = client._grainFactory.CreateObjectReference<IShardObserver>(feed);
             await feed.RegisterAllAsync(cancellationToken);
             feed._refresh = feed.RefreshLoopAsync();
@@ -205,7 +208,7 @@ public sealed partial class SpecLogClient
             foreach (var (shard, id) in subscriptions)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                await _client._routes.CallAsync(shard, g => g.SubscribeAsync(_reference, id, _position(shard)), _client._options.SubscriptionRefresh, cancellationToken);
+                await _client._routes.CallAsync(shard, g => g.SubscribeAsync(_reference, id, _position(shard), _filter), _client._options.SubscriptionRefresh, cancellationToken);
             }
         }
 

@@ -16,9 +16,17 @@ public sealed partial class SpecLogClient
     /// <exception cref="ArgumentException">No shard is named.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A shard does not exist, or a GSN is negative or beyond the log's known end.</exception>
     /// <exception cref="LogTrimmedException">A GSN lies below the log's trim point.</exception>
-    public async IAsyncEnumerable<SpecLogEvent> SubscribeShardsAsync(IReadOnlyDictionary<int, long> fromGsn, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<SpecLogEvent> SubscribeShardsAsync(IReadOnlyDictionary<int, long> fromGsn, CancellationToken cancellationToken = default) =>
+        SubscribeShardsAsync(fromGsn, null, cancellationToken);
+
+    /// <summary>
+    /// <see cref="SubscribeShardsAsync(IReadOnlyDictionary{int, long}, CancellationToken)"/> with a server-side
+    /// <paramref name="filter"/> (null: every record): the shards send only the records it matches.
+    /// </summary>
+    public async IAsyncEnumerable<SpecLogEvent> SubscribeShardsAsync(IReadOnlyDictionary<int, long> fromGsn, RecordFilter? filter, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(fromGsn);
+        filter?.Validate();
         if (fromGsn.Count == 0)
         {
             throw new ArgumentException("Name at least one shard to subscribe to.", nameof(fromGsn));
@@ -48,7 +56,7 @@ public sealed partial class SpecLogClient
             slots[i] = history.SlotsBefore(shards[i], gsn);
         }
 
-        await foreach (var e in SubscribeUnorderedCoreAsync(shards, slots, windows, cancellationToken, lowest))
+        await foreach (var e in SubscribeUnorderedCoreAsync(shards, slots, windows, filter, cancellationToken, lowest))
         {
             yield return e;
         }

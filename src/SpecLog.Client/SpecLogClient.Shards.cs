@@ -237,7 +237,7 @@ public sealed partial class SpecLogClient
                 {
                     var shard = s;
                     grown[s] = new AppendBatcher(
-                        (seqs, payloads, ct) => AppendAtLeaderAsync(shard, seqs, payloads, ct),
+                        (seqs, payloads, tags, ct) => AppendAtLeaderAsync(shard, seqs, payloads, tags, ct),
                         NextSequenceNumber,
                         _maxBatchRecords,
                         _options.MaxAppendsInFlightPerShard,

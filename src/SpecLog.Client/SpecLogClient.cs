@@ -94,7 +94,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// Sends identified records to the replica believed to lead <paramref name="shard"/>; a replica that names another
     /// leader is left at once for that one. Any other failure moves the route on and is left to the caller's retries.
     /// </summary>
-    private async Task<long[]> AppendAtLeaderAsync(int shard, long[] seqs, byte[][] payloads, CancellationToken cancellationToken)
+    private async Task<long[]> AppendAtLeaderAsync(int shard, long[] seqs, byte[][] payloads, string?[]? tags, CancellationToken cancellationToken)
     {
         for (var attempt = 0; ; attempt++)
         {
@@ -106,7 +106,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             var replica = _routes.LeaderOf(shard);
             try
             {
-                return await _routes.Replica(shard, replica).AppendIdentifiedAsync(ClientId, seqs, payloads, cancellationToken);
+                var grain = _routes.Replica(shard, replica);
+                return await (tags is null
+                    ? grain.AppendIdentifiedAsync(ClientId, seqs, payloads, cancellationToken)
+                    : grain.AppendTaggedAsync(ClientId, seqs, payloads, tags, cancellationToken));
             }
             catch (Exception e) when (_routes.OnFailure(shard, replica, e) && attempt < _routes.Replicas)
             {
@@ -127,7 +130,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// <exception cref="ArgumentException">The record is empty or too large.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The shard does not exist.</exception>
     /// <exception cref="ShardRemovedException">The named shard has left the log (an append that names no shard goes to another one).</exception>
-    public async Task<long> AppendAsync(ReadOnlyMemory<byte> payload, int? shard = null, CancellationToken cancellationToken = default)
+    public Task<long> AppendAsync(ReadOnlyMemory<byte> payload, int? shard = null, CancellationToken cancellationToken = default) =>
+        AppendCoreAsync(payload, null, shard, cancellationToken);
+
+    private async Task<long> AppendCoreAsync(ReadOnlyMemory<byte> payload, string? tag, int? shard, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -136,7 +142,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                return await Batcher(target).AppendAsync(payload.ToArray(), cancellationToken);
+                return await Batcher(target).AppendAsync(payload.ToArray(), cancellationToken, tag);
             }
             catch (ShardRemovedException) when (shard is null && attempt < MaxReroutes)
             {
@@ -222,7 +228,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             Exception error;
             try
             {
-                return await AppendAtLeaderAsync(target, seqs, arrays, deadline.Token);
+                return await AppendAtLeaderAsync(target, seqs, arrays, null, deadline.Token);
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
@@ -264,12 +270,15 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// The whole log from <paramref name="fromGsn"/> in GSN order, without gaps: every record as soon as every earlier
     /// slot is speculatively known, then confirmations as committed ranges. No-ops never appear.
     /// </summary>
-    public async IAsyncEnumerable<SpecLogEvent> SubscribeAsync(long fromGsn = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<SpecLogEvent> SubscribeAsync(long fromGsn = 0, CancellationToken cancellationToken = default) =>
+        SubscribeCoreAsync(fromGsn, null, cancellationToken);
+
+    private async IAsyncEnumerable<SpecLogEvent> SubscribeCoreAsync(long fromGsn, RecordFilter? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var shardCount = await GetShardCountAsync(cancellationToken);
         var merger = new LogMerger(shardCount, fromGsn, await WindowsCoveringAsync(fromGsn, cancellationToken));
         await EnsureShardCountAsync(merger.ShardCount, cancellationToken);
-        await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, merger.ShardCount).ToArray(), merger.ExpectedSlot, cancellationToken);
+        await using var feed = await ShardFeed.StartAsync(this, Enumerable.Range(0, merger.ShardCount).ToArray(), merger.ExpectedSlot, filter, cancellationToken);
         var events = new List<SpecLogEvent>();
         var subscribed = merger.ShardCount;
         await foreach (var (batch, receivedAt) in feed.ReadAllAsync(cancellationToken))
@@ -299,7 +308,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     public async IAsyncEnumerable<SpecLogEvent> SubscribeShardAsync(int shard, long fromSlot = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await CheckShardAsync(shard, cancellationToken);
-        await foreach (var e in SubscribeUnorderedCoreAsync([shard], [fromSlot], await WindowsCoveringAsync(0, cancellationToken), cancellationToken))
+        await foreach (var e in SubscribeUnorderedCoreAsync([shard], [fromSlot], await WindowsCoveringAsync(0, cancellationToken), null, cancellationToken))
         {
             yield return e;
         }
@@ -313,14 +322,17 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// that are still on their way: they arrive already confirmed). No-ops never appear. For consumers whose
     /// state is per shard or per key and who want each record without waiting for lower positions of other shards.
     /// </summary>
-    public async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedAsync(long fromGsn = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedAsync(long fromGsn = 0, CancellationToken cancellationToken = default) =>
+        SubscribeUnorderedFromAsync(fromGsn, null, cancellationToken);
+
+    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedFromAsync(long fromGsn, RecordFilter? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var shardCount = await GetShardCountAsync(cancellationToken);
         // Where a GSN-ordered subscription from fromGsn would start on each shard (the merger also checks fromGsn).
         var windows = await WindowsCoveringAsync(fromGsn, cancellationToken);
         var start = new LogMerger(shardCount, fromGsn, windows);
         var fromSlots = Enumerable.Range(0, shardCount).Select(start.ExpectedSlot).ToArray();
-        await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, windows, cancellationToken, fromGsn, followNewShards: true))
+        await foreach (var e in SubscribeUnorderedCoreAsync(Enumerable.Range(0, shardCount).ToArray(), fromSlots, windows, filter, cancellationToken, fromGsn, followNewShards: true))
         {
             yield return e;
         }
@@ -335,7 +347,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// When a window settles a whole-shard failure and records of that shard at its void slots were passed on, a
     /// <see cref="MisSpeculatedRange"/> for that shard follows, from the first void slot's GSN past the last record passed on.
     /// </remarks>
-    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, WindowSlice windows, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1, bool followNewShards = false)
+    private async IAsyncEnumerable<SpecLogEvent> SubscribeUnorderedCoreAsync(int[] shards, long[] fromSlots, WindowSlice windows, RecordFilter? filter, [EnumeratorCancellation] CancellationToken cancellationToken, long confirmedFrom = -1, bool followNewShards = false)
     {
         var history = new WindowHistory();
         windows.AddTo(history);
@@ -349,7 +361,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
         var confirmed = confirmedFrom;
         var known = shards.Length == 0 ? 0 : shards.Max() + 1;
-        await using var feed = await ShardFeed.StartAsync(this, shards, s => next.GetValueOrDefault(s), cancellationToken);
+        await using var feed = await ShardFeed.StartAsync(this, shards, s => next.GetValueOrDefault(s), filter, cancellationToken);
         await foreach (var (batch, _) in feed.ReadAllAsync(cancellationToken))
         {
             if (followNewShards && batch.Windows.Length > 0 && batch.Windows[^1].ShardCount > known)
@@ -380,7 +392,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 if (!e.IsNoOp && e.Slot >= from && !history.IsVoid(batch.Shard, e.Slot))
                 {
                     lastPassed[batch.Shard] = (e.Slot, e.Gsn);
-                    yield return new SpeculativeRecord(e.Gsn, batch.Shard, e.Payload);
+                    yield return new SpeculativeRecord(e.Gsn, batch.Shard, e.Payload, e.Tag);
                 }
             }
 
@@ -452,7 +464,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 {
                     if (!e.IsNoOp && e.Slot < until)
                     {
-                        result.Add(new LogRecord(e.Gsn, s, e.Payload));
+                        result.Add(new LogRecord(e.Gsn, s, e.Payload, e.Tag));
                     }
 
                     slot = Math.Max(slot, Math.Min(until, e.Slot + e.SlotCount));

@@ -6,8 +6,9 @@ public abstract record SpecLogEvent;
 /// <summary>
 /// A record delivered speculatively: durable on its shard, at the GSN it will keep unless a mis-speculation notice
 /// for that position follows. Compute on it at once; hold external effects until a <see cref="ConfirmedRange"/> covers it.
+/// <see cref="Tag"/> is the tag it was appended with (null: none).
 /// </summary>
-public sealed record SpeculativeRecord(long Gsn, int Shard, ReadOnlyMemory<byte> Payload) : SpecLogEvent;
+public sealed record SpeculativeRecord(long Gsn, int Shard, ReadOnlyMemory<byte> Payload, string? Tag = null) : SpecLogEvent;
 
 /// <summary>GSNs in [<see cref="FromGsn"/>, <see cref="ToGsn"/>) are committed: their records keep their positions for ever.</summary>
 public sealed record ConfirmedRange(long FromGsn, long ToGsn) : SpecLogEvent;
@@ -23,4 +24,4 @@ public sealed record ConfirmedRange(long FromGsn, long ToGsn) : SpecLogEvent;
 public sealed record MisSpeculatedRange(long FromGsn, long ToGsn, int Shard = -1) : SpecLogEvent;
 
 /// <summary>A committed record read back from the log.</summary>
-public sealed record LogRecord(long Gsn, int Shard, ReadOnlyMemory<byte> Payload);
+public sealed record LogRecord(long Gsn, int Shard, ReadOnlyMemory<byte> Payload, string? Tag = null);

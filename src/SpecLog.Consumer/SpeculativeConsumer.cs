@@ -228,8 +228,8 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
 
     private IAsyncEnumerable<SpecLogEvent> Subscribe(CancellationToken token) =>
         _options.Ordering == ConsumerOrdering.Gsn
-            ? _client.SubscribeAsync(_partitions[-1].Engine.NextGsn, token)
-            : _client.SubscribeShardsAsync(_partitions.ToDictionary(p => p.Key, p => p.Value.Engine.NextGsn), token);
+            ? (_options.Filter is { } filter ? _client.SubscribeAsync(filter, _partitions[-1].Engine.NextGsn, token) : _client.SubscribeAsync(_partitions[-1].Engine.NextGsn, token))
+            : _client.SubscribeShardsAsync(_partitions.ToDictionary(p => p.Key, p => p.Value.Engine.NextGsn), _options.Filter, token);
 
     private static async Task PumpAsync(IAsyncEnumerable<SpecLogEvent> source, ChannelWriter<SpecLogEvent> writer, CancellationToken token)
     {

@@ -74,8 +74,15 @@ public sealed class SpeculativeConsumerOptions
     /// <summary>Called after each rollback, on the consumer's loop.</summary>
     public Action<RollbackNotice>? OnRollback { get; set; }
 
+    /// <summary>
+    /// A server-side filter (null: the whole log): the consumer applies only the records whose tags it matches, and
+    /// the shards send it nothing else. Its checkpoints still name positions of the whole log.
+    /// </summary>
+    public RecordFilter? Filter { get; set; }
+
     internal void Validate()
     {
+        Filter?.Validate();
         ArgumentOutOfRangeException.ThrowIfLessThan(SnapshotEvery, 1, nameof(SnapshotEvery));
         ArgumentOutOfRangeException.ThrowIfNegative(StartGsn, nameof(StartGsn));
         if (CheckpointInterval <= TimeSpan.Zero)

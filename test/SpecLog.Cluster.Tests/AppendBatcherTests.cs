@@ -19,7 +19,7 @@ public sealed class AppendBatcherTests
     {
         var attempts = new ConcurrentQueue<long[]>();
         var lostCallCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        async Task<long[]> Send(long[] seqs, byte[][] payloads, CancellationToken ct)
+        async Task<long[]> Send(long[] seqs, byte[][] payloads, string?[]? tags, CancellationToken ct)
         {
             attempts.Enqueue(seqs);
             if (attempts.Count == 1)
@@ -50,7 +50,7 @@ public sealed class AppendBatcherTests
     public async Task Retries_end_at_the_deadline_with_an_error_naming_it_and_the_last_failure()
     {
         var calls = 0;
-        Task<long[]> Send(long[] seqs, byte[][] payloads, CancellationToken ct)
+        Task<long[]> Send(long[] seqs, byte[][] payloads, string?[]? tags, CancellationToken ct)
         {
             Interlocked.Increment(ref calls);
             throw new AppendOutcomeUnknownException("shard 5 deactivated before the append was committed");
@@ -67,7 +67,7 @@ public sealed class AppendBatcherTests
     public async Task A_refusal_is_not_retried()
     {
         var calls = 0;
-        Task<long[]> Send(long[] seqs, byte[][] payloads, CancellationToken ct)
+        Task<long[]> Send(long[] seqs, byte[][] payloads, string?[]? tags, CancellationToken ct)
         {
             Interlocked.Increment(ref calls);
             throw new ArgumentException("Record 0 is empty.");
@@ -83,7 +83,7 @@ public sealed class AppendBatcherTests
     public async Task A_caller_that_cancels_is_answered_at_once_while_the_others_in_its_batch_complete()
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        async Task<long[]> Send(long[] seqs, byte[][] payloads, CancellationToken ct)
+        async Task<long[]> Send(long[] seqs, byte[][] payloads, string?[]? tags, CancellationToken ct)
         {
             await release.Task.WaitAsync(ct);
             return [.. payloads.Select((_, i) => 7L + i)];

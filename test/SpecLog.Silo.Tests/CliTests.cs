@@ -45,6 +45,20 @@ public sealed class CliTests(ITestOutputHelper log)
             Assert.Equal(2, specs.Length);
             Assert.Contains(specs, l => l.EndsWith(" hello", StringComparison.Ordinal));
 
+            // Tagged records, and a tail filtered at the shards: only the payments of user-7 come, with their tag.
+            var tagged = await RunAsync(ct, ["--gateway", gateway, "append", "--tag", "user-7"], stdin: "paid 10\npaid 20\n");
+            Assert.Contains("appended 2 records", tagged.Out);
+            await RunAsync(ct, "--gateway", gateway, "append", "--tag", "user-8", "paid 30");
+            var filtered = await RunAsync(ct, "--gateway", gateway, "tail", "--from", "0", "--tag", "user-7", "--count", "2");
+            var taggedSpecs = filtered.Out.Split('\n').Where(l => l.StartsWith("spec ", StringComparison.Ordinal)).ToArray();
+            Assert.Equal(2, taggedSpecs.Length);
+            Assert.All(taggedSpecs, l => Assert.Contains(" [user-7] paid ", l));
+            var prefixed = await RunAsync(ct, "--gateway", gateway, "tail", "--from", "0", "--tag-prefix", "user-", "--count", "3");
+            Assert.Contains(" [user-8] paid 30", prefixed.Out);
+            var badTag = await RunAsync(ct, "--gateway", gateway, "append", "--tag", new string('t', 300), "x");
+            Assert.Equal(2, badTag.Exit);
+            Assert.Contains("UTF-8 bytes", badTag.Out);
+
             var status = await RunAsync(ct, "--gateway", gateway, "status");
             Assert.Contains("2 active of 2", status.Out);
             Assert.Contains("Shards", status.Out);

@@ -6,7 +6,7 @@ namespace SpecLog.Bench.Peers;
 /// <summary>
 /// SpecLog under the peers workload: an in-process single-silo cluster (as the ordering scenario starts one), the
 /// unreplicated sequencer (<see cref="SequencerReplication.Single"/>), real storage with fsync on. Append ack is
-/// <see cref="SpecLogClient.AppendAsync"/>; the consumer is one <see cref="SpecLogClient.SubscribeAsync"/>: kind 0 is
+/// <see cref="SpecLogClient.AppendAsync(ReadOnlyMemory{byte}, int?, CancellationToken)"/>; the consumer is one <see cref="SpecLogClient.SubscribeAsync(long, CancellationToken)"/>: kind 0 is
 /// speculative delivery (<see cref="SpeculativeRecord"/>, durable on its shard), kind 1 is confirmed delivery (the
 /// <see cref="ConfirmedRange"/> that covers the record).
 /// </summary>

@@ -1,7 +1,7 @@
 namespace SpecLog.Server.Grains;
 
 /// <summary>One entry of a shard's log as the shard grain tracks it in memory.</summary>
-internal readonly record struct CachedEntry(long Slot, long SlotCount, long StorageIndex, byte[]? Payload)
+internal readonly record struct CachedEntry(long Slot, long SlotCount, long StorageIndex, byte[]? Payload, string? Tag = null)
 {
     public bool IsNoOp => Payload is null;
 
@@ -53,7 +53,7 @@ internal sealed class EntryCache(long maxBytes)
 
         _items[(_head + _count) % _items.Length] = entry;
         _count++;
-        _bytes += 48 + (entry.Payload?.Length ?? 0);
+        _bytes += 56 + (entry.Payload?.Length ?? 0) + (entry.Tag?.Length ?? 0) * 2;
     }
 
     /// <summary>Drops old entries while over budget; only entries whose storage index is below <paramref name="durableIndex"/> may go.</summary>
@@ -67,7 +67,7 @@ internal sealed class EntryCache(long maxBytes)
                 return;
             }
 
-            _bytes -= 48 + (first.Payload?.Length ?? 0);
+            _bytes -= 56 + (first.Payload?.Length ?? 0) + (first.Tag?.Length ?? 0) * 2;
             first = default;
             _head = (_head + 1) % _items.Length;
             _count--;

@@ -39,7 +39,7 @@ internal sealed partial class ShardGrain
 
         var toSlot = sub.NextSlot;
         ShardEntry[] entries = sub.NextSlot < limit
-            ? Collect(sub.NextSlot, limit, _options.PushMaxEntries, _options.PushMaxBytes, out toSlot)
+            ? Collect(sub.NextSlot, limit, _options.PushMaxEntries, _options.PushMaxBytes, out toSlot, sub.Filter)
             : [];
         var newWindows = sub.KnownWindows < windows ? WindowSlice.From(_core.History, sub.KnownWindows) : WindowSlice.Empty;
         var now = NowMicros();
@@ -92,15 +92,18 @@ internal sealed partial class ShardGrain
         }
     }
 
-    /// <summary>Consecutive entries covering slots [from, limit), cut to the budget; no-op runs are clipped to the range.</summary>
-    private ShardEntry[] Collect(long from, long limit, int maxEntries, int maxBytes, out long toSlot)
+    /// <summary>
+    /// Consecutive entries covering slots [from, limit), cut to the budget; no-op runs are clipped to the range. With a
+    /// <paramref name="filter"/>, records it refuses are sent as skipped slots, merged into the no-op runs next to them.
+    /// </summary>
+    private ShardEntry[] Collect(long from, long limit, int maxEntries, int maxBytes, out long toSlot, Func<string?, bool>? filter = null)
     {
         var result = new List<ShardEntry>();
         var bytes = 0;
         var slot = from;
         if (slot < _cache.FirstSlot || _cache.Count == 0)
         {
-            slot = CollectFromDisk(slot, Math.Min(limit, _cache.Count == 0 ? limit : _cache.FirstSlot), result, maxEntries, maxBytes, ref bytes);
+            slot = CollectFromDisk(slot, Math.Min(limit, _cache.Count == 0 ? limit : _cache.FirstSlot), result, maxEntries, maxBytes, ref bytes, filter);
         }
 
         if (slot < limit && result.Count < maxEntries && bytes < maxBytes)
@@ -109,7 +112,7 @@ internal sealed partial class ShardGrain
             while (pos >= 0 && pos < _cache.Count && slot < limit && result.Count < maxEntries && bytes < maxBytes)
             {
                 ref readonly var e = ref _cache[pos];
-                Emit(e.Slot, e.SlotCount, e.Payload, slot, limit, result, ref bytes);
+                Emit(e.Slot, e.SlotCount, e.Payload, e.Tag, slot, limit, result, ref bytes, filter);
                 slot = Math.Min(e.SlotEnd, limit);
                 pos++;
             }
@@ -119,7 +122,7 @@ internal sealed partial class ShardGrain
         return [.. result];
     }
 
-    private long CollectFromDisk(long from, long limit, List<ShardEntry> result, int maxEntries, int maxBytes, ref int bytes)
+    private long CollectFromDisk(long from, long limit, List<ShardEntry> result, int maxEntries, int maxBytes, ref int bytes, Func<string?, bool>? filter)
     {
         // Start at the last sparse-index checkpoint at or before the slot, and walk forward.
         int lo = 0, hi = _sparseIndex.Count - 1, found = 0;
@@ -149,10 +152,10 @@ internal sealed partial class ShardGrain
 
             foreach (var e in chunk)
             {
-                var (count, payload) = Decode(e);
+                var (count, payload, tag) = Decode(e);
                 if (slot + count > position && position < limit && result.Count < maxEntries && bytes < maxBytes)
                 {
-                    Emit(slot, count, payload, position, limit, result, ref bytes);
+                    Emit(slot, count, payload, tag, position, limit, result, ref bytes, filter);
                     position = Math.Min(slot + count, limit);
                 }
 
@@ -164,31 +167,53 @@ internal sealed partial class ShardGrain
         return position;
     }
 
-    private void Emit(long entrySlot, long count, byte[]? payload, long from, long limit, List<ShardEntry> result, ref int bytes)
+    private void Emit(long entrySlot, long count, byte[]? payload, string? tag, long from, long limit, List<ShardEntry> result, ref int bytes, Func<string?, bool>? filter)
     {
-        if (payload is null)
+        if (payload is null || (filter is not null && !filter(tag)))
         {
+            // A no-op run, or a record the subscriber's filter skips: positions without a record, merged with the run before.
             var start = Math.Max(entrySlot, from);
             var end = Math.Min(entrySlot + count, limit);
-            result.Add(new ShardEntry(start, -1, end - start, null));
+            if (result.Count > 0 && result[^1] is { IsNoOp: true } last && last.Slot + last.NoOpSlots == start)
+            {
+                result[^1] = last with { NoOpSlots = end - last.Slot };
+            }
+            else
+            {
+                result.Add(new ShardEntry(start, -1, end - start, null));
+            }
+
             return;
         }
 
-        result.Add(new ShardEntry(entrySlot, _core.History.GsnOfSlot(_shard, entrySlot), 0, payload));
+        result.Add(new ShardEntry(entrySlot, _core.History.GsnOfSlot(_shard, entrySlot), 0, payload, tag));
         bytes += payload.Length;
     }
 
-    private static (long Count, byte[]? Payload) Decode(in StoredEntry e) => e.Kind switch
+    private static (long Count, byte[]? Payload, string? Tag) Decode(in StoredEntry e)
     {
-        RecordKind => (1, e.Payload.ToArray()),
-        IdentifiedRecordKind => (1, e.Payload[AppendIdBytes..].ToArray()),
-        NoOpKind => (BinaryPrimitives.ReadInt64LittleEndian(e.Payload.Span), null),
-        _ => throw new InvalidDataException($"Unknown entry kind {e.Kind} at storage index {e.Index}."),
-    };
+        switch (e.Kind)
+        {
+            case RecordKind:
+                return (1, e.Payload.ToArray(), null);
+            case IdentifiedRecordKind:
+                return (1, e.Payload[AppendIdBytes..].ToArray(), null);
+            case TaggedRecordKind:
+                var (tag, payload) = ReadTagged(e.Payload);
+                return (1, payload.ToArray(), tag);
+            case NoOpKind:
+                return (BinaryPrimitives.ReadInt64LittleEndian(e.Payload.Span), null, null);
+            default:
+                throw new InvalidDataException($"Unknown entry kind {e.Kind} at storage index {e.Index}.");
+        }
+    }
 
-    private sealed class Subscriber(Guid id, IShardObserver observer, long nextSlot)
+    private sealed class Subscriber(Guid id, IShardObserver observer, long nextSlot, Func<string?, bool>? filter)
     {
         public Guid Id { get; } = id;
+
+        /// <summary>The subscription's filter (null: every record).</summary>
+        public Func<string?, bool>? Filter { get; } = filter;
 
         public IShardObserver Observer { get; set; } = observer;
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Text;
 
 namespace SpecLog.Server.Grains;
 
@@ -13,16 +14,21 @@ internal sealed partial class ShardGrain
     private readonly PriorityQueue<RetriedAppend, long> _retried = new();
     private AppendDeduplicator _dedup = null!;
 
-    public async Task<long[]> AppendIdentifiedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, CancellationToken cancellationToken = default)
+    public Task<long[]> AppendIdentifiedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, CancellationToken cancellationToken = default) =>
+        AppendTaggedAsync(client, sequenceNumbers, payloads, null!, cancellationToken);
+
+    public async Task<long[]> AppendTaggedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, string?[] tags, CancellationToken cancellationToken = default)
     {
         EnsureValid();
         ArgumentNullException.ThrowIfNull(sequenceNumbers);
         ValidateBatch(payloads);
-        await EnsureServingAsync(cancellationToken);
         if (sequenceNumbers.Length != payloads.Length)
         {
             throw new ArgumentException($"{sequenceNumbers.Length} sequence numbers for {payloads.Length} records.", nameof(sequenceNumbers));
         }
+
+        ValidateTags(tags, payloads.Length);
+        await EnsureServingAsync(cancellationToken);
 
         if (_core.Departed)
         {
@@ -54,7 +60,7 @@ internal sealed partial class ShardGrain
             }
 
             // New, or a retry of a record in slots a failure of this shard voided (its append failed): written anew.
-            var slot = AppendIdentifiedRecord(client, sequenceNumbers[i], payloads[i]);
+            var slot = AppendIdentifiedRecord(client, sequenceNumbers[i], payloads[i], tags?[i]);
             if (remembered)
             {
                 _dedup.Replace(client, sequenceNumbers[i], slot);
@@ -135,21 +141,57 @@ internal sealed partial class ShardGrain
         }
     }
 
-    private long AppendIdentifiedRecord(Guid client, long seq, byte[] payload)
+    private long AppendIdentifiedRecord(Guid client, long seq, byte[] payload, string? tag)
     {
-        // The log copies the entry into its write buffer, so the id and payload are put together in a pooled buffer.
-        var length = AppendIdBytes + payload.Length;
+        // The log copies the entry into its write buffer, so the id, tag and payload are put together in a pooled buffer.
+        var tagBytes = tag is null ? 0 : 2 + Encoding.UTF8.GetByteCount(tag);
+        var length = AppendIdBytes + tagBytes + payload.Length;
         var framed = ArrayPool<byte>.Shared.Rent(length);
         try
         {
             client.TryWriteBytes(framed.AsSpan(0, 16));
             BinaryPrimitives.WriteInt64LittleEndian(framed.AsSpan(16, 8), seq);
-            payload.CopyTo(framed.AsSpan(AppendIdBytes));
-            return AppendRecordEntry(IdentifiedRecordKind, framed.AsSpan(0, length), payload);
+            if (tag is not null)
+            {
+                BinaryPrimitives.WriteUInt16LittleEndian(framed.AsSpan(AppendIdBytes, 2), (ushort)(tagBytes - 2));
+                Encoding.UTF8.GetBytes(tag, framed.AsSpan(AppendIdBytes + 2, tagBytes - 2));
+            }
+
+            payload.CopyTo(framed.AsSpan(AppendIdBytes + tagBytes));
+            return AppendRecordEntry(tag is null ? IdentifiedRecordKind : TaggedRecordKind, framed.AsSpan(0, length), payload, tag);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(framed);
+        }
+    }
+
+    /// <summary>The tag and payload of a <see cref="TaggedRecordKind"/> entry (after its append id).</summary>
+    private static (string Tag, ReadOnlyMemory<byte> Payload) ReadTagged(ReadOnlyMemory<byte> stored)
+    {
+        var tagLength = BinaryPrimitives.ReadUInt16LittleEndian(stored.Span.Slice(AppendIdBytes, 2));
+        var tag = Encoding.UTF8.GetString(stored.Span.Slice(AppendIdBytes + 2, tagLength));
+        return (tag, stored[(AppendIdBytes + 2 + tagLength)..]);
+    }
+
+    private static void ValidateTags(string?[]? tags, int count)
+    {
+        if (tags is null)
+        {
+            return;
+        }
+
+        if (tags.Length != count)
+        {
+            throw new ArgumentException($"{tags.Length} tags for {count} records.", nameof(tags));
+        }
+
+        for (var i = 0; i < tags.Length; i++)
+        {
+            if (tags[i] is not null)
+            {
+                RecordTags.Check(tags[i], nameof(tags));
+            }
         }
     }
 

@@ -136,7 +136,7 @@ internal sealed partial class ShardGrain : IReplicaStorage, IReplicaTransport
     private DurableLogOptions LogOptions(string directory) => new()
     {
         Directory = directory,
-        MaxEntrySize = Math.Max(_options.MaxRecordSize + AppendIdBytes, 64),
+        MaxEntrySize = Math.Max(_options.MaxRecordSize + AppendIdBytes + MaxTagOverhead, 64),
         SegmentSize = _options.SegmentSize,
         Fsync = _options.Fsync,
     };

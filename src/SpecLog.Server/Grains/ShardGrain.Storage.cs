@@ -6,10 +6,10 @@ namespace SpecLog.Server.Grains;
 /// <summary>The shard's storage side: appending records and no-op fills to its durable log, group commits, and recovery from the log.</summary>
 internal sealed partial class ShardGrain
 {
-    private long AppendRecord(byte[] payload) => AppendRecordEntry(RecordKind, payload, payload);
+    private long AppendRecord(byte[] payload) => AppendRecordEntry(RecordKind, payload, payload, null);
 
-    /// <summary>Writes a record's log entry (<paramref name="stored"/>, of <paramref name="kind"/>) and gives the record its slot; <paramref name="payload"/> is what readers get.</summary>
-    private long AppendRecordEntry(byte kind, ReadOnlySpan<byte> stored, byte[] payload)
+    /// <summary>Writes a record's log entry (<paramref name="stored"/>, of <paramref name="kind"/>) and gives the record its slot; <paramref name="payload"/> and <paramref name="tag"/> are what readers get.</summary>
+    private long AppendRecordEntry(byte kind, ReadOnlySpan<byte> stored, byte[] payload, string? tag)
     {
         // After a rejoin the slots up to the end of its void are no-ops whatever this shard writes there.
         SkipVoidSlots();
@@ -17,7 +17,7 @@ internal sealed partial class ShardGrain
         // Storage first: if it refuses (failed disk), no slot has been handed out.
         var index = _log.Append(kind, stored);
         var slot = _core.AssignRecord();
-        Track(new CachedEntry(slot, 1, index, payload));
+        Track(new CachedEntry(slot, 1, index, payload, tag));
         return slot;
     }
 
@@ -146,8 +146,8 @@ internal sealed partial class ShardGrain
             var chunk = _log.ReadRange(index, 1024);
             foreach (var e in chunk)
             {
-                var (count, payload) = Decode(e);
-                if (e.Kind == IdentifiedRecordKind)
+                var (count, payload, tag) = Decode(e);
+                if (e.Kind is IdentifiedRecordKind or TaggedRecordKind)
                 {
                     var (client, seq) = ReadAppendId(e.Payload.Span);
                     _dedup.Add(client, seq, slot);
@@ -158,7 +158,7 @@ internal sealed partial class ShardGrain
                     _sparseIndex.Add((slot, e.Index));
                 }
 
-                _cache.Add(new CachedEntry(slot, count, e.Index, payload));
+                _cache.Add(new CachedEntry(slot, count, e.Index, payload, tag));
                 _cache.Trim(_log.NextIndex);
                 slot += count;
                 records += payload is null ? 0 : 1;

@@ -33,7 +33,9 @@ internal sealed partial class ShardGrain(
     internal const byte RecordKind = 1;
     internal const byte NoOpKind = 2;
     internal const byte IdentifiedRecordKind = 3; // a record with its append id: client (16 bytes), sequence number (8), payload
+    internal const byte TaggedRecordKind = 4; // an identified record with a tag: client (16), sequence number (8), tag length (u16), tag (UTF-8), payload
     internal const int AppendIdBytes = 24;
+    internal const int MaxTagOverhead = 2 + RecordTags.MaxBytes;
     private const int SparseIndexEvery = 64;
 
     private readonly SpecLogOptions _options = options.Value;
@@ -192,11 +194,12 @@ internal sealed partial class ShardGrain(
         return Task.FromResult(new ShardReadResult(_shard, entries, _core.CommittedSlots, _core.DurableSlots));
     }
 
-    public Task SubscribeAsync(IShardObserver observer, Guid subscriptionId, long fromSlot)
+    public Task SubscribeAsync(IShardObserver observer, Guid subscriptionId, long fromSlot, RecordFilter? filter = null)
     {
         EnsureValid();
         EnsureServing();
         ArgumentNullException.ThrowIfNull(observer);
+        filter?.Validate();
         if (fromSlot < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(fromSlot), fromSlot, "Slots are numbered from 0.");
@@ -205,7 +208,7 @@ internal sealed partial class ShardGrain(
         if (!_subscribers.TryGetValue(subscriptionId, out var sub))
         {
             EnsureNotTrimmed(fromSlot);
-            sub = new Subscriber(subscriptionId, observer, fromSlot);
+            sub = new Subscriber(subscriptionId, observer, fromSlot, filter?.CreateMatcher());
             _subscribers[subscriptionId] = sub;
             LogSubscribed(logger, _shard, subscriptionId, fromSlot);
         }
