@@ -25,6 +25,7 @@ public static class Program
         new ElasticScenario(),
         new RecoveryScenario(),
         new SamplesScenario(),
+        new FilterScenario(),
     ];
 
     public static async Task<int> Main(string[] args)
