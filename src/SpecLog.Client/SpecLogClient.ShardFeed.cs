@@ -20,6 +20,7 @@ public sealed partial class SpecLogClient
         private IShardObserver _reference = null!;
         private Task _refresh = Task.CompletedTask;
 
+        private static readonly TimeSpan MinRegisterWait = TimeSpan.FromSeconds(2);
         private readonly RecordFilter? _filter;
 
         private ShardFeed(SpecLogClient client, int[] shards, Func<int, long> position, RecordFilter? filter)
@@ -203,13 +204,18 @@ public sealed partial class SpecLogClient
 
         private Task RegisterAllAsync(CancellationToken cancellationToken) => RegisterAsync(Subscriptions(), cancellationToken);
 
-        private async Task RegisterAsync(IEnumerable<(int Shard, Guid Id)> subscriptions, CancellationToken cancellationToken)
+        /// <summary>
+        /// Registers the subscriptions with their shards, all at once and each bounded by the refresh interval (at
+        /// least <see cref="MinRegisterWait"/>): a call stuck on a silo that died (until Orleans' response timeout,
+        /// 30 s) holds neither the other shards' registrations nor the next try, which the refresh makes an interval later.
+        /// </summary>
+        private Task RegisterAsync(IEnumerable<(int Shard, Guid Id)> subscriptions, CancellationToken cancellationToken)
         {
-            foreach (var (shard, id) in subscriptions)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                await _client._routes.CallAsync(shard, g => g.SubscribeAsync(_reference, id, _position(shard), _filter), _client._options.SubscriptionRefresh, cancellationToken);
-            }
+            var patience = _client._options.SubscriptionRefresh;
+            var wait = patience < MinRegisterWait ? MinRegisterWait : patience;
+            return Task.WhenAll(subscriptions.Select(s => _client._routes
+                .CallAsync(s.Shard, g => g.SubscribeAsync(_reference, s.Id, _position(s.Shard), _filter), patience, cancellationToken)
+                .WaitAsync(wait, cancellationToken)));
         }
 
         private async Task RefreshLoopAsync()

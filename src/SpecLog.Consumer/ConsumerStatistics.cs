@@ -9,6 +9,7 @@ public sealed class ConsumerStatistics
     private long _undone;
     private long _discarded;
     private long _checkpoints;
+    private long _failedCheckpoints;
     private long _confirmedThrough;
     private RollbackNotice? _lastRollback;
 
@@ -30,6 +31,9 @@ public sealed class ConsumerStatistics
     /// <summary>Checkpoints saved.</summary>
     public long Checkpoints => Interlocked.Read(ref _checkpoints);
 
+    /// <summary>Checkpoints that failed (their silo died, or no answer): the consumer went on and saved again later.</summary>
+    public long FailedCheckpoints => Interlocked.Read(ref _failedCheckpoints);
+
     /// <summary>The log's confirmed prefix as last seen.</summary>
     public long ConfirmedThrough => Interlocked.Read(ref _confirmedThrough);
 
@@ -41,6 +45,8 @@ public sealed class ConsumerStatistics
     internal void AddReleased(int count) => Interlocked.Add(ref _released, count);
 
     internal void AddCheckpoint() => Interlocked.Increment(ref _checkpoints);
+
+    internal void AddFailedCheckpoint() => Interlocked.Increment(ref _failedCheckpoints);
 
     internal void SetConfirmedThrough(long gsn) => Interlocked.Exchange(ref _confirmedThrough, gsn);
 

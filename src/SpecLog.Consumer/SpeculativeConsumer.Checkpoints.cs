@@ -91,7 +91,17 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
         if (_saving is { IsCompleted: true } done)
         {
             _saving = null;
-            await done; // throws a failed save's error (a fenced one stops the consumer)
+            try
+            {
+                await done; // a fenced save's error stops the consumer (or, in a group, makes it take its assignment again)
+            }
+            catch (Exception e) when (e is TimeoutException or OrleansException)
+            {
+                // The checkpoint grain's silo died or did not answer: the consumer goes on, and the next save, an
+                // interval later, writes everything since the last one that succeeded.
+                Statistics.AddFailedCheckpoint();
+                LogSaveFailed(_logger, e, _name);
+            }
         }
 
         if (_saving is not null || DateTime.UtcNow < _nextSave)
@@ -204,6 +214,9 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
 
     [LoggerMessage(EventId = 7003, Level = LogLevel.Information, Message = "Consumer {Consumer} ({Member}) gave up partition {Partition} (outputs released below {Released})")]
     private static partial void LogReleasedPartition(ILogger logger, string consumer, string member, string partition, long released);
+
+    [LoggerMessage(EventId = 7008, Level = LogLevel.Warning, Message = "Consumer {Consumer}: a checkpoint failed; the next one follows an interval later")]
+    private static partial void LogSaveFailed(ILogger logger, Exception e, string consumer);
 
     [LoggerMessage(EventId = 7004, Level = LogLevel.Warning, Message = "Consumer {Consumer}: the last checkpoint on stopping failed")]
     private static partial void LogLastSaveFailed(ILogger logger, Exception e, string consumer);

@@ -19,6 +19,9 @@ internal sealed class TestClient : IAsyncDisposable
 
     public IGrainFactory Grains => _host.Services.GetRequiredService<IGrainFactory>();
 
+    /// <summary>The client host's services (Orleans' serializer for a consumer's state codec).</summary>
+    public IServiceProvider Services => _host.Services;
+
     /// <summary>Connects to <paramref name="silo"/>'s gateway; gives up at <paramref name="timeout"/> or as soon as the process exits.</summary>
     public static Task<TestClient> ConnectAsync(SiloProcess silo, TimeSpan timeout, CancellationToken cancellationToken) =>
         ConnectAsync(client => client.UseLocalhostClustering(silo.GatewayPort), () => silo.HasExited, timeout, cancellationToken);

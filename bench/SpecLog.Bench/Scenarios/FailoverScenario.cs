@@ -19,7 +19,7 @@ namespace SpecLog.Bench.Scenarios;
 /// </summary>
 public sealed class FailoverScenario : IScenario
 {
-    private static readonly string[] Nodes = ["node-0", "node-1", "node-2"];
+    private static string[] Nodes => ProcessCluster.Nodes;
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(90);
 
     private static readonly string[] s_latestKeys =
@@ -169,36 +169,21 @@ public sealed class FailoverScenario : IScenario
 
     private static string Fmt(double ms) => ms.ToString("0", CultureInfo.InvariantCulture);
 
-    /// <summary>Three silo processes (node-0..2) on loopback with Azure Table membership, and a client of the cluster.</summary>
-    private sealed class Cluster : IAsyncDisposable
+    /// <summary>The three-process cluster (<see cref="ProcessCluster"/>) with what the failover measurement reads of shard 0.</summary>
+    private sealed class Cluster : ProcessCluster
     {
-        private readonly AzuriteServer _azurite;
-        private readonly string _root;
-        private readonly string _clusterId;
-        private readonly int _shards;
         private readonly int _replicas;
-        private readonly SiloProcess?[] _silos = new SiloProcess?[Nodes.Length];
-        private readonly (int Silo, int Gateway)[] _ports = Nodes.Select(_ => SiloProcess.FreePorts()).ToArray();
-        private readonly ConcurrentQueue<string> _output = new();
-        private readonly int[] _lives = new int[Nodes.Length];
 
         private Cluster(AzuriteServer azurite, int shards, int replicas)
+            : base(azurite.ConnectionString, shards, FailoverScenario.StepTimeout, [$"--SpecLog:ShardReplicas={replicas}"])
         {
-            _azurite = azurite;
-            _shards = shards;
             _replicas = replicas;
-            _root = Directory.CreateTempSubdirectory("speclog-failover-").FullName;
-            _clusterId = "bench-" + Guid.NewGuid().ToString("N")[..12];
         }
-
-        public TestClient Client { get; private set; } = null!;
-
-        public IEnumerable<string> Output => _output;
 
         /// <summary>Milliseconds from <paramref name="killedAtUtc"/> to the log line of shard 0's next leader (an epoch above <paramref name="epoch"/>) saying it serves.</summary>
         public double? ServingAfter(DateTime killedAtUtc, long epoch)
         {
-            foreach (var line in _output)
+            foreach (var line in Output)
             {
                 var at = line.IndexOf(" leads epoch ", StringComparison.Ordinal);
                 if (at < 0 || !line.Contains("Shard 0 replica", StringComparison.Ordinal))
@@ -220,34 +205,8 @@ public sealed class FailoverScenario : IScenario
             return null;
         }
 
-        public static async Task<Cluster> StartAsync(AzuriteServer azurite, int shards, int replicas, CancellationToken ct)
-        {
-            var cluster = new Cluster(azurite, shards, replicas);
-            for (var i = 0; i < Nodes.Length; i++)
-            {
-                cluster.Start(i);
-            }
-
-            await Until(() => Task.FromResult(cluster._silos.All(s => s!.IsUp)), "three silos up", ct);
-            cluster.Client = await TestClient.ConnectClusterAsync(azurite.ConnectionString, cluster._clusterId, StepTimeout, ct);
-            return cluster;
-        }
-
-        public void Kill(int node) => _silos[node]!.KillHard();
-
-        public async Task RestartAsync(int node, CancellationToken ct)
-        {
-            await _silos[node]!.DisposeAsync();
-            var silo = Start(node);
-            try
-            {
-                await Until(() => Task.FromResult(silo.IsUp), $"{Nodes[node]} up again", ct);
-            }
-            catch (TimeoutException e)
-            {
-                throw new TimeoutException($"{e.Message} Its output:{Environment.NewLine}{string.Join(Environment.NewLine, _output.Where(l => l.StartsWith($"[{Nodes[node]}#{_lives[node]}", StringComparison.Ordinal)).TakeLast(40))}", e);
-            }
-        }
+        public static Task<Cluster> StartAsync(AzuriteServer azurite, int shards, int replicas, CancellationToken ct) =>
+            StartAsync(new Cluster(azurite, shards, replicas), ct);
 
         /// <summary>The node of shard 0's leader, and its epoch.</summary>
         public async Task<(int Node, long Epoch)> LeaderOfShard0Async(CancellationToken ct)
@@ -272,7 +231,7 @@ public sealed class FailoverScenario : IScenario
         }
 
         /// <summary>Waits until every replica of shard 0 holds the leader's log (so the next kill leaves a full majority).</summary>
-        public Task WaitForCaughtUpAsync(CancellationToken ct) => Until(
+        public Task WaitForCaughtUpAsync(CancellationToken ct) => UntilAsync(
             async () =>
             {
                 var statuses = await Statuses(ct);
@@ -281,30 +240,6 @@ public sealed class FailoverScenario : IScenario
             },
             "shard 0's replicas caught up",
             ct);
-
-        public async ValueTask DisposeAsync()
-        {
-            if (Client is not null)
-            {
-                await Client.DisposeAsync();
-            }
-
-            foreach (var silo in _silos)
-            {
-                if (silo is not null)
-                {
-                    await silo.DisposeAsync();
-                }
-            }
-
-            try
-            {
-                Directory.Delete(_root, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
 
         private async Task<List<ShardStatus>> Statuses(CancellationToken ct)
         {
@@ -322,29 +257,6 @@ public sealed class FailoverScenario : IScenario
             }
 
             return result;
-        }
-
-        private SiloProcess Start(int node)
-        {
-            _lives[node]++;
-            var silo = SiloProcess.StartClusterNode(
-                $"{Nodes[node]}#{_lives[node]}", Nodes[node], Path.Combine(_root, Nodes[node]), _shards, _output, _ports[node], _clusterId, _azurite.ConnectionString, $"--SpecLog:ShardReplicas={_replicas}");
-            _silos[node] = silo;
-            return silo;
-        }
-
-        private static async Task Until(Func<Task<bool>> condition, string what, CancellationToken ct)
-        {
-            var deadline = Stopwatch.GetTimestamp() + (long)(StepTimeout.TotalSeconds * Stopwatch.Frequency);
-            while (!await condition())
-            {
-                if (Stopwatch.GetTimestamp() > deadline)
-                {
-                    throw new TimeoutException($"Timed out waiting for {what}.");
-                }
-
-                await Task.Delay(50, ct);
-            }
         }
     }
 

@@ -150,7 +150,16 @@ internal sealed partial class ShardGrain
                 if (e.Kind is IdentifiedRecordKind or TaggedRecordKind)
                 {
                     var (client, seq) = ReadAppendId(e.Payload.Span);
-                    _dedup.Add(client, seq, slot);
+                    if (_dedup.TryGet(client, seq, out _))
+                    {
+                        // Written again after a failure of this shard voided its first slot (the client retried it once
+                        // the shard rejoined): the later write is the record's place in the log.
+                        _dedup.Replace(client, seq, slot);
+                    }
+                    else
+                    {
+                        _dedup.Add(client, seq, slot);
+                    }
                 }
 
                 if (e.Index % SparseIndexEvery == 0)

@@ -90,15 +90,32 @@ internal sealed partial class ShardGrain(
         _shard = ShardKeys.ShardOf(key);
         _replica = ShardKeys.ReplicaOf(key);
         _activatedAt = timeProvider.GetUtcNow();
-        if (Replicated)
+        try
         {
-            await ActivateReplicaAsync();
+            if (Replicated)
+            {
+                await ActivateReplicaAsync();
+            }
+            else
+            {
+                _log = await siloLogs.OpenAsync(LogOptions(Path.Combine(_options.DataDirectory, $"shard-{_shard}")));
+                LoadTrim();
+                await StartShardAsync(firstReportSeq: NowMicros());
+            }
         }
-        else
+        catch
         {
-            _log = await siloLogs.OpenAsync(LogOptions(Path.Combine(_options.DataDirectory, $"shard-{_shard}")));
-            LoadTrim();
-            await StartShardAsync(firstReportSeq: NowMicros());
+            // A failed activation is not deactivated: release the log (and its lock) so the next activation can open it.
+            _replicationTimer?.Dispose();
+            _ticker?.Dispose();
+            _timer?.Dispose();
+            if (_log is { } opened)
+            {
+                await siloLogs.CloseAsync(opened);
+                _log = null!;
+            }
+
+            throw;
         }
 
         await base.OnActivateAsync(cancellationToken);

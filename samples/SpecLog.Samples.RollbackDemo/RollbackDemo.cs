@@ -1,0 +1,203 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using SpecLog.Consumer;
+using SpecLog.Samples.FraudDetection;
+using SpecLog.Silo.Tests;
+
+namespace SpecLog.Samples.RollbackDemo;
+
+/// <summary>What the demonstration is asked to do.</summary>
+/// <param name="Rate">Payments appended per second (open loop, shards in turn).</param>
+/// <param name="Before">Load before the first kill.</param>
+/// <param name="After">Load after shard 2 is back.</param>
+/// <param name="Attempts">Kills tried until one leaves records to roll back.</param>
+/// <param name="FailureTimeout">How long the ordering layer waits for a silent shard before it declares it failed.</param>
+/// <param name="CutInterval">The ordering interval T_ord: a shard reports a cut once it is full, so records of the open cut are delivered but not yet reported.</param>
+/// <param name="Verbose">Print the consumer's progress every second.</param>
+public sealed record DemoOptions(double Rate, TimeSpan Before, TimeSpan After, int Attempts, TimeSpan FailureTimeout, TimeSpan CutInterval, bool Verbose);
+
+/// <summary>
+/// The rollback demonstration: the fraud-detection application's speculative consumer on a three-silo cluster
+/// (Azure Table membership on Azurite, shard k's only replica on node k, Copilot ordering with a replica on every
+/// node) while node 2, the only home of shard 2, is killed with SIGKILL. The ordering layer declares shard 2 failed,
+/// voids what it never reported, the consumer is told which positions it got were mis-speculated and rolls its
+/// state back, node 2 comes back and shard 2 rejoins; at the end a fresh consumer replays the confirmed log, and the
+/// verdicts (and alerts) released by both must be the same, each once.
+/// </summary>
+public static class RollbackDemo
+{
+    /// <summary>Exit codes: 0 the outputs are equal after a rollback; 1 they differ; 2 no kill left records to roll back.</summary>
+    public static async Task<int> RunAsync(DemoOptions options, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        void Say(string line) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed.TotalSeconds,6:0.0} s] {line}"));
+
+        Say("starting Azurite (the Azure Storage emulator: membership table, checkpoint blobs) on loopback ...");
+        await using var azurite = await AzuriteServer.StartAsync(ct);
+        Say($"starting three silo processes node-0, node-1, node-2: shard k's only replica on node k, Copilot ordering replicas on all three, "
+            + $"a shard silent for {options.FailureTimeout.TotalMilliseconds:0} ms declared failed, cuts every {options.CutInterval.TotalMilliseconds:0} ms ...");
+        await using var cluster = await ProcessCluster.StartAsync(
+            azurite.ConnectionString, 3, ct, "--SpecLog:ShardReplicas=1", $"--SpecLog:ShardFailureTimeout={options.FailureTimeout:c}", $"--SpecLog:Ordering:OrderingInterval={options.CutInterval:c}");
+        var log = cluster.Client.Log;
+        var sequencer = cluster.Client.Grains.GetGrain<ISequencerGrain>(0);
+        Say("cluster up; the fraud-detection consumer (GSN order, checkpoints on Azure Blob storage) and the payment producer start");
+
+        var sink = new CollectingSink();
+        var rollbacks = new ConcurrentQueue<RollbackNotice>();
+        var codec = new OrleansStateCodec<Dictionary<int, UserStats>>(cluster.Client.Services);
+        SpeculativeConsumer<Dictionary<int, UserStats>, Verdict>? consumer = null;
+        PaymentProducer? producer = null;
+
+        // The kill comes the moment the consumer applies a record of shard 2 it got speculatively (not yet confirmed):
+        // a failure while speculation is outstanding, which is what the consumer must undo. Whether that record (and
+        // the ones after it) had been reported by shard 2 before the kill decides whether the log keeps them.
+        TaskCompletionSource<long>? killed = null;
+        Dictionary<int, UserStats> Apply(Dictionary<int, UserStats> users, ConsumedRecord record, OutputBuffer<Verdict> outputs)
+        {
+            if (record.Shard == 2 && Volatile.Read(ref killed) is { Task.IsCompleted: false } armed && record.Gsn >= consumer!.Statistics.ConfirmedThrough)
+            {
+                cluster.Kill(2);
+                armed.TrySetResult(record.Gsn);
+            }
+
+            return FraudModel.Apply(users, record, outputs);
+        }
+
+        consumer = new SpeculativeConsumer<Dictionary<int, UserStats>, Verdict>(
+            log, "fraud-demo", FraudModel.NewState, Apply, sink, codec,
+            new SpeculativeConsumerOptions
+            {
+                Ordering = ConsumerOrdering.Gsn,
+                CheckpointInterval = TimeSpan.FromMilliseconds(500),
+                OnRollback = r =>
+                {
+                    rollbacks.Enqueue(r);
+                    Say($"ROLLBACK: positions [{r.Range.FromGsn}, {r.Range.ToGsn}) were mis-speculated (failed shard {r.Range.Shard}): "
+                        + $"{r.UndoneRecords} applied records undone, {r.DiscardedOutputs} held verdicts dropped; the state is back at GSN {r.Range.FromGsn} and the corrected log is applied again");
+                },
+            });
+        using var stopConsumer = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var run = consumer.RunAsync(stopConsumer.Token);
+        _ = Task.Run(async () =>
+        {
+            while (options.Verbose && !stopConsumer.IsCancellationRequested)
+            {
+                await Task.Delay(1000);
+                Say($"  (applied {consumer.Statistics.Applied}, released {consumer.Statistics.Released}, confirmed through {consumer.Statistics.ConfirmedThrough}, acked {producer?.Acknowledged})");
+            }
+        });
+        producer = new PaymentProducer(log, options.Rate);
+        await Task.Delay(options.Before, ct);
+
+        for (var attempt = 1; attempt <= options.Attempts && rollbacks.IsEmpty; attempt++)
+        {
+            var trigger = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref killed, trigger);
+            var atGsn = await trigger.Task.WaitAsync(cluster.StepTimeout, ct);
+            var since = Stopwatch.StartNew();
+            Say($"kill -9 node-2 (shard 2's only replica and ordering replica 2), attempt {attempt}, as the consumer applied shard 2's record at GSN {atGsn} speculatively: "
+                + $"{sink.Count} verdicts released so far, {producer.Acknowledged} payments acknowledged");
+            await cluster.UntilAsync(async () => (await sequencer.GetStatusAsync()).FailedShards?.Contains(2) == true, "shard 2 declared failed", ct);
+            var confirmedAtFailure = (await sequencer.GetStatusAsync()).CommittedGsn;
+            Say($"the ordering layer declared shard 2 failed {since.ElapsedMilliseconds} ms after the kill: its slots beyond what it reported durable are voided, and the log goes on with shards 0 and 1");
+
+            // Shard 2's committed records live only on node-2 (one replica): a consumer in GSN order gets the ones it
+            // had not received yet once the node is back, as an operator would bring it back.
+            Say("starting node-2 again ...");
+            await cluster.RestartAsync(2, ct);
+            await cluster.UntilAsync(async () => (await sequencer.GetStatusAsync()).FailedShards?.Contains(2) != true, "shard 2 rejoined", ct);
+            Say($"node-2 is back {since.ElapsedMilliseconds} ms after the kill and shard 2 has rejoined the log ({producer.Failed} appends that waited on shard 2 failed meanwhile; the producer goes on)");
+            await cluster.UntilAsync(async () => !rollbacks.IsEmpty || consumer.Statistics.ConfirmedThrough > confirmedAtFailure || await Ended(run), "the consumer past the failure", ct);
+            if (rollbacks.IsEmpty)
+            {
+                Say("none of shard 2's voided slots held a record the consumer had applied (it had reported all it delivered): nothing to roll back; another kill follows");
+                await Task.Delay(options.Before, ct);
+            }
+        }
+
+        await Task.Delay(options.After, ct);
+        var last = await producer.StopAsync();
+        Say($"producer stopped: {producer.Acknowledged} payments acknowledged (last GSN {last}), {producer.Failed} failed with shard 2");
+        await cluster.UntilAsync(() => Task.FromResult(consumer.Statistics.ConfirmedThrough > last), "the consumer confirmed past the last payment", ct);
+        await Task.Delay(500, ct); // the last confirmed outputs reach the sink
+        await stopConsumer.CancelAsync();
+        await run;
+        var through = consumer.Statistics.ConfirmedThrough;
+
+        Say($"replaying the confirmed log [0, {through}) with a fresh consumer that never saw the failure ...");
+        var replaySink = new CollectingSink();
+        var replay = new SpeculativeConsumer<Dictionary<int, UserStats>, Verdict>(
+            log, "fraud-demo-replay", FraudModel.NewState, FraudModel.Apply, replaySink, codec,
+            new SpeculativeConsumerOptions { Ordering = ConsumerOrdering.Gsn, Checkpoints = false });
+        using var stopReplay = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var replayRun = replay.RunAsync(stopReplay.Token);
+        await cluster.UntilAsync(() => Task.FromResult(replay.Statistics.ConfirmedThrough >= through && replaySink.Count >= sink.Below(through).Count), "the replay through the same position", ct);
+        await stopReplay.CancelAsync();
+        await replayRun;
+
+        var live = sink.Below(through);
+        var reference = replaySink.Below(through);
+        var once = live.Select(o => (o.Gsn, o.Index)).Distinct().Count() == live.Count;
+        var equal = live.SequenceEqual(reference);
+        Say($"live consumer: {live.Count} verdicts, {live.Count(o => o.Output.Flagged)} alerts, {consumer.Statistics.Rollbacks} rollback(s), {consumer.Statistics.Checkpoints} checkpoints ({consumer.Statistics.FailedCheckpoints} failed while node-2 was down)");
+        Say($"replay of the confirmed log: {reference.Count} verdicts, {reference.Count(o => o.Output.Flagged)} alerts");
+        if (rollbacks.IsEmpty)
+        {
+            Say($"RESULT: no kill in {options.Attempts} attempts left a delivered record unreported, so nothing was rolled back; outputs {(equal ? "equal" : "DIFFER")}");
+            return 2;
+        }
+
+        Say(equal && once
+            ? $"RESULT: the verdicts released through GSN {through} are identical to the undisturbed replay's ({live.Count} verdicts, {live.Count(o => o.Output.Flagged)} alerts), each released once"
+            : $"RESULT: MISMATCH: equal = {equal}, each once = {once}");
+        return equal && once ? 0 : 1;
+    }
+
+    /// <summary>False while the consumer runs; throws its error if it stopped with one.</summary>
+    private static async Task<bool> Ended(Task run)
+    {
+        if (run.IsCompleted)
+        {
+            await run;
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Keeps every released verdict in release order.</summary>
+    private sealed class CollectingSink : IOutputSink<Verdict>
+    {
+        private readonly List<ReleasedOutput<Verdict>> _released = [];
+
+        public int Count
+        {
+            get
+            {
+                lock (_released)
+                {
+                    return _released.Count;
+                }
+            }
+        }
+
+        public List<ReleasedOutput<Verdict>> Below(long gsn)
+        {
+            lock (_released)
+            {
+                return [.. _released.Where(o => o.Gsn < gsn)];
+            }
+        }
+
+        public ValueTask ReleaseAsync(IReadOnlyList<ReleasedOutput<Verdict>> outputs, CancellationToken cancellationToken)
+        {
+            lock (_released)
+            {
+                _released.AddRange(outputs);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+}
