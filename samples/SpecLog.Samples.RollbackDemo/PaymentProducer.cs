@@ -24,6 +24,9 @@ internal sealed class PaymentProducer
 
     public long Failed => Interlocked.Read(ref _failed);
 
+    /// <summary>The highest GSN acknowledged so far (its cut is committed).</summary>
+    public long LastGsn => Interlocked.Read(ref _lastGsn);
+
     /// <summary>Stops appending, waits for the appends in flight and returns the highest GSN acknowledged.</summary>
     public async Task<long> StopAsync()
     {

@@ -17,7 +17,7 @@ if (args.Contains("--help") || args.Contains("-h"))
           --after <seconds>        load after shard 2 is back (default 2)
           --attempts <n>           kills to try until one leaves records to roll back (default 5)
           --failure-timeout-ms <n> silence after which a shard is declared failed (default 1000)
-          --cut-ms <n>             the ordering interval T_ord (default 20; the log's default is 1): a shard reports a
+          --cut-ms <n>             the ordering interval T_ord (default 50; the log's default is 1): a shard reports a
                                    cut once it is full, so the longer the cut, the more records a kill catches delivered
                                    but not yet reported
           --verbose                print the consumer's progress every second
@@ -39,7 +39,7 @@ var options = new DemoOptions(
     TimeSpan.FromSeconds(Number("--after", 2)),
     (int)Number("--attempts", 5),
     TimeSpan.FromMilliseconds(Number("--failure-timeout-ms", 1000)),
-    TimeSpan.FromMilliseconds(Number("--cut-ms", 20)),
+    TimeSpan.FromMilliseconds(Number("--cut-ms", 50)),
     args.Contains("--verbose"));
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
 Console.CancelKeyPress += (_, e) =>

@@ -52,14 +52,20 @@ internal sealed partial class ShardGrain
         _pushes++;
         SpecLogMetrics.Pushes.Add(1);
         sub.InFlight = true;
-        PushAsync(sub, batch, windows).Ignore();
+        sub.PushStartedMicros = now;
+        PushAsync(sub, batch, windows, sub.Generation).Ignore();
     }
 
-    private async Task PushAsync(Subscriber sub, ShardEventBatch batch, int windows)
+    private async Task PushAsync(Subscriber sub, ShardEventBatch batch, int windows, long generation)
     {
         try
         {
             await sub.Observer.OnShardEvents(batch);
+            if (generation != sub.Generation)
+            {
+                return; // given up as lost meanwhile: a later push carries on from where the subscriber stood
+            }
+
             sub.NextSlot = batch.ToSlot;
             sub.KnownWindows = windows;
             sub.ConfirmedSent = batch.ConfirmedGsn;
@@ -69,7 +75,7 @@ internal sealed partial class ShardGrain
         {
             // The subscriber is gone, broken or not reading (stalled); it resubscribes from its own position if it is
             // still alive, so the shard keeps nothing for it meanwhile.
-            if (_subscribers.TryGetValue(sub.Id, out var registered) && ReferenceEquals(registered, sub))
+            if (_subscribers.TryGetValue(sub.Id, out var registered) && ReferenceEquals(registered, sub) && generation == sub.Generation)
             {
                 if (e is SubscriberStalledException)
                 {
@@ -224,5 +230,14 @@ internal sealed partial class ShardGrain
         public long ConfirmedSent { get; set; } = -1;
 
         public bool InFlight { get; set; }
+
+        /// <summary>When the push in flight was sent.</summary>
+        public long PushStartedMicros { get; set; }
+
+        /// <summary>When the subscriber last refreshed its registration.</summary>
+        public long RefreshedMicros { get; set; }
+
+        /// <summary>Counts pushes given up as lost: the answer of an older one changes nothing.</summary>
+        public long Generation { get; set; }
     }
 }

@@ -231,6 +231,18 @@ internal sealed partial class ShardGrain(
         }
 
         sub.Observer = observer;
+        var now = NowMicros();
+        if (sub.InFlight && sub.PushStartedMicros < sub.RefreshedMicros)
+        {
+            // Its push has had no answer since before the previous refresh: presumed lost on the way (routed through a
+            // gateway that died; Orleans would answer only at its response timeout). Push again from what the
+            // subscriber acknowledged; if the old push arrives after all, the subscriber skips what it already has.
+            sub.Generation++;
+            sub.InFlight = false;
+            LogPushAbandoned(logger, _shard, subscriptionId, sub.NextSlot);
+        }
+
+        sub.RefreshedMicros = now;
         Pump(sub);
         return Task.CompletedTask;
     }
@@ -519,6 +531,9 @@ internal sealed partial class ShardGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Shard {Shard}: subscriber {Subscription} dropped")]
     private static partial void LogSubscriberDropped(ILogger logger, Exception e, int shard, Guid subscription);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard}: the push to subscription {Subscription} had no answer for a refresh interval; pushing again from slot {Slot}")]
+    private static partial void LogPushAbandoned(ILogger logger, int shard, Guid subscription, long slot);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Shard {Shard}: storage failed; pending appends failed and the shard deactivates")]
     private static partial void LogStorageFailure(ILogger logger, Exception e, int shard);
