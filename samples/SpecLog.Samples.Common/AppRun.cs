@@ -14,7 +14,12 @@ public sealed record SampleResult(long Outputs, long Alerts, double P50, double 
 }
 
 /// <summary>One run of a sample application against a log: producers, the speculative consumer, or both.</summary>
-public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOutput> app, string name, OutputFile<TOutput>? file)
+/// <param name="log">The log.</param>
+/// <param name="app">The application.</param>
+/// <param name="name">The consumer's name (its checkpoints; its group's name).</param>
+/// <param name="file">Where outputs are also written, exactly once (null: nowhere).</param>
+/// <param name="group">Whether the consumer joins the consumer group named <paramref name="name"/> (per-shard applications).</param>
+public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOutput> app, string name, IResumableOutputSink<TOutput>? file, bool group = false)
     where TOutput : ITimedOutput
 {
     private readonly TimedSink<TOutput> _sink = new(file);
@@ -24,6 +29,7 @@ public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOu
         new SpeculativeConsumerOptions
         {
             Ordering = app.Ordering,
+            Group = group,
             OnRollback = r => Console.WriteLine(
                 $"  rollback: positions [{r.Range.FromGsn}, {r.Range.ToGsn}) of failed shard {r.Range.Shard} were mis-speculated; {r.UndoneRecords} records undone, {r.DiscardedOutputs} held outputs dropped, re-applying the corrected log"),
         });
@@ -56,7 +62,8 @@ public sealed class AppRun<TState, TOutput>(SampleLog log, SampleApp<TState, TOu
         while (!run.IsCompleted)
         {
             await Task.WhenAny(run, Task.Delay(1000, CancellationToken.None));
-            Console.WriteLine($"released {_sink.Released} outputs ({_sink.Alerts} alerts), confirmed through GSN {consumer.Statistics.ConfirmedThrough}");
+            Console.WriteLine($"released {_sink.Released} outputs ({_sink.Alerts} alerts), confirmed through GSN {consumer.Statistics.ConfirmedThrough}"
+                + (group ? $"; member {consumer.MemberId} holds shards [{string.Join(", ", consumer.Partitions)}]" : ""));
         }
 
         await run;

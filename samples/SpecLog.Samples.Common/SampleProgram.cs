@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using SpecLog.Consumer;
 using SpecLog.FixAnte;
 
 namespace SpecLog.Samples;
@@ -22,6 +23,9 @@ public static class SampleProgram
           --count <n>             records to append (default rate × duration)
           --name <name>           the consumer's name: its checkpoint
           --outputs-file <path>   also write every output there, exactly once across restarts
+          --group                 join the consumer group named by --name (per-shard samples): members split the shards
+          --outputs-dir <dir>     write each shard's outputs to <dir>/shard-<k>.out, exactly once across restarts and
+                                  across the members of a group sharing the directory
         """;
 
     /// <summary>Runs the sample: <paramref name="create"/> reads the sample's own options and makes the application.</summary>
@@ -65,6 +69,17 @@ public static class SampleProgram
             var count = (long)options.Number("--count", Math.Round(rate * duration.TotalSeconds), 1, long.MaxValue);
             var name = options.Text("--name", app.Name)!;
             var file = options.Text("--outputs-file");
+            var directory = options.Text("--outputs-dir");
+            var group = options.Flag("--group");
+            if (file is not null && directory is not null)
+            {
+                throw new ArgumentException("Give --outputs-file or --outputs-dir, not both.");
+            }
+
+            if (group && app.Ordering != ConsumerOrdering.PerShard)
+            {
+                throw new ArgumentException($"--group needs a per-shard application; {app.Name} consumes the whole log in GSN order.");
+            }
             if (role is not ("both" or "produce" or "consume"))
             {
                 throw new ArgumentException($"--role must be both, produce or consume, not '{role}'.");
@@ -99,8 +114,8 @@ public static class SampleProgram
             await using var connected = await SampleLog.OpenAsync(options, OrderingMode.FixAnte, stop.Token);
             options.RejectUnknown();
             Console.WriteLine($"Connected to {connected.Description}.");
-            using var output = file is null ? null : new OutputFile<TOutput>(file);
-            var run = new AppRun<TState, TOutput>(connected, app, name, output);
+            using var output = file is not null ? new OutputFile<TOutput>(file) : directory is not null ? new OutputDirectory<TOutput>(directory) : (IDisposable?)null;
+            var run = new AppRun<TState, TOutput>(connected, app, name, output as IResumableOutputSink<TOutput>, group);
             switch (role)
             {
                 case "produce":

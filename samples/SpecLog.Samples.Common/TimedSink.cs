@@ -6,7 +6,7 @@ namespace SpecLog.Samples;
 /// Where a sample's confirmed outputs go: counted, their end-to-end latency (append → release) recorded, and, when a
 /// file is given, written to it exactly once (the file remembers what it holds, so a restarted consumer skips it).
 /// </summary>
-public sealed class TimedSink<TOutput>(OutputFile<TOutput>? file) : IResumableOutputSink<TOutput>
+public sealed class TimedSink<TOutput>(IResumableOutputSink<TOutput>? file) : IResumableOutputSink<TOutput>
     where TOutput : ITimedOutput
 {
     private long _released;
