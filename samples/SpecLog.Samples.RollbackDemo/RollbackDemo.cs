@@ -35,6 +35,24 @@ public static class RollbackDemo
 
         Say("starting Azurite (the Azure Storage emulator: membership table, checkpoint blobs) on loopback ...");
         await using var azurite = await AzuriteServer.StartAsync(ct);
+        var (exit, speculative) = await RunThroughFailureAsync(options, azurite, Say, ct);
+        if (exit != 0)
+        {
+            return exit;
+        }
+
+        // The same application and load on Scalog mode (records reach the consumer only once ordered), without a kill.
+        Say("the same workload in Scalog mode, for its end-to-end latency (no kill) ...");
+        var ordered = await RunScalogAsync(options, azurite, Say, ct);
+        Say(string.Create(CultureInfo.InvariantCulture,
+            $"E2E, payment appended → verdict released: SpecLog p50 {speculative.Ms(50):0.00} ms, p99 {speculative.Ms(99):0.00} ms (through the kill) · "
+            + $"Scalog mode p50 {ordered.Ms(50):0.00} ms, p99 {ordered.Ms(99):0.00} ms · Scalog ÷ SpecLog p50 {ordered.Ms(50) / speculative.Ms(50):0.00}×"));
+        return 0;
+    }
+
+    /// <summary>The demonstration proper; returns its exit code and the live consumer's end-to-end latencies.</summary>
+    private static async Task<(int Exit, LatencyHistogram E2e)> RunThroughFailureAsync(DemoOptions options, AzuriteServer azurite, Action<string> Say, CancellationToken ct)
+    {
         Say($"starting three silo processes node-0, node-1, node-2: shard k's only replica on node k, Copilot ordering replicas on all three, "
             + $"a shard silent for {options.FailureTimeout.TotalMilliseconds:0} ms declared failed, cuts every {options.CutInterval.TotalMilliseconds:0} ms ...");
         await using var cluster = await ProcessCluster.StartAsync(
@@ -113,7 +131,6 @@ public static class RollbackDemo
             Say($"kill -9 node-2 (shard 2's only replica and ordering replica 2), attempt {attempt}, as the consumer applied shard 2's record at GSN {atGsn} speculatively: "
                 + $"{sink.Count} verdicts released so far, {producer.Acknowledged} payments acknowledged");
             await cluster.UntilAsync(async () => (await Status())?.FailedShards?.Contains(2) == true, "shard 2 declared failed", ct);
-            var confirmedAtFailure = producer.LastGsn;
             Say($"the ordering layer declared shard 2 failed {since.ElapsedMilliseconds} ms after the kill: its slots beyond what it reported durable are voided, and the log goes on with shards 0 and 1");
 
             // Shard 2's committed records live only on node-2 (one replica): a consumer in GSN order gets the ones it
@@ -122,7 +139,10 @@ public static class RollbackDemo
             await cluster.RestartAsync(2, ct);
             await cluster.UntilAsync(async () => await Status() is { } status && status.FailedShards?.Contains(2) != true, "shard 2 rejoined", ct);
             Say($"node-2 is back {since.ElapsedMilliseconds} ms after the kill and shard 2 has rejoined the log ({producer.Failed} appends that waited on shard 2 failed meanwhile; the producer goes on)");
-            await cluster.UntilAsync(async () => !rollbacks.IsEmpty || consumer.Statistics.ConfirmedThrough > confirmedAtFailure || await Ended(run), "the consumer past the failure", ct);
+            // The window that voided shard 2's slots was committed before the rejoin: once the consumer is confirmed past
+            // what the log had committed by then, it has seen the void, and any mis-speculation it brings.
+            var settled = (await Status())?.CommittedGsn ?? producer.LastGsn;
+            await cluster.UntilAsync(async () => !rollbacks.IsEmpty || consumer.Statistics.ConfirmedThrough > settled || await Ended(run), "the consumer past the failure", ct);
             if (rollbacks.IsEmpty)
             {
                 Say("none of shard 2's voided slots held a record the consumer had applied (it had reported all it delivered): nothing to roll back; another kill follows");
@@ -159,13 +179,35 @@ public static class RollbackDemo
         if (rollbacks.IsEmpty)
         {
             Say($"RESULT: no kill in {options.Attempts} attempts left a delivered record unreported, so nothing was rolled back; outputs {(equal ? "equal" : "DIFFER")}");
-            return 2;
+            return (2, sink.EndToEnd);
         }
 
         Say(equal && once
             ? $"RESULT: the verdicts released through GSN {through} are identical to the undisturbed replay's ({live.Count} verdicts, {live.Count(o => o.Output.Flagged)} alerts), each released once"
             : $"RESULT: MISMATCH: equal = {equal}, each once = {once}");
-        return equal && once ? 0 : 1;
+        return (equal && once ? 0 : 1, sink.EndToEnd);
+    }
+
+    /// <summary>The fraud consumer and the same load on a three-silo cluster in Scalog mode, no kill; returns the end-to-end latencies.</summary>
+    private static async Task<LatencyHistogram> RunScalogAsync(DemoOptions options, AzuriteServer azurite, Action<string> Say, CancellationToken ct)
+    {
+        await using var cluster = await ProcessCluster.StartAsync(
+            azurite.ConnectionString, 3, ct, "--SpecLog:ShardReplicas=1", "--SpecLog:Ordering:Mode=Scalog", $"--SpecLog:Ordering:OrderingInterval={options.CutInterval:c}");
+        var sink = new CollectingSink();
+        var consumer = new SpeculativeConsumer<Dictionary<int, UserStats>, Verdict>(
+            cluster.Client.Log, "fraud-demo-scalog", FraudModel.NewState, FraudModel.Apply, sink,
+            new OrleansStateCodec<Dictionary<int, UserStats>>(cluster.Client.Services),
+            new SpeculativeConsumerOptions { Ordering = ConsumerOrdering.Gsn, CheckpointInterval = TimeSpan.FromMilliseconds(500) });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var run = consumer.RunAsync(stop.Token);
+        var producer = new PaymentProducer(cluster.Client.Log, options.Rate);
+        await Task.Delay(options.Before + options.After, ct);
+        var last = await producer.StopAsync();
+        await cluster.UntilAsync(async () => consumer.Statistics.ConfirmedThrough > last || await Ended(run), "the Scalog-mode consumer past the last payment", ct);
+        await stop.CancelAsync();
+        await run;
+        Say($"Scalog mode: {producer.Acknowledged} payments, {sink.Count} verdicts released");
+        return sink.EndToEnd;
     }
 
     /// <summary>False while the consumer runs; throws its error if it stopped with one.</summary>
@@ -180,10 +222,12 @@ public static class RollbackDemo
         return false;
     }
 
-    /// <summary>Keeps every released verdict in release order.</summary>
+    /// <summary>Keeps every released verdict in release order, and its end-to-end latency (payment appended → verdict released).</summary>
     private sealed class CollectingSink : IOutputSink<Verdict>
     {
         private readonly List<ReleasedOutput<Verdict>> _released = [];
+
+        public LatencyHistogram EndToEnd { get; } = new();
 
         public int Count
         {
@@ -206,6 +250,12 @@ public static class RollbackDemo
 
         public ValueTask ReleaseAsync(IReadOnlyList<ReleasedOutput<Verdict>> outputs, CancellationToken cancellationToken)
         {
+            var now = LatencyHistogram.NowMicros();
+            foreach (var o in outputs)
+            {
+                EndToEnd.Record(now - o.Output.AppendedAtMicros);
+            }
+
             lock (_released)
             {
                 _released.AddRange(outputs);

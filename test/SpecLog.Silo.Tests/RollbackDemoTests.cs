@@ -5,8 +5,8 @@ namespace SpecLog.Silo.Tests;
 /// <summary>
 /// The rollback demonstration sample, run as its README says (one command; it starts Azurite and three silo
 /// processes itself): the silo of shard 2 is killed while the fraud-detection consumer holds speculative records of
-/// it, and what the sample prints is checked: the mis-speculated range, the rollback, and verdicts identical to a
-/// replay of the confirmed log, each released once.
+/// it, and what the sample prints is checked: the mis-speculated range, the rollback, verdicts identical to a replay
+/// of the confirmed log, each released once, and the end-to-end latency beside Scalog mode's.
 /// </summary>
 public sealed class RollbackDemoTests(ITestOutputHelper log)
 {
@@ -43,5 +43,7 @@ public sealed class RollbackDemoTests(ITestOutputHelper log)
         var result = Assert.Single(lines, l => l.Contains("RESULT:", StringComparison.Ordinal));
         Assert.Contains("are identical to the undisturbed replay's", result);
         Assert.Contains("each released once", result);
+        var e2e = Assert.Single(lines, l => l.Contains("E2E, payment appended → verdict released: SpecLog p50 ", StringComparison.Ordinal));
+        Assert.Contains("Scalog mode p50 ", e2e);
     }
 }
