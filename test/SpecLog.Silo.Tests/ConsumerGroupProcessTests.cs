@@ -35,8 +35,8 @@ public sealed class ConsumerGroupProcessTests(ITestOutputHelper log)
             await using var client = await TestClient.ConnectAsync(silo, StepTimeout, ct);
             string[] member = ["--gateway", $"{silo.GatewayPort}", "--role", "consume", "--name", "ids", "--group", "--outputs-dir", outputs];
 
-            var a = Member("a", output, member);
-            var b = Member("b", output, member);
+            var a = SampleProcess.Start("SpecLogIntrusionDll", "a", output, member);
+            var b = SampleProcess.Start("SpecLogIntrusionDll", "b", output, member);
             members.AddRange([a, b]);
             await Waits.UntilAsync(() => Held("a", output).Length == 2 && Held("b", output).Length == 2, "a and b hold two shards each", StepTimeout, ct);
             Assert.Equal([0, 1, 2, 3], Held("a", output).Concat(Held("b", output)).Order());
@@ -62,11 +62,11 @@ public sealed class ConsumerGroupProcessTests(ITestOutputHelper log)
                 await Task.WhenAll(pending);
             }, ct);
             await Waits.UntilAsync(() => Lines(outputs) >= Readings / 3, "a third of the outputs released", StepTimeout, ct);
-            Kill(a, output, "a");
+            SampleProcess.Kill(a, output, "a");
             await Waits.UntilAsync(() => Held("b", output).Length == Shards, "b took a's shards over", StepTimeout, ct);
 
             // c joins: the shards are split again, b handing two over.
-            var c = Member("c", output, member);
+            var c = SampleProcess.Start("SpecLogIntrusionDll", "c", output, member);
             members.Add(c);
             await Waits.UntilAsync(() => Held("b", output).Length == 2 && Held("c", output).Length == 2, "b and c hold two shards each", StepTimeout, ct);
             await producer;
@@ -131,23 +131,4 @@ public sealed class ConsumerGroupProcessTests(ITestOutputHelper log)
 
     private static int Lines(string directory) =>
         Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "shard-*.out").Sum(f => File.ReadAllLines(f).Length) : 0;
-
-    private static void Kill(Process process, ConcurrentQueue<string> output, string name)
-    {
-        output.Enqueue($"[{name}] --- kill -9 (pid {process.Id}) ---");
-        process.Kill(entireProcessTree: true);
-        process.WaitForExit(TimeSpan.FromSeconds(15));
-    }
-
-    /// <summary>Starts a member: the intrusion-detection sample's dll (recorded at build time) with <paramref name="arguments"/>.</summary>
-    private static Process Member(string name, ConcurrentQueue<string> output, string[] arguments)
-    {
-        var process = new Process { StartInfo = RecordedDll.StartInfo("SpecLogIntrusionDll", arguments) };
-        process.OutputDataReceived += (_, e) => output.Enqueue($"[{name} out] {e.Data}");
-        process.ErrorDataReceived += (_, e) => output.Enqueue($"[{name} err] {e.Data}");
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
 }

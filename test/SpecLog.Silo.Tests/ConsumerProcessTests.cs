@@ -36,20 +36,20 @@ public sealed class ConsumerProcessTests(ITestOutputHelper log)
             string[] connection = ["--azure", azurite.ConnectionString, "--cluster-id", clusterId];
 
             // Payments go in while the consumer runs; it is killed once it has released a third of their verdicts.
-            var producer = Sample("producer", output, [.. connection, "--role", "produce", "--count", $"{Payments}", "--rate", "500"]);
-            var consumer = Sample("consumer#1", output, [.. connection, "--role", "consume", "--outputs-file", verdicts]);
+            var producer = SampleProcess.Start("SpecLogFraudDll", "producer", output, [.. connection, "--role", "produce", "--count", $"{Payments}", "--rate", "500"]);
+            var consumer = SampleProcess.Start("SpecLogFraudDll", "consumer#1", output, [.. connection, "--role", "consume", "--outputs-file", verdicts]);
             await Waits.UntilAsync(() => Lines(verdicts) >= Payments / 3, "the first consumer released a third of the verdicts", StepTimeout, ct);
             var checkpoint = await client.Grains.GetGrain<IConsumerCheckpointGrain>(ConsumerCheckpoints.Key("fraud", ConsumerCheckpoints.WholeLog)).GetAsync();
             Assert.NotNull(checkpoint);
             log.WriteLine($"checkpoint in Azure Blob storage before the kill: position {checkpoint.Position}, released below {checkpoint.ReleasedThrough}, {checkpoint.State?.Length ?? 0} state bytes");
-            Kill(consumer, output, "consumer#1");
+            SampleProcess.Kill(consumer, output, "consumer#1");
             var atKill = Lines(verdicts);
 
-            var restarted = Sample("consumer#2", output, [.. connection, "--role", "consume", "--outputs-file", verdicts]);
+            var restarted = SampleProcess.Start("SpecLogFraudDll", "consumer#2", output, [.. connection, "--role", "consume", "--outputs-file", verdicts]);
             await producer.WaitForExitAsync(ct);
             Assert.Equal(0, producer.ExitCode);
             await Waits.UntilAsync(() => Lines(verdicts) >= Payments, "the restarted consumer released every verdict", StepTimeout, ct);
-            Kill(restarted, output, "consumer#2");
+            SampleProcess.Kill(restarted, output, "consumer#2");
             log.WriteLine($"{atKill} verdicts in the file at the kill; {Lines(verdicts)} at the end");
 
             // Every payment's verdict once, as the model gives it over the committed log.
@@ -93,24 +93,4 @@ public sealed class ConsumerProcessTests(ITestOutputHelper log)
     }
 
     private static int Lines(string path) => File.Exists(path) ? File.ReadAllLines(path).Length : 0;
-
-    private static void Kill(Process process, ConcurrentQueue<string> output, string name)
-    {
-        output.Enqueue($"[{name}] --- kill -9 (pid {process.Id}) ---");
-        process.Kill(entireProcessTree: true);
-        process.WaitForExit(TimeSpan.FromSeconds(15));
-    }
-
-    /// <summary>Starts the fraud-detection sample's dll (recorded at build time) with <paramref name="arguments"/>.</summary>
-    private static Process Sample(string name, ConcurrentQueue<string> output, string[] arguments)
-    {
-        var start = RecordedDll.StartInfo("SpecLogFraudDll", arguments);
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => output.Enqueue($"[{name} out] {e.Data}");
-        process.ErrorDataReceived += (_, e) => output.Enqueue($"[{name} err] {e.Data}");
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
 }
