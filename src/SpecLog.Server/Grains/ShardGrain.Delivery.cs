@@ -6,6 +6,9 @@ namespace SpecLog.Server.Grains;
 /// <summary>The shard's delivery side: pushes to subscribers and reads of durable entries, from the recent-entry cache or from disk.</summary>
 internal sealed partial class ShardGrain
 {
+    /// <summary>How many log entries a push may look at per entry it may send (see <see cref="Collect"/>).</summary>
+    private const int ScanFactor = 16;
+
     private void PumpAll()
     {
         foreach (var sub in _subscribers.Values)
@@ -100,22 +103,25 @@ internal sealed partial class ShardGrain
 
     /// <summary>
     /// Consecutive entries covering slots [from, limit), cut to the budget; no-op runs are clipped to the range. With a
-    /// <paramref name="filter"/>, records it refuses are sent as skipped slots, merged into the no-op runs next to them.
+    /// <paramref name="filter"/>, records it refuses are sent as skipped slots, merged into the no-op runs next to them;
+    /// a push then looks at no more than <see cref="ScanFactor"/> × <paramref name="maxEntries"/> log entries, so a
+    /// filter that matches little never makes one grain turn read the whole log.
     /// </summary>
     private ShardEntry[] Collect(long from, long limit, int maxEntries, int maxBytes, out long toSlot, Func<string?, bool>? filter = null)
     {
         var result = new List<ShardEntry>();
         var bytes = 0;
+        var scan = (long)maxEntries * ScanFactor;
         var slot = from;
         if (slot < _cache.FirstSlot || _cache.Count == 0)
         {
-            slot = CollectFromDisk(slot, Math.Min(limit, _cache.Count == 0 ? limit : _cache.FirstSlot), result, maxEntries, maxBytes, ref bytes, filter);
+            slot = CollectFromDisk(slot, Math.Min(limit, _cache.Count == 0 ? limit : _cache.FirstSlot), result, maxEntries, maxBytes, ref bytes, ref scan, filter);
         }
 
-        if (slot < limit && result.Count < maxEntries && bytes < maxBytes)
+        if (slot < limit && result.Count < maxEntries && bytes < maxBytes && scan > 0)
         {
             var pos = _cache.Find(slot);
-            while (pos >= 0 && pos < _cache.Count && slot < limit && result.Count < maxEntries && bytes < maxBytes)
+            while (pos >= 0 && pos < _cache.Count && slot < limit && result.Count < maxEntries && bytes < maxBytes && scan-- > 0)
             {
                 ref readonly var e = ref _cache[pos];
                 Emit(e.Slot, e.SlotCount, e.Payload, e.Tag, slot, limit, result, ref bytes, filter);
@@ -128,7 +134,7 @@ internal sealed partial class ShardGrain
         return [.. result];
     }
 
-    private long CollectFromDisk(long from, long limit, List<ShardEntry> result, int maxEntries, int maxBytes, ref int bytes, Func<string?, bool>? filter)
+    private long CollectFromDisk(long from, long limit, List<ShardEntry> result, int maxEntries, int maxBytes, ref int bytes, ref long scan, Func<string?, bool>? filter)
     {
         // Start at the last sparse-index checkpoint at or before the slot, and walk forward.
         int lo = 0, hi = _sparseIndex.Count - 1, found = 0;
@@ -148,7 +154,7 @@ internal sealed partial class ShardGrain
 
         var (slot, index) = _sparseIndex.Count == 0 ? (_baseSlot, _log.FirstIndex) : _sparseIndex[found];
         var position = from;
-        while (position < limit && result.Count < maxEntries && bytes < maxBytes && index < _log.DurableIndex)
+        while (position < limit && result.Count < maxEntries && bytes < maxBytes && index < _log.DurableIndex && scan > 0)
         {
             var chunk = _log.ReadRange(index, 256);
             if (chunk.Count == 0)
@@ -159,7 +165,7 @@ internal sealed partial class ShardGrain
             foreach (var e in chunk)
             {
                 var (count, payload, tag) = Decode(e);
-                if (slot + count > position && position < limit && result.Count < maxEntries && bytes < maxBytes)
+                if (slot + count > position && position < limit && result.Count < maxEntries && bytes < maxBytes && scan-- > 0)
                 {
                     Emit(slot, count, payload, tag, position, limit, result, ref bytes, filter);
                     position = Math.Min(slot + count, limit);
