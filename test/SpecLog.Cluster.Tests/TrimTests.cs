@@ -184,8 +184,21 @@ public sealed class ReplicatedTrimTests(TrimmableReplicatedFixture fixture) : IC
         var ct = TestContext.Current.CancellationToken;
         var client = fixture.Client;
         var producer = Guid.NewGuid();
-        var first = (await ShardReplicationTests.WaitForReplicasAsync(fixture, 0, all => all.Any(r => r.Role == "Leader"), "a leader of shard 0")).Single(r => r.Role == "Leader");
-        var early = await fixture.Grains.GetGrain<IShardGrain>(ShardKeys.Of(0, first.Replica)).AppendIdentifiedAsync(producer, [1], [Payload.Make("early", 0, 1)], ct);
+        long[] early;
+        while (true)
+        {
+            // Right after the cluster starts, the replica that leads may still give way to one of a later epoch: ask the leader again then.
+            var first = (await ShardReplicationTests.WaitForReplicasAsync(fixture, 0, all => all.Any(r => r.Role == "Leader"), "a leader of shard 0")).Single(r => r.Role == "Leader");
+            try
+            {
+                early = await fixture.Grains.GetGrain<IShardGrain>(ShardKeys.Of(0, first.Replica)).AppendIdentifiedAsync(producer, [1], [Payload.Make("early", 0, 1)], ct);
+                break;
+            }
+            catch (ShardNotLeaderException)
+            {
+            }
+        }
+
         var acks = await TrimTestBase.FillAsync(client, nameof(ReplicatedTrimTests), 60, ct);
         var point = acks[acks.Count * 2 / 3].Gsn;
         await client.TrimAsync(point, ct);
