@@ -12,6 +12,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
+using SpecLog.Silo.Health;
 using SpecLog.FixAnte;
 using SpecLog.Server;
 using SpecLog.Server.Placement;
@@ -158,6 +159,7 @@ internal static partial class SiloHost
 
             if (!stopping.IsCancellationRequested)
             {
+                host.Services.GetRequiredService<SiloReadiness>().MarkLogUp();
                 PrintBanner(host, environment, settings, options, recovered);
             }
 
@@ -181,9 +183,11 @@ internal static partial class SiloHost
         builder.WebHost.ConfigureKestrel(kestrel => ListenDashboard(kestrel, settings.Dashboard));
         ConfigureHost(builder, settings);
 
+        builder.Services.AddSiloHealthChecks();
         var app = builder.Build();
         var path = settings.Dashboard.Path.TrimEnd('/');
         app.MapOrleansDashboard(routePrefix: path);
+        app.MapSiloHealthChecks();
         if (path.Length > 0)
         {
             app.MapGet("/", () => Results.Redirect(path));
@@ -209,6 +213,8 @@ internal static partial class SiloHost
     private static void ConfigureHost(IHostApplicationBuilder builder, SiloSettings settings)
     {
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton<SiloReadiness>();
         var configuration = builder.Configuration;
         builder.UseOrleans(silo => ConfigureSilo(silo, configuration, settings));
     }
@@ -407,16 +413,19 @@ internal static partial class SiloHost
         var silo = host.Services.GetRequiredService<ILocalSiloDetails>();
         var gateway = silo.GatewayAddress?.Endpoint.ToString() ?? "(none)";
         var dashboard = "off";
+        var health = "off (they are served with the dashboard)";
         if (settings.Dashboard.Enabled)
         {
             var addresses = host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
-            var root = addresses?.FirstOrDefault() ?? $"http://{settings.Dashboard.Host}:{settings.Dashboard.Port}";
-            dashboard = root.TrimEnd('/') + settings.Dashboard.Path;
+            var root = (addresses?.FirstOrDefault() ?? $"http://{settings.Dashboard.Host}:{settings.Dashboard.Port}").TrimEnd('/');
+            dashboard = root + settings.Dashboard.Path;
+            health = $"{root}{HealthEndpoints.Liveness} (live), {root}{HealthEndpoints.Readiness} (ready)";
         }
 
         var ordering = options.Ordering;
         var mode = ordering.Mode == OrderingMode.FixAnte ? "FixAnte (speculative)" : ordering.Mode.ToString();
         Console.WriteLine($"SpecLog silo up: gateway {gateway}, dashboard {dashboard}, data {options.DataDirectory}");
+        Console.WriteLine($"  health: {health}");
         Console.WriteLine($"  cluster '{settings.ClusterId}' service '{settings.ServiceId}' ({settings.Clustering} clustering), silo {silo.SiloAddress.Endpoint}, environment {environment}");
         if (options.Nodes.Count > 0)
         {

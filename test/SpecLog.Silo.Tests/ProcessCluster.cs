@@ -19,6 +19,7 @@ internal class ProcessCluster : IAsyncDisposable
     private readonly string _root;
     private readonly int _shards;
     private readonly string[] _settings;
+    private readonly Func<int, string[]>? _perNode;
     private readonly SiloProcess?[] _silos = new SiloProcess?[Nodes.Length];
     private readonly (int Silo, int Gateway)[] _ports = Nodes.Select(_ => SiloProcess.FreePorts()).ToArray();
     private readonly ConcurrentQueue<string> _output = new();
@@ -28,11 +29,13 @@ internal class ProcessCluster : IAsyncDisposable
     /// <param name="shards">The log's shard count.</param>
     /// <param name="stepTimeout">How long a node may take to come up (and the client to connect).</param>
     /// <param name="settings">Added to every silo's command line (<c>--SpecLog:ShardReplicas=1</c>, …).</param>
-    protected ProcessCluster(string connectionString, int shards, TimeSpan stepTimeout, string[] settings)
+    /// <param name="perNode">Added to node k's command line after <paramref name="settings"/> (its own dashboard port, …).</param>
+    protected ProcessCluster(string connectionString, int shards, TimeSpan stepTimeout, string[] settings, Func<int, string[]>? perNode = null)
     {
         _connectionString = connectionString;
         _shards = shards;
         _settings = settings;
+        _perNode = perNode;
         StepTimeout = stepTimeout;
         _root = Directory.CreateTempSubdirectory("speclog-cluster-").FullName;
         ClusterId = "c-" + Guid.NewGuid().ToString("N")[..12];
@@ -53,6 +56,10 @@ internal class ProcessCluster : IAsyncDisposable
     /// <summary>Starts the three silos, waits until they are up, and connects the client.</summary>
     public static Task<ProcessCluster> StartAsync(string connectionString, int shards, CancellationToken ct, params string[] settings) =>
         StartAsync(new ProcessCluster(connectionString, shards, TimeSpan.FromSeconds(90), settings), ct);
+
+    /// <summary>Like <see cref="StartAsync(string, int, CancellationToken, string[])"/>, with <paramref name="perNode"/> settings for each node.</summary>
+    public static Task<ProcessCluster> StartAsync(string connectionString, int shards, Func<int, string[]> perNode, CancellationToken ct, params string[] settings) =>
+        StartAsync(new ProcessCluster(connectionString, shards, TimeSpan.FromSeconds(90), settings, perNode), ct);
 
     /// <summary>Starts <paramref name="cluster"/>'s silos, waits until they are up, and connects its client.</summary>
     protected static async Task<T> StartAsync<T>(T cluster, CancellationToken ct)
@@ -139,7 +146,7 @@ internal class ProcessCluster : IAsyncDisposable
     {
         _lives[node]++;
         var silo = SiloProcess.StartClusterNode(
-            $"{Nodes[node]}#{_lives[node]}", Nodes[node], Path.Combine(_root, Nodes[node]), _shards, _output, _ports[node], ClusterId, _connectionString, _settings);
+            $"{Nodes[node]}#{_lives[node]}", Nodes[node], Path.Combine(_root, Nodes[node]), _shards, _output, _ports[node], ClusterId, _connectionString, [.. _settings, .. _perNode?.Invoke(node) ?? []]);
         _silos[node] = silo;
         return silo;
     }

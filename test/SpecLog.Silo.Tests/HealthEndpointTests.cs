@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using System.Net;
+
+namespace SpecLog.Silo.Tests;
+
+/// <summary>
+/// The silo's <c>/healthz</c> and <c>/readyz</c> on the dashboard's port: a one-silo log is live and ready once up; in
+/// a three-process cluster a silo that lost both peers stays live but is not ready (its ordering layer has no quorum),
+/// and is ready again when a peer returns.
+/// </summary>
+[Collection(SiloProcessCollection.Name)]
+public sealed class HealthEndpointTests(ITestOutputHelper log)
+{
+    private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(90);
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+
+    [Fact(Timeout = 240_000)]
+    public async Task A_one_silo_log_is_live_and_ready_once_up_and_the_banner_names_the_endpoints()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var root = Directory.CreateTempSubdirectory("speclog-health-").FullName;
+        var output = new ConcurrentQueue<string>();
+        var port = SiloProcess.FreePort();
+        try
+        {
+            await using var silo = SiloProcess.Start("silo", Path.Combine(root, "data"), 2, output, "--Silo:Dashboard:Enabled=true", $"--Silo:Dashboard:Port={port}", "--SpecLog:Replication:Mode=Single");
+            await Waits.UntilAsync(() => silo.IsUp, "the silo is up", StepTimeout, ct);
+            Assert.Contains(output, l => l.Contains($"health: http://localhost:{port}/healthz (live), http://localhost:{port}/readyz (ready)", StringComparison.Ordinal));
+            var (liveCode, live) = await GetAsync($"http://localhost:{port}/healthz", ct);
+            Assert.Equal((HttpStatusCode.OK, "Healthy: the silo process serves"), (liveCode, live));
+            var (readyCode, ready) = await GetAsync($"http://localhost:{port}/readyz", ct);
+            Assert.Equal(HttpStatusCode.OK, readyCode);
+            Assert.StartsWith("Healthy: ready: 2 shard replica(s) here serve", ready, StringComparison.Ordinal);
+        }
+        catch
+        {
+            log.WriteLine(string.Join(Environment.NewLine, output));
+            throw;
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task A_silo_without_a_quorum_of_ordering_replicas_is_live_but_not_ready_until_a_peer_returns()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var ports = ProcessCluster.Nodes.Select(_ => SiloProcess.FreePort()).ToArray();
+        await using var azurite = await AzuriteServer.StartAsync(ct);
+        await using var cluster = await ProcessCluster.StartAsync(
+            azurite.ConnectionString, 2, node => ["--Silo:Dashboard:Enabled=true", $"--Silo:Dashboard:Port={ports[node]}"], ct);
+        try
+        {
+            var node0 = $"http://localhost:{ports[0]}";
+            await cluster.UntilAsync(async () => (await GetAsync($"{node0}/readyz", ct)).Code == HttpStatusCode.OK, "node-0 ready", ct);
+            foreach (var port in ports[1..])
+            {
+                Assert.Equal(HttpStatusCode.OK, (await GetAsync($"http://localhost:{port}/readyz", ct)).Code);
+            }
+
+            cluster.Kill(1);
+            cluster.Kill(2);
+            string text = "";
+            await cluster.UntilAsync(
+                async () =>
+                {
+                    HttpStatusCode code;
+                    (code, text) = await GetAsync($"{node0}/readyz", ct);
+                    return code == HttpStatusCode.ServiceUnavailable;
+                },
+                "node-0 not ready",
+                ct);
+            log.WriteLine($"node-0 /readyz with both peers dead: {text}");
+            Assert.Contains("no quorum: 1 of 3 replicas serve, 2 needed", text);
+            Assert.Equal(HttpStatusCode.OK, (await GetAsync($"{node0}/healthz", ct)).Code);
+
+            await cluster.RestartAsync(1, ct);
+            await cluster.UntilAsync(async () => (await GetAsync($"{node0}/readyz", ct)).Code == HttpStatusCode.OK, "node-0 ready again with node-1 back", ct);
+        }
+        catch
+        {
+            log.WriteLine(string.Join(Environment.NewLine, cluster.Output));
+            throw;
+        }
+    }
+
+    private static async Task<(HttpStatusCode Code, string Text)> GetAsync(string url, CancellationToken ct)
+    {
+        try
+        {
+            using var response = await Http.GetAsync(url, ct);
+            return (response.StatusCode, (await response.Content.ReadAsStringAsync(ct)).TrimEnd('\n'));
+        }
+        catch (HttpRequestException e)
+        {
+            return (0, e.Message); // not listening (yet)
+        }
+    }
+}
