@@ -188,6 +188,10 @@ internal static partial class SiloHost
         var path = settings.Dashboard.Path.TrimEnd('/');
         app.MapOrleansDashboard(routePrefix: path);
         app.MapSiloHealthChecks();
+        if (settings.Telemetry.Prometheus)
+        {
+            app.MapPrometheusScrapingEndpoint(settings.Telemetry.PrometheusPath);
+        }
         if (path.Length > 0)
         {
             app.MapGet("/", () => Results.Redirect(path));
@@ -215,6 +219,7 @@ internal static partial class SiloHost
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton<SiloReadiness>();
+        builder.Services.AddSiloTelemetry(settings);
         var configuration = builder.Configuration;
         builder.UseOrleans(silo => ConfigureSilo(silo, configuration, settings));
     }
@@ -413,13 +418,14 @@ internal static partial class SiloHost
         var silo = host.Services.GetRequiredService<ILocalSiloDetails>();
         var gateway = silo.GatewayAddress?.Endpoint.ToString() ?? "(none)";
         var dashboard = "off";
-        var health = "off (they are served with the dashboard)";
+        var health = "off (served with the dashboard)";
         if (settings.Dashboard.Enabled)
         {
             var addresses = host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
             var root = (addresses?.FirstOrDefault() ?? $"http://{settings.Dashboard.Host}:{settings.Dashboard.Port}").TrimEnd('/');
             dashboard = root + settings.Dashboard.Path;
-            health = $"{root}{HealthEndpoints.Liveness} (live), {root}{HealthEndpoints.Readiness} (ready)";
+            health = $"{root}{HealthEndpoints.Liveness} (live), {root}{HealthEndpoints.Readiness} (ready)"
+                + (settings.Telemetry.Prometheus ? $"; metrics {root}{settings.Telemetry.PrometheusPath} (Prometheus)" : "");
         }
 
         var ordering = options.Ordering;

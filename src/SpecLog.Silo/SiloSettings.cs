@@ -101,10 +101,13 @@ internal sealed class SiloSettings
     /// <summary>The Orleans dashboard.</summary>
     public DashboardSettings Dashboard { get; set; } = new();
 
+    /// <summary>Metrics export (Prometheus scrape endpoint, OTLP).</summary>
+    public Health.TelemetrySettings Telemetry { get; set; } = new();
+
     /// <summary>Every problem with these settings, each naming the setting.</summary>
     public List<string> Validate()
     {
-        var errors = new List<string>();
+        var errors = new List<string>(Telemetry.Validate());
         if (SiloPort is < 1 or > 65535)
         {
             errors.Add($"Silo:SiloPort must be in [1, 65535] (got {SiloPort}).");

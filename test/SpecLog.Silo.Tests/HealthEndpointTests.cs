@@ -4,7 +4,8 @@ using System.Net;
 namespace SpecLog.Silo.Tests;
 
 /// <summary>
-/// The silo's <c>/healthz</c> and <c>/readyz</c> on the dashboard's port: a one-silo log is live and ready once up; in
+/// The silo's <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c> on the dashboard's port: a one-silo log is live and
+/// ready once up and its exported metrics move under load; in
 /// a three-process cluster a silo that lost both peers stays live but is not ready (its ordering layer has no quorum),
 /// and is ready again when a peer returns.
 /// </summary>
@@ -15,7 +16,7 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
 
     [Fact(Timeout = 240_000)]
-    public async Task A_one_silo_log_is_live_and_ready_once_up_and_the_banner_names_the_endpoints()
+    public async Task A_one_silo_log_is_live_and_ready_once_up_its_metrics_move_under_load_and_the_banner_names_the_endpoints()
     {
         var ct = TestContext.Current.CancellationToken;
         var root = Directory.CreateTempSubdirectory("speclog-health-").FullName;
@@ -25,12 +26,24 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
         {
             await using var silo = SiloProcess.Start("silo", Path.Combine(root, "data"), 2, output, "--Silo:Dashboard:Enabled=true", $"--Silo:Dashboard:Port={port}", "--SpecLog:Replication:Mode=Single");
             await Waits.UntilAsync(() => silo.IsUp, "the silo is up", StepTimeout, ct);
-            Assert.Contains(output, l => l.Contains($"health: http://localhost:{port}/healthz (live), http://localhost:{port}/readyz (ready)", StringComparison.Ordinal));
+            Assert.Contains(output, l => l.Contains($"health: http://localhost:{port}/healthz (live), http://localhost:{port}/readyz (ready); metrics http://localhost:{port}/metrics (Prometheus)", StringComparison.Ordinal));
             var (liveCode, live) = await GetAsync($"http://localhost:{port}/healthz", ct);
             Assert.Equal((HttpStatusCode.OK, "Healthy: the silo process serves"), (liveCode, live));
             var (readyCode, ready) = await GetAsync($"http://localhost:{port}/readyz", ct);
             Assert.Equal(HttpStatusCode.OK, readyCode);
             Assert.StartsWith("Healthy: ready: 2 shard replica(s) here serve", ready, StringComparison.Ordinal);
+
+            // The Prometheus scrape endpoint: the log's meter and Orleans', moving under load.
+            var before = await RecordsAsync(port, ct);
+            await using var client = await TestClient.ConnectAsync(silo, StepTimeout, ct);
+            await Task.WhenAll(Enumerable.Range(0, 200).Select(i => client.Log.AppendAsync(new byte[] { 1, (byte)i }, cancellationToken: ct)));
+            long after = 0;
+            await Waits.UntilAsync(async () => (after = await RecordsAsync(port, ct)) >= before + 200, "200 more records in /metrics", StepTimeout, ct);
+            var (_, metrics) = await GetAsync($"http://localhost:{port}/metrics", ct);
+            Assert.Contains("speclog_stage_duration_milliseconds_bucket{", metrics);
+            Assert.Contains("stage=\"shard.durable\"", metrics);
+            Assert.Contains("\norleans_", metrics);
+            log.WriteLine($"speclog_shard_records_total {before} → {after}");
         }
         catch
         {
@@ -90,6 +103,14 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
             log.WriteLine(string.Join(Environment.NewLine, cluster.Output));
             throw;
         }
+    }
+
+    /// <summary><c>speclog_shard_records_total</c> from the silo's <c>/metrics</c> (0 before the first record).</summary>
+    private static async Task<long> RecordsAsync(int port, CancellationToken ct)
+    {
+        var (_, text) = await GetAsync($"http://localhost:{port}/metrics", ct);
+        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("speclog_shard_records_total", StringComparison.Ordinal));
+        return line is null ? 0 : (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static async Task<(HttpStatusCode Code, string Text)> GetAsync(string url, CancellationToken ct)
