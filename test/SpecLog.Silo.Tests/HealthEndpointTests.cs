@@ -13,7 +13,6 @@ namespace SpecLog.Silo.Tests;
 public sealed class HealthEndpointTests(ITestOutputHelper log)
 {
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(90);
-    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
 
     [Fact(Timeout = 240_000)]
     public async Task A_one_silo_log_is_live_and_ready_once_up_its_metrics_move_under_load_and_the_banner_names_the_endpoints()
@@ -113,16 +112,5 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
         return line is null ? 0 : (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static async Task<(HttpStatusCode Code, string Text)> GetAsync(string url, CancellationToken ct)
-    {
-        try
-        {
-            using var response = await Http.GetAsync(url, ct);
-            return (response.StatusCode, (await response.Content.ReadAsStringAsync(ct)).TrimEnd('\n'));
-        }
-        catch (HttpRequestException e)
-        {
-            return (0, e.Message); // not listening (yet)
-        }
-    }
+    private static Task<(HttpStatusCode Code, string Text)> GetAsync(string url, CancellationToken ct) => SiloHttp.GetAsync(url, ct);
 }

@@ -86,6 +86,9 @@ internal class ProcessCluster : IAsyncDisposable
     /// <summary>Kills node <paramref name="node"/>'s silo with SIGKILL; returns once the process is gone.</summary>
     public void Kill(int node) => _silos[node]!.KillHard();
 
+    /// <summary>Stops node <paramref name="node"/>'s silo with SIGTERM (a graceful shutdown, as an upgrade does) and waits until it exited.</summary>
+    public Task StopGracefullyAsync(int node) => _silos[node]!.StopGracefullyAsync(StepTimeout);
+
     /// <summary>Starts node <paramref name="node"/>'s silo again on its ports and data directory and waits until it is up.</summary>
     public async Task RestartAsync(int node, CancellationToken ct)
     {

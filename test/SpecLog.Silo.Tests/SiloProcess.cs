@@ -115,6 +115,26 @@ internal sealed class SiloProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGTERM, as an orchestrator stops a pod: the silo shuts down gracefully; returns once it exited.</summary>
+    public async Task StopGracefullyAsync(TimeSpan timeout)
+    {
+        _output.Enqueue($"[{_name}] --- SIGTERM (pid {_process.Id}) ---");
+        using (var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", $"{_process.Id}" }, UseShellExecute = false })!)
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var wait = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(wait.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"Silo process {_process.Id} did not stop within {timeout} of SIGTERM.");
+        }
+    }
+
     public ValueTask DisposeAsync()
     {
         try
