@@ -25,7 +25,8 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
         {
             await using var silo = SiloProcess.Start("silo", Path.Combine(root, "data"), 2, output, "--Silo:Dashboard:Enabled=true", $"--Silo:Dashboard:Port={port}", "--SpecLog:Replication:Mode=Single");
             await Waits.UntilAsync(() => silo.IsUp, "the silo is up", StepTimeout, ct);
-            Assert.Contains(output, l => l.Contains($"health: http://localhost:{port}/healthz (live), http://localhost:{port}/readyz (ready); metrics http://localhost:{port}/metrics (Prometheus)", StringComparison.Ordinal));
+            var banner = $"health: http://localhost:{port}/healthz (live), http://localhost:{port}/readyz (ready); metrics http://localhost:{port}/metrics (Prometheus)";
+            await Waits.UntilAsync(() => output.Any(l => l.Contains(banner, StringComparison.Ordinal)), "the banner's health line (it follows the up line)", StepTimeout, ct);
             var (liveCode, live) = await GetAsync($"http://localhost:{port}/healthz", ct);
             Assert.Equal((HttpStatusCode.OK, "Healthy: the silo process serves"), (liveCode, live));
             var (readyCode, ready) = await GetAsync($"http://localhost:{port}/readyz", ct);
