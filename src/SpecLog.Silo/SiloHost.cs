@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
-using SpecLog.Silo.Health;
+using SpecLog.Silo.Observability;
 using SpecLog.FixAnte;
 using SpecLog.Server;
 using SpecLog.Server.Placement;

@@ -102,7 +102,7 @@ internal sealed class SiloSettings
     public DashboardSettings Dashboard { get; set; } = new();
 
     /// <summary>Metrics export (Prometheus scrape endpoint, OTLP).</summary>
-    public Health.TelemetrySettings Telemetry { get; set; } = new();
+    public Observability.TelemetrySettings Telemetry { get; set; } = new();
 
     /// <summary>Every problem with these settings, each naming the setting.</summary>
     public List<string> Validate()

@@ -77,8 +77,9 @@ internal sealed class AzuriteServer : IAsyncDisposable
         {
             if (process.HasExited)
             {
+                var code = process.ExitCode; // read before the dispose releases the process
                 await server.DisposeAsync();
-                throw new InvalidOperationException($"Azurite exited at start with code {process.ExitCode}.");
+                throw new InvalidOperationException($"Azurite exited at start with code {code}.");
             }
 
             try
@@ -149,7 +150,16 @@ internal sealed class AzuriteServer : IAsyncDisposable
         var root = RepositoryRoot();
         var prefix = Path.Combine(root, ".tools", "azurite");
         var bin = Path.Combine(prefix, "node_modules", ".bin", "azurite");
-        if (File.Exists(bin))
+        var installed = Path.Combine(prefix, $".installed-{Version}"); // written last: a half-done install is done again
+        if (File.Exists(installed) && File.Exists(bin))
+        {
+            return bin;
+        }
+
+        // Other processes (a sample the tests run, a second test run) install into the same folder: one at a time.
+        Directory.CreateDirectory(prefix);
+        using var installLock = await LockAsync(Path.Combine(root, ".tools", "azurite.install.lock"), cancellationToken);
+        if (File.Exists(installed) && File.Exists(bin))
         {
             return bin;
         }
@@ -174,7 +184,25 @@ internal sealed class AzuriteServer : IAsyncDisposable
             throw new InvalidOperationException($"npm install azurite@{Version} failed (exit {npm.ExitCode}): {await stderr}");
         }
 
+        await File.WriteAllTextAsync(installed, Version, cancellationToken);
         return bin;
+    }
+
+    /// <summary>An exclusive lock on <paramref name="path"/> across processes (released by disposing), waited for up to 10 minutes.</summary>
+    private static async Task<FileStream> LockAsync(string path, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + 600 * Stopwatch.Frequency;
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (Stopwatch.GetTimestamp() < deadline)
+            {
+                await Task.Delay(200, cancellationToken); // another process installs
+            }
+        }
     }
 
     private static string RepositoryRoot()

@@ -8,6 +8,7 @@ namespace SpecLog.Silo.Tests;
 /// it, and what the sample prints is checked: the mis-speculated range, the rollback, verdicts identical to a replay
 /// of the confirmed log, each released once, and the end-to-end latency beside Scalog mode's.
 /// </summary>
+[Collection(SiloProcessCollection.Name)]
 public sealed class RollbackDemoTests(ITestOutputHelper log)
 {
     [Fact(Timeout = 600_000)]

@@ -1,4 +1,4 @@
-namespace SpecLog.Silo.Health;
+namespace SpecLog.Silo.Observability;
 
 /// <summary>Whether this silo's part of the log came up after the start (its shards and ordering replicas recovered).</summary>
 internal sealed class SiloReadiness

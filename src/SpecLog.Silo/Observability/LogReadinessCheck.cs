@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 using SpecLog.Server;
 using SpecLog.Server.Placement;
 
-namespace SpecLog.Silo.Health;
+namespace SpecLog.Silo.Observability;
 
 /// <summary>
 /// <c>/readyz</c>: this silo may take traffic when its shards and ordering replicas have recovered, the ordering layer

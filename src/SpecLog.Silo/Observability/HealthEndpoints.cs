@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace SpecLog.Silo.Health;
+namespace SpecLog.Silo.Observability;
 
 /// <summary>
 /// <c>/healthz</c> (liveness: the process serves HTTP) and <c>/readyz</c> (readiness: <see cref="LogReadinessCheck"/>),

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
 
-namespace SpecLog.Silo.Health;
+namespace SpecLog.Silo.Observability;
 
 /// <summary>The silo's OpenTelemetry metrics: the log's meter and Orleans' meters, to Prometheus and, when configured, OTLP.</summary>
 internal static class SiloTelemetry

@@ -1,4 +1,4 @@
-namespace SpecLog.Silo.Health;
+namespace SpecLog.Silo.Observability;
 
 /// <summary>
 /// <c>Silo:Telemetry</c>: the silo exports the log's meter (<c>SpecLog</c>) and Orleans' own meters through OpenTelemetry:
