@@ -20,6 +20,7 @@ internal sealed partial class ShardGrain
     public async Task<long[]> AppendTaggedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, string?[] tags, CancellationToken cancellationToken = default)
     {
         EnsureValid();
+        EnsureNotStopping();
         ArgumentNullException.ThrowIfNull(sequenceNumbers);
         ValidateBatch(payloads);
         if (sequenceNumbers.Length != payloads.Length)

@@ -28,6 +28,7 @@ internal sealed partial class ShardGrain(
     TimeProvider timeProvider,
     SiloLogs siloLogs,
     NodeLiveness liveness,
+    SiloStopping siloStopping,
     ILogger<ShardGrain> logger) : Grain, IShardGrain
 {
     internal const byte RecordKind = 1;
@@ -53,6 +54,8 @@ internal sealed partial class ShardGrain(
     private string? _invalidReason;
     private ShardCore _core = null!;
     private DurableLog _log = null!;
+    private CancellationTokenRegistration _stoppingRegistration;
+    private bool _siloStopping;
     private EntryCache _cache = null!;
     private long _flushRequestedUpTo = -1;
     private bool _storageFailed;
@@ -118,7 +121,24 @@ internal sealed partial class ShardGrain(
             throw;
         }
 
+        _stoppingRegistration = siloStopping.Token.Register(() => GrainContext.Scheduler.QueueAction(OnSiloStopping));
         await base.OnActivateAsync(cancellationToken);
+    }
+
+    /// <summary>The silo begins to stop: appends waiting for their commit fail now (see <see cref="SiloStopping"/>), and new ones are refused.</summary>
+    private void OnSiloStopping()
+    {
+        _siloStopping = true;
+        FailUncommitted(new AppendOutcomeUnknownException($"Shard {_shard}'s silo is stopping before the append was committed; its outcome is unknown (a retry with the same append ids is safe)."));
+    }
+
+    /// <summary>Refuses an append on a stopping silo (nothing written; the client sends it again, elsewhere).</summary>
+    private void EnsureNotStopping()
+    {
+        if (_siloStopping)
+        {
+            throw new AppendOutcomeUnknownException($"Shard {_shard}'s silo is stopping; the append was not taken (a retry with the same append ids is safe).");
+        }
     }
 
     /// <summary>Rebuilds the shard from its log and starts serving: reports, no-op deadlines, deliveries.</summary>
@@ -148,6 +168,7 @@ internal sealed partial class ShardGrain(
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         _deactivating = true;
+        _stoppingRegistration.Dispose();
         _ticker?.Dispose();
         _timer?.Dispose();
         _replicationTimer?.Dispose();
@@ -164,6 +185,7 @@ internal sealed partial class ShardGrain(
     public async Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken = default)
     {
         EnsureValid();
+        EnsureNotStopping();
         ValidateRecord(payload, 0);
         await EnsureServingAsync(cancellationToken);
         EnsureMember();
@@ -178,6 +200,7 @@ internal sealed partial class ShardGrain(
     public async Task<long[]> AppendBatchAsync(byte[][] payloads, CancellationToken cancellationToken = default)
     {
         EnsureValid();
+        EnsureNotStopping();
         ValidateBatch(payloads);
         await EnsureServingAsync(cancellationToken);
         EnsureMember();

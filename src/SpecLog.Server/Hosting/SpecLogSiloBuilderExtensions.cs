@@ -39,6 +39,11 @@ public static class SpecLogSiloBuilderExtensions
         services.TryAddSingleton<DeadlineTicker>();
         services.TryAddSingleton<SiloLogs>();
         services.TryAddSingleton<NodeLiveness>();
+        if (!services.Any(d => d.ServiceType == typeof(SiloStopping)))
+        {
+            services.AddSingleton<SiloStopping>();
+            services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SiloStopping>());
+        }
         if (!services.Any(d => d.ServiceType == typeof(DataHomePlacementDirector)))
         {
             services.AddSingleton<DataHomePlacementDirector>();
