@@ -16,7 +16,8 @@ public sealed class CliTests(ITestOutputHelper log)
     public async Task Status_append_read_tail_shards_and_trim_print_what_the_log_holds_and_refusals_are_clear()
     {
         var ct = TestContext.Current.CancellationToken;
-        var root = Directory.CreateTempSubdirectory("speclog-cli-").FullName;
+        using var temp = new TempFolder("speclog-cli-");
+        var root = temp.Path;
         var output = new ConcurrentQueue<string>();
         try
         {
@@ -91,16 +92,6 @@ public sealed class CliTests(ITestOutputHelper log)
         {
             log.WriteLine(string.Join(Environment.NewLine, output));
             throw;
-        }
-        finally
-        {
-            try
-            {
-                Directory.Delete(root, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
         }
     }
 

@@ -24,7 +24,8 @@ public sealed class ConsumerGroupProcessTests(ITestOutputHelper log)
     public async Task Members_split_the_shards_take_over_a_killed_members_and_rebalance_on_a_join_each_output_once()
     {
         var ct = TestContext.Current.CancellationToken;
-        var root = Directory.CreateTempSubdirectory("speclog-group-").FullName;
+        using var temp = new TempFolder("speclog-group-");
+        var root = temp.Path;
         var output = new ConcurrentQueue<string>();
         var outputs = Path.Combine(root, "outputs");
         var members = new List<Process>();
@@ -104,14 +105,6 @@ public sealed class ConsumerGroupProcessTests(ITestOutputHelper log)
             {
                 p.Kill(entireProcessTree: true);
                 p.WaitForExit(TimeSpan.FromSeconds(15));
-            }
-
-            try
-            {
-                Directory.Delete(root, recursive: true);
-            }
-            catch (IOException)
-            {
             }
         }
     }

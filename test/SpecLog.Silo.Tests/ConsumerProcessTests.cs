@@ -21,7 +21,8 @@ public sealed class ConsumerProcessTests(ITestOutputHelper log)
     public async Task A_consumer_killed_with_kill_9_resumes_from_its_azure_checkpoint_and_releases_each_verdict_once()
     {
         var ct = TestContext.Current.CancellationToken;
-        var root = Directory.CreateTempSubdirectory("speclog-consumer-").FullName;
+        using var temp = new TempFolder("speclog-consumer-");
+        var root = temp.Path;
         var output = new ConcurrentQueue<string>();
         var clusterId = "consumer-" + Guid.NewGuid().ToString("N")[..10];
         var verdicts = Path.Combine(root, "verdicts.txt");
@@ -79,16 +80,6 @@ public sealed class ConsumerProcessTests(ITestOutputHelper log)
         {
             log.WriteLine(string.Join(Environment.NewLine, output));
             throw;
-        }
-        finally
-        {
-            try
-            {
-                Directory.Delete(root, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
         }
     }
 

@@ -18,7 +18,8 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
     public async Task A_one_silo_log_is_live_and_ready_once_up_its_metrics_move_under_load_and_the_banner_names_the_endpoints()
     {
         var ct = TestContext.Current.CancellationToken;
-        var root = Directory.CreateTempSubdirectory("speclog-health-").FullName;
+        using var temp = new TempFolder("speclog-health-");
+        var root = temp.Path;
         var output = new ConcurrentQueue<string>();
         var port = SiloProcess.FreePort();
         try
@@ -49,16 +50,6 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
         {
             log.WriteLine(string.Join(Environment.NewLine, output));
             throw;
-        }
-        finally
-        {
-            try
-            {
-                Directory.Delete(root, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
         }
     }
 
