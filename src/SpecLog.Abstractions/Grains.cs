@@ -69,6 +69,9 @@ public interface IShardGrain : IGrainWithIntegerKey
     /// <summary>The shard's state (a replica that does not lead reports its role, epoch and log length only).</summary>
     Task<ShardStatus> GetStatusAsync();
 
+    /// <summary>The same as <see cref="GetStatusAsync"/>: the Orleans dashboard's Grain Details panel shows what a grain's <c>GetState</c> returns.</summary>
+    Task<ShardStatus> GetState();
+
     /// <summary>Shard replica → replica: the leader's entries or heartbeat.</summary>
     [OneWay]
     Task ReplicaAppend(ReplicaAppend message);
@@ -127,6 +130,9 @@ public interface ISequencerGrain : IGrainWithIntegerKey
     /// <summary>The sequencer's state.</summary>
     Task<SequencerStatus> GetStatusAsync();
 
+    /// <summary>The same as <see cref="GetStatusAsync"/>: the Orleans dashboard's Grain Details panel shows what a grain's <c>GetState</c> returns.</summary>
+    Task<SequencerStatus> GetState();
+
     /// <summary>
     /// Administrator → ordering layer: asks for a change of the shard set (<see cref="ShardControl.Join"/> of the next
     /// shard id, or <see cref="ShardControl.Leave"/> of a shard). It is ordered with the shards' reports and decided
@@ -161,6 +167,9 @@ public interface ISequencerReplicaGrain : IGrainWithIntegerKey
 
     /// <summary>The replica's protocol state.</summary>
     Task<ReplicaStatus> GetStatusAsync();
+
+    /// <summary>The same as <see cref="GetStatusAsync"/>: the Orleans dashboard's Grain Details panel shows what a grain's <c>GetState</c> returns.</summary>
+    Task<ReplicaStatus> GetState();
 
     /// <summary>
     /// Replica → replica: replica <paramref name="from"/> started with no state at all (a new cluster, or a lost disk)

@@ -139,7 +139,33 @@ public sealed record ShardStatus(
     [property: Id(26)] long LogFirstEntry = 0,
     [property: Id(27)] int LogSegments = 0,
     [property: Id(28)] long TrimmedBelowGsn = 0,
-    [property: Id(29)] string? Diagnostics = null);
+    [property: Id(29)] string? Diagnostics = null,
+    [property: Id(30)] long DeliverableSlots = 0,
+    [property: Id(31)] SubscriberPosition[]? SubscriberPositions = null,
+    [property: Id(32)] LatencySummary? AppendLatency = null,
+    [property: Id(33)] LatencySummary? DeliveryLatency = null);
+
+/// <summary>How far one subscriber of a shard has been sent (for the dashboard: how far behind it is).</summary>
+/// <param name="Subscriber">The subscription's id.</param>
+/// <param name="NextSlot">The first slot not yet pushed to it.</param>
+/// <param name="Filtered">Whether it receives only records matching a filter.</param>
+/// <param name="InFlight">Whether a push to it awaits its answer.</param>
+[GenerateSerializer, Immutable, Alias("speclog.SubscriberPosition")]
+public sealed record SubscriberPosition(
+    [property: Id(0)] Guid Subscriber,
+    [property: Id(1)] long NextSlot,
+    [property: Id(2)] bool Filtered,
+    [property: Id(3)] bool InFlight);
+
+/// <summary>Percentiles of a shard's recent latencies (its last few hundred samples), in milliseconds.</summary>
+/// <param name="Samples">Samples the percentiles are taken over.</param>
+/// <param name="P50Ms">Median.</param>
+/// <param name="P99Ms">99th percentile.</param>
+[GenerateSerializer, Immutable, Alias("speclog.LatencySummary")]
+public sealed record LatencySummary(
+    [property: Id(0)] int Samples,
+    [property: Id(1)] double P50Ms,
+    [property: Id(2)] double P99Ms);
 
 /// <summary>The sequencer's state, for the dashboard, tests and operators.</summary>
 [GenerateSerializer, Immutable, Alias("speclog.SequencerStatus")]
@@ -205,6 +231,8 @@ public sealed record SequencerStatus(
 /// <param name="Role">"Replica"; "Probing" or "Rebuilding" while a replica that started with no state learns whether the ordering layer is new or it lost its disk, and copies a donor's state.</param>
 /// <param name="LastCheckpointBytes">Size of the newest checkpoint this replica wrote or recovered from (it grows with the entries not yet compacted everywhere).</param>
 /// <param name="RebuildBytes">Bytes this activation pulled from a donor when it rebuilt after a disk loss (0 if it did not).</param>
+/// <param name="View0">The highest view (ballot) this replica promised for log 0, e.g. <c>b3.1</c>: round 3 of replica 1.</param>
+/// <param name="View1">The highest view (ballot) this replica promised for log 1.</param>
 [GenerateSerializer, Immutable, Alias("speclog.ReplicaStatus")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Replica,
@@ -236,7 +264,9 @@ public sealed record ReplicaStatus(
     [property: Id(26)] int FirstWindow = 0,
     [property: Id(27)] string Role = "Replica",
     [property: Id(28)] long LastCheckpointBytes = 0,
-    [property: Id(29)] long RebuildBytes = 0);
+    [property: Id(29)] long RebuildBytes = 0,
+    [property: Id(30)] string View0 = "",
+    [property: Id(31)] string View1 = "");
 
 /// <summary>One chunk of a donor's transfer checkpoint (<see cref="ISequencerReplicaGrain.GetTransferChunkAsync"/>).</summary>
 /// <param name="Chunks">How many chunks the whole transfer has.</param>

@@ -217,6 +217,9 @@ public sealed partial class Replica<T>
     /// <summary>True when <paramref name="command"/> (or a newer command of the same client) has executed here.</summary>
     public bool HasExecuted(CommandId command) => _highWater.TryGetValue(command.Client, out var h) && h >= command.Seq;
 
+    /// <summary>The highest view (ballot) this replica promised for <paramref name="log"/>, as text (<c>b3.1</c>; <c>b-</c> for none).</summary>
+    public string ViewOf(int log) => _logs[log].ViewPromise.ToString();
+
     /// <summary>Describes the replica's roles and in-flight proposals, for diagnostics and test failure reports.</summary>
     public string Describe()
     {

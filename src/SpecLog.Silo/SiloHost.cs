@@ -12,6 +12,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
+using SpecLog.Silo.LogDashboard;
 using SpecLog.Silo.Observability;
 using SpecLog.FixAnte;
 using SpecLog.Server;
@@ -184,9 +185,14 @@ internal static partial class SiloHost
         ConfigureHost(builder, settings);
 
         builder.Services.AddSiloHealthChecks();
+        builder.Services.AddLogPage();
         var app = builder.Build();
         var path = settings.Dashboard.Path.TrimEnd('/');
+        var logPath = settings.Dashboard.LogPath.TrimEnd('/');
+        app.UseDashboardAuthentication(settings.Dashboard, HealthEndpoints.Liveness, HealthEndpoints.Readiness, settings.Telemetry.PrometheusPath);
+        app.UseLogPageLink(path, logPath);
         app.MapOrleansDashboard(routePrefix: path);
+        app.MapLogPage(logPath, path);
         app.MapSiloHealthChecks();
         if (settings.Telemetry.Prometheus)
         {
@@ -418,12 +424,15 @@ internal static partial class SiloHost
         var silo = host.Services.GetRequiredService<ILocalSiloDetails>();
         var gateway = silo.GatewayAddress?.Endpoint.ToString() ?? "(none)";
         var dashboard = "off";
+        var logPage = "";
         var health = "off (served with the dashboard)";
         if (settings.Dashboard.Enabled)
         {
             var addresses = host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
             var root = (addresses?.FirstOrDefault() ?? $"http://{settings.Dashboard.Host}:{settings.Dashboard.Port}").TrimEnd('/');
             dashboard = root + settings.Dashboard.Path;
+            logPage = $"  log page: {root}{settings.Dashboard.LogPath} (shards, windows, ordering layer, subscribers; linked from the dashboard)"
+                + (string.IsNullOrEmpty(settings.Dashboard.Username) ? "" : $", both ask for user '{settings.Dashboard.Username}'");
             health = $"{root}{HealthEndpoints.Liveness} (live), {root}{HealthEndpoints.Readiness} (ready)"
                 + (settings.Telemetry.Prometheus ? $"; metrics {root}{settings.Telemetry.PrometheusPath} (Prometheus)" : "");
         }
@@ -431,6 +440,11 @@ internal static partial class SiloHost
         var ordering = options.Ordering;
         var mode = ordering.Mode == OrderingMode.FixAnte ? "FixAnte (speculative)" : ordering.Mode.ToString();
         Console.WriteLine($"SpecLog silo up: gateway {gateway}, dashboard {dashboard}, data {options.DataDirectory}");
+        if (logPage.Length > 0)
+        {
+            Console.WriteLine(logPage);
+        }
+
         Console.WriteLine($"  health: {health}");
         Console.WriteLine($"  cluster '{settings.ClusterId}' service '{settings.ServiceId}' ({settings.Clustering} clustering), silo {silo.SiloAddress.Endpoint}, environment {environment}");
         if (options.Nodes.Count > 0)

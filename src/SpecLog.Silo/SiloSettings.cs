@@ -183,6 +183,21 @@ internal sealed class SiloSettings
                 errors.Add($"Silo:Dashboard:Host must be 'localhost', '*' or an IP address (got '{Dashboard.Host}').");
             }
 
+            if (!Dashboard.LogPath.StartsWith('/') || Dashboard.LogPath.Length < 2 || Dashboard.LogPath.TrimEnd('/') == Dashboard.Path.TrimEnd('/'))
+            {
+                errors.Add($"Silo:Dashboard:LogPath must start with '/', name a path of its own and differ from Silo:Dashboard:Path (got '{Dashboard.LogPath}').");
+            }
+
+            if (string.IsNullOrEmpty(Dashboard.Username) != string.IsNullOrEmpty(Dashboard.Password))
+            {
+                errors.Add("Silo:Dashboard:Username and Silo:Dashboard:Password go together: set both (the password through Silo__Dashboard__Password or a secret) or neither.");
+            }
+            else if (!Dashboard.LoopbackOnly && string.IsNullOrEmpty(Dashboard.Username) && !Dashboard.AllowAnonymous)
+            {
+                errors.Add($"The dashboard listens on '{Dashboard.Host}', beyond localhost, without credentials: set Silo:Dashboard:Username and Silo:Dashboard:Password "
+                    + "(HTTP Basic; serve it through TLS), or Silo:Dashboard:AllowAnonymous=true when something in front authenticates.");
+            }
+
             if (Dashboard.CounterUpdateIntervalMs < 1000)
             {
                 errors.Add($"Silo:Dashboard:CounterUpdateIntervalMs must be at least 1000 (got {Dashboard.CounterUpdateIntervalMs}).");
@@ -225,6 +240,24 @@ internal sealed class DashboardSettings
 
     /// <summary>Whether to disable the dashboard's live log-stream page.</summary>
     public bool HideTrace { get; set; }
+
+    /// <summary>Default <see cref="LogPath"/>.</summary>
+    public const string DEFAULT_LOG_PATH = "/speclog";
+
+    /// <summary>Where the log's own page (shards, windows, ordering layer, subscribers) is served, beside the dashboard.</summary>
+    public string LogPath { get; set; } = DEFAULT_LOG_PATH;
+
+    /// <summary>User name the dashboard and the log page ask for (HTTP Basic); unset, they are open. Required when <see cref="Host"/> is not loopback, unless <see cref="AllowAnonymous"/>.</summary>
+    public string? Username { get; set; }
+
+    /// <summary>The password for <see cref="Username"/>; give it through an environment variable or a secret (<c>Silo__Dashboard__Password</c>), not a file in the image.</summary>
+    public string? Password { get; set; }
+
+    /// <summary>Serve the dashboard beyond localhost without credentials (e.g. behind a proxy that authenticates).</summary>
+    public bool AllowAnonymous { get; set; }
+
+    /// <summary>Whether <see cref="Host"/> listens on loopback only.</summary>
+    public bool LoopbackOnly => Host == "localhost" || (IPAddress.TryParse(Host, out var ip) && IPAddress.IsLoopback(ip));
 }
 
 /// <summary>The Azure Storage account of <c>AzureStorage</c> clustering (<c>Silo:AzureStorage</c>).</summary>

@@ -158,7 +158,7 @@ internal sealed class AzuriteServer : IAsyncDisposable
 
         // Other processes (a sample the tests run, a second test run) install into the same folder: one at a time.
         Directory.CreateDirectory(prefix);
-        using var installLock = await LockAsync(Path.Combine(root, ".tools", "azurite.install.lock"), cancellationToken);
+        using var installLock = await InstallLock.AcquireAsync(Path.Combine(root, ".tools", "azurite.install.lock"), cancellationToken);
         if (File.Exists(installed) && File.Exists(bin))
         {
             return bin;
@@ -186,23 +186,6 @@ internal sealed class AzuriteServer : IAsyncDisposable
 
         await File.WriteAllTextAsync(installed, Version, cancellationToken);
         return bin;
-    }
-
-    /// <summary>An exclusive lock on <paramref name="path"/> across processes (released by disposing), waited for up to 10 minutes.</summary>
-    private static async Task<FileStream> LockAsync(string path, CancellationToken cancellationToken)
-    {
-        var deadline = Stopwatch.GetTimestamp() + 600 * Stopwatch.Frequency;
-        while (true)
-        {
-            try
-            {
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (Stopwatch.GetTimestamp() < deadline)
-            {
-                await Task.Delay(200, cancellationToken); // another process installs
-            }
-        }
     }
 
     private static string RepositoryRoot()

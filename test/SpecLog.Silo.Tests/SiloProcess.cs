@@ -36,6 +36,9 @@ internal sealed class SiloProcess : IAsyncDisposable
 
     public int Id => _process.Id;
 
+    /// <summary>The exit code, once <see cref="HasExited"/>.</summary>
+    public int ExitCode => _process.ExitCode;
+
     /// <summary>Everything the process wrote so far, stdout and stderr interleaved, each line tagged.</summary>
     public string Output => string.Join(Environment.NewLine, _output);
 

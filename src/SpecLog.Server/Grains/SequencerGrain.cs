@@ -271,6 +271,9 @@ internal sealed partial class SequencerGrain(
     public Task<SequencerStatus> GetStatusAsync() =>
         _replicated ? ordering.GetStatusAsync() : Task.FromResult(SequencerPublisher.Describe(_state, _options));
 
+    /// <inheritdoc />
+    public Task<SequencerStatus> GetState() => GetStatusAsync();
+
     private async Task OnFallbackTimerAsync(CancellationToken cancellationToken)
     {
         foreach (var shard in _failures?.Check(_state) ?? [])

@@ -263,6 +263,9 @@ internal sealed partial class SequencerReplicaGrain(
 
     public async Task<SequencerStatus> GetSequencerStatusAsync() => SequencerPublisher.Describe(await StartedStateAsync(), _options);
 
+    /// <inheritdoc />
+    public Task<ReplicaStatus> GetState() => GetStatusAsync();
+
     public async Task<ReplicaStatus> GetStatusAsync()
     {
         if (_probing && !await StartedWithinAsync(TimeSpan.FromSeconds(5)))
@@ -301,7 +304,9 @@ internal sealed partial class SequencerReplicaGrain(
             _state.History.First,
             _replica.IsRebuilding(0) || _replica.IsRebuilding(1) ? "Rebuilding" : "Replica",
             _lastCheckpointBytes,
-            _rebuildBytes);
+            _rebuildBytes,
+            _replica.ViewOf(0),
+            _replica.ViewOf(1));
     }
 
     private IEnumerable<int> BelievedPilots() =>

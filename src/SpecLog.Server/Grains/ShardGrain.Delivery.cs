@@ -49,7 +49,9 @@ internal sealed partial class ShardGrain
         var batch = new ShardEventBatch(_shard, sub.NextSlot, toSlot, entries, newWindows.Windows, confirmed, 0, 0, now, newWindows.Base);
         if (toSlot > sub.NextSlot)
         {
-            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.DeliverWait, _durableMarks.FirstCovering(toSlot), now);
+            var durableAt = _durableMarks.FirstCovering(toSlot);
+            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.DeliverWait, durableAt, now);
+            _deliveryLatency.Record(durableAt, now);
         }
 
         _pushes++;

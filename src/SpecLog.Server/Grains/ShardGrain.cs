@@ -49,6 +49,8 @@ internal sealed partial class ShardGrain(
     private readonly Dictionary<Guid, Subscriber> _subscribers = [];
     private readonly StageMarks _durableMarks = new();
     private readonly StageMarks _reportMarks = new();
+    private readonly LatencyReservoir _appendLatency = new();   // received → acknowledged, while stage timing is on
+    private readonly LatencyReservoir _deliveryLatency = new(); // durable → pushed to a subscriber, likewise
     private readonly long _epochMicros = DateTimeOffset.UnixEpoch.Ticks / 10;
     private int _shard;
     private string? _invalidReason;
@@ -352,8 +354,15 @@ internal sealed partial class ShardGrain(
             _log.FirstIndex,
             _log.SegmentCount,
             _trim?.Gsn ?? 0,
-            Diagnose()));
+            Diagnose(),
+            _core.DeliverableSlots,
+            [.. _subscribers.Values.Select(s => new SubscriberPosition(s.Id, s.NextSlot, s.Filter is not null, s.InFlight))],
+            _appendLatency.Summarise(),
+            _deliveryLatency.Summarise()));
     }
+
+    /// <inheritdoc />
+    public Task<ShardStatus> GetState() => GetStatusAsync();
 
     private string Diagnose()
     {
@@ -495,6 +504,7 @@ internal sealed partial class ShardGrain(
                 SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Commit, reportedAt, committedAt);
                 SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.NoticeTransit, committedAt, now);
                 SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ShardAppend, p.ReceivedMicros, now);
+                _appendLatency.Record(p.ReceivedMicros, now);
             }
 
             var gsns = new long[p.Count];

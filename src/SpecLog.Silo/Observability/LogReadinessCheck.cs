@@ -9,13 +9,10 @@ namespace SpecLog.Silo.Observability;
 /// <c>/readyz</c>: this silo may take traffic when its shards and ordering replicas have recovered, the ordering layer
 /// answers with a quorum of its replicas, and every shard replica this silo holds serves (leads or follows; not still
 /// probing or rebuilding a lost state). Each question is asked with a short timeout, so a dead peer makes the answer
-/// "not ready" within <see cref="CallTimeout"/>, never a hung probe.
+/// "not ready" within <see cref="BoundedCall.Timeout"/>, never a hung probe.
 /// </summary>
 internal sealed class LogReadinessCheck(SiloReadiness readiness, IGrainFactory grains, IOptions<SpecLogOptions> options, SiloSettings settings) : IHealthCheck
 {
-    /// <summary>How long each grain call of the check may take.</summary>
-    public static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(2);
-
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         if (!readiness.LogUp)
@@ -25,7 +22,7 @@ internal sealed class LogReadinessCheck(SiloReadiness readiness, IGrainFactory g
 
         var o = options.Value;
         var problems = new List<string>();
-        var sequencer = await Ask(() => grains.GetGrain<ISequencerGrain>(0).GetStatusAsync(), cancellationToken);
+        var sequencer = await BoundedCall.Ask(() => grains.GetGrain<ISequencerGrain>(0).GetStatusAsync(), cancellationToken);
         if (sequencer is null)
         {
             problems.Add("the ordering layer does not answer");
@@ -34,7 +31,7 @@ internal sealed class LogReadinessCheck(SiloReadiness readiness, IGrainFactory g
         if (o.Replication.IsReplicated)
         {
             var n = o.Replication.Replicas;
-            var answers = await Task.WhenAll(Enumerable.Range(0, n).Select(r => Ask(() => grains.GetGrain<ISequencerReplicaGrain>(r).GetStatusAsync(), cancellationToken)));
+            var answers = await Task.WhenAll(Enumerable.Range(0, n).Select(r => BoundedCall.Ask(() => grains.GetGrain<ISequencerReplicaGrain>(r).GetStatusAsync(), cancellationToken)));
             var live = answers.Count(a => a is not null && a.Role == "Replica");
             if (live < n / 2 + 1)
             {
@@ -47,7 +44,7 @@ internal sealed class LogReadinessCheck(SiloReadiness readiness, IGrainFactory g
             : [.. Enumerable.Range(0, o.ShardCount).SelectMany(s => Enumerable.Range(0, o.EffectiveShardReplicas).Select(r => ShardKeys.Of(s, r)))];
         var departed = sequencer?.DepartedShards ?? [];
         var shards = await Task.WhenAll(mine.Where(k => !departed.Contains(ShardKeys.ShardOf(k)))
-            .Select(async k => (Key: k, Status: await Ask(() => grains.GetGrain<IShardGrain>(k).GetStatusAsync(), cancellationToken))));
+            .Select(async k => (Key: k, Status: await BoundedCall.Ask(() => grains.GetGrain<IShardGrain>(k).GetStatusAsync(), cancellationToken))));
         foreach (var (key, status) in shards)
         {
             var name = o.EffectiveShardReplicas > 1 ? $"shard {ShardKeys.ShardOf(key)} replica {ShardKeys.ReplicaOf(key)}" : $"shard {ShardKeys.ShardOf(key)}";
@@ -69,18 +66,5 @@ internal sealed class LogReadinessCheck(SiloReadiness readiness, IGrainFactory g
         return problems.Count == 0
             ? HealthCheckResult.Healthy($"ready: {mine.Count} shard replica(s) here serve, the ordering layer answers (committed GSN {sequencer!.CommittedGsn})", data)
             : HealthCheckResult.Unhealthy(string.Join("; ", problems), data: data);
-    }
-
-    private static async Task<T?> Ask<T>(Func<Task<T>> call, CancellationToken cancellationToken)
-        where T : class
-    {
-        try
-        {
-            return await call().WaitAsync(CallTimeout, cancellationToken);
-        }
-        catch (Exception e) when (e is TimeoutException or OrleansException or ShardNotLeaderException or InvalidOperationException)
-        {
-            return null;
-        }
     }
 }
