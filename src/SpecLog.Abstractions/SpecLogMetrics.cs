@@ -18,6 +18,9 @@ public static class SpecLogMetrics
 
     private static readonly Meter s_meter = new(MeterName, "1.0");
 
+    /// <summary>The log's meter (its ordering instruments live in <see cref="OrderingMetrics"/>).</summary>
+    internal static Meter Meter => s_meter;
+
     /// <summary>Latency of one stage, in milliseconds, tagged with <c>stage</c>.</summary>
     public static readonly Histogram<double> StageDuration = s_meter.CreateHistogram<double>(
         StageInstrument, "ms", "Time an append or a delivered record spends in one stage of the log (tag: stage).");

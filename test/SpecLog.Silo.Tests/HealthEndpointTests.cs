@@ -36,6 +36,7 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
 
             // The Prometheus scrape endpoint: the log's meter and Orleans', moving under load.
             var before = await RecordsAsync(port, ct);
+            var cutsBefore = await CounterAsync(port, "speclog_ordering_cuts_total{", ct);
             await using var client = await TestClient.ConnectAsync(silo, StepTimeout, ct);
             await Task.WhenAll(Enumerable.Range(0, 200).Select(i => client.Log.AppendAsync(new byte[] { 1, (byte)i }, cancellationToken: ct)));
             long after = 0;
@@ -44,6 +45,14 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
             Assert.Contains("speclog_stage_duration_milliseconds_bucket{", metrics);
             Assert.Contains("stage=\"shard.durable\"", metrics);
             Assert.Contains("\norleans_", metrics);
+
+            // The ordering layer's counters: committed cuts move with the log, tagged with the replica that executed them.
+            Assert.Contains("speclog_ordering_cuts_total{", metrics);
+            Assert.Contains("replica=\"sequencer\"", metrics);
+            Assert.Contains("speclog_ordering_lag_fixes_total{", metrics);
+            Assert.Contains("speclog_ordering_shard_failures_total{", metrics);
+            var cutsAfter = await CounterAsync(port, "speclog_ordering_cuts_total{", ct);
+            Assert.True(cutsAfter > cutsBefore, $"committed cuts {cutsBefore} → {cutsAfter}");
             log.WriteLine($"speclog_shard_records_total {before} → {after}");
         }
         catch
@@ -97,11 +106,22 @@ public sealed class HealthEndpointTests(ITestOutputHelper log)
     }
 
     /// <summary><c>speclog_shard_records_total</c> from the silo's <c>/metrics</c> (0 before the first record).</summary>
-    private static async Task<long> RecordsAsync(int port, CancellationToken ct)
+    private static Task<long> RecordsAsync(int port, CancellationToken ct) => CounterAsync(port, "speclog_shard_records_total", ct);
+
+    /// <summary>The value of the first series in <c>/metrics</c> whose line starts with <paramref name="prefix"/>, 0 when there is none.</summary>
+    private static async Task<long> CounterAsync(int port, string prefix, CancellationToken ct)
     {
         var (_, text) = await GetAsync($"http://localhost:{port}/metrics", ct);
-        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("speclog_shard_records_total", StringComparison.Ordinal));
-        return line is null ? 0 : (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        if (line is null)
+        {
+            return 0;
+        }
+
+        // "name{labels} value" or "name{labels} value timestamp"
+        var labelsEnd = line.IndexOf('}', StringComparison.Ordinal);
+        var fields = line[(labelsEnd >= 0 ? labelsEnd + 1 : line.IndexOf(' ', StringComparison.Ordinal))..].Trim().Split(' ');
+        return (long)double.Parse(fields[0], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static Task<(HttpStatusCode Code, string Text)> GetAsync(string url, CancellationToken ct) => SiloHttp.GetAsync(url, ct);

@@ -29,6 +29,7 @@ internal sealed partial class SequencerGrain(
     private readonly SpecLogOptions _options = options.Value;
     private readonly SequencerOutput _output = new();
     private SequencerState _state = null!;
+    private IDisposable? _metrics;
     private DurableLog _windowLog = null!;
     private SequencerPublisher _publisher = null!;
     private bool _replicated;
@@ -92,11 +93,13 @@ internal sealed partial class SequencerGrain(
         this.RegisterGrainTimer(OnFallbackTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
         _failures = _options.EffectiveShardFailureTimeout is { } failAfter ? new ShardFailureDetector(failAfter, timeProvider) : null;
         _lastProgressTicks = timeProvider.GetTimestamp();
+        _metrics = OrderingMetrics.AddSource("sequencer", () => new OrderingFigures(_state.CommittedCut, _state.LagFixesIssued, _state.Failures, Replicated: false));
         await base.OnActivateAsync(cancellationToken);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        _metrics?.Dispose();
         if (_windowLog is not null)
         {
             await siloLogs.CloseAsync(_windowLog);

@@ -55,6 +55,7 @@ internal sealed partial class SequencerReplicaGrain(
     private CopilotOptions _copilot = null!;
     private Replica<ShardReport> _replica = null!;
     private SequencerState _state = null!;
+    private IDisposable? _metrics;
     private SequencerPublisher _publisher = null!;
     private DurableLog _log = null!;
     private DeadlineTicker.Registration? _ticker;
@@ -136,6 +137,12 @@ internal sealed partial class SequencerReplicaGrain(
 
         _publisher = new SequencerPublisher(_options.ShardCount, GrainFactory, shardReplicas: _options.EffectiveShardReplicas);
         _replica = new Replica<ShardReport>(_copilot, _id, new Random(), records);
+        _metrics?.Dispose();
+        _metrics = OrderingMetrics.AddSource(_id.ToString(System.Globalization.CultureInfo.InvariantCulture), () =>
+        {
+            var c = _replica.Counters;
+            return new OrderingFigures(_state.CommittedCut, _state.LagFixesIssued, _state.Failures, true, c.FastCommits, c.SlowPaths, c.Takeovers, c.ViewsWon);
+        });
         _probing = false; // only now: every handler that sees it false uses the core and the state
         LogActivated(logger, _id, _epoch, records.Count, _copilot.Mode, siloDetails.SiloAddress);
 
@@ -149,6 +156,7 @@ internal sealed partial class SequencerReplicaGrain(
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         _deactivating = true;
+        _metrics?.Dispose();
         _ticker?.Dispose();
         _timer?.Dispose();
         if (_log is not null)
