@@ -295,16 +295,27 @@ internal static partial class SiloHost
             }
         }));
 
-        if (!string.IsNullOrWhiteSpace(kubernetes.ListenAddress))
+        // The pod IP is the address this silo advertises in the membership table. Kubernetes hosting sets it only when no
+        // address was chosen before its post-configuration runs, but Orleans' own default (registered first) has by then
+        // put the host's first IPv4 address there: the same thing in a pod with one interface, a different one where
+        // the pod has several, and on one machine (KubernetesProcessTests) every silo's.
+        var podIp = Environment.GetEnvironmentVariable(Orleans.Hosting.Kubernetes.KubernetesHostingOptions.PodIPEnvironmentVariable);
+        var advertised = IPAddress.TryParse(podIp, out var parsed) ? parsed : null;
+        var listen = string.IsNullOrWhiteSpace(kubernetes.ListenAddress) ? null : IPAddress.Parse(kubernetes.ListenAddress);
+        silo.Configure<EndpointOptions>(o =>
         {
-            // Kubernetes hosting listens on every interface only where no listening endpoint was configured.
-            var address = IPAddress.Parse(kubernetes.ListenAddress);
-            silo.Configure<EndpointOptions>(o =>
+            if (advertised is not null)
             {
-                o.SiloListeningEndpoint = new IPEndPoint(address, o.SiloPort);
-                o.GatewayListeningEndpoint = new IPEndPoint(address, o.GatewayPort);
-            });
-        }
+                o.AdvertisedIPAddress = advertised;
+            }
+
+            // Kubernetes hosting listens on every interface only where no listening endpoint was configured.
+            if (listen is not null)
+            {
+                o.SiloListeningEndpoint = new IPEndPoint(listen, o.SiloPort);
+                o.GatewayListeningEndpoint = new IPEndPoint(listen, o.GatewayPort);
+            }
+        });
     }
 
     /// <summary>
