@@ -145,4 +145,44 @@ public sealed class KubernetesProcessTests(ITestOutputHelper log)
             }
         }
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_pod_whose_secret_gives_no_connection_string_stops_at_start_with_exit_code_2_naming_the_setting()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var manifest = KubernetesManifest.Load();
+        using var temp = new TempFolder("speclog-k8s-bad-");
+        var environment = manifest.PodEnvironment(0, "127.0.10.4", (_, _) => ""); // the Secret's key is empty
+        environment["SPECLOG_SpecLog__DataDirectory"] = Path.Combine(temp.Path, "data");
+        var (code, output) = await RunToExitAsync(manifest, temp.Path, environment, ct);
+        Assert.True(code == 2, $"exit code {code}:{Environment.NewLine}{output}");
+        Assert.Contains("Silo:AzureStorage:ConnectionString must be set with Silo:Clustering=Kubernetes", output);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Outside_a_cluster_without_a_kubeconfig_the_silo_cannot_start_which_is_why_the_test_names_one()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var manifest = KubernetesManifest.Load();
+        using var temp = new TempFolder("speclog-k8s-nokube-");
+        var environment = manifest.PodEnvironment(0, "127.0.10.5", (_, _) => "UseDevelopmentStorage=true");
+        environment["SPECLOG_Silo__Kubernetes__ListenAddress"] = "127.0.10.5";
+        environment["SPECLOG_Silo__Dashboard__Host"] = "127.0.10.5";
+        environment["SPECLOG_SpecLog__DataDirectory"] = Path.Combine(temp.Path, "data");
+        var (code, output) = await RunToExitAsync(manifest, temp.Path, environment, ct);
+        Assert.True(code == 3, $"exit code {code}:{Environment.NewLine}{output}");
+        Assert.Contains("Unable to load in-cluster configuration", output);
+    }
+
+    /// <summary>Starts one silo with <paramref name="environment"/> and waits until it exits; its exit code and output.</summary>
+    private static async Task<(int Code, string Output)> RunToExitAsync(KubernetesManifest manifest, string folder, Dictionary<string, string> environment, CancellationToken ct)
+    {
+        var bound = KubernetesManifest.Bind(environment).Silo;
+        var output = new ConcurrentQueue<string>();
+        await using var silo = SiloProcess.StartWith(manifest.PodName(0), folder, output, (bound.SiloPort, bound.GatewayPort), environment);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(StepTimeout);
+        await silo.WaitForExitAsync(timeout.Token);
+        return (silo.ExitCode, silo.Output);
+    }
 }
