@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using k8s;
+using Microsoft.Extensions.Configuration;
 using k8s.Models;
 using Orleans.Hosting.Kubernetes;
 using SpecLog.Server;
@@ -234,6 +235,10 @@ public sealed class KubernetesManifestTests
             Assert.Equal(Manifest.PodName(pod), environment[KubernetesHostingOptions.PodNameEnvironmentVariable]);
             Assert.True(string.IsNullOrEmpty(settings.Silo.Kubernetes.KubeConfig), "in a pod the cluster agent uses the in-cluster configuration");
             Assert.True(string.IsNullOrEmpty(settings.Silo.Kubernetes.ListenAddress), "in a pod the silo listens on every interface");
+
+            // Nor do appsettings.json and appsettings.Kubernetes.json name a setting that does not exist.
+            settings.Configuration.GetSection(SiloSettings.SectionName).Get<SiloSettings>(o => o.ErrorOnUnknownConfiguration = true);
+            settings.Configuration.GetSection("SpecLog").Get<SpecLogOptions>(o => o.ErrorOnUnknownConfiguration = true);
         }
     }
 
