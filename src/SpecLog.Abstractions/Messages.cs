@@ -142,8 +142,8 @@ public sealed record ShardStatus(
     [property: Id(29)] string? Diagnostics = null,
     [property: Id(30)] long DeliverableSlots = 0,
     [property: Id(31)] SubscriberPosition[]? SubscriberPositions = null,
-    [property: Id(32)] LatencySummary? AppendLatency = null,
-    [property: Id(33)] LatencySummary? DeliveryLatency = null);
+    [property: Id(32)] RecentLatency? AppendLatency = null,
+    [property: Id(33)] RecentLatency? DeliveryLatency = null);
 
 /// <summary>How far one subscriber of a shard has been sent (for the dashboard: how far behind it is).</summary>
 /// <param name="Subscriber">The subscription's id.</param>
@@ -161,8 +161,8 @@ public sealed record SubscriberPosition(
 /// <param name="Samples">Samples the percentiles are taken over.</param>
 /// <param name="P50Ms">Median.</param>
 /// <param name="P99Ms">99th percentile.</param>
-[GenerateSerializer, Immutable, Alias("speclog.LatencySummary")]
-public sealed record LatencySummary(
+[GenerateSerializer, Immutable, Alias("speclog.RecentLatency")]
+public sealed record RecentLatency(
     [property: Id(0)] int Samples,
     [property: Id(1)] double P50Ms,
     [property: Id(2)] double P99Ms);

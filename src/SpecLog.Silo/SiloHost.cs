@@ -90,10 +90,10 @@ internal static partial class SiloHost
             return ExitBadConfiguration;
         }
 
-        if (settings.Clustering == ClusteringMode.AzureStorage && options.Nodes.Count == 0)
+        if (settings.Clustering is (ClusteringMode.AzureStorage or ClusteringMode.Kubernetes) && options.Nodes.Count == 0)
         {
             await Console.Error.WriteLineAsync("SpecLog silo: invalid settings:" + Environment.NewLine
-                + "  SpecLog:Nodes must list the cluster's data nodes with Silo:Clustering=AzureStorage (silo-config/appsettings.Cluster.json has three).");
+                + $"  SpecLog:Nodes must list the cluster's data nodes with Silo:Clustering={settings.Clustering} (silo-config/appsettings.Cluster.json has three; the Kubernetes manifest lists the StatefulSet's pods).");
             return ExitBadConfiguration;
         }
 
@@ -240,48 +240,12 @@ internal static partial class SiloHost
                 break;
             case ClusteringMode.Kubernetes:
                 ConfigureIdsAndPorts(silo, settings, advertised: null);
-
-                // Pod name, pod IP and listening on every interface come from Kubernetes hosting (ORLEANS_CLUSTER_ID and
-                // ORLEANS_SERVICE_ID, when set, override the ids above). Membership is the in-memory table of the
-                // primary silo: enough for one replica; several need a real membership provider.
-                silo.UseKubernetesHosting();
-                silo.UseDevelopmentClustering(PrimarySiloEndpoint(settings));
+                ConfigureKubernetesHosting(silo, settings.Kubernetes);
+                ConfigureStorageMembership(silo, settings);
                 break;
             case ClusteringMode.AzureStorage:
                 ConfigureIdsAndPorts(silo, settings, IPAddress.Parse(settings.AdvertisedAddress));
-                silo.UseAzureStorageClustering(o =>
-                {
-                    o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.AzureStorage.ConnectionString);
-                    o.TableName = settings.AzureStorage.TableName;
-                });
-                // Consumer checkpoints and consumer groups' fences in Azure Blob storage of the same account: a checkpoint
-                // grain may activate on any silo, so its state cannot live in one node's data directory.
-                silo.AddAzureBlobGrainStorage(ConsumerCheckpoints.StorageName, o =>
-                {
-                    o.BlobServiceClient = new Azure.Storage.Blobs.BlobServiceClient(settings.AzureStorage.ConnectionString);
-                    o.ContainerName = settings.AzureStorage.CheckpointContainer;
-                });
-                silo.Configure<ClusterMembershipOptions>(o =>
-                {
-                    o.ProbeTimeout = settings.ProbeTimeout;
-                    o.NumMissedProbesLimit = settings.MissedProbesLimit;
-                });
-
-                // Orleans' default directory deactivates every activation whose directory entry lived on a silo that
-                // died: one node's death restarted the shards and ordering replicas of the others, and a shard
-                // deactivating with appends in flight waits for commits it can no longer receive (the log stalled
-                // in ClusterProcessTests under load). The distributed directory recovers the dead silo's entries from
-                // the survivors instead, so only the dead node's own grains go away.
-#pragma warning disable ORLEANSEXP003 // experimental in Orleans 10: the behaviour above is what the log needs
-                silo.AddDistributedGrainDirectory();
-#pragma warning restore ORLEANSEXP003
-
-                // After an ungraceful silo death the distributed directory refuses new registrations in the ranges the
-                // dead silo owned for a lease (30 s by default), in case the "dead" silo still hosts activations. Our
-                // data-holding grains run only at their node, whose files one process at a time can open, so a second
-                // activation cannot exist there; the lease only delayed restarted nodes' shard replicas and ordering
-                // replicas by 20 s and more (measured in ClusterProcessTests).
-                silo.Configure<GrainDirectoryOptions>(o => o.RangeLeaseDuration = TimeSpan.Zero);
+                ConfigureStorageMembership(silo, settings);
                 break;
             default:
                 throw new InvalidOperationException($"Unknown Silo:Clustering '{settings.Clustering}'.");
@@ -315,6 +279,94 @@ internal static partial class SiloHost
         }
     }
 
+    /// <summary>
+    /// Orleans Kubernetes hosting: the silo's name, namespace and advertised address come from <c>POD_NAME</c>,
+    /// <c>POD_NAMESPACE</c> and <c>POD_IP</c> (the manifest sets them from the downward API; <c>ORLEANS_CLUSTER_ID</c> and
+    /// <c>ORLEANS_SERVICE_ID</c>, when set, would override the ids), it listens on every interface, and its cluster agent
+    /// labels the pod with the cluster and service ids and has a silo whose pod is gone declared dead. Membership itself
+    /// is the Azure table (<see cref="ConfigureStorageMembership"/>).
+    /// </summary>
+    private static void ConfigureKubernetesHosting(ISiloBuilder silo, KubernetesSettings kubernetes)
+    {
+        silo.UseKubernetesHosting(options => options.Configure(o =>
+        {
+            // The agent builds its API client (by default KubernetesClientConfiguration.InClusterConfig) when the silo
+            // starts and gives up the start when the API server does not answer (after MaxKubernetesApiRetryAttempts
+            // tries, 1 s apart). Outside a cluster there is no in-cluster configuration (no KUBERNETES_SERVICE_HOST, no
+            // service account token) and the start fails at once, so Silo:Kubernetes:KubeConfig names another API server.
+            if (!string.IsNullOrWhiteSpace(kubernetes.KubeConfig))
+            {
+                var path = kubernetes.KubeConfig;
+                o.GetClientConfiguration = () => k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(path);
+            }
+        }));
+
+        // The pod IP is the address this silo advertises in the membership table. Kubernetes hosting sets it only when no
+        // address was chosen before its post-configuration runs, but Orleans' own default (registered first) has by then
+        // put the host's first IPv4 address there: the same thing in a pod with one interface, a different one where
+        // the pod has several, and on one machine (KubernetesProcessTests) every silo's.
+        var podIp = Environment.GetEnvironmentVariable(Orleans.Hosting.Kubernetes.KubernetesHostingOptions.PodIPEnvironmentVariable);
+        var advertised = IPAddress.TryParse(podIp, out var parsed) ? parsed : null;
+        var listen = string.IsNullOrWhiteSpace(kubernetes.ListenAddress) ? null : IPAddress.Parse(kubernetes.ListenAddress);
+        silo.Configure<EndpointOptions>(o =>
+        {
+            if (advertised is not null)
+            {
+                o.AdvertisedIPAddress = advertised;
+            }
+
+            // Kubernetes hosting listens on every interface only where no listening endpoint was configured.
+            if (listen is not null)
+            {
+                o.SiloListeningEndpoint = new IPEndPoint(listen, o.SiloPort);
+                o.GatewayListeningEndpoint = new IPEndPoint(listen, o.GatewayPort);
+            }
+        });
+    }
+
+    /// <summary>
+    /// What a cluster of data nodes needs besides a way to find each other (<c>AzureStorage</c> and <c>Kubernetes</c>
+    /// clustering): the Azure Table membership, consumer checkpoints in Azure Blob storage, fast failure detection and
+    /// the distributed grain directory without a range lease.
+    /// </summary>
+    private static void ConfigureStorageMembership(ISiloBuilder silo, SiloSettings settings)
+    {
+        silo.UseAzureStorageClustering(o =>
+        {
+            o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.AzureStorage.ConnectionString);
+            o.TableName = settings.AzureStorage.TableName;
+        });
+
+        // Consumer checkpoints and consumer groups' fences in Azure Blob storage of the same account: a checkpoint
+        // grain may activate on any silo, so its state cannot live in one node's data directory.
+        silo.AddAzureBlobGrainStorage(ConsumerCheckpoints.StorageName, o =>
+        {
+            o.BlobServiceClient = new Azure.Storage.Blobs.BlobServiceClient(settings.AzureStorage.ConnectionString);
+            o.ContainerName = settings.AzureStorage.CheckpointContainer;
+        });
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = settings.ProbeTimeout;
+            o.NumMissedProbesLimit = settings.MissedProbesLimit;
+        });
+
+        // Orleans' default directory deactivates every activation whose directory entry lived on a silo that
+        // died: one node's death restarted the shards and ordering replicas of the others, and a shard
+        // deactivating with appends in flight waits for commits it can no longer receive (the log stalled
+        // in ClusterProcessTests under load). The distributed directory recovers the dead silo's entries from
+        // the survivors instead, so only the dead node's own grains go away.
+#pragma warning disable ORLEANSEXP003 // experimental in Orleans 10: the behaviour above is what the log needs
+        silo.AddDistributedGrainDirectory();
+#pragma warning restore ORLEANSEXP003
+
+        // After an ungraceful silo death the distributed directory refuses new registrations in the ranges the
+        // dead silo owned for a lease (30 s by default), in case the "dead" silo still hosts activations. Our
+        // data-holding grains run only at their node, whose files one process at a time can open, so a second
+        // activation cannot exist there; the lease only delayed restarted nodes' shard replicas and ordering
+        // replicas by 20 s and more (measured in ClusterProcessTests).
+        silo.Configure<GrainDirectoryOptions>(o => o.RangeLeaseDuration = TimeSpan.Zero);
+    }
+
     /// <summary>Cluster and service ids and the silo and gateway ports from <c>Silo</c> settings (Kubernetes hosting supplies the address itself).</summary>
     private static void ConfigureIdsAndPorts(ISiloBuilder silo, SiloSettings settings, IPAddress? advertised)
     {
@@ -344,24 +396,6 @@ internal static partial class SiloHost
     internal static SequencerReplication DefaultReplication(SiloSettings settings, string dataDirectory) =>
         SpecLog.Server.Hosting.OrderingModeGuard.Detect(dataDirectory)
         ?? (settings.Clustering == ClusteringMode.Localhost ? SequencerReplication.Single : SequencerReplication.Copilot);
-
-    private static IPEndPoint PrimarySiloEndpoint(SiloSettings settings)
-    {
-        if (!string.IsNullOrWhiteSpace(settings.PrimarySiloEndpoint))
-        {
-            return IPEndPoint.Parse(settings.PrimarySiloEndpoint);
-        }
-
-        var podIp = Environment.GetEnvironmentVariable("POD_IP");
-        if (!string.IsNullOrWhiteSpace(podIp))
-        {
-            return new IPEndPoint(IPAddress.Parse(podIp), settings.SiloPort);
-        }
-
-        var address = Dns.GetHostAddresses(Dns.GetHostName())
-            .FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
-        return new IPEndPoint(address ?? IPAddress.Loopback, settings.SiloPort);
-    }
 
     private static void ListenDashboard(KestrelServerOptions kestrel, DashboardSettings dashboard)
     {

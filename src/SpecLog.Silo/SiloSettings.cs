@@ -8,7 +8,10 @@ internal enum ClusteringMode
     /// <summary>A single silo on the loopback interface (Orleans localhost clustering); clients connect to 127.0.0.1.</summary>
     Localhost = 0,
 
-    /// <summary>Kubernetes hosting: pod IP and name from the environment, membership held by the primary silo.</summary>
+    /// <summary>
+    /// Orleans Kubernetes hosting (pod name, namespace and IP from the environment, listening on every interface) with
+    /// the membership in an Azure Storage table, as <see cref="AzureStorage"/>: one silo per StatefulSet pod.
+    /// </summary>
     Kubernetes = 1,
 
     /// <summary>
@@ -58,12 +61,6 @@ internal sealed class SiloSettings
     public string ServiceId { get; set; } = DEFAULT_SERVICE_ID;
 
     /// <summary>
-    /// Kubernetes mode only: <c>ip:port</c> of the silo that holds the (in-memory) membership table. Empty means this
-    /// silo (its pod IP and <see cref="SiloPort"/>), which is right for the single-replica deployment.
-    /// </summary>
-    public string? PrimarySiloEndpoint { get; set; }
-
-    /// <summary>
     /// This silo's node name (Orleans <c>SiloOptions.SiloName</c>): the identity under which it holds data, listed in
     /// <c>SpecLog:Nodes</c>. Stays the same across restarts of the node, whatever its address. Empty: the machine name.
     /// </summary>
@@ -72,18 +69,21 @@ internal sealed class SiloSettings
     /// <summary><c>AzureStorage</c> clustering: the IP address other silos and clients reach this silo at (default 127.0.0.1).</summary>
     public string AdvertisedAddress { get; set; } = "127.0.0.1";
 
-    /// <summary><c>AzureStorage</c> clustering: the storage account holding the membership table.</summary>
+    /// <summary><c>AzureStorage</c> and <c>Kubernetes</c> clustering: the storage account holding the membership table.</summary>
     public AzureStorageSettings AzureStorage { get; set; } = new();
 
+    /// <summary><c>Kubernetes</c> clustering: how Orleans Kubernetes hosting reaches the API server and where the silo listens.</summary>
+    public KubernetesSettings Kubernetes { get; set; } = new();
+
     /// <summary>
-    /// <c>AzureStorage</c> clustering: how often silos probe each other (Orleans <c>ClusterMembershipOptions.ProbeTimeout</c>).
+    /// <c>AzureStorage</c> and <c>Kubernetes</c> clustering: how often silos probe each other (Orleans <c>ClusterMembershipOptions.ProbeTimeout</c>).
     /// A silo missing <see cref="MissedProbesLimit"/> probes in a row is declared dead, and only then do directory
     /// entries on it move (Orleans' defaults, 5 s and 3, take 15 s and more). Shard replicas and ordering replicas
     /// detect a dead peer themselves within their election timeouts; this bounds what still waits for membership.
     /// </summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary><c>AzureStorage</c> clustering: missed probes after which a silo is suspected (see <see cref="ProbeTimeout"/>).</summary>
+    /// <summary><c>AzureStorage</c> and <c>Kubernetes</c> clustering: missed probes after which a silo is suspected (see <see cref="ProbeTimeout"/>).</summary>
     public int MissedProbesLimit { get; set; } = 2;
 
     /// <summary>Whether the sequencer and every shard are activated (and so recover from disk) right after start.</summary>
@@ -128,12 +128,7 @@ internal sealed class SiloSettings
             errors.Add("Silo:ClusterId and Silo:ServiceId must be set.");
         }
 
-        if (!string.IsNullOrWhiteSpace(PrimarySiloEndpoint) && !IPEndPoint.TryParse(PrimarySiloEndpoint, out _))
-        {
-            errors.Add($"Silo:PrimarySiloEndpoint must be ip:port (got '{PrimarySiloEndpoint}').");
-        }
-
-        if (Clustering == ClusteringMode.AzureStorage)
+        if (Clustering is ClusteringMode.AzureStorage or ClusteringMode.Kubernetes)
         {
             if (ProbeTimeout <= TimeSpan.Zero || MissedProbesLimit < 1)
             {
@@ -142,18 +137,25 @@ internal sealed class SiloSettings
 
             if (string.IsNullOrWhiteSpace(AzureStorage.ConnectionString))
             {
-                errors.Add("Silo:AzureStorage:ConnectionString must be set with Silo:Clustering=AzureStorage (\"UseDevelopmentStorage=true\" for a local Azurite).");
+                errors.Add(Clustering == ClusteringMode.Kubernetes
+                    ? "Silo:AzureStorage:ConnectionString must be set with Silo:Clustering=Kubernetes: the membership table's storage account (the manifest takes it from the Secret speclog-storage, key connection-string, as SPECLOG_Silo__AzureStorage__ConnectionString)."
+                    : "Silo:AzureStorage:ConnectionString must be set with Silo:Clustering=AzureStorage (\"UseDevelopmentStorage=true\" for a local Azurite).");
             }
 
             if (string.IsNullOrWhiteSpace(NodeName))
             {
-                errors.Add("Silo:NodeName must be set with Silo:Clustering=AzureStorage: it names the node whose data this silo holds (one of SpecLog:Nodes).");
+                errors.Add($"Silo:NodeName must be set with Silo:Clustering={Clustering}: it names the node whose data this silo holds (one of SpecLog:Nodes{(Clustering == ClusteringMode.Kubernetes ? "; the manifest gives each pod its pod name" : "")}).");
             }
+        }
 
-            if (!IPAddress.TryParse(AdvertisedAddress, out _))
-            {
-                errors.Add($"Silo:AdvertisedAddress must be an IP address (got '{AdvertisedAddress}').");
-            }
+        if (Clustering == ClusteringMode.AzureStorage && !IPAddress.TryParse(AdvertisedAddress, out _))
+        {
+            errors.Add($"Silo:AdvertisedAddress must be an IP address (got '{AdvertisedAddress}').");
+        }
+
+        if (Clustering == ClusteringMode.Kubernetes)
+        {
+            errors.AddRange(Kubernetes.Validate());
         }
 
         if (ActivationTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
@@ -277,4 +279,37 @@ internal sealed class AzureStorageSettings
 
     /// <summary>Blob container holding consumer checkpoints (Orleans grain state, one blob per consumer partition).</summary>
     public string CheckpointContainer { get; set; } = DEFAULT_CHECKPOINT_CONTAINER;
+}
+
+/// <summary>Orleans Kubernetes hosting in <c>Kubernetes</c> clustering (<c>Silo:Kubernetes</c>).</summary>
+internal sealed class KubernetesSettings
+{
+    /// <summary>
+    /// A kubeconfig file through which Orleans' Kubernetes cluster agent reaches the API server. Empty (the default, and
+    /// what a pod wants): the in-cluster configuration, from <c>KUBERNETES_SERVICE_HOST</c> and the pod's service account
+    /// token. Outside a cluster that configuration does not exist and the silo could not start (the agent builds its API
+    /// client when the silo starts), so a silo run elsewhere (a developer's machine against a cluster, the process test
+    /// against its stand-in API server) names a kubeconfig here.
+    /// </summary>
+    public string? KubeConfig { get; set; }
+
+    /// <summary>
+    /// The IP address the silo-to-silo and gateway ports listen on. Empty (the default): every interface, as Kubernetes
+    /// hosting does, which is right in a pod; the address advertised to others is the pod IP (<c>POD_IP</c>) either way.
+    /// </summary>
+    public string? ListenAddress { get; set; }
+
+    /// <summary>Every problem with these settings, each naming the setting.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (!string.IsNullOrWhiteSpace(ListenAddress) && !IPAddress.TryParse(ListenAddress, out _))
+        {
+            yield return $"Silo:Kubernetes:ListenAddress must be an IP address (got '{ListenAddress}').";
+        }
+
+        if (!string.IsNullOrWhiteSpace(KubeConfig) && !File.Exists(KubeConfig))
+        {
+            yield return $"Silo:Kubernetes:KubeConfig names a file that does not exist ('{KubeConfig}').";
+        }
+    }
 }

@@ -188,7 +188,8 @@ internal sealed class AzuriteServer : IAsyncDisposable
         return bin;
     }
 
-    private static string RepositoryRoot()
+    /// <summary>The repository's root folder (the one holding SpecLogOrleans.sln) above the test's output.</summary>
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

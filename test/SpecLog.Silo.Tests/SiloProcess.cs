@@ -34,10 +34,13 @@ internal sealed class SiloProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public int Id => _process.Id;
-
     /// <summary>The exit code, once <see cref="HasExited"/>.</summary>
     public int ExitCode => _process.ExitCode;
+
+    /// <summary>Waits until the process exited and its output was read to the end.</summary>
+    public Task WaitForExitAsync(CancellationToken cancellationToken) => _process.WaitForExitAsync(cancellationToken);
+
+    public int Id => _process.Id;
 
     /// <summary>Everything the process wrote so far, stdout and stderr interleaved, each line tagged.</summary>
     public string Output => string.Join(Environment.NewLine, _output);
@@ -64,27 +67,41 @@ internal sealed class SiloProcess : IAsyncDisposable
     /// <summary>Starts the silo on the given silo and gateway ports (a restart on the same ports supersedes the dead process at once).</summary>
     public static SiloProcess Start(string name, string dataDirectory, int shards, ConcurrentQueue<string> output, (int Silo, int Gateway) ports, params string[] settings)
     {
-        var dll = LocateSiloDll();
         var (siloPort, gatewayPort) = ports;
+        string[] args =
+        [
+            $"--SpecLog:DataDirectory={dataDirectory}",
+            $"--SpecLog:ShardCount={shards}",
+            "--SpecLog:Fsync=true",
+            $"--Silo:SiloPort={siloPort}",
+            $"--Silo:GatewayPort={gatewayPort}",
+            "--Silo:Dashboard:Enabled=false",
+            "--environment=Production",
+            .. settings,
+        ];
+        return StartWith(name, Path.GetDirectoryName(dataDirectory)!, output, ports, new Dictionary<string, string>(), args);
+    }
 
+    /// <summary>
+    /// Starts the silo with <paramref name="environment"/> added to its environment and <paramref name="args"/> as its
+    /// whole command line (no settings of its own), in <paramref name="workingDirectory"/>; <paramref name="ports"/> are
+    /// the silo and gateway ports those settings give it.
+    /// </summary>
+    public static SiloProcess StartWith(
+        string name, string workingDirectory, ConcurrentQueue<string> output, (int Silo, int Gateway) ports, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var dll = LocateSiloDll();
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dataDirectory)!,
+            WorkingDirectory = workingDirectory,
         };
         start.ArgumentList.Add(dll);
-        start.ArgumentList.Add($"--SpecLog:DataDirectory={dataDirectory}");
-        start.ArgumentList.Add($"--SpecLog:ShardCount={shards}");
-        start.ArgumentList.Add("--SpecLog:Fsync=true");
-        start.ArgumentList.Add($"--Silo:SiloPort={siloPort}");
-        start.ArgumentList.Add($"--Silo:GatewayPort={gatewayPort}");
-        start.ArgumentList.Add("--Silo:Dashboard:Enabled=false");
-        start.ArgumentList.Add("--environment=Production");
-        foreach (var setting in settings)
+        foreach (var arg in args)
         {
-            start.ArgumentList.Add(setting);
+            start.ArgumentList.Add(arg);
         }
 
         // Settings of the developer's shell must not leak into the test.
@@ -93,10 +110,15 @@ internal sealed class SiloProcess : IAsyncDisposable
             start.Environment.Remove(key);
         }
 
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => Add(output, name, "out", e.Data);
         process.ErrorDataReceived += (_, e) => Add(output, name, "err", e.Data);
-        output.Enqueue($"[{name}] dotnet {string.Join(' ', start.ArgumentList)}");
+        output.Enqueue($"[{name}] {string.Concat(environment.Select(e => $"{e.Key}={e.Value} "))}dotnet {string.Join(' ', start.ArgumentList)}");
         if (!process.Start())
         {
             throw new InvalidOperationException("Could not start the silo process.");
@@ -104,7 +126,7 @@ internal sealed class SiloProcess : IAsyncDisposable
 
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new SiloProcess(process, output, name, siloPort, gatewayPort);
+        return new SiloProcess(process, output, name, ports.Silo, ports.Gateway);
     }
 
     /// <summary>SIGKILL on Linux (TerminateProcess on Windows): no shutdown code runs, nothing is flushed.</summary>

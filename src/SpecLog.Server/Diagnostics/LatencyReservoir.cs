@@ -25,7 +25,7 @@ internal sealed class LatencyReservoir
     }
 
     /// <summary>The percentiles of the samples held, or null when there are none.</summary>
-    public LatencySummary? Summarise()
+    public RecentLatency? Summarise()
     {
         var n = (int)Math.Min(_count, Capacity);
         if (n == 0)
@@ -35,7 +35,7 @@ internal sealed class LatencyReservoir
 
         var sorted = _samples[..n];
         Array.Sort(sorted);
-        return new LatencySummary(n, At(sorted, 0.50), At(sorted, 0.99));
+        return new RecentLatency(n, At(sorted, 0.50), At(sorted, 0.99));
     }
 
     private static double At(long[] sorted, double quantile) =>

@@ -56,8 +56,8 @@ internal sealed record ShardView(
     long PendingAppends,
     int Subscribers,
     double CutIntervalMs,
-    LatencySummary? AppendLatency,
-    LatencySummary? DeliveryLatency,
+    RecentLatency? AppendLatency,
+    RecentLatency? DeliveryLatency,
     string? Error);
 
 /// <summary>One replica of a shard: where it runs and what it is (Single, Leader, Follower, Probing …; "unreachable" when it did not answer).</summary>
