@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
@@ -104,6 +105,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             }
 
             var replica = _routes.LeaderOf(shard);
+            AppendTracing.InjectSend(replica, _routes.Replicas);
             try
             {
                 var grain = _routes.Replica(shard, replica);
@@ -114,6 +116,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             catch (Exception e) when (_routes.OnFailure(shard, replica, e) && attempt < _routes.Replicas)
             {
                 // The replica named the leader: go there now.
+                AppendTracing.Redirected(replica);
             }
             catch (Exception e) when (AppendRetry.IsRetryable(e))
             {
@@ -135,20 +138,32 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
     private async Task<long> AppendCoreAsync(ReadOnlyMemory<byte> payload, string? tag, int? shard, CancellationToken cancellationToken)
     {
-        for (var attempt = 1; ; attempt++)
+        using var trace = SpecLogTracing.Source.StartActivity(SpecLogTracing.Spans.Append, ActivityKind.Internal);
+        try
         {
-            var target = await PickShardAsync(shard, cancellationToken);
-            CheckSize(payload.Length, 0);
-            cancellationToken.ThrowIfCancellationRequested();
-            try
+            for (var attempt = 1; ; attempt++)
             {
-                return await Batcher(target).AppendAsync(payload.ToArray(), cancellationToken, tag);
+                var target = await PickShardAsync(shard, cancellationToken);
+                trace?.SetTag(SpecLogTracing.Tags.Shard, target);
+                CheckSize(payload.Length, 0);
+                cancellationToken.ThrowIfCancellationRequested();
+                try
+                {
+                    var gsn = await Batcher(target).AppendAsync(payload.ToArray(), cancellationToken, tag, trace);
+                    trace?.SetTag(SpecLogTracing.Tags.Gsn, gsn);
+                    return gsn;
+                }
+                catch (ShardRemovedException) when (shard is null && attempt < MaxReroutes)
+                {
+                    // The shard left the log without taking the record: learn the shard set again and append elsewhere.
+                    trace?.AddEvent(new ActivityEvent(SpecLogTracing.Events.Reroute));
+                    await RefreshShardsAsync(cancellationToken);
+                }
             }
-            catch (ShardRemovedException) when (shard is null && attempt < MaxReroutes)
-            {
-                // The shard left the log without taking the record: learn the shard set again and append elsewhere.
-                await RefreshShardsAsync(cancellationToken);
-            }
+        }
+        catch (Exception e) when (SpecLogTracing.Failed(trace, e))
+        {
+            throw; // not reached: the filter only records the failure
         }
     }
 
@@ -166,7 +181,22 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             throw new ArgumentException("A batch needs at least one record.", nameof(payloads));
         }
 
+        using var trace = SpecLogTracing.Source.StartActivity(SpecLogTracing.Spans.Append, ActivityKind.Internal);
+        trace?.SetTag(SpecLogTracing.Tags.Records, payloads.Count);
+        try
+        {
+            return await AppendBatchCoreAsync(payloads, shard, trace, cancellationToken);
+        }
+        catch (Exception e) when (SpecLogTracing.Failed(trace, e))
+        {
+            throw; // not reached: the filter only records the failure
+        }
+    }
+
+    private async Task<long[]> AppendBatchCoreAsync(IReadOnlyList<ReadOnlyMemory<byte>> payloads, int? shard, Activity? trace, CancellationToken cancellationToken)
+    {
         var target = await PickShardAsync(shard, cancellationToken);
+        trace?.SetTag(SpecLogTracing.Tags.Shard, target);
         var arrays = new byte[payloads.Count][];
         for (var i = 0; i < arrays.Length; i++)
         {
@@ -180,16 +210,19 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
         {
             try
             {
-                var written = await AppendIdentifiedBatchAsync(target, [.. left.Select(i => arrays[i])], cancellationToken);
+                var written = await AppendIdentifiedBatchAsync(target, [.. left.Select(i => arrays[i])], trace, cancellationToken);
                 for (var k = 0; k < left.Length; k++)
                 {
                     gsns[left[k]] = written[k];
                 }
 
+                trace?.SetTag(SpecLogTracing.Tags.FirstGsn, gsns[0]);
+                trace?.SetTag(SpecLogTracing.Tags.LastGsn, gsns[^1]);
                 return gsns;
             }
             catch (ShardRemovedException e) when (shard is null && attempt < MaxReroutes)
             {
+                trace?.AddEvent(new ActivityEvent(SpecLogTracing.Events.Reroute));
                 // Keep what the shard wrote before it left; send the rest to another shard, with new append ids.
                 var rest = new List<int>();
                 for (var k = 0; k < left.Length; k++)
@@ -215,35 +248,41 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// Sends records to <paramref name="target"/> with one id each, kept across retries (the shard writes each once and
     /// answers a retry with the original GSNs), retrying failures with an unknown outcome until the retry deadline.
     /// </summary>
-    private async Task<long[]> AppendIdentifiedBatchAsync(int target, byte[][] arrays, CancellationToken cancellationToken)
+    private async Task<long[]> AppendIdentifiedBatchAsync(int target, byte[][] arrays, Activity? trace, CancellationToken cancellationToken)
     {
         var last = Interlocked.Add(ref _sequence, arrays.Length);
         var seqs = Enumerable.Range(0, arrays.Length).Select(i => last - arrays.Length + 1 + i).ToArray();
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var started = Stopwatch.GetTimestamp();
         var backoff = AppendRetry.FirstBackoff;
-        while (true)
+        for (var attempt = 1; ; attempt++)
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(_callTimeout);
             Exception error;
-            try
+            using (var call = trace is null ? null : AppendTracing.StartSend(trace.Context, null, target, arrays.Length, attempt))
             {
-                return await AppendAtLeaderAsync(target, seqs, arrays, null, deadline.Token);
-            }
-            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                error = AppendRetry.NoAnswer(target, arrays.Length, _callTimeout);
-            }
-            catch (Exception e) when (AppendRetry.IsRetryable(e) && !cancellationToken.IsCancellationRequested)
-            {
-                error = e;
+                try
+                {
+                    return await AppendAtLeaderAsync(target, seqs, arrays, null, deadline.Token);
+                }
+                catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    error = AppendRetry.NoAnswer(target, arrays.Length, _callTimeout);
+                }
+                catch (Exception e) when (AppendRetry.IsRetryable(e) && !cancellationToken.IsCancellationRequested)
+                {
+                    error = e;
+                }
+
+                SpecLogTracing.Failed(call, error);
             }
 
-            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) >= _options.AppendRetryDeadline)
+            if (Stopwatch.GetElapsedTime(started) >= _options.AppendRetryDeadline)
             {
                 throw AppendRetry.GaveUp(target, _options.AppendRetryDeadline, error);
             }
 
+            AppendTracing.Retry(trace, error, attempt);
             await Task.Delay(AppendRetry.Pause(error, ref backoff), cancellationToken);
         }
     }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Placement;
+using SpecLog.Server.Diagnostics;
 using SpecLog.Server.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
@@ -121,10 +122,15 @@ internal sealed partial class SequencerGrain(
 
         var received = SpecLogMetrics.NowMicros();
         SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ReportTransit, report.TimestampMicros, received);
+        var trace = OrderingTracing.Start(report, replica: -1);
         _output.Clear();
         _state.Apply(report, _output);
         await PersistNewWindowsAsync();
         SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Ordering, received, SpecLogMetrics.NowMicros());
+        if (trace is not null)
+        {
+            OrderingTracing.Executed(trace, _state.CommittedCut);
+        }
         if (_output.Duplicate)
         {
             // A retransmission: the shard missed something. Answer it alone with everything it lacks.
