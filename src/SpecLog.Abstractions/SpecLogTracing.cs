@@ -117,7 +117,10 @@ public static class SpecLogTracing
         /// <summary>A report's sequence number (with the shard, its id in the ordering layer).</summary>
         public const string ReportSeq = "speclog.report.seq";
 
-        /// <summary>Cuts a report completed (cuts below it are complete on the shard).</summary>
+        /// <summary>
+        /// On a report: the cuts it completed (cuts below it are complete on the shard). On <see cref="Spans.ShardOrder"/>:
+        /// the cuts that must be committed for the call's records (its last record lies in the cut below it).
+        /// </summary>
         public const string Cut = "speclog.cut";
 
         /// <summary>Cuts committed (the committed cut).</summary>

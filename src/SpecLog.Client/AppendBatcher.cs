@@ -132,6 +132,7 @@ internal sealed class AppendBatcher(
             string?[]? tags = batch.Exists(p => p.Tag is not null) ? [.. batch.Select(p => p.Tag)] : null;
             var gsns = await send([.. batch.Select(p => p.SequenceNumber)], [.. batch.Select(p => p.Payload)], tags, deadline.Token);
             var ackedAt = measured ? SpecLogMetrics.NowMicros() : 0;
+            call?.Stop(); // before the appends complete: the call ends within each append's span
             for (var i = 0; i < batch.Count; i++)
             {
                 if (measured)

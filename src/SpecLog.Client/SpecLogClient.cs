@@ -273,6 +273,10 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
                 {
                     error = e;
                 }
+                catch (Exception e) when (SpecLogTracing.Failed(call, e))
+                {
+                    throw; // not reached: the filter only records the failure
+                }
 
                 SpecLogTracing.Failed(call, error);
             }

@@ -92,12 +92,6 @@ internal sealed partial class ShardGrain
     /// <summary>Records the durable and speculative stages the traced appends reached (after a flush, or windows learnt).</summary>
     private void TraceProgress()
     {
-        DropCompletedTraces();
-        if (_traced.Count == 0)
-        {
-            return;
-        }
-
         var deliverable = _core.DeliverableSlots;
         foreach (var p in _traced)
         {
@@ -178,7 +172,7 @@ internal sealed partial class ShardGrain
             p.Order = SpecLogTracing.StartDetached(
                 SpecLogTracing.Spans.ShardOrder, ActivityKind.Internal, p.Trace.Context, span is null ? null : [new ActivityLink(span.Context)]);
             p.Order?.SetTag(SpecLogTracing.Tags.ReportSeq, report.ReportSeq);
-            p.Order?.SetTag(SpecLogTracing.Tags.Cut, _core.LastReportedCut);
+            p.Order?.SetTag(SpecLogTracing.Tags.Cut, _options.Ordering.Mode == OrderingMode.FixAnte ? _core.History.CompletedCut(_shard, p.EndSlot - 1) + 1 : _core.LastReportedCut);
         }
 
         if (span is null)
@@ -217,6 +211,8 @@ internal sealed partial class ShardGrain
             return;
         }
 
+        TraceProgress(); // the windows the notice brought may position records, and committed ones are positioned
+
         var committedTags = new ActivityTagsCollection { [SpecLogTracing.Tags.CommittedCut] = _core.CommittedCut };
         while (_traced.TryPeek(out var p) && (p.Task.IsCompleted || p.EndSlot <= committedSlots))
         {
@@ -238,8 +234,6 @@ internal sealed partial class ShardGrain
             r.Span.SetTag(SpecLogTracing.Tags.CommittedCut, _core.CommittedCut);
             r.Span.Stop();
         }
-
-        TraceProgress(); // windows the commit brought may position records
     }
 
     /// <summary>The shard stops or its storage failed: open report spans end as failed (the appends fail themselves).</summary>
@@ -252,13 +246,5 @@ internal sealed partial class ShardGrain
         }
 
         _traced.Clear();
-    }
-
-    private void DropCompletedTraces()
-    {
-        while (_traced.TryPeek(out var p) && p.Task.IsCompleted)
-        {
-            _traced.Dequeue();
-        }
     }
 }

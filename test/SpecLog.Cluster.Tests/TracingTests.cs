@@ -1,0 +1,213 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Options;
+using SpecLog.Client;
+using SpecLog.Server;
+
+namespace SpecLog.Cluster.Tests;
+
+/// <summary>The traces of appends on the shared cluster (the ordering layer replicated with Copilot).</summary>
+[Collection(SharedClusterCollection.Name)]
+public sealed class TracingTests(ClusterFixture fixture) : TracingTestsBase(fixture);
+
+/// <summary>The same with the unreplicated single sequencer.</summary>
+public sealed class SingleSequencerTracingTests(SingleSequencerClusterFixture fixture)
+    : TracingTestsBase(fixture), IClassFixture<SingleSequencerClusterFixture>;
+
+/// <summary>
+/// Each append is traced from the client's call through the shard and the ordering layer to its acknowledgement
+/// (<see cref="SpecLogTracing"/>). Listeners are process-wide and other tests append at the same time: each append here
+/// runs under a root span of this test's own source, and only spans of those traces (or linked to them) are examined.
+/// </summary>
+public abstract class TracingTestsBase(ClusterFixture fixture)
+{
+    private const string TestSourceName = "SpecLog.Tests.Tracing";
+    private static readonly ActivitySource s_testSource = new(TestSourceName);
+
+    /// <summary>
+    /// Span ends are start (wall clock) plus a monotonic duration: spans of one process may disagree by a few
+    /// microseconds about the same instant. Far less than any stage here, so ordering checks allow this much.
+    /// </summary>
+    private static readonly TimeSpan s_clockSlack = TimeSpan.FromMilliseconds(1);
+
+    [Fact]
+    public async Task EachAppend_IsTraced_FromClientThroughShardAndOrdering_ToItsAcknowledgement()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var spans = new SpanCollector();
+
+        // One append alone (its call, report and ordering all in its own trace), then concurrent ones through a client
+        // with one call in flight per shard (so they travel in shared calls and reports), then a batch append.
+        var appends = new List<(ActivityTraceId Trace, long Gsn)> { await TracedAppendAsync(fixture.Client, "alone", 0, ct) };
+        var oneCall = new SpecLogClient(fixture.Grains, Options.Create(new SpecLogClientOptions { MaxAppendsInFlightPerShard = 1 }));
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 24).Select(i => TracedAppendAsync(oneCall, $"concurrent-{i}", i % 2, ct)));
+        appends.AddRange(concurrent);
+        using (var root = s_testSource.StartActivity("test.append-batch"))
+        {
+            var gsns = await fixture.Client.AppendBatchAsync([Payload.Make("tracing", 1, 0), Payload.Make("tracing", 1, 1)], 1, ct);
+            appends.Add((root!.TraceId, gsns[0]));
+        }
+
+        foreach (var (trace, gsn) in appends)
+        {
+            await AssertTracedAsync(spans, trace, gsn, ct);
+        }
+
+        // Some calls carried several appends: linked to all but the first.
+        var batched = spans.Snapshot().Where(a => a.OperationName == SpecLogTracing.Spans.Send && a.Links.Any(l => concurrent.Any(c => c.Trace == l.Context.TraceId)));
+        Assert.NotEmpty(batched);
+
+        // The append made alone shows client → shard → ordering → acknowledgement under one trace id.
+        var alone = appends[0].Trace;
+        var names = spans.Snapshot().Where(a => a.TraceId == alone).Select(a => a.OperationName).ToHashSet();
+        Assert.Superset(
+            new HashSet<string> { SpecLogTracing.Spans.Append, SpecLogTracing.Spans.Send, SpecLogTracing.Spans.ShardAppend, SpecLogTracing.Spans.ShardOrder, SpecLogTracing.Spans.ShardReport, SpecLogTracing.Spans.Ordering },
+            names);
+    }
+
+    [Fact]
+    public async Task FailedAppends_RecordAnErrorStatus()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var spans = new SpanCollector();
+
+        // Refused by the client: an unknown shard, an oversized record.
+        ActivityTraceId unknown, oversized, refused;
+        using (var root = s_testSource.StartActivity("test.unknown-shard"))
+        {
+            unknown = root!.TraceId;
+            await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => fixture.Client.AppendAsync(Payload.Make("tracing", 9, 0), 999, ct));
+        }
+
+        using (var root = s_testSource.StartActivity("test.oversized"))
+        {
+            oversized = root!.TraceId;
+            await Assert.ThrowsAsync<ArgumentException>(() => fixture.Client.AppendAsync(new byte[SpecLogOptions.DEFAULT_MAX_RECORD_SIZE + 1], 0, ct));
+        }
+
+        // Refused by the shard: more records in one call than a batch may hold (the client leaves that check to it).
+        using (var root = s_testSource.StartActivity("test.shard-refusal"))
+        {
+            refused = root!.TraceId;
+            var tooMany = Enumerable.Range(0, SpecLogOptions.DEFAULT_MAX_BATCH_RECORDS + 1).Select(_ => (ReadOnlyMemory<byte>)new byte[] { 1 }).ToArray();
+            var e = await Assert.ThrowsAsync<ArgumentException>(() => fixture.Client.AppendBatchAsync(tooMany, 0, ct));
+            Assert.Contains("at most", e.Message, StringComparison.Ordinal);
+        }
+
+        foreach (var trace in new[] { unknown, oversized, refused })
+        {
+            var append = Assert.Single(spans.Snapshot(), a => a.TraceId == trace && a.OperationName == SpecLogTracing.Spans.Append);
+            Assert.Equal(ActivityStatusCode.Error, append.Status);
+            Assert.Contains(append.Events, e => e.Name == "exception");
+        }
+
+        Assert.Contains("Unknown shard 999", Single(spans, unknown, SpecLogTracing.Spans.Append).StatusDescription, StringComparison.Ordinal);
+
+        // The shard's refusal is on the grain call's span and on the shard's, in the append's trace.
+        var send = Single(spans, refused, SpecLogTracing.Spans.Send);
+        var shard = Single(spans, refused, SpecLogTracing.Spans.ShardAppend);
+        Assert.Equal(ActivityStatusCode.Error, send.Status);
+        Assert.Equal(ActivityStatusCode.Error, shard.Status);
+        Assert.Equal(send.SpanId, shard.ParentSpanId);
+        Assert.Contains("at most", shard.StatusDescription, StringComparison.Ordinal);
+    }
+
+    private static async Task<(ActivityTraceId Trace, long Gsn)> TracedAppendAsync(SpecLogClient client, string name, int shard, CancellationToken ct)
+    {
+        using var root = s_testSource.StartActivity("test.append");
+        var gsn = await client.AppendAsync(Payload.Make("tracing", shard, name.GetHashCode(StringComparison.Ordinal)), shard, ct);
+        return (root!.TraceId, gsn);
+    }
+
+    /// <summary>The spans of the append with root trace <paramref name="trace"/> and result <paramref name="gsn"/>, and how they relate.</summary>
+    private static async Task AssertTracedAsync(SpanCollector spans, ActivityTraceId trace, long gsn, CancellationToken ct)
+    {
+        // Spans of the ordering layer may end after the acknowledgement (a second pilot executes the report later).
+        Activity? ordering = null;
+        Activity client = null!, send = null!, shard = null!, order = null!, report = null!;
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(20, ct))
+        {
+            var all = spans.Snapshot();
+            client = Assert.Single(all, a => a.TraceId == trace && a.OperationName == SpecLogTracing.Spans.Append);
+            Assert.Equal(ActivityStatusCode.Unset, client.Status);
+            Assert.Equal(gsn, AsLong(client.GetTagItem(SpecLogTracing.Tags.Gsn) ?? client.GetTagItem(SpecLogTracing.Tags.FirstGsn)));
+
+            // The grain call carrying it: its child, or (batched with others) linked to it.
+            var c = client;
+            send = Assert.Single(all, a => a.OperationName == SpecLogTracing.Spans.Send
+                && ((a.TraceId == c.TraceId && a.ParentSpanId == c.SpanId) || a.Links.Any(l => l.Context.TraceId == c.TraceId && l.Context.SpanId == c.SpanId)));
+            var s = send;
+            shard = Assert.Single(all, a => a.OperationName == SpecLogTracing.Spans.ShardAppend && a.TraceId == s.TraceId && a.ParentSpanId == s.SpanId);
+            Assert.Equal(ActivityStatusCode.Unset, shard.Status);
+            Assert.InRange(gsn, AsLong(shard.GetTagItem(SpecLogTracing.Tags.FirstGsn)), AsLong(shard.GetTagItem(SpecLogTracing.Tags.LastGsn)));
+
+            // Its wait for ordering, linked to the report that completed its cut, which links back to the shard's span.
+            var h = shard;
+            order = Assert.Single(all, a => a.OperationName == SpecLogTracing.Spans.ShardOrder && a.TraceId == h.TraceId && a.ParentSpanId == h.SpanId);
+            var link = Assert.Single(order.Links);
+            report = Assert.Single(all, a => a.OperationName == SpecLogTracing.Spans.ShardReport && a.SpanId == link.Context.SpanId);
+            Assert.Contains(report.Links, l => l.Context.SpanId == h.SpanId && l.Context.TraceId == h.TraceId);
+            var needed = AsLong(order.GetTagItem(SpecLogTracing.Tags.Cut));
+            Assert.True(needed <= AsLong(report.GetTagItem(SpecLogTracing.Tags.Cut)), "the report completed the records' cut");
+            Assert.True(AsLong(order.GetTagItem(SpecLogTracing.Tags.CommittedCut)) >= needed, "the commit covered the records' cut");
+
+            var r = report;
+            ordering = all.FirstOrDefault(a => a.OperationName == SpecLogTracing.Spans.Ordering && a.TraceId == r.TraceId && a.ParentSpanId == r.SpanId);
+            if (ordering is not null || DateTime.UtcNow > deadline)
+            {
+                break;
+            }
+        }
+
+        Assert.NotNull(ordering);
+
+        // The shard's stages, in order.
+        var events = shard.Events.ToDictionary(e => e.Name, e => e.Timestamp);
+        Assert.True(events[SpecLogTracing.Events.Durable] <= events[SpecLogTracing.Events.Reported]);
+        Assert.True(events[SpecLogTracing.Events.Durable] <= events[SpecLogTracing.Events.Speculative]);
+        Assert.True(events[SpecLogTracing.Events.Reported] <= events[SpecLogTracing.Events.Committed]);
+
+        // Nested in time: client ⊇ call ⊇ shard ⊇ ordering wait; the report is sent after the append arrived, and reaches
+        // the ordering layer after it was sent (the report's span may end after this append's: its last cut may commit later).
+        AssertWithin(client, send);
+        AssertWithin(send, shard);
+        AssertWithin(shard, order);
+        Assert.True(report.StartTimeUtc >= shard.StartTimeUtc - s_clockSlack, "the report follows the append");
+        Assert.True(ordering.StartTimeUtc >= report.StartTimeUtc - s_clockSlack, "the ordering layer receives the report after it was sent");
+    }
+
+    private static void AssertWithin(Activity outer, Activity inner)
+    {
+        Assert.True(inner.StartTimeUtc >= outer.StartTimeUtc - s_clockSlack, $"{inner.OperationName} starts within {outer.OperationName}");
+        Assert.True(End(inner) <= End(outer) + s_clockSlack, $"{inner.OperationName} ends within {outer.OperationName}");
+    }
+
+    private static DateTime End(Activity a) => a.StartTimeUtc + a.Duration;
+
+    private static long AsLong(object? tag) => Convert.ToInt64(tag ?? throw new InvalidOperationException("tag missing"), System.Globalization.CultureInfo.InvariantCulture);
+
+    private static Activity Single(SpanCollector spans, ActivityTraceId trace, string name) =>
+        Assert.Single(spans.Snapshot(), a => a.TraceId == trace && a.OperationName == name);
+
+    /// <summary>Records every stopped span of the log's source and this test's (process-wide, so callers filter by trace).</summary>
+    private sealed class SpanCollector : IDisposable
+    {
+        private readonly ConcurrentQueue<Activity> _stopped = new();
+        private readonly ActivityListener _listener;
+
+        public SpanCollector()
+        {
+            _listener = new ActivityListener
+            {
+                ShouldListenTo = static source => source.Name is SpecLogTracing.SourceName or TestSourceName,
+                Sample = static (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+                ActivityStopped = _stopped.Enqueue,
+            };
+            ActivitySource.AddActivityListener(_listener);
+        }
+
+        public List<Activity> Snapshot() => [.. _stopped];
+
+        public void Dispose() => _listener.Dispose();
+    }
+}
