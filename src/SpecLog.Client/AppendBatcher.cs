@@ -204,15 +204,15 @@ internal sealed class AppendBatcher(
             return null;
         }
 
-        ActivityContext parent = default;
+        Activity? first = null;
         List<ActivityLink>? links = null;
         foreach (var p in batch)
         {
             if (p.Trace is { } trace)
             {
-                if (parent == default)
+                if (first is null)
                 {
-                    parent = trace.Context;
+                    first = trace;
                 }
                 else
                 {
@@ -221,13 +221,13 @@ internal sealed class AppendBatcher(
             }
         }
 
-        if (parent == default)
+        if (first is null)
         {
             Activity.Current = null;
             return null;
         }
 
-        return AppendTracing.StartSend(parent, links, shard, batch.Count, attempt);
+        return AppendTracing.StartSend(first, links, shard, batch.Count, attempt);
     }
 
     /// <summary>The records of <paramref name="batch"/> still worth sending again; the others are answered.</summary>

@@ -11,36 +11,48 @@ internal static class AppendTracing
 {
     /// <summary>
     /// Starts the span of one grain call carrying appends (it becomes <see cref="Activity.Current"/> for the call, so
-    /// <see cref="InjectSend"/> finds it): a child of <paramref name="parent"/>, linked to the other appends it carries.
+    /// <see cref="InjectSend"/> finds it): a child of <paramref name="first"/>'s append span, linked to the other appends
+    /// it carries. When the sampler gives it no span (none of its appends is recorded), <paramref name="first"/> becomes
+    /// current instead, so its context (and that decision) still goes with the call.
     /// </summary>
-    public static Activity? StartSend(ActivityContext parent, List<ActivityLink>? links, int shard, int records, int attempt)
+    public static Activity? StartSend(Activity first, List<ActivityLink>? links, int shard, int records, int attempt)
     {
-        var call = SpecLogTracing.Source.StartActivity(SpecLogTracing.Spans.Send, ActivityKind.Client, parent, tags: null, links: links);
-        if (call is not null)
+        var call = SpecLogTracing.Source.StartActivity(SpecLogTracing.Spans.Send, ActivityKind.Client, first.Context, tags: null, links: links);
+        if (call is null)
         {
-            call.SetTag(SpecLogTracing.Tags.Shard, shard);
-            call.SetTag(SpecLogTracing.Tags.Records, records);
-            call.SetTag(SpecLogTracing.Tags.Attempt, attempt);
+            Activity.Current = first;
+            return null;
         }
 
+        call.SetTag(SpecLogTracing.Tags.Shard, shard);
+        call.SetTag(SpecLogTracing.Tags.Records, records);
+        call.SetTag(SpecLogTracing.Tags.Attempt, attempt);
         return call;
     }
 
     /// <summary>
     /// Just before a grain call carrying appends: the current send span (if that is what is current) goes into the
-    /// call's request context, so the shard's span joins its trace. Called inside the async method making the call, so
-    /// the request context entry ends with it.
+    /// call's request context, so the shard's span joins its trace. When the sampler gave the call no span (its append
+    /// is not recorded), the current append span goes instead, so the shard learns that decision rather than taking
+    /// its own. Called inside the async method making the call, so the request context entry ends with it.
     /// </summary>
     public static void InjectSend(int replica, int replicas)
     {
-        if (Activity.Current is { } call && IsSend(call))
+        if (Activity.Current is { } call && ReferenceEquals(call.Source, SpecLogTracing.Source))
         {
-            if (replicas > 1)
+            if (call.OperationName == SpecLogTracing.Spans.Send)
             {
-                call.SetTag(SpecLogTracing.Tags.Replica, replica);
-            }
+                if (replicas > 1)
+                {
+                    call.SetTag(SpecLogTracing.Tags.Replica, replica);
+                }
 
-            SpecLogTracing.Inject(call);
+                SpecLogTracing.Inject(call);
+            }
+            else if (call.OperationName == SpecLogTracing.Spans.Append)
+            {
+                SpecLogTracing.Inject(call);
+            }
         }
     }
 

@@ -259,7 +259,7 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(_callTimeout);
             Exception error;
-            using (var call = trace is null ? null : AppendTracing.StartSend(trace.Context, null, target, arrays.Length, attempt))
+            using (var call = trace is null ? null : AppendTracing.StartSend(trace, null, target, arrays.Length, attempt))
             {
                 try
                 {

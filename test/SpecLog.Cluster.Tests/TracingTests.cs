@@ -22,6 +22,7 @@ public sealed class SingleSequencerTracingTests(SingleSequencerClusterFixture fi
 public abstract class TracingTestsBase(ClusterFixture fixture)
 {
     private const string TestSourceName = "SpecLog.Tests.Tracing";
+    private const string UnsampledRoot = "test.unsampled";
     private static readonly ActivitySource s_testSource = new(TestSourceName);
 
     /// <summary>
@@ -112,6 +113,28 @@ public abstract class TracingTestsBase(ClusterFixture fixture)
         Assert.Contains("at most", shard.StatusDescription, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task AnAppendTheClientDoesNotRecord_IsNotRecordedByTheShard()
+    {
+        // The collector's sampler is parent based: a span is recorded when its parent is (or it has none), except the
+        // test's "unsampled" roots. The client's decision must reach the shard with the call.
+        var ct = TestContext.Current.CancellationToken;
+        using var spans = new SpanCollector();
+        ActivityTraceId trace;
+        using (var root = s_testSource.StartActivity(UnsampledRoot))
+        {
+            Assert.NotNull(root);
+            Assert.False(root.Recorded);
+            trace = root.TraceId;
+            await fixture.Client.AppendAsync(Payload.Make("tracing", 0, 7), 0, ct);
+        }
+
+        var ours = spans.Snapshot().Where(a => a.TraceId == trace).ToList();
+        Assert.Contains(ours, a => a.OperationName == SpecLogTracing.Spans.ShardAppend); // the context reached the shard
+        Assert.DoesNotContain(ours, a => a.Recorded);
+        Assert.DoesNotContain(spans.Snapshot(), a => a.Recorded && a.Links.Any(l => l.Context.TraceId == trace));
+    }
+
     private static async Task<(ActivityTraceId Trace, long Gsn)> TracedAppendAsync(SpecLogClient client, string name, int shard, CancellationToken ct)
     {
         using var root = s_testSource.StartActivity("test.append");
@@ -200,7 +223,10 @@ public abstract class TracingTestsBase(ClusterFixture fixture)
             _listener = new ActivityListener
             {
                 ShouldListenTo = static source => source.Name is SpecLogTracing.SourceName or TestSourceName,
-                Sample = static (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+                Sample = static (ref ActivityCreationOptions<ActivityContext> o) =>
+                    o.Name == UnsampledRoot ? ActivitySamplingResult.PropagationData
+                    : o.Parent == default || o.Parent.TraceFlags.HasFlag(ActivityTraceFlags.Recorded) ? ActivitySamplingResult.AllDataAndRecorded
+                    : ActivitySamplingResult.PropagationData,
                 ActivityStopped = _stopped.Enqueue,
             };
             ActivitySource.AddActivityListener(_listener);
