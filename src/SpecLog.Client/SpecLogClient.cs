@@ -173,19 +173,18 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
     /// named no shard (their GSNs then follow that shard's order); when it named the shard, the call fails with a
     /// <see cref="ShardRemovedException"/> that gives the GSNs of the records that were written.
     /// </remarks>
-    public async Task<long[]> AppendBatchAsync(IReadOnlyList<ReadOnlyMemory<byte>> payloads, int? shard = null, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(payloads);
-        if (payloads.Count == 0)
-        {
-            throw new ArgumentException("A batch needs at least one record.", nameof(payloads));
-        }
+    public Task<long[]> AppendBatchAsync(IReadOnlyList<ReadOnlyMemory<byte>> payloads, int? shard = null, CancellationToken cancellationToken = default) =>
+        SpecLogTracing.Source.HasListeners() // no second state machine per call while nothing listens
+            ? TracedAppendBatchAsync(payloads, shard, cancellationToken)
+            : AppendBatchCoreAsync(payloads, shard, null, cancellationToken);
 
+    private async Task<long[]> TracedAppendBatchAsync(IReadOnlyList<ReadOnlyMemory<byte>> payloads, int? shard, CancellationToken cancellationToken)
+    {
         using var trace = SpecLogTracing.Source.StartActivity(SpecLogTracing.Spans.Append, ActivityKind.Internal);
-        trace?.SetTag(SpecLogTracing.Tags.Records, payloads.Count);
+        trace?.SetTag(SpecLogTracing.Tags.Records, payloads?.Count);
         try
         {
-            return await AppendBatchCoreAsync(payloads, shard, trace, cancellationToken);
+            return await AppendBatchCoreAsync(payloads!, shard, trace, cancellationToken);
         }
         catch (Exception e) when (SpecLogTracing.Failed(trace, e))
         {
@@ -195,6 +194,12 @@ public sealed partial class SpecLogClient(IGrainFactory grainFactory, IOptions<S
 
     private async Task<long[]> AppendBatchCoreAsync(IReadOnlyList<ReadOnlyMemory<byte>> payloads, int? shard, Activity? trace, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(payloads);
+        if (payloads.Count == 0)
+        {
+            throw new ArgumentException("A batch needs at least one record.", nameof(payloads));
+        }
+
         var target = await PickShardAsync(shard, cancellationToken);
         trace?.SetTag(SpecLogTracing.Tags.Shard, target);
         var arrays = new byte[payloads.Count][];
