@@ -123,14 +123,25 @@ internal sealed partial class SequencerGrain(
         var received = SpecLogMetrics.NowMicros();
         SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ReportTransit, report.TimestampMicros, received);
         var trace = OrderingTracing.Start(report, replica: -1);
-        _output.Clear();
-        _state.Apply(report, _output);
-        await PersistNewWindowsAsync();
-        SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Ordering, received, SpecLogMetrics.NowMicros());
-        if (trace is not null)
+        try
         {
-            OrderingTracing.Executed(trace, _state.CommittedCut);
+            _output.Clear();
+            _state.Apply(report, _output);
+            await PersistNewWindowsAsync();
         }
+        catch (Exception e) when (SpecLogTracing.Failed(trace, e))
+        {
+            throw; // not reached: the filter only records the failure
+        }
+        finally
+        {
+            if (trace is not null)
+            {
+                OrderingTracing.Executed(trace, _state.CommittedCut);
+            }
+        }
+
+        SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Ordering, received, SpecLogMetrics.NowMicros());
         if (_output.Duplicate)
         {
             // A retransmission: the shard missed something. Answer it alone with everything it lacks.

@@ -28,13 +28,7 @@ internal sealed partial class SequencerReplicaGrain
             _tracedCommands ??= [];
             if (_tracedCommands.Count >= MaxTracedCommands)
             {
-                foreach (var abandoned in _tracedCommands.Values)
-                {
-                    abandoned.SetTag("speclog.abandoned", true);
-                    abandoned.Stop();
-                }
-
-                _tracedCommands.Clear();
+                AbandonTracedCommands();
             }
 
             if (!_tracedCommands.TryAdd(id, span))
@@ -54,6 +48,23 @@ internal sealed partial class SequencerReplicaGrain
 
             _submittedAt.TryAdd(id, now);
         }
+    }
+
+    /// <summary>Ends the spans of traced commands still waiting for their execution here, marked abandoned (deactivation, too many waiting).</summary>
+    private void AbandonTracedCommands()
+    {
+        if (_tracedCommands is null)
+        {
+            return;
+        }
+
+        foreach (var abandoned in _tracedCommands.Values)
+        {
+            abandoned.SetTag("speclog.abandoned", true);
+            abandoned.Stop();
+        }
+
+        _tracedCommands.Clear();
     }
 
     /// <summary>Command <paramref name="id"/> was executed here (ordered and committed).</summary>

@@ -150,6 +150,7 @@ internal sealed partial class SequencerReplicaGrain(
         _deactivating = true;
         _ticker?.Dispose();
         _timer?.Dispose();
+        AbandonTracedCommands();
         if (_log is not null)
         {
             await siloLogs.CloseAsync(_log);
