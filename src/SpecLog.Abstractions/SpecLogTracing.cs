@@ -152,6 +152,21 @@ public static class SpecLogTracing
         return activity;
     }
 
+    /// <summary>
+    /// Stops a span started with <see cref="StartDetached"/>, possibly in another flow, leaving
+    /// <see cref="Activity.Current"/> as it is (<see cref="Activity.Stop"/> would restore the span current when it started).
+    /// </summary>
+    public static void StopDetached(Activity activity)
+    {
+        ArgumentNullException.ThrowIfNull(activity);
+        var current = Activity.Current;
+        activity.Stop();
+        if (!ReferenceEquals(Activity.Current, current))
+        {
+            Activity.Current = current;
+        }
+    }
+
     /// <summary>Puts <paramref name="activity"/>'s context into the request context for the grain call made next in this flow.</summary>
     public static void Inject(Activity activity)
     {

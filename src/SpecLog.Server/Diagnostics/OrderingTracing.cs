@@ -37,6 +37,6 @@ internal static class OrderingTracing
     public static void Executed(Activity span, long committedCut)
     {
         span.SetTag(SpecLogTracing.Tags.CommittedCut, committedCut);
-        span.Stop();
+        SpecLogTracing.StopDetached(span);
     }
 }

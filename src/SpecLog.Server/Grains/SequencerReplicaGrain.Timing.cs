@@ -33,7 +33,7 @@ internal sealed partial class SequencerReplicaGrain
 
             if (!_tracedCommands.TryAdd(id, span))
             {
-                span.Stop(); // a retransmission of a command already timed here
+                SpecLogTracing.StopDetached(span); // a retransmission of a command already timed here
             }
         }
 
@@ -61,7 +61,7 @@ internal sealed partial class SequencerReplicaGrain
         foreach (var abandoned in _tracedCommands.Values)
         {
             abandoned.SetTag("speclog.abandoned", true);
-            abandoned.Stop();
+            SpecLogTracing.StopDetached(abandoned);
         }
 
         _tracedCommands.Clear();

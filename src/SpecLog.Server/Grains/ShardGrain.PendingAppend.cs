@@ -35,7 +35,7 @@ internal sealed partial class ShardGrain
             if (_tcs.TrySetException(e) && Order is { } order)
             {
                 SpecLogTracing.Failed(order, e);
-                order.Stop();
+                SpecLogTracing.StopDetached(order);
             }
         }
     }

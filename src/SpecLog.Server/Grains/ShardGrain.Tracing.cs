@@ -223,7 +223,7 @@ internal sealed partial class ShardGrain
                 if (p.Order is { } order)
                 {
                     order.SetTag(SpecLogTracing.Tags.CommittedCut, _core.CommittedCut);
-                    order.Stop();
+                    SpecLogTracing.StopDetached(order);
                 }
             }
         }
@@ -232,7 +232,7 @@ internal sealed partial class ShardGrain
         {
             _openReports.Dequeue();
             r.Span.SetTag(SpecLogTracing.Tags.CommittedCut, _core.CommittedCut);
-            r.Span.Stop();
+            SpecLogTracing.StopDetached(r.Span);
         }
     }
 
@@ -242,7 +242,7 @@ internal sealed partial class ShardGrain
         while (_openReports.TryDequeue(out var r))
         {
             SpecLogTracing.Failed(r.Span, error);
-            r.Span.Stop();
+            SpecLogTracing.StopDetached(r.Span);
         }
 
         _traced.Clear();
