@@ -21,9 +21,7 @@ public sealed class SingleSequencerTracingTests(SingleSequencerClusterFixture fi
 /// </summary>
 public abstract class TracingTestsBase(ClusterFixture fixture)
 {
-    private const string TestSourceName = "SpecLog.Tests.Tracing";
-    private const string UnsampledRoot = "test.unsampled";
-    private static readonly ActivitySource s_testSource = new(TestSourceName);
+    private static readonly ActivitySource s_testSource = SpanCollector.TestSource;
 
     /// <summary>
     /// Span ends are start (wall clock) plus a monotonic duration: spans of one process may disagree by a few
@@ -121,7 +119,7 @@ public abstract class TracingTestsBase(ClusterFixture fixture)
         var ct = TestContext.Current.CancellationToken;
         using var spans = new SpanCollector();
         ActivityTraceId trace;
-        using (var root = s_testSource.StartActivity(UnsampledRoot))
+        using (var root = s_testSource.StartActivity(SpanCollector.UnsampledRoot))
         {
             Assert.NotNull(root);
             Assert.False(root.Recorded);
@@ -211,29 +209,111 @@ public abstract class TracingTestsBase(ClusterFixture fixture)
 
     private static Activity Single(SpanCollector spans, ActivityTraceId trace, string name) =>
         Assert.Single(spans.Snapshot(), a => a.TraceId == trace && a.OperationName == name);
+}
 
-    /// <summary>Records every stopped span of the log's source and this test's (process-wide, so callers filter by trace).</summary>
-    private sealed class SpanCollector : IDisposable
+/// <summary>
+/// Records every stopped span of the log's source and the tests' (process-wide, so callers filter by trace). Its sampler
+/// is parent based: a span is recorded when its parent is, or when it has none, except <see cref="UnsampledRoot"/> roots.
+/// </summary>
+internal sealed class SpanCollector : IDisposable
+{
+    public const string TestSourceName = "SpecLog.Tests.Tracing";
+    public const string UnsampledRoot = "test.unsampled";
+    public static readonly ActivitySource TestSource = new(TestSourceName);
+
+    private readonly ConcurrentQueue<Activity> _stopped = new();
+    private readonly ActivityListener _listener;
+
+    public SpanCollector()
     {
-        private readonly ConcurrentQueue<Activity> _stopped = new();
-        private readonly ActivityListener _listener;
-
-        public SpanCollector()
+        _listener = new ActivityListener
         {
-            _listener = new ActivityListener
+            ShouldListenTo = static source => source.Name is SpecLogTracing.SourceName or TestSourceName,
+            Sample = static (ref ActivityCreationOptions<ActivityContext> o) =>
+                o.Name == UnsampledRoot ? ActivitySamplingResult.PropagationData
+                : o.Parent == default || o.Parent.TraceFlags.HasFlag(ActivityTraceFlags.Recorded) ? ActivitySamplingResult.AllDataAndRecorded
+                : ActivitySamplingResult.PropagationData,
+            ActivityStopped = _stopped.Enqueue,
+        };
+        ActivitySource.AddActivityListener(_listener);
+    }
+
+    public List<Activity> Snapshot() => [.. _stopped];
+
+    public void Dispose() => _listener.Dispose();
+}
+
+/// <summary>
+/// The batcher's side of tracing, without a cluster: a grain call carrying several appends is the first one's child and
+/// linked to the others, is current while it is made (so its context goes with it), and a retry is an event on each
+/// append's span and a new call span.
+/// </summary>
+public sealed class BatcherTracingTests
+{
+    private long _seq;
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_batched_call_links_its_appends_and_a_retry_is_an_event_and_a_new_call()
+    {
+        using var spans = new SpanCollector();
+        var calls = new ConcurrentQueue<Activity?>();
+        var firstSent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task<long[]> Send(long[] seqs, byte[][] payloads, string?[]? tags, CancellationToken ct)
+        {
+            calls.Enqueue(Activity.Current);
+            if (calls.Count == 1)
             {
-                ShouldListenTo = static source => source.Name is SpecLogTracing.SourceName or TestSourceName,
-                Sample = static (ref ActivityCreationOptions<ActivityContext> o) =>
-                    o.Name == UnsampledRoot ? ActivitySamplingResult.PropagationData
-                    : o.Parent == default || o.Parent.TraceFlags.HasFlag(ActivityTraceFlags.Recorded) ? ActivitySamplingResult.AllDataAndRecorded
-                    : ActivitySamplingResult.PropagationData,
-                ActivityStopped = _stopped.Enqueue,
-            };
-            ActivitySource.AddActivityListener(_listener);
+                firstSent.TrySetResult();
+                await release.Task.WaitAsync(ct); // holds the only call slot while the others queue
+            }
+            else if (calls.Count == 2)
+            {
+                throw new AppendOutcomeUnknownException("the shard's silo stopped"); // retried with the same ids
+            }
+
+            return [.. seqs.Select(s => 100 + s)];
         }
 
-        public List<Activity> Snapshot() => [.. _stopped];
+        var batcher = new AppendBatcher(Send, () => Interlocked.Increment(ref _seq), maxBatch: 16, maxInFlight: 1, callTimeout: TimeSpan.FromSeconds(10), retryDeadline: TimeSpan.FromSeconds(20), shard: 4);
+        var ct = TestContext.Current.CancellationToken;
+        Activity Append() => SpecLogTracing.Source.StartActivity(SpecLogTracing.Spans.Append)!;
+        var a0 = Append();
+        var first = batcher.AppendAsync([0], ct, trace: a0);
+        await firstSent.Task;
+        var a1 = Append();
+        var second = batcher.AppendAsync([1], ct, trace: a1);
+        var a2 = Append();
+        var third = batcher.AppendAsync([2], ct, trace: a2);
+        release.SetResult();
+        await Task.WhenAll(first, second, third);
+        foreach (var a in new[] { a0, a1, a2 })
+        {
+            a.Stop();
+        }
 
-        public void Dispose() => _listener.Dispose();
+        // Calls: a0 alone; a1 and a2 together, which fails once and is sent again.
+        var sends = spans.Snapshot().Where(a => a.OperationName == SpecLogTracing.Spans.Send && (a.TraceId == a0.TraceId || a.TraceId == a1.TraceId)).OrderBy(a => a.StartTimeUtc).ToList();
+        Assert.Equal(3, sends.Count);
+        Assert.Equal([.. sends], calls.ToArray()); // each call was made with its span current (its context goes with it)
+        Assert.Equal(a0.SpanId, sends[0].ParentSpanId);
+        Assert.Empty(sends[0].Links);
+        foreach (var (send, attempt) in new[] { (sends[1], 1), (sends[2], 2) })
+        {
+            Assert.Equal(a1.SpanId, send.ParentSpanId);
+            Assert.Equal(a2.SpanId, Assert.Single(send.Links).Context.SpanId);
+            Assert.Equal(attempt, send.GetTagItem(SpecLogTracing.Tags.Attempt));
+            Assert.Equal(2, send.GetTagItem(SpecLogTracing.Tags.Records));
+        }
+
+        Assert.Equal(ActivityStatusCode.Error, sends[1].Status);
+        Assert.Equal(ActivityStatusCode.Unset, sends[2].Status);
+        foreach (var a in new[] { a1, a2 })
+        {
+            var retry = Assert.Single(a.Events, e => e.Name == SpecLogTracing.Events.Retry);
+            Assert.Contains(retry.Tags, t => t.Key == SpecLogTracing.Tags.Attempt && Equals(t.Value, 1));
+        }
+
+        Assert.DoesNotContain(a0.Events, e => e.Name == SpecLogTracing.Events.Retry);
     }
 }
