@@ -224,11 +224,13 @@ internal sealed class SpanCollector : IDisposable
     private readonly ConcurrentQueue<Activity> _stopped = new();
     private readonly ActivityListener _listener;
 
-    public SpanCollector()
+    /// <param name="orleans">Whether Orleans' grain-call spans are recorded too.</param>
+    public SpanCollector(bool orleans = false)
     {
         _listener = new ActivityListener
         {
-            ShouldListenTo = static source => source.Name is SpecLogTracing.SourceName or TestSourceName,
+            ShouldListenTo = source => source.Name is SpecLogTracing.SourceName or TestSourceName
+                || (orleans && source.Name == Orleans.Diagnostics.ActivitySources.ApplicationGrainActivitySourceName),
             Sample = static (ref ActivityCreationOptions<ActivityContext> o) =>
                 o.Name == UnsampledRoot ? ActivitySamplingResult.PropagationData
                 : o.Parent == default || o.Parent.TraceFlags.HasFlag(ActivityTraceFlags.Recorded) ? ActivitySamplingResult.AllDataAndRecorded
@@ -316,4 +318,44 @@ public sealed class BatcherTracingTests
 
         Assert.DoesNotContain(a0.Events, e => e.Name == SpecLogTracing.Events.Retry);
     }
+}
+
+/// <summary>
+/// With Orleans' activity propagation on both sides (and its application source listened to), Orleans' grain-call
+/// spans sit between the client's call span and the shard's, in the same trace.
+/// </summary>
+public sealed class OrleansPropagationTracingTests(OrleansPropagationClusterFixture fixture) : IClassFixture<OrleansPropagationClusterFixture>
+{
+    [Fact]
+    public async Task Orleans_call_spans_sit_between_the_clients_call_and_the_shards_span()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var spans = new SpanCollector(orleans: true);
+        ActivityTraceId trace;
+        long gsn;
+        using (var root = SpanCollector.TestSource.StartActivity("test.append"))
+        {
+            trace = root!.TraceId;
+            gsn = await fixture.Client.AppendAsync(Payload.Make("tracing", 0, 1), 0, ct);
+        }
+
+        var ours = spans.Snapshot().Where(a => a.TraceId == trace).ToList();
+        var send = Assert.Single(ours, a => a.OperationName == SpecLogTracing.Spans.Send);
+        var outgoing = Assert.Single(ours, a => a.Source.Name == Orleans.Diagnostics.ActivitySources.ApplicationGrainActivitySourceName && a.Kind == ActivityKind.Client && a.ParentSpanId == send.SpanId);
+        var incoming = Assert.Single(ours, a => a.Kind == ActivityKind.Server && a.ParentSpanId == outgoing.SpanId && a.Source.Name == outgoing.Source.Name);
+        var shard = Assert.Single(ours, a => a.OperationName == SpecLogTracing.Spans.ShardAppend);
+        Assert.Equal(incoming.SpanId, shard.ParentSpanId);
+        Assert.Equal(gsn, Convert.ToInt64(shard.GetTagItem(SpecLogTracing.Tags.FirstGsn), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains(ours, a => a.OperationName == SpecLogTracing.Spans.ShardOrder && a.ParentSpanId == shard.SpanId);
+    }
+}
+
+/// <summary>A one-silo cluster with Orleans' activity propagation on the silo and the client.</summary>
+public sealed class OrleansPropagationClusterFixture : ClusterFixture
+{
+    protected override void Configure(SpecLogOptions options) => options.Replication.Mode = SequencerReplication.Single;
+
+    protected override void ConfigureSilo(Orleans.Hosting.ISiloBuilder silo) => silo.AddActivityPropagation();
+
+    protected override void ConfigureClient(IClientBuilder client) => client.AddActivityPropagation();
 }

@@ -58,6 +58,11 @@ internal sealed class TelemetrySettings
             yield return $"Silo:Telemetry:OtlpEndpoint must be an absolute URI (got '{OtlpEndpoint}').";
         }
 
+        if (TraceOrleansCalls && string.IsNullOrWhiteSpace(OtlpEndpoint))
+        {
+            yield return "Silo:Telemetry:TraceOrleansCalls needs Silo:Telemetry:OtlpEndpoint: traces are exported only over OTLP.";
+        }
+
         if (double.IsNaN(TraceSampleRatio) || TraceSampleRatio is < 0 or > 1)
         {
             yield return $"Silo:Telemetry:TraceSampleRatio must be in [0, 1] (got {TraceSampleRatio.ToString(System.Globalization.CultureInfo.InvariantCulture)}).";
