@@ -134,6 +134,9 @@ public static class SpecLogTracing
 
         /// <summary>The ordering replica (Copilot).</summary>
         public const string OrderingReplica = "speclog.ordering.replica";
+
+        /// <summary>On <see cref="Spans.Ordering"/>: the replica stopped waiting for the report's execution (it deactivated, or too many waited).</summary>
+        public const string Abandoned = "speclog.abandoned";
     }
 
     /// <summary>

@@ -60,7 +60,7 @@ internal sealed partial class SequencerReplicaGrain
 
         foreach (var abandoned in _tracedCommands.Values)
         {
-            abandoned.SetTag("speclog.abandoned", true);
+            abandoned.SetTag(SpecLogTracing.Tags.Abandoned, true);
             SpecLogTracing.StopDetached(abandoned);
         }
 
