@@ -36,9 +36,10 @@ internal sealed class AppendBatcher(
 
     private long _retries;
 
-    public Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken, string? tag = null)
+    /// <summary>Appends one record; <paramref name="trace"/> is the append's span (<see cref="SpecLogTracing.Spans.Append"/>), if traced.</summary>
+    public Task<long> AppendAsync(byte[] payload, CancellationToken cancellationToken, string? tag = null, Activity? trace = null)
     {
-        var pending = new Pending(nextSequenceNumber(), payload, tag, cancellationToken, Stopwatch.GetTimestamp());
+        var pending = new Pending(nextSequenceNumber(), payload, tag, cancellationToken, Stopwatch.GetTimestamp(), trace);
         List<Pending>? batch = null;
         lock (_gate)
         {
@@ -79,19 +80,21 @@ internal sealed class AppendBatcher(
     private async Task SendAsync(List<Pending> batch)
     {
         var backoff = AppendRetry.FirstBackoff;
+        var attempt = 1;
         while (true)
         {
             if (batch.Count > 0)
             {
-                var error = await SendOnceAsync(batch);
+                var error = await SendOnceAsync(batch, attempt);
                 if (error is not null)
                 {
                     // The outcome is unknown: send the same records (same ids) again after a pause, while their
                     // callers still wait and their deadline allows; the shard answers with the original GSNs.
-                    batch = Survivors(batch, error);
+                    batch = Survivors(batch, error, attempt);
                     if (batch.Count > 0)
                     {
                         Interlocked.Increment(ref _retries);
+                        attempt++;
                         await Task.Delay(AppendRetry.Pause(error, ref backoff));
                         continue;
                     }
@@ -101,6 +104,8 @@ internal sealed class AppendBatcher(
                     backoff = AppendRetry.FirstBackoff;
                 }
             }
+
+            attempt = 1;
 
             lock (_gate)
             {
@@ -116,9 +121,10 @@ internal sealed class AppendBatcher(
     }
 
     /// <summary>Sends <paramref name="batch"/> once; completes its records, or fails them for good, or returns the error to retry on.</summary>
-    private async Task<Exception?> SendOnceAsync(List<Pending> batch)
+    private async Task<Exception?> SendOnceAsync(List<Pending> batch, int attempt)
     {
         using var deadline = new CancellationTokenSource(callTimeout);
+        using var call = StartSend(batch, attempt);
         try
         {
             var measured = SpecLogMetrics.StageDuration.Enabled;
@@ -126,6 +132,7 @@ internal sealed class AppendBatcher(
             string?[]? tags = batch.Exists(p => p.Tag is not null) ? [.. batch.Select(p => p.Tag)] : null;
             var gsns = await send([.. batch.Select(p => p.SequenceNumber)], [.. batch.Select(p => p.Payload)], tags, deadline.Token);
             var ackedAt = measured ? SpecLogMetrics.NowMicros() : 0;
+            call?.Stop(); // before the appends complete: the call ends within each append's span
             for (var i = 0; i < batch.Count; i++)
             {
                 if (measured)
@@ -141,14 +148,18 @@ internal sealed class AppendBatcher(
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            return AppendRetry.NoAnswer(shard, batch.Count, callTimeout);
+            var error = AppendRetry.NoAnswer(shard, batch.Count, callTimeout);
+            SpecLogTracing.Failed(call, error);
+            return error;
         }
         catch (Exception e) when (AppendRetry.IsRetryable(e))
         {
+            SpecLogTracing.Failed(call, e);
             return e;
         }
         catch (ShardRemovedException e) when (e.Gsns.Length == batch.Count)
         {
+            SpecLogTracing.Failed(call, e);
             // The shard left the log: records it wrote before are in the log; the others fail (and may go elsewhere).
             for (var i = 0; i < batch.Count; i++)
             {
@@ -166,6 +177,7 @@ internal sealed class AppendBatcher(
         }
         catch (Exception e)
         {
+            SpecLogTracing.Failed(call, e);
             foreach (var p in batch)
             {
                 p.Fail(e);
@@ -175,8 +187,51 @@ internal sealed class AppendBatcher(
         }
     }
 
+    /// <summary>
+    /// The span of the grain call carrying <paramref name="batch"/>: a child of its first traced append, linked to the
+    /// others; none when none of them is traced (or nothing listens: then nothing is allocated). It is made current for
+    /// the call (so its context travels with it); when there is none, no span of another append is left current either.
+    /// </summary>
+    private Activity? StartSend(List<Pending> batch, int attempt)
+    {
+        if (!SpecLogTracing.Source.HasListeners())
+        {
+            if (Activity.Current is not null)
+            {
+                Activity.Current = null; // this flow's current span belongs to whichever append started the sending
+            }
+
+            return null;
+        }
+
+        Activity? first = null;
+        List<ActivityLink>? links = null;
+        foreach (var p in batch)
+        {
+            if (p.Trace is { } trace)
+            {
+                if (first is null)
+                {
+                    first = trace;
+                }
+                else
+                {
+                    (links ??= []).Add(new ActivityLink(trace.Context));
+                }
+            }
+        }
+
+        if (first is null)
+        {
+            Activity.Current = null;
+            return null;
+        }
+
+        return AppendTracing.StartSend(first, links, shard, batch.Count, attempt);
+    }
+
     /// <summary>The records of <paramref name="batch"/> still worth sending again; the others are answered.</summary>
-    private List<Pending> Survivors(List<Pending> batch, Exception error)
+    private List<Pending> Survivors(List<Pending> batch, Exception error, int attempt)
     {
         var now = Stopwatch.GetTimestamp();
         var again = new List<Pending>(batch.Count);
@@ -192,6 +247,7 @@ internal sealed class AppendBatcher(
             }
             else
             {
+                AppendTracing.Retry(p.Trace, error, attempt);
                 again.Add(p);
             }
         }
@@ -199,8 +255,11 @@ internal sealed class AppendBatcher(
         return again;
     }
 
-    private sealed class Pending(long sequenceNumber, byte[] payload, string? tag, CancellationToken cancellationToken, long startedAt)
+    private sealed class Pending(long sequenceNumber, byte[] payload, string? tag, CancellationToken cancellationToken, long startedAt, Activity? trace)
     {
+        /// <summary>The append's span, if traced (the call's span links to it).</summary>
+        public Activity? Trace { get; } = trace;
+
         private readonly TaskCompletionSource<long> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long SequenceNumber { get; } = sequenceNumber;

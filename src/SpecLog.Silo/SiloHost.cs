@@ -233,6 +233,11 @@ internal static partial class SiloHost
     /// <summary>Clustering, the log bound to the <c>SpecLog</c> section, and the dashboard.</summary>
     private static void ConfigureSilo(ISiloBuilder silo, IConfiguration configuration, SiloSettings settings)
     {
+        if (settings.Telemetry.TraceOrleansCalls && !string.IsNullOrWhiteSpace(settings.Telemetry.OtlpEndpoint))
+        {
+            silo.AddActivityPropagation(); // Orleans' RPC spans around every grain call (see TelemetrySettings.TraceOrleansCalls)
+        }
+
         switch (settings.Clustering)
         {
             case ClusteringMode.Localhost:

@@ -30,6 +30,10 @@ public class ClusterFixture : IAsyncLifetime
     {
     }
 
+    protected virtual void ConfigureClient(IClientBuilder client)
+    {
+    }
+
     public async ValueTask InitializeAsync()
     {
         var builder = new InProcessTestClusterBuilder((short)Silos);
@@ -43,7 +47,11 @@ public class ClusterFixture : IAsyncLifetime
             });
             ConfigureSilo(silo);
         });
-        builder.ConfigureClient(client => client.AddSpecLogClient(o => o.SubscriptionRefresh = TimeSpan.FromMilliseconds(500)));
+        builder.ConfigureClient(client =>
+        {
+            client.AddSpecLogClient(o => o.SubscriptionRefresh = TimeSpan.FromMilliseconds(500));
+            ConfigureClient(client);
+        });
         Cluster = builder.Build();
         await Cluster.DeployAsync();
     }

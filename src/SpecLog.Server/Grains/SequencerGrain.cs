@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Placement;
+using SpecLog.Server.Diagnostics;
 using SpecLog.Server.Placement;
 using SpecLog.FixAnte;
 using SpecLog.Server.Ordering;
@@ -124,9 +125,25 @@ internal sealed partial class SequencerGrain(
 
         var received = SpecLogMetrics.NowMicros();
         SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ReportTransit, report.TimestampMicros, received);
-        _output.Clear();
-        _state.Apply(report, _output);
-        await PersistNewWindowsAsync();
+        var trace = OrderingTracing.Start(report, replica: -1);
+        try
+        {
+            _output.Clear();
+            _state.Apply(report, _output);
+            await PersistNewWindowsAsync();
+        }
+        catch (Exception e) when (SpecLogTracing.Failed(trace, e))
+        {
+            throw; // not reached: the filter only records the failure
+        }
+        finally
+        {
+            if (trace is not null)
+            {
+                OrderingTracing.Executed(trace, _state.CommittedCut);
+            }
+        }
+
         SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Ordering, received, SpecLogMetrics.NowMicros());
         if (_output.Duplicate)
         {

@@ -49,7 +49,6 @@ internal sealed partial class SequencerReplicaGrain(
     private readonly SequencerOutput _output = new();
     private readonly HashSet<CommandId> _executedNow = [];
     private readonly HashSet<int> _answer = [];
-    private readonly Dictionary<CommandId, long> _submittedAt = [];
     private readonly Queue<(long Required, int To, Message<ShardReport> Message)> _pending = new();
     private List<Message<ShardReport>>?[] _packets = [];
     private CopilotOptions _copilot = null!;
@@ -159,6 +158,7 @@ internal sealed partial class SequencerReplicaGrain(
         _metrics?.Dispose();
         _ticker?.Dispose();
         _timer?.Dispose();
+        AbandonTracedCommands();
         if (_log is not null)
         {
             await siloLogs.CloseAsync(_log);
@@ -251,18 +251,7 @@ internal sealed partial class SequencerReplicaGrain(
         // Shard-set changes come from administrators, not from a shard: their own client id, so the shards' report
         // sequence numbers and theirs never shadow each other.
         var id = new CommandId(report.Control == ShardControl.None ? report.Shard : AdminClient, report.ReportSeq);
-        if (SpecLogMetrics.StageDuration.Enabled)
-        {
-            var now = SpecLogMetrics.NowMicros();
-            SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.ReportTransit, report.TimestampMicros, now);
-            if (_submittedAt.Count > 65_536)
-            {
-                _submittedAt.Clear(); // commands that never executed here (another pilot ordered them)
-            }
-
-            _submittedAt.TryAdd(id, now);
-        }
-
+        OnSubmitted(id, report);
         _replica.Submit(new Command<ShardReport>(id, report), NowMicros(), effects);
         return ProcessAsync(effects);
     }
@@ -450,10 +439,7 @@ internal sealed partial class SequencerReplicaGrain(
                     }
 
                     _executedNow.Add(e.Command.Id);
-                    if (_submittedAt.Remove(e.Command.Id, out var submitted))
-                    {
-                        SpecLogMetrics.RecordStage(SpecLogMetrics.Stages.Ordering, submitted, SpecLogMetrics.NowMicros());
-                    }
+                    OnExecuted(e.Command.Id);
 
                     _commandsExecuted++;
                     break;

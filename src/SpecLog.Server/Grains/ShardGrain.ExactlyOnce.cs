@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Text;
 
 namespace SpecLog.Server.Grains;
@@ -17,7 +18,14 @@ internal sealed partial class ShardGrain
     public Task<long[]> AppendIdentifiedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, CancellationToken cancellationToken = default) =>
         AppendTaggedAsync(client, sequenceNumbers, payloads, null!, cancellationToken);
 
-    public async Task<long[]> AppendTaggedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, string?[] tags, CancellationToken cancellationToken = default)
+    public Task<long[]> AppendTaggedAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, string?[] tags, CancellationToken cancellationToken = default)
+    {
+        var trace = StartAppendTrace(payloads?.Length ?? 0);
+        var call = AppendTaggedCoreAsync(client, sequenceNumbers, payloads!, tags, trace, cancellationToken);
+        return trace is null ? call : TracedAsync(trace, call);
+    }
+
+    private async Task<long[]> AppendTaggedCoreAsync(Guid client, long[] sequenceNumbers, byte[][] payloads, string?[] tags, Activity? trace, CancellationToken cancellationToken)
     {
         EnsureValid();
         EnsureNotStopping();
@@ -79,8 +87,13 @@ internal sealed partial class ShardGrain
         Task<long[]>? fresh = null;
         if (count > 0)
         {
-            var pending = new PendingAppend(first, (int)count, NowMicros());
+            var pending = new PendingAppend(first, (int)count, NowMicros(), trace);
             _pending.Enqueue(pending);
+            if (trace is not null)
+            {
+                TrackTraced(pending);
+            }
+
             AfterLocalAppend();
             fresh = pending.Task;
         }
@@ -131,6 +144,7 @@ internal sealed partial class ShardGrain
     /// <summary>Fails every append and retry still waiting for its commit (the shard stops or its storage failed).</summary>
     private void FailUncommitted(Exception error)
     {
+        FailTraces(error);
         while (_pending.TryDequeue(out var p))
         {
             p.Fail(error);

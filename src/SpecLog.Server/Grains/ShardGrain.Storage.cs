@@ -116,6 +116,11 @@ internal sealed partial class ShardGrain
         SpecLogMetrics.Records.Add(_durableRecords - records);
         _durableMarks.Add(_durableSlots, now);
         _core.OnDurable(_durableSlots, _durableRecords, now);
+        if (_traced.Count > 0)
+        {
+            TraceProgress();
+        }
+
         _cache.Trim(durableIndex);
         MaybeFillAndReport(now);
         PumpAll();

@@ -476,7 +476,7 @@ internal sealed partial class ShardGrain(
             var report = _core.MakeReport(now);
             SpecLogMetrics.Reports.Add(1);
             _reportMarks.Add(report.DurableSlots, now);
-            ordering.SendReport(report);
+            SendToOrdering(report);
         }
     }
 
@@ -517,6 +517,7 @@ internal sealed partial class ShardGrain(
         }
 
         CompleteRetriedAppends(committed);
+        TraceCommitted(committed);
         TrimMarks();
     }
 
@@ -531,23 +532,6 @@ internal sealed partial class ShardGrain(
 
         _durableMarks.TrimBelow(keep);
         _reportMarks.TrimBelow(keep);
-    }
-
-    private sealed class PendingAppend(long firstSlot, int count, long receivedMicros)
-    {
-        public long ReceivedMicros { get; } = receivedMicros;
-
-        private readonly TaskCompletionSource<long[]> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public long FirstSlot { get; } = firstSlot;
-
-        public int Count { get; } = count;
-
-        public Task<long[]> Task => _tcs.Task;
-
-        public void Complete(long[] gsns) => _tcs.TrySetResult(gsns);
-
-        public void Fail(Exception e) => _tcs.TrySetException(e);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard} activated: {Slots} durable slots, {Records} records, {Windows} windows known")]

@@ -1,13 +1,34 @@
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace SpecLog.Silo.Observability;
 
-/// <summary>The silo's OpenTelemetry metrics: the log's meter and Orleans' meters, to Prometheus and, when configured, OTLP.</summary>
+/// <summary>
+/// The silo's OpenTelemetry: metrics (the log's meter and Orleans') to Prometheus and, when configured, OTLP; traces (the
+/// log's activity source, and Orleans' when its call tracing is on) only to OTLP, Prometheus having no traces.
+/// </summary>
 internal static class SiloTelemetry
 {
     /// <summary>The meters exported: the log's own (append, delivery and stage latencies, records, no-op slots, reports, …) and Orleans'.</summary>
     public static readonly string[] Meters = [SpecLogMetrics.MeterName, "Microsoft.Orleans"];
+
+    /// <summary>Orleans' activity sources always traced: grain lifecycle (activation, deactivation, directory registration) and storage; few spans.</summary>
+    public static readonly string[] OrleansActivitySources =
+    [
+        Orleans.Diagnostics.ActivitySources.LifecycleActivitySourceName,
+        Orleans.Diagnostics.ActivitySources.StorageActivitySourceName,
+    ];
+
+    /// <summary>
+    /// Orleans' grain-call sources (application grains', its runtime's): spans made only by its activity propagation,
+    /// on with <see cref="TelemetrySettings.TraceOrleansCalls"/>.
+    /// </summary>
+    public static readonly string[] OrleansCallActivitySources =
+    [
+        Orleans.Diagnostics.ActivitySources.ApplicationGrainActivitySourceName,
+        Orleans.Diagnostics.ActivitySources.RuntimeActivitySourceName,
+    ];
 
     public static void AddSiloTelemetry(this IServiceCollection services, SiloSettings settings)
     {
@@ -16,10 +37,10 @@ internal static class SiloTelemetry
         var otlp = !string.IsNullOrWhiteSpace(telemetry.OtlpEndpoint);
         if (!prometheus && !otlp)
         {
-            return; // nothing listens to the meters, so the log does not time its stages
+            return; // nothing listens to the meters or the activity source, so the log neither times its stages nor traces
         }
 
-        services.AddOpenTelemetry().WithMetrics(metrics =>
+        var openTelemetry = services.AddOpenTelemetry().WithMetrics(metrics =>
         {
             metrics.AddMeter(Meters);
 
@@ -38,5 +59,23 @@ internal static class SiloTelemetry
                 metrics.AddOtlpExporter(o => o.Endpoint = new Uri(telemetry.OtlpEndpoint!));
             }
         });
+
+        if (otlp)
+        {
+            // Export failures (no collector, a collector gone) are the exporter's to log and retry; they never reach
+            // the log's code: spans are handed to a bounded batch queue and dropped when it is full.
+            openTelemetry.WithTracing(tracing =>
+            {
+                tracing.AddSource(SpecLogTracing.SourceName);
+                tracing.AddSource(OrleansActivitySources);
+                if (telemetry.TraceOrleansCalls)
+                {
+                    tracing.AddSource(OrleansCallActivitySources);
+                }
+
+                tracing.SetSampler(new ParentBasedSampler(new TraceIdRatioBasedSampler(telemetry.TraceSampleRatio)));
+                tracing.AddOtlpExporter(o => o.Endpoint = new Uri(telemetry.OtlpEndpoint!));
+            });
+        }
     }
 }
