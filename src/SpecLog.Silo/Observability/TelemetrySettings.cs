@@ -13,6 +13,15 @@ internal sealed class TelemetrySettings
     /// <summary>Whether <see cref="PrometheusPath"/> serves the metrics in Prometheus' text format (with the dashboard).</summary>
     public bool Prometheus { get; set; } = true;
 
+    /// <summary>Whether Orleans' own meter (<c>Microsoft.Orleans</c>: messaging, grain calls, activations, membership) is exported beside the log's.</summary>
+    public bool OrleansMeters { get; set; } = true;
+
+    /// <summary>
+    /// Whether the log times every stage of every append and delivery (<c>speclog.stage.duration</c>, and the log page's
+    /// per-shard latencies); off, the log's counters are still exported.
+    /// </summary>
+    public bool StageHistograms { get; set; } = true;
+
     /// <summary>Path of the Prometheus scrape endpoint.</summary>
     public string PrometheusPath { get; set; } = DEFAULT_PROMETHEUS_PATH;
 
