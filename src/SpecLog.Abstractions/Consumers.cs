@@ -47,6 +47,10 @@ public interface IConsumerCheckpointGrain : IGrainWithStringKey
     /// <summary>The last checkpoint saved (null if none), without taking the partition.</summary>
     [Alias("Get")]
     Task<ConsumerCheckpoint?> GetAsync();
+
+    /// <summary>The fence and the last checkpoint, without taking the partition: what the Orleans dashboard's Grain Details panel shows (it calls <c>GetState</c>).</summary>
+    [Alias("GetState")]
+    Task<CheckpointLease> GetState();
 }
 
 /// <summary>Names shared by the consumer library and the silo.</summary>
@@ -128,4 +132,8 @@ public interface IConsumerGroupGrain : IGrainWithStringKey
     /// <summary>Who holds what.</summary>
     [Alias("GetStatus")]
     Task<GroupStatus> GetStatusAsync();
+
+    /// <summary>The same as <see cref="GetStatusAsync"/>: the Orleans dashboard's Grain Details panel shows what a grain's <c>GetState</c> returns.</summary>
+    [Alias("GetState")]
+    Task<GroupStatus> GetState();
 }

@@ -129,6 +129,9 @@ public sealed class LogPageBrowserTests(ITestOutputHelper log)
             var replica = await GrainStateAsync(root, "SpecLog.Server.Grains.SequencerReplicaGrain", "1", ct);
             Assert.Equal(1, replica.GetProperty("GetState").GetProperty("Replica").GetInt32());
             Assert.Equal("Copilot", replica.GetProperty("GetState").GetProperty("Mode").GetString());
+            await client.Grains.GetGrain<IConsumerCheckpointGrain>("page-test/all").AcquireAsync("the test");
+            var checkpoint = await GrainStateAsync(root, "SpecLog.Server.Consumers.ConsumerCheckpointGrain", "page-test/all", ct);
+            Assert.Equal(1, checkpoint.GetProperty("GetState").GetProperty("Fence").GetInt64());
 
             await load.CancelAsync();
             await Task.WhenAll(producer, consumer).ContinueWith(_ => { }, TaskScheduler.Default);
@@ -156,7 +159,7 @@ public sealed class LogPageBrowserTests(ITestOutputHelper log)
 
     private static async Task<JsonElement> GrainStateAsync(string root, string grainType, string grainId, CancellationToken ct)
     {
-        var (code, body) = await SiloHttp.GetAsync($"{root}/dashboard/GrainState?grainId={grainId}&grainType={grainType}", ct, (User, Password));
+        var (code, body) = await SiloHttp.GetAsync($"{root}/dashboard/GrainState?grainId={Uri.EscapeDataString(grainId)}&grainType={grainType}", ct, (User, Password));
         Assert.Equal(HttpStatusCode.OK, code);
         var inner = JsonSerializer.Deserialize<string>(body) ?? throw new InvalidDataException($"no state for {grainType} {grainId}: {body}");
         return JsonDocument.Parse(inner).RootElement.Clone();

@@ -59,4 +59,6 @@ internal sealed class ConsumerCheckpointGrain(
     }
 
     public Task<ConsumerCheckpoint?> GetAsync() => Task.FromResult(record.State.Checkpoint);
+
+    public Task<CheckpointLease> GetState() => Task.FromResult(new CheckpointLease(record.State.Fence, record.State.Checkpoint));
 }

@@ -98,6 +98,8 @@ internal sealed partial class ConsumerGroupGrain(SpecLogClient log, ILogger<Cons
         return Task.CompletedTask;
     }
 
+    public Task<GroupStatus> GetState() => GetStatusAsync();
+
     public Task<GroupStatus> GetStatusAsync()
     {
         Expire();
