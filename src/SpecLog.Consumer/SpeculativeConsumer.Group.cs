@@ -37,6 +37,10 @@ public sealed partial class SpeculativeConsumer<TState, TOutput>
                     renewedAt = sentAt;
                     Update(assignment.Shards, changed);
                 }
+                catch (OperationCanceledException) when (token.IsCancellationRequested)
+                {
+                    return; // stopping while a heartbeat was out: LeaveAsync awaits this loop and leaves the group
+                }
                 catch (Exception e) when (!token.IsCancellationRequested)
                 {
                     LogHeartbeatFailed(owner._logger, e, owner._name, owner.MemberId);
