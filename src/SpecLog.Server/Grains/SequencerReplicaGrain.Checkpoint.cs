@@ -181,8 +181,7 @@ internal sealed partial class SequencerReplicaGrain
     {
         lastEpoch = 0;
         var records = new List<PersistRecord<ShardReport>>();
-        MemoryStream? parts = null; // the checkpoint being reassembled
-        var nextPart = 0;
+        var parts = new CheckpointParts(_id);
         for (var i = _log.FirstIndex; i < _log.NextIndex;)
         {
             var batch = _log.ReadRange(i, 1024);
@@ -194,9 +193,9 @@ internal sealed partial class SequencerReplicaGrain
             foreach (var e in batch)
             {
                 var span = e.Payload.Span;
-                if (parts is not null && e.Kind != CheckpointPartKind)
+                if (e.Kind != CheckpointPartKind)
                 {
-                    parts = null; // a torn checkpoint (the replica crashed while writing it): what precedes it stands
+                    parts.OtherEntry(); // ends a torn checkpoint (the replica crashed while writing it): what precedes it stands
                 }
 
                 switch (e.Kind)
@@ -213,23 +212,10 @@ internal sealed partial class SequencerReplicaGrain
                     case CheckpointPartKind:
                         var part = BinaryPrimitives.ReadInt32LittleEndian(span);
                         var count = BinaryPrimitives.ReadInt32LittleEndian(span[4..]);
-                        if (part == 0)
+                        if (parts.Add(e.Index, part, count, span[8..]) is { } whole)
                         {
-                            parts = new MemoryStream();
-                            nextPart = 0;
-                        }
-
-                        if (parts is null || part != nextPart || count < 1 || part >= count)
-                        {
-                            throw new InvalidDataException($"Replica {_id}: checkpoint part {part} of {count} at log entry {e.Index} does not follow part {nextPart - 1}.");
-                        }
-
-                        parts.Write(span[8..]);
-                        if (++nextPart == count)
-                        {
-                            records = DecodeCheckpoint(parts.ToArray(), ref lastEpoch);
+                            records = DecodeCheckpoint(whole, ref lastEpoch);
                             _bytesSinceCheckpoint = 0;
-                            parts = null;
                         }
 
                         break;
