@@ -35,7 +35,7 @@ public sealed class LogPageBrowserTests(ITestOutputHelper log)
                 "--Silo:Dashboard:Enabled=true", $"--Silo:Dashboard:Port={port}", "--SpecLog:Replication:Mode=Copilot",
                 $"--Silo:Dashboard:Username={User}", $"--Silo:Dashboard:Password={Password}");
             await Waits.UntilAsync(() => silo.IsUp, "the silo is up", StepTimeout, ct);
-            Assert.Contains(output, l => l.Contains($"log page: {root}/speclog", StringComparison.Ordinal));
+            await Waits.UntilAsync(() => output.Any(l => l.Contains($"log page: {root}/speclog", StringComparison.Ordinal)), "the banner's log page line (it follows the up line)", StepTimeout, ct);
 
             // Credentials guard the dashboard and the page; probes and scrapers need none.
             Assert.Equal(HttpStatusCode.Unauthorized, (await SiloHttp.GetAsync($"{root}/speclog", ct)).Code);
