@@ -239,8 +239,16 @@ internal sealed partial class SequencerReplicaGrain
             i += batch.Count;
         }
 
+        if (parts.SkippedAtStart > 0)
+        {
+            LogOrphanParts(logger, _id, parts.SkippedAtStart, _log.FirstIndex);
+        }
+
         return records;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sequencer replica {Replica}: skipped {Parts} part(s) of an older checkpoint at the start of its log (entry {FirstEntry}); its first parts were deleted below the newer checkpoint that follows")]
+    private static partial void LogOrphanParts(ILogger logger, int replica, int parts, long firstEntry);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Sequencer replica {Replica}: writing a checkpoint failed; trying again after as many bytes more")]
     private static partial void LogCheckpointFailed(ILogger logger, Exception e, int replica);
