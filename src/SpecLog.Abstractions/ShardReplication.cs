@@ -10,6 +10,10 @@ public static class ShardKeys
     /// <summary>The grain key of replica <paramref name="replica"/> of shard <paramref name="shard"/>.</summary>
     public static long Of(int shard, int replica) => shard + ((long)replica << 32);
 
+    /// <summary>The keys of every replica of shards 0 … <paramref name="shards"/> − 1, shard by shard.</summary>
+    public static IEnumerable<long> All(int shards, int replicas) =>
+        Enumerable.Range(0, shards).SelectMany(s => Enumerable.Range(0, replicas).Select(r => Of(s, r)));
+
     /// <summary>The shard a key belongs to.</summary>
     public static int ShardOf(long key) => (int)(key & 0xFFFF_FFFF);
 

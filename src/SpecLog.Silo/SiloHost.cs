@@ -433,8 +433,7 @@ internal static partial class SiloHost
         if (options.Nodes.Count == 0)
         {
             var sequencer = await grains.GetGrain<ISequencerGrain>(0).GetStatusAsync().WaitAsync(cts.Token);
-            var all = await Task.WhenAll(Enumerable.Range(0, options.ShardCount)
-                .SelectMany(s => Enumerable.Range(0, options.EffectiveShardReplicas).Select(r => grains.GetGrain<IShardGrain>(ShardKeys.Of(s, r)).GetStatusAsync())))
+            var all = await Task.WhenAll(ShardKeys.All(options.ShardCount, options.EffectiveShardReplicas).Select(k => grains.GetGrain<IShardGrain>(k).GetStatusAsync()))
                 .WaitAsync(cts.Token);
             var found = all.Sum(s => s.Replicas > 1 ? s.LogEntries : s.DurableRecords);
             LogActivated(logger, all.Length, sequencer.Windows, found, all.Sum(s => s.NoOpSlots));

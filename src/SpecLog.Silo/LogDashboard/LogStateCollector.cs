@@ -26,7 +26,7 @@ internal sealed class LogStateCollector(IGrainFactory grains, IOptions<SpecLogOp
     private readonly Queue<QuotaPoint> _quotas = new();
     private readonly Queue<MisSpeculationView> _voids = new();
     private readonly Dictionary<int, long> _lastRecords = [];
-    private long _nextWindow = -1;
+    private long _nextWindow;
     private (DateTimeOffset At, long Cut, long Gsn)? _lastCommit;
     private DateTimeOffset _lastRecordsAt;
     private LogSnapshot? _last;
@@ -127,8 +127,7 @@ internal sealed class LogStateCollector(IGrainFactory grains, IOptions<SpecLogOp
     /// <summary>Reads the windows decided since the last look (at most the last <see cref="QuotaHistoryLength"/> on the first), for quotas and voids.</summary>
     private async Task ReadNewWindowsAsync(ISequencerGrain sequencer, long windows, CancellationToken ct)
     {
-        var from = _nextWindow < 0 ? Math.Max(0, windows - QuotaHistoryLength) : _nextWindow;
-        from = Math.Max(from, windows - QuotaHistoryLength);
+        var from = Math.Max(_nextWindow, windows - QuotaHistoryLength);
         if (from >= windows)
         {
             return;

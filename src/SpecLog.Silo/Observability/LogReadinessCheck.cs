@@ -41,7 +41,7 @@ internal sealed class LogReadinessCheck(SiloReadiness readiness, IGrainFactory g
 
         var mine = o.Nodes.Count > 0
             ? DataHomePlacementDirector.ShardReplicasOn(settings.NodeName ?? "", o.ShardCount, o.EffectiveShardReplicas, o.Nodes).ToList()
-            : [.. Enumerable.Range(0, o.ShardCount).SelectMany(s => Enumerable.Range(0, o.EffectiveShardReplicas).Select(r => ShardKeys.Of(s, r)))];
+            : [.. ShardKeys.All(o.ShardCount, o.EffectiveShardReplicas)];
         var departed = sequencer?.DepartedShards ?? [];
         var shards = await Task.WhenAll(mine.Where(k => !departed.Contains(ShardKeys.ShardOf(k)))
             .Select(async k => (Key: k, Status: await BoundedCall.Ask(() => grains.GetGrain<IShardGrain>(k).GetStatusAsync(), cancellationToken))));
